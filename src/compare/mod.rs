@@ -1,0 +1,1 @@
+//! compare (placeholder until it lands)

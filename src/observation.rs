@@ -1,0 +1,118 @@
+//! Observations: one line per exchange per target, the contract between everything that sends
+//! traffic (replay, later the shadow proxy and the passive mirror) and the judge in `compare`.
+//!
+//! Stored as NDJSON so that any verdict can be recomputed offline from the files alone.
+
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+/// What one target answered to one recorded exchange.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    /// The exchange id from the recording; the same id across targets pairs the observations.
+    pub id: String,
+    /// The target's name as given on the command line (`--target NAME=URL`).
+    pub target: String,
+    /// Route key (method + normalised path), see [`crate::http::route_key`].
+    pub route: String,
+    pub method: String,
+    /// Final status code, `None` when no response arrived.
+    pub status: Option<u16>,
+    /// Latency in microseconds, from the scheduled send time to the end of the response.
+    pub latency_us: u64,
+    /// Response bytes received (head and body).
+    pub bytes: u64,
+    /// Why no response arrived (connect refused, timeout, reset…), `None` on success.
+    pub error: Option<String>,
+}
+
+/// Errors reading an observations file.
+#[derive(Debug, thiserror::Error)]
+pub enum ObservationError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: not an observation: {source}")]
+    Parse {
+        path: PathBuf,
+        line: u64,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Streams the observations of an NDJSON file, one at a time; blank lines are ignored.
+pub fn read_file(
+    path: &Path,
+) -> Result<impl Iterator<Item = Result<Observation, ObservationError>>, ObservationError> {
+    let file = std::fs::File::open(path).map_err(|source| ObservationError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let path = path.to_owned();
+    let mut reader = std::io::BufReader::new(file);
+    let mut line_no = 0u64;
+    let mut line = String::new();
+    Ok(std::iter::from_fn(move || loop {
+        line.clear();
+        line_no += 1;
+        match reader.read_line(&mut line) {
+            Ok(0) => return None,
+            Ok(_) if line.trim().is_empty() => continue,
+            Ok(_) => {
+                return Some(serde_json::from_str(&line).map_err(|source| {
+                    ObservationError::Parse {
+                        path: path.clone(),
+                        line: line_no,
+                        source,
+                    }
+                }))
+            }
+            Err(source) => {
+                return Some(Err(ObservationError::Io {
+                    path: path.clone(),
+                    source,
+                }))
+            }
+        }
+    }))
+}
+
+/// Writes one observation as one NDJSON line.
+pub fn write_line(out: &mut impl Write, observation: &Observation) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, observation)?;
+    out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_names_the_bad_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("obs.ndjson");
+        let obs = Observation {
+            id: "a1".into(),
+            target: "stable".into(),
+            route: "GET /users/:id".into(),
+            method: "GET".into(),
+            status: None,
+            latency_us: 1200,
+            bytes: 0,
+            error: Some("connection refused".into()),
+        };
+        let mut buf = Vec::new();
+        write_line(&mut buf, &obs).unwrap();
+        buf.extend_from_slice(b"\n{\"id\": 3}\n");
+        std::fs::write(&path, &buf).unwrap();
+        let mut it = read_file(&path).unwrap();
+        assert_eq!(it.next().unwrap().unwrap(), obs);
+        let err = it.next().unwrap().unwrap_err().to_string();
+        assert!(err.contains("obs.ndjson:3:"), "{err}");
+    }
+}

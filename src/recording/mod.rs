@@ -1,0 +1,29 @@
+//! The traffic model and its formats: an [`Exchange`] is one recorded request with the
+//! original response, if it was captured. Recordings are streamed, never loaded whole.
+
+use crate::http::{RequestHead, ResponseHead};
+use bytes::Bytes;
+
+/// One recorded HTTP exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchange {
+    /// Record id; a request and its original response share it (24 hex chars in captures).
+    pub id: String,
+    /// When the request started, in nanoseconds since the Unix epoch.
+    pub start_ns: u64,
+    /// The raw request bytes: head and body, as they were on the wire.
+    pub request: Bytes,
+    pub request_head: RequestHead,
+    /// The original response, when the recording has it.
+    pub response: Option<RecordedResponse>,
+}
+
+/// The response the recorded (stable) service gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedResponse {
+    /// The raw response bytes: head and body.
+    pub bytes: Bytes,
+    pub head: ResponseHead,
+    /// Original latency in nanoseconds: request start to response.
+    pub latency_ns: u64,
+}

@@ -1,0 +1,1 @@
+//! replay (placeholder until it lands)
