@@ -1,1 +1,275 @@
-//! testbed
+//! A small configurable HTTP service that answers any path: the stable and the deliberately
+//! regressed service that the demo, the tests and the benchmarks point replays at.
+//!
+//! Every request is answered after `latency` (+ a uniform random `jitter`) with a small JSON
+//! body; a fraction `error_rate` of answers are `500`s. Per-route rules override both, so a
+//! canary can be made slower or more error-prone on one route only.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, StatusCode};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// How the testbed answers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TestbedConfig {
+    /// Base latency of every answer, in milliseconds.
+    pub latency_ms: f64,
+    /// Extra latency, uniform in `0..=jitter_ms`, added to every answer.
+    pub jitter_ms: f64,
+    /// Fraction (0..=1) of answers that are `500 Internal Server Error`.
+    pub error_rate: f64,
+    /// Per-route overrides, first match wins.
+    pub routes: Vec<RouteRule>,
+}
+
+/// What a route rule changes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteEffect {
+    /// Replace the base latency of matching requests (milliseconds).
+    LatencyMs(f64),
+    /// Replace the error rate of matching requests.
+    ErrorRate(f64),
+}
+
+/// A rule for the requests whose route matches `pattern`.
+///
+/// The pattern is compared with the request's route key (`GET /users/:id`) when it contains a
+/// space, and with its normalised path (`/users/:id`) otherwise; a trailing `*` makes it a
+/// prefix match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteRule {
+    pub pattern: String,
+    pub effect: RouteEffect,
+}
+
+impl RouteRule {
+    /// Parses `ROUTE=VALUE` as given on the command line.
+    ///
+    /// # Errors
+    /// A message naming what is wrong with the rule.
+    pub fn parse(text: &str, make: fn(f64) -> RouteEffect) -> Result<Self, String> {
+        let (pattern, value) = text
+            .rsplit_once('=')
+            .ok_or_else(|| format!("`{text}`: expected ROUTE=VALUE, e.g. '/api/items/:id=40'"))?;
+        let value: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{text}`: `{value}` is not a number"))?;
+        if !value.is_finite() || value < 0.0 {
+            return Err(format!("`{text}`: the value must be a non-negative number"));
+        }
+        let pattern = pattern.trim();
+        if pattern.is_empty() {
+            return Err(format!("`{text}`: the route is empty"));
+        }
+        Ok(RouteRule {
+            pattern: pattern.to_owned(),
+            effect: make(value),
+        })
+    }
+
+    fn matches(&self, route: &str, path: &str) -> bool {
+        let subject = if self.pattern.contains(' ') {
+            route
+        } else {
+            path
+        };
+        match self.pattern.strip_suffix('*') {
+            Some(prefix) => subject.starts_with(prefix),
+            None => subject == self.pattern,
+        }
+    }
+}
+
+/// What the testbed decided for one request: pure, so it is tested without sockets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plan {
+    pub delay: Duration,
+    pub status: u16,
+}
+
+impl TestbedConfig {
+    /// Checks the numbers a user gave.
+    ///
+    /// # Errors
+    /// A message naming the offending option.
+    pub fn validate(&self) -> Result<(), String> {
+        let ok_ms = |v: f64| v.is_finite() && (0.0..=3_600_000.0).contains(&v);
+        if !ok_ms(self.latency_ms) {
+            return Err("--latency must be between 0 and 3600000 ms".into());
+        }
+        if !ok_ms(self.jitter_ms) {
+            return Err("--jitter must be between 0 and 3600000 ms".into());
+        }
+        let rates = std::iter::once(self.error_rate).chain(self.routes.iter().filter_map(|r| {
+            match r.effect {
+                RouteEffect::ErrorRate(rate) => Some(rate),
+                RouteEffect::LatencyMs(_) => None,
+            }
+        }));
+        for rate in rates {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!("error rate {rate} is not between 0 and 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides latency and status for a request, given two uniform random numbers in `0..1`.
+    pub fn plan(&self, method: &str, target: &str, jitter_draw: f64, error_draw: f64) -> Plan {
+        let route = crate::http::route_key(method, target);
+        let path = route.split_once(' ').map_or(route.as_str(), |(_, p)| p);
+        let mut latency = self.latency_ms;
+        let mut error_rate = self.error_rate;
+        let mut latency_set = false;
+        let mut rate_set = false;
+        for rule in self.routes.iter().filter(|r| r.matches(&route, path)) {
+            match rule.effect {
+                RouteEffect::LatencyMs(ms) if !latency_set => {
+                    latency = ms;
+                    latency_set = true;
+                }
+                RouteEffect::ErrorRate(rate) if !rate_set => {
+                    error_rate = rate;
+                    rate_set = true;
+                }
+                _ => {}
+            }
+        }
+        let ms = latency + self.jitter_ms * jitter_draw;
+        Plan {
+            delay: Duration::from_secs_f64(ms / 1000.0),
+            status: if error_draw < error_rate { 500 } else { 200 },
+        }
+    }
+}
+
+/// Serves the testbed on `listener` until the future is dropped.
+///
+/// # Errors
+/// Only when accepting connections fails for good.
+pub async fn serve(listener: TcpListener, config: TestbedConfig) -> std::io::Result<()> {
+    let config = Arc::new(config);
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(conn) => conn,
+            // Running out of file descriptors under load is transient: wait and go on.
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let config = Arc::clone(&config);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| answer(Arc::clone(&config), req));
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            if let Err(e) = builder.serve_connection(io, service).await {
+                tracing::debug!(error = %e, "testbed connection ended");
+            }
+        });
+    }
+}
+
+async fn answer(
+    config: Arc<TestbedConfig>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let method = req.method().as_str().to_owned();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
+    let received = req.into_body().collect().await?.to_bytes().len();
+    let plan = config.plan(&method, &target, fastrand::f64(), fastrand::f64());
+    if !plan.delay.is_zero() {
+        tokio::time::sleep(plan.delay).await;
+    }
+    let body = if plan.status == 500 {
+        "{\"error\":\"internal error (testbed)\"}\n".to_owned()
+    } else {
+        format!(
+            "{{\"method\":{},\"target\":{},\"received_bytes\":{received}}}\n",
+            serde_json::Value::from(method),
+            serde_json::Value::from(target)
+        )
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = StatusCode::from_u16(plan.status).unwrap_or(StatusCode::OK);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(rules: &[&str]) -> TestbedConfig {
+        TestbedConfig {
+            latency_ms: 2.0,
+            jitter_ms: 10.0,
+            error_rate: 0.1,
+            routes: rules
+                .iter()
+                .map(|r| RouteRule::parse(r, RouteEffect::LatencyMs).unwrap())
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn base_latency_jitter_and_errors() {
+        let c = config(&[]);
+        assert_eq!(
+            c.plan("GET", "/", 0.5, 0.5),
+            Plan {
+                delay: Duration::from_millis(7),
+                status: 200
+            }
+        );
+        assert_eq!(c.plan("GET", "/", 0.0, 0.05).status, 500);
+    }
+
+    #[test]
+    fn route_rules_match_path_route_key_and_prefix() {
+        let c = config(&["/items/:id=40", "POST /orders=90", "/static/*=0"]);
+        assert_eq!(c.plan("GET", "/items/42?x=1", 0.0, 1.0).delay.as_millis(), 40);
+        assert_eq!(c.plan("GET", "/items", 0.0, 1.0).delay.as_millis(), 2);
+        assert_eq!(c.plan("POST", "/orders", 0.0, 1.0).delay.as_millis(), 90);
+        assert_eq!(c.plan("GET", "/orders", 0.0, 1.0).delay.as_millis(), 2);
+        assert_eq!(c.plan("GET", "/static/app.js", 0.0, 1.0).delay.as_millis(), 0);
+    }
+
+    #[test]
+    fn route_error_rate_overrides_base_rate() {
+        let mut c = config(&[]);
+        c.routes
+            .push(RouteRule::parse("/pay=1", RouteEffect::ErrorRate).unwrap());
+        assert_eq!(c.plan("GET", "/pay", 0.0, 0.99).status, 500);
+        assert_eq!(c.plan("GET", "/other", 0.0, 0.99).status, 200);
+    }
+
+    #[test]
+    fn bad_rules_and_options_are_explained() {
+        assert!(RouteRule::parse("/x", RouteEffect::LatencyMs)
+            .unwrap_err()
+            .contains("ROUTE=VALUE"));
+        assert!(RouteRule::parse("/x=slow", RouteEffect::LatencyMs)
+            .unwrap_err()
+            .contains("not a number"));
+        let mut c = config(&[]);
+        c.error_rate = 1.5;
+        assert!(c.validate().is_err());
+        c.error_rate = 0.5;
+        c.latency_ms = -1.0;
+        assert!(c.validate().unwrap_err().contains("--latency"));
+    }
+}

@@ -1,0 +1,173 @@
+//! The replay's own account of what it sent and what came back: a pure fold of observations.
+
+use super::{ScheduleStats, Target};
+use crate::observation::Observation;
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Microsecond histogram of how far sends fell behind their schedule.
+#[derive(Debug)]
+pub struct LagHistogram(Histogram<u64>);
+
+impl Default for LagHistogram {
+    fn default() -> Self {
+        // 3 significant digits; auto-resize keeps any lag without an upper bound guess.
+        let mut h = Histogram::new(3).expect("3 significant digits is a valid histogram");
+        h.auto(true);
+        LagHistogram(h)
+    }
+}
+
+impl LagHistogram {
+    pub fn record(&mut self, us: u64) {
+        self.0.saturating_record(us);
+    }
+    /// The given quantile in milliseconds (0 when nothing was recorded).
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        self.0.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+/// Per-target counts.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TargetSummary {
+    pub requests: u64,
+    /// Requests without a response (refused, reset, timed out).
+    pub errors: u64,
+    /// Status code → count.
+    pub status: BTreeMap<u16, u64>,
+    /// The most frequent error message, to show the user why requests failed.
+    pub first_error: Option<String>,
+}
+
+/// What one replay did.
+#[derive(Debug, Default)]
+pub struct ReplaySummary {
+    pub exchanges_read: u64,
+    /// Exchanges not sent because their method is unsafe and `--methods all` was not given.
+    pub skipped_unsafe: u64,
+    /// Exchanges sent (each to every target).
+    pub sent: u64,
+    pub targets: BTreeMap<String, TargetSummary>,
+    pub lag: LagHistogram,
+    pub elapsed: Duration,
+}
+
+impl ReplaySummary {
+    pub fn new(targets: &[Target]) -> Self {
+        ReplaySummary {
+            targets: targets
+                .iter()
+                .map(|t| (t.name.clone(), TargetSummary::default()))
+                .collect(),
+            ..ReplaySummary::default()
+        }
+    }
+
+    pub fn add(&mut self, obs: &Observation) {
+        let t = self.targets.entry(obs.target.clone()).or_default();
+        t.requests += 1;
+        match obs.status {
+            Some(code) => *t.status.entry(code).or_default() += 1,
+            None => {
+                t.errors += 1;
+                if t.first_error.is_none() {
+                    t.first_error.clone_from(&obs.error);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn merge_schedule(&mut self, stats: ScheduleStats) {
+        self.exchanges_read = stats.exchanges_read;
+        self.skipped_unsafe = stats.skipped_unsafe;
+        self.sent = stats.sent;
+        self.lag = stats.lag_us;
+    }
+
+    /// Targets that answered no request at all.
+    pub fn unreachable_targets(&self) -> Vec<&str> {
+        self.targets
+            .iter()
+            .filter(|(_, t)| t.requests > 0 && t.errors == t.requests)
+            .map(|(name, _)| name.as_str())
+            .collect()
+    }
+
+    /// A few lines for the terminal.
+    pub fn render(&self) -> String {
+        let secs = self.elapsed.as_secs_f64();
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "replayed {} of {} exchanges in {:.2} s ({:.0} exchanges/s), {} skipped (unsafe method; --methods all sends them)",
+            self.sent,
+            self.exchanges_read,
+            secs,
+            if secs > 0.0 { self.sent as f64 / secs } else { 0.0 },
+            self.skipped_unsafe,
+        );
+        let _ = writeln!(
+            out,
+            "sender behind schedule: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            self.lag.quantile_ms(0.5),
+            self.lag.quantile_ms(0.99),
+            self.lag.quantile_ms(1.0),
+        );
+        for (name, t) in &self.targets {
+            let codes: Vec<String> = t.status.iter().map(|(c, n)| format!("{c}×{n}")).collect();
+            let _ = write!(
+                out,
+                "  {name}: {} requests, {} without response",
+                t.requests, t.errors
+            );
+            if !codes.is_empty() {
+                let _ = write!(out, ", status {}", codes.join(" "));
+            }
+            if let Some(e) = &t.first_error {
+                let _ = write!(out, " (first error: {e})");
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(target: &str, status: Option<u16>) -> Observation {
+        Observation {
+            id: "1".into(),
+            target: target.into(),
+            route: "GET /".into(),
+            method: "GET".into(),
+            status,
+            latency_us: 10,
+            bytes: 1,
+            error: status.is_none().then(|| "connect: refused".to_owned()),
+        }
+    }
+
+    #[test]
+    fn counts_per_target_and_finds_unreachable_ones() {
+        let targets = [
+            Target::parse("a=http://127.0.0.1:1").unwrap(),
+            Target::parse("b=http://127.0.0.1:2").unwrap(),
+        ];
+        let mut s = ReplaySummary::new(&targets);
+        s.add(&obs("a", Some(200)));
+        s.add(&obs("a", Some(500)));
+        s.add(&obs("b", None));
+        s.add(&obs("b", None));
+        assert_eq!(s.targets["a"].status.len(), 2);
+        assert_eq!(s.targets["b"].errors, 2);
+        assert_eq!(s.unreachable_targets(), vec!["b"]);
+        let text = s.render();
+        assert!(text.contains("first error: connect: refused"), "{text}");
+        assert!(text.contains("200×1 500×1"), "{text}");
+    }
+}

@@ -1,0 +1,83 @@
+//! Shared set-up for the integration tests: the real `nprt` binary, testbeds on port 0.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+/// The `nprt` binary cargo built for these tests.
+pub fn nprt() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nprt"));
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+/// Runs `nprt` with `args` and returns its output.
+pub fn run(args: &[&str]) -> Output {
+    nprt().args(args).output().expect("the nprt binary runs")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The real GoReplay recording shipped in `shared/fixtures`.
+pub fn goreplay_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/goreplay/recorded-8002-keepalive_0.gor")
+}
+
+/// The bundled demo recording.
+pub fn demo_recording() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("replay/demo.gor")
+}
+
+/// An `nprt testbed` process on a free loopback port; killed when dropped.
+pub struct Testbed {
+    child: Child,
+    pub url: String,
+}
+
+impl Testbed {
+    pub fn start(extra: &[&str]) -> Testbed {
+        let mut child = nprt()
+            .args(["testbed", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("nprt testbed starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("testbed prints its address");
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .filter(|u| u.starts_with("http://127.0.0.1:"))
+            .unwrap_or_else(|| panic!("unexpected testbed banner: {line:?}"))
+            .to_owned();
+        Testbed { child, url }
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback URL where nothing listens.
+pub fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
