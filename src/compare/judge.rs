@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::target::TargetStats;
+use super::target::{round_to, TargetStats};
 use super::Options;
 
 /// Whether a finding fails the run or is only worth reading.
@@ -79,9 +79,9 @@ pub fn failure_rate(
         metric: Metric::FailureRate,
         severity: Severity::Fail,
         status: None,
-        baseline: b * 100.0,
-        candidate: c * 100.0,
-        threshold: Some(limit * 100.0),
+        baseline: round_to(b * 100.0, 1e4),
+        candidate: round_to(c * 100.0, 1e4),
+        threshold: Some(round_to(limit * 100.0, 1e4)),
         unit: "%".into(),
         message: format!(
             "5xx/no-response rate {:.2}% vs {:.2}% ({} of {} vs {} of {}), limit +{} points",
@@ -117,7 +117,8 @@ pub fn p99_latency(
         status: None,
         baseline: b,
         candidate: c,
-        threshold: Some(limit),
+        // µs resolution, like the histogram the values come from.
+        threshold: Some(round_to(limit, 1e3)),
         unit: "ms".into(),
         message: format!(
             "p99 latency {:.1} ms vs {:.1} ms ({}), limit +{}% and {} ms",

@@ -432,4 +432,4 @@ impl Verdict {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -135,7 +135,7 @@ impl TargetStats {
             requests: self.requests,
             errors: self.errors,
             failures: self.failures,
-            failure_rate: self.failure_rate(),
+            failure_rate: round_to(self.failure_rate(), 1e6),
             status: self
                 .status
                 .iter()
@@ -153,7 +153,7 @@ impl TargetStats {
             mean_ms: if self.latency.is_empty() {
                 0.0
             } else {
-                self.latency.mean() / 1000.0
+                round_to(self.latency.mean() / 1000.0, 1e3)
             },
             histogram: if include_histogram {
                 super::codec::encode(&self.latency)
@@ -170,6 +170,12 @@ fn ratio(part: u64, whole: u64) -> f64 {
     } else {
         part as f64 / whole as f64
     }
+}
+
+/// Rounds to `1/per` (`per` = 1e3: three decimals). Reported numbers carry no float noise
+/// (19.807, not 19.807000000000002), which also makes them read back exactly from JSON.
+pub fn round_to(value: f64, per: f64) -> f64 {
+    (value * per).round() / per
 }
 
 fn us_to_ms(us: u64) -> f64 {
