@@ -84,7 +84,7 @@ pub fn failure_rate(
         threshold: Some(round_to(limit * 100.0, 1e4)),
         unit: "%".into(),
         message: format!(
-            "5xx/no-response rate {:.2}% vs {:.2}% ({} of {} vs {} of {}), limit +{} points",
+            "5xx/no-response rate {:.2}% vs {:.2}% ({} of {} vs {} of {}), limit +{} point{}",
             c * 100.0,
             b * 100.0,
             candidate.failures(),
@@ -92,6 +92,11 @@ pub fn failure_rate(
             baseline.failures(),
             baseline.requests(),
             trim(options.error_rate_margin * 100.0),
+            if options.error_rate_margin == 0.01 {
+                ""
+            } else {
+                "s"
+            },
         ),
     })
 }
