@@ -1,1 +1,84 @@
-//! report (placeholder until it lands)
+//! Renderers of a [`Verdict`]: one file per output format, each a single
+//! `render(&Verdict) -> String`, so a new format (HTML, JUnit, Markdown) is one more file and
+//! one more [`Format`] variant. Renderers only format; every number and decision comes from
+//! `compare`. Writing the string to stdout or a file is the caller's job.
+
+pub mod json;
+pub mod text;
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::compare::Verdict;
+
+/// An output format of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A table for a terminal.
+    Text,
+    /// `nprt.report/v1` JSON, for machines and for merging later.
+    Json,
+}
+
+impl Format {
+    /// Every format, by the name `--format` accepts.
+    pub const ALL: &'static [(&'static str, Format)] =
+        &[("text", Format::Text), ("json", Format::Json)];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::Json => "json",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A `--format` value that names no format.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown report format {0:?}; use one of: text, json")]
+pub struct UnknownFormat(pub String);
+
+impl FromStr for Format {
+    type Err = UnknownFormat;
+
+    fn from_str(s: &str) -> Result<Format, UnknownFormat> {
+        Format::ALL
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(s.trim()))
+            .map(|&(_, format)| format)
+            .ok_or_else(|| UnknownFormat(s.to_owned()))
+    }
+}
+
+/// Renders `verdict` in `format`; the result ends with a newline.
+pub fn render(verdict: &Verdict, format: Format) -> String {
+    match format {
+        Format::Text => text::render(verdict),
+        Format::Json => json::render(verdict),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_parse_by_name() {
+        assert_eq!("text".parse::<Format>(), Ok(Format::Text));
+        assert_eq!("JSON".parse::<Format>(), Ok(Format::Json));
+        let err = "html".parse::<Format>().unwrap_err().to_string();
+        assert!(
+            err.contains("\"html\"") && err.contains("text, json"),
+            "{err}"
+        );
+        for &(name, format) in Format::ALL {
+            assert_eq!(format.name(), name);
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! The rules that turn two targets' numbers into findings. Pure functions of two
+//! [`TargetStats`] and the thresholds, so each rule is tested on its own.
+
+use serde::{Deserialize, Serialize};
+
+use super::target::{round_to, TargetStats};
+use super::Options;
+
+/// Whether a finding fails the run or is only worth reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Fail,
+    Info,
+}
+
+/// Which comparison a finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Share of requests answered with 5xx or not answered at all; values in percent.
+    FailureRate,
+    /// 99th percentile latency of answered requests; values in ms.
+    P99Latency,
+    /// A status code the candidate returned and the baseline never did; values are counts.
+    NewStatus,
+}
+
+/// One difference between candidate and baseline on one route (or overall).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub route: String,
+    pub metric: Metric,
+    pub severity: Severity,
+    /// Set for [`Metric::NewStatus`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub baseline: f64,
+    pub candidate: f64,
+    /// The candidate value above which the metric fails; `None` for informational metrics.
+    pub threshold: Option<f64>,
+    /// Unit of `baseline`, `candidate` and `threshold`: "%", "ms" or "count".
+    pub unit: String,
+    pub message: String,
+}
+
+/// All findings for one route, in a fixed order: failure rate, p99, new status codes.
+/// `skip_status` lists codes already reported elsewhere (used for the overall row).
+pub fn judge(
+    route: &str,
+    baseline: &TargetStats,
+    candidate: &TargetStats,
+    options: &Options,
+    skip_status: &[u16],
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    findings.extend(failure_rate(route, baseline, candidate, options));
+    findings.extend(p99_latency(route, baseline, candidate, options));
+    findings.extend(new_status(route, baseline, candidate, skip_status));
+    findings
+}
+
+/// Rule (a): the candidate fails more often than the baseline, by more than the margin.
+pub fn failure_rate(
+    route: &str,
+    baseline: &TargetStats,
+    candidate: &TargetStats,
+    options: &Options,
+) -> Option<Finding> {
+    let (b, c) = (baseline.failure_rate(), candidate.failure_rate());
+    let limit = b + options.error_rate_margin;
+    // Compare with a hair of tolerance so that "exactly at the margin" is not a failure
+    // because of float rounding in b + margin.
+    if c <= limit + 1e-12 {
+        return None;
+    }
+    Some(Finding {
+        route: route.to_owned(),
+        metric: Metric::FailureRate,
+        severity: Severity::Fail,
+        status: None,
+        baseline: round_to(b * 100.0, 1e4),
+        candidate: round_to(c * 100.0, 1e4),
+        threshold: Some(round_to(limit * 100.0, 1e4)),
+        unit: "%".into(),
+        message: format!(
+            "5xx/no-response rate {:.2}% vs {:.2}% ({} of {} vs {} of {}), limit +{} point{}",
+            c * 100.0,
+            b * 100.0,
+            candidate.failures(),
+            candidate.requests(),
+            baseline.failures(),
+            baseline.requests(),
+            trim(options.error_rate_margin * 100.0),
+            if options.error_rate_margin == 0.01 {
+                ""
+            } else {
+                "s"
+            },
+        ),
+    })
+}
+
+/// Rule (b): the candidate's p99 is above both the relative and the absolute allowance, so
+/// neither noise on a fast route (absolute) nor a slow route's jitter (relative) fails alone.
+pub fn p99_latency(
+    route: &str,
+    baseline: &TargetStats,
+    candidate: &TargetStats,
+    options: &Options,
+) -> Option<Finding> {
+    let b = baseline.quantile_ms(0.99)?;
+    let c = candidate.quantile_ms(0.99)?;
+    let limit = (b * (1.0 + options.p99_relative)).max(b + options.p99_absolute_ms);
+    if c <= limit {
+        return None;
+    }
+    Some(Finding {
+        route: route.to_owned(),
+        metric: Metric::P99Latency,
+        severity: Severity::Fail,
+        status: None,
+        baseline: b,
+        candidate: c,
+        // µs resolution, like the histogram the values come from.
+        threshold: Some(round_to(limit, 1e3)),
+        unit: "ms".into(),
+        message: format!(
+            "p99 latency {:.1} ms vs {:.1} ms ({}), limit +{}% and {} ms",
+            c,
+            b,
+            change(b, c),
+            trim(options.p99_relative * 100.0),
+            trim(options.p99_absolute_ms),
+        ),
+    })
+}
+
+/// Rule (c): codes only the candidate returned. 5xx are left to rule (a), which weighs them.
+pub fn new_status(
+    route: &str,
+    baseline: &TargetStats,
+    candidate: &TargetStats,
+    skip_status: &[u16],
+) -> Vec<Finding> {
+    candidate
+        .status()
+        .iter()
+        .filter(|(code, _)| {
+            !(500..=599).contains(*code)
+                && !baseline.status().contains_key(code)
+                && !skip_status.contains(code)
+        })
+        .map(|(&code, &n)| Finding {
+            route: route.to_owned(),
+            metric: Metric::NewStatus,
+            severity: Severity::Info,
+            status: Some(code),
+            baseline: 0.0,
+            candidate: n as f64,
+            threshold: None,
+            unit: "count".into(),
+            message: format!(
+                "status {code} returned {n} time{} by the candidate, never by the baseline",
+                if n == 1 { "" } else { "s" }
+            ),
+        })
+        .collect()
+}
+
+/// "+377%", "-12%", or "+∞" when the baseline was 0.
+fn change(baseline: f64, candidate: f64) -> String {
+    if baseline > 0.0 {
+        format!("{:+.0}%", (candidate / baseline - 1.0) * 100.0)
+    } else {
+        "+∞".into()
+    }
+}
+
+/// 20.0 → "20", 0.5 → "0.5": thresholds are printed as the user wrote them.
+fn trim(value: f64) -> String {
+    let s = format!("{value:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observation::Observation;
+
+    fn stats(latencies_ms: &[f64], statuses: &[Option<u16>]) -> TargetStats {
+        let mut t = TargetStats::default();
+        for (i, &ms) in latencies_ms.iter().enumerate() {
+            let status = statuses.get(i).copied().unwrap_or(Some(200));
+            t.add(&Observation {
+                id: i.to_string(),
+                target: "x".into(),
+                route: "GET /".into(),
+                method: "GET".into(),
+                status,
+                latency_us: (ms * 1000.0) as u64,
+                bytes: 0,
+                error: status.is_none().then(|| "reset".into()),
+            });
+        }
+        t
+    }
+
+    fn options() -> Options {
+        Options::new("stable", "canary")
+    }
+
+    #[test]
+    fn p99_needs_both_relative_and_absolute_excess() {
+        let base = stats(&[10.0; 100], &[]);
+        // +30% but only 3 ms: within the absolute allowance.
+        assert!(p99_latency("r", &base, &stats(&[13.0; 100], &[]), &options()).is_none());
+        // +60% and 6 ms: fails, and says so in the agreed words.
+        let f = p99_latency("r", &base, &stats(&[16.0; 100], &[]), &options()).unwrap();
+        assert_eq!(f.severity, Severity::Fail);
+        assert_eq!(
+            f.message,
+            "p99 latency 16.0 ms vs 10.0 ms (+60%), limit +20% and 5 ms"
+        );
+        // A slow route: +8 ms is only +4%, within the relative allowance.
+        let slow = stats(&[200.0; 100], &[]);
+        assert!(p99_latency("r", &slow, &stats(&[208.0; 100], &[]), &options()).is_none());
+    }
+
+    #[test]
+    fn failure_rate_margin_is_in_points() {
+        let base = stats(&[1.0; 100], &[]);
+        let one_5xx: Vec<_> = (0..100)
+            .map(|i| Some(if i == 0 { 500 } else { 200 }))
+            .collect();
+        // 1% more failures is exactly the margin: not a finding.
+        assert!(failure_rate("r", &base, &stats(&[1.0; 100], &one_5xx), &options()).is_none());
+        let two: Vec<_> = (0..100)
+            .map(|i| if i < 2 { None } else { Some(200) })
+            .collect();
+        let f = failure_rate("r", &base, &stats(&[1.0; 100], &two), &options()).unwrap();
+        assert_eq!((f.baseline, f.candidate), (0.0, 2.0));
+        assert!(
+            f.message.starts_with("5xx/no-response rate 2.00% vs 0.00%"),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn new_status_is_informational_and_skips_5xx() {
+        let base = stats(&[1.0; 3], &[]);
+        let cand = stats(&[1.0; 3], &[Some(404), Some(502), Some(200)]);
+        let f = new_status("r", &base, &cand, &[]);
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].status, f[0].severity), (Some(404), Severity::Info));
+        assert!(new_status("r", &base, &cand, &[404]).is_empty());
+    }
+}

@@ -1,0 +1,328 @@
+//! Whole-comparison tests on synthetic, deterministic observations.
+
+use super::*;
+
+const BASE: &str = "stable";
+const CAND: &str = "canary";
+
+/// `n` observations of `target` on `route`; latencies spread evenly over 0.5×..1.5× `ms`, a
+/// fixed permutation so that no randomness is involved.
+fn feed(
+    c: &mut Comparison,
+    target: &str,
+    route: &str,
+    n: u64,
+    ms: f64,
+    status: impl Fn(u64) -> Option<u16>,
+) {
+    for i in 0..n {
+        let spread = 0.5 + ((i * 37) % 100) as f64 / 100.0;
+        let status = status(i);
+        c.add(&Observation {
+            id: format!("{route}#{i}"),
+            target: target.into(),
+            route: route.into(),
+            method: route.split(' ').next().unwrap_or("GET").into(),
+            status,
+            latency_us: (ms * spread * 1000.0) as u64,
+            bytes: 100,
+            error: status.is_none().then(|| "connection reset".into()),
+        });
+    }
+}
+
+fn ok(_: u64) -> Option<u16> {
+    Some(200)
+}
+
+fn comparison() -> Comparison {
+    Comparison::new(Options::new(BASE, CAND)).unwrap()
+}
+
+fn fails(v: &Verdict) -> Vec<(&str, Metric)> {
+    v.findings
+        .iter()
+        .filter(|f| f.severity == Severity::Fail)
+        .map(|f| (f.route.as_str(), f.metric))
+        .collect()
+}
+
+/// Two routes, both targets alike.
+pub(crate) fn same_distributions() -> Comparison {
+    let mut c = comparison();
+    for target in [BASE, CAND] {
+        feed(&mut c, target, "GET /users/:id", 200, 10.0, ok);
+        feed(&mut c, target, "POST /orders", 100, 40.0, ok);
+    }
+    c
+}
+
+/// Like [`same_distributions`], but the candidate is 5× slower on one route.
+pub(crate) fn p99_regression() -> Comparison {
+    let mut c = comparison();
+    feed(&mut c, BASE, "GET /users/:id", 200, 10.0, ok);
+    feed(&mut c, CAND, "GET /users/:id", 200, 10.0, ok);
+    feed(&mut c, BASE, "GET /search", 200, 10.0, ok);
+    feed(&mut c, CAND, "GET /search", 200, 50.0, ok);
+    c
+}
+
+#[test]
+fn same_distributions_pass() {
+    let v = same_distributions().verdict();
+    assert_eq!(v.outcome, Outcome::Pass);
+    assert!(v.findings.is_empty(), "{:?}", v.findings);
+    assert!(v.notes.is_empty(), "{:?}", v.notes);
+    assert_eq!(v.exit(), Exit::Pass);
+    assert_eq!(v.overall.candidate.requests, 300);
+    assert_eq!(v.routes.len(), 2);
+    assert!(v.routes.iter().all(|r| r.judged));
+}
+
+#[test]
+fn p99_regression_on_one_route_fails_that_route_only() {
+    let v = p99_regression().verdict();
+    assert_eq!(v.outcome, Outcome::Fail);
+    assert_eq!(v.exit(), Exit::Regression);
+    let route_fails: Vec<_> = fails(&v)
+        .into_iter()
+        .filter(|(r, _)| *r != OVERALL_ROUTE)
+        .collect();
+    assert_eq!(route_fails, [("GET /search", Metric::P99Latency)]);
+    let users = v
+        .routes
+        .iter()
+        .find(|r| r.route == "GET /users/:id")
+        .unwrap();
+    assert!(users.findings.is_empty());
+    let search = v.routes.iter().find(|r| r.route == "GET /search").unwrap();
+    assert_eq!(search.findings.len(), 1);
+    assert!(
+        search.findings[0].message.starts_with("p99 latency 74."),
+        "{}",
+        search.findings[0].message
+    );
+}
+
+#[test]
+fn more_5xx_fails() {
+    let mut c = comparison();
+    feed(&mut c, BASE, "GET /a", 200, 10.0, ok);
+    // 10% 503s on the candidate.
+    feed(&mut c, CAND, "GET /a", 200, 10.0, |i| {
+        Some(if i % 10 == 0 { 503 } else { 200 })
+    });
+    let v = c.verdict();
+    assert_eq!(v.outcome, Outcome::Fail);
+    assert_eq!(
+        fails(&v),
+        [
+            ("GET /a", Metric::FailureRate),
+            (OVERALL_ROUTE, Metric::FailureRate)
+        ]
+    );
+    let f = &v.findings[0];
+    assert_eq!(
+        (f.baseline, f.candidate, f.threshold),
+        (0.0, 10.0, Some(1.0))
+    );
+    // 503 is new, but rule (a) speaks for it; no informational duplicate.
+    assert!(v.findings.iter().all(|f| f.metric != Metric::NewStatus));
+}
+
+#[test]
+fn small_p99_increase_within_thresholds_passes() {
+    let mut c = comparison();
+    feed(&mut c, BASE, "GET /a", 200, 10.0, ok);
+    feed(&mut c, CAND, "GET /a", 200, 11.0, ok);
+    // +100% on a fast route, but under the 5 ms absolute allowance.
+    feed(&mut c, BASE, "GET /fast", 200, 1.0, ok);
+    feed(&mut c, CAND, "GET /fast", 200, 2.0, ok);
+    let v = c.verdict();
+    assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.findings);
+    assert!(v.findings.is_empty());
+}
+
+#[test]
+fn too_few_requests_is_inconclusive() {
+    let mut c = comparison();
+    feed(&mut c, BASE, "GET /a", 19, 10.0, ok);
+    feed(&mut c, CAND, "GET /a", 19, 100.0, ok);
+    let v = c.verdict();
+    assert_eq!(v.outcome, Outcome::Inconclusive);
+    assert_eq!(v.exit(), Exit::Inconclusive);
+    // A 10× slower candidate, but too little data for a finding: notes only.
+    assert!(v.findings.is_empty());
+    assert!(!v.routes[0].judged);
+    assert_eq!(v.notes.len(), 2, "{:?}", v.notes);
+    assert!(v.notes[1].starts_with("overall: too few requests"));
+}
+
+#[test]
+fn a_thin_route_gets_a_note_and_the_rest_is_judged() {
+    let mut c = same_distributions();
+    feed(&mut c, BASE, "GET /rare", 3, 1.0, ok);
+    feed(&mut c, CAND, "GET /rare", 3, 1.0, |_| Some(500));
+    let v = c.verdict();
+    // 3 of 303 candidate requests failing overall stays within the 1 point margin.
+    assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.findings);
+    assert_eq!(
+        v.notes,
+        ["GET /rare: too few requests to judge (baseline 3, candidate 3, need 20 each)"]
+    );
+}
+
+#[test]
+fn errors_without_response_count_as_failures() {
+    let mut c = comparison();
+    feed(&mut c, BASE, "GET /a", 100, 10.0, ok);
+    feed(&mut c, CAND, "GET /a", 100, 10.0, |i| {
+        (i % 20 != 0).then_some(200)
+    });
+    let v = c.verdict();
+    assert_eq!(v.outcome, Outcome::Fail);
+    assert_eq!(fails(&v)[0], ("GET /a", Metric::FailureRate));
+    let cand = &v.routes[0].candidate;
+    assert_eq!((cand.requests, cand.errors, cand.failures), (100, 5, 5));
+    assert_eq!(cand.status.get("200"), Some(&95));
+}
+
+#[test]
+fn routes_beyond_max_routes_fold_into_other() {
+    let mut c = Comparison::new(Options {
+        max_routes: 3,
+        ..Options::new(BASE, CAND)
+    })
+    .unwrap();
+    for target in [BASE, CAND] {
+        for route in ["GET /a", "GET /b", "GET /c", "GET /d", "GET /e"] {
+            feed(&mut c, target, route, 20, 5.0, ok);
+        }
+    }
+    let v = c.verdict();
+    let names: Vec<_> = v.routes.iter().map(|r| r.route.as_str()).collect();
+    assert_eq!(names, ["GET /a", "GET /b", "GET /c", OTHER_ROUTE]);
+    assert_eq!(v.routes[3].baseline.requests, 40);
+    assert_eq!(v.overall.baseline.requests, 100);
+    assert!(v.notes[0].contains("first 3"), "{:?}", v.notes);
+}
+
+#[test]
+fn merge_equals_one_accumulator() {
+    let opts = Options {
+        include_histograms: true,
+        ..Options::new(BASE, CAND)
+    };
+    let all = {
+        let mut c = Comparison::new(opts.clone()).unwrap();
+        c.merge(&p99_regression()).unwrap();
+        c
+    };
+    // The same observations split over two "machines" by parity of their index.
+    let mut observations = Vec::new();
+    for (target, route, ms) in [
+        (BASE, "GET /users/:id", 10.0),
+        (CAND, "GET /users/:id", 10.0),
+        (BASE, "GET /search", 10.0),
+        (CAND, "GET /search", 50.0),
+    ] {
+        let mut c = comparison();
+        feed(&mut c, target, route, 200, ms, ok);
+        observations.push(c);
+    }
+    let mut even = Comparison::new(opts.clone()).unwrap();
+    let mut odd = Comparison::new(opts).unwrap();
+    for (i, part) in observations.iter().enumerate() {
+        if i % 2 == 0 {
+            even.merge(part).unwrap();
+        } else {
+            odd.merge(part).unwrap();
+        }
+    }
+    even.merge(&odd).unwrap();
+    let (merged, single) = (even.verdict(), all.verdict());
+    assert_eq!(merged, single);
+    assert!(single.overall.candidate.histogram.is_some());
+    // And the encoded histograms decode to the accumulated ones.
+    let decoded = codec::decode(single.overall.candidate.histogram.as_ref().unwrap()).unwrap();
+    assert_eq!(&decoded, all.overall.candidate.latency());
+}
+
+#[test]
+fn merge_finely_interleaved_observations() {
+    // Observation by observation, alternating machines, against one accumulator.
+    let mut single = comparison();
+    let mut parts = [comparison(), comparison()];
+    for i in 0..400u64 {
+        let target = if i % 3 == 0 { BASE } else { CAND };
+        let obs = Observation {
+            id: i.to_string(),
+            target: target.into(),
+            route: format!("GET /r{}", i % 7),
+            method: "GET".into(),
+            status: (i % 13 != 0).then_some(if i % 11 == 0 { 502 } else { 200 }),
+            latency_us: (i * 7919) % 90_000,
+            bytes: 0,
+            error: (i % 13 == 0).then(|| "timeout".into()),
+        };
+        single.add(&obs);
+        parts[(i % 2) as usize].add(&obs);
+    }
+    let [mut a, b] = parts;
+    a.merge(&b).unwrap();
+    assert_eq!(a.verdict(), single.verdict());
+}
+
+#[test]
+fn merge_refuses_other_targets() {
+    let mut a = comparison();
+    let b = Comparison::new(Options::new(BASE, "canary-2")).unwrap();
+    assert!(a.merge(&b).is_err());
+}
+
+#[test]
+fn other_targets_are_ignored_and_counted() {
+    let mut c = same_distributions();
+    feed(&mut c, "noise", "GET /users/:id", 5, 1000.0, |_| None);
+    let v = c.verdict();
+    assert_eq!(v.outcome, Outcome::Pass);
+    assert_eq!(v.ignored, 5);
+    assert_eq!(v.notes, ["ignored 5 observations of other targets (noise)"]);
+}
+
+#[test]
+fn new_status_codes_are_informational() {
+    let mut c = same_distributions();
+    feed(&mut c, CAND, "GET /users/:id", 1, 10.0, |_| Some(404));
+    let v = c.verdict();
+    assert_eq!(v.outcome, Outcome::Pass);
+    assert_eq!(
+        v.findings.len(),
+        1,
+        "overall must not repeat it: {:?}",
+        v.findings
+    );
+    assert_eq!(v.findings[0].metric, Metric::NewStatus);
+    assert_eq!(v.findings[0].route, "GET /users/:id");
+}
+
+#[test]
+fn options_are_validated() {
+    assert_eq!(
+        Comparison::new(Options::new("a", "a")).unwrap_err(),
+        OptionsError::SameTarget("a".into())
+    );
+    let bad = Options {
+        p99_relative: f64::NAN,
+        ..Options::new("a", "b")
+    };
+    assert!(matches!(
+        bad.validate(),
+        Err(OptionsError::Threshold { .. })
+    ));
+    let none = Options {
+        max_routes: 0,
+        ..Options::new("a", "b")
+    };
+    assert_eq!(none.validate(), Err(OptionsError::NoRoutes));
+}

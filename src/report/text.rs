@@ -1,0 +1,205 @@
+//! The terminal report: verdict first, then one table row per route and target, then the
+//! findings and notes. Plain ASCII apart from the route names, no colour, so it reads the same
+//! in a CI log.
+
+use std::fmt::Write;
+
+use crate::compare::{Finding, Metric, Outcome, Severity, TargetSummary, Verdict, OVERALL_ROUTE};
+
+/// The readable table, ending with a newline.
+pub fn render(verdict: &Verdict) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = write_report(&mut out, verdict);
+    out
+}
+
+fn write_report(out: &mut String, v: &Verdict) -> std::fmt::Result {
+    let fails = count(&v.findings, Severity::Fail);
+    let infos = count(&v.findings, Severity::Info);
+    let headline = match v.outcome {
+        Outcome::Pass => "PASS",
+        Outcome::Fail => "FAIL",
+        Outcome::Inconclusive => "INCONCLUSIVE",
+    };
+    writeln!(
+        out,
+        "{headline}: candidate {} vs baseline {}; findings: {fails} failing, {infos} informational",
+        v.candidate, v.baseline,
+    )?;
+    let t = &v.thresholds;
+    writeln!(
+        out,
+        "limits: p99 +{}% and +{} ms, 5xx/no-response rate +{} percentage point{}, \
+         at least {} requests per target",
+        trim(t.p99_relative * 100.0),
+        trim(t.p99_absolute_ms),
+        trim(t.error_rate_margin * 100.0),
+        if t.error_rate_margin == 0.01 { "" } else { "s" },
+        t.min_requests,
+    )?;
+    writeln!(out)?;
+
+    let rows: Vec<(&str, bool, &TargetSummary, &TargetSummary)> = v
+        .routes
+        .iter()
+        .map(|r| (r.route.as_str(), r.judged, &r.baseline, &r.candidate))
+        .chain([(
+            OVERALL_ROUTE,
+            true,
+            &v.overall.baseline,
+            &v.overall.candidate,
+        )])
+        .collect();
+    let route_width = rows
+        .iter()
+        .map(|(route, judged, ..)| route.chars().count() + usize::from(!judged) * 2)
+        .max()
+        .unwrap_or(0)
+        .max("route".len());
+    let target_width = [v.baseline.as_str(), v.candidate.as_str(), "target"]
+        .iter()
+        .map(|s| s.chars().count())
+        .max()
+        .unwrap_or(0);
+
+    writeln!(
+        out,
+        "{:<route_width$}  {:<target_width$}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}",
+        "route", "target", "requests", "fail %", "p50 ms", "p90 ms", "p99 ms", "max ms"
+    )?;
+    for (route, judged, baseline, candidate) in &rows {
+        let failing = |metric| {
+            v.findings
+                .iter()
+                .any(|f| f.route == *route && f.metric == metric && f.severity == Severity::Fail)
+        };
+        let label = if *judged {
+            route.to_string()
+        } else {
+            format!("{route} *")
+        };
+        write_row(
+            out,
+            &label,
+            route_width,
+            &v.baseline,
+            target_width,
+            baseline,
+            [false; 2],
+        )?;
+        write_row(
+            out,
+            "",
+            route_width,
+            &v.candidate,
+            target_width,
+            candidate,
+            [failing(Metric::FailureRate), failing(Metric::P99Latency)],
+        )?;
+    }
+    writeln!(
+        out,
+        "fail % = 5xx or no response; ! = over the limit; * = too few requests, not judged"
+    )?;
+
+    if !v.findings.is_empty() {
+        writeln!(out, "\nfindings:")?;
+        for f in &v.findings {
+            let severity = match f.severity {
+                Severity::Fail => "FAIL",
+                Severity::Info => "info",
+            };
+            writeln!(out, "  {severity}  {}: {}", f.route, f.message)?;
+        }
+    }
+    if !v.notes.is_empty() {
+        writeln!(out, "\nnotes:")?;
+        for note in &v.notes {
+            writeln!(out, "  {note}")?;
+        }
+    }
+    Ok(())
+}
+
+/// One target's row; `marks` flags the fail % and p99 cells.
+fn write_row(
+    out: &mut String,
+    route: &str,
+    route_width: usize,
+    target: &str,
+    target_width: usize,
+    s: &TargetSummary,
+    [fail_mark, p99_mark]: [bool; 2],
+) -> std::fmt::Result {
+    let mark = |on: bool| if on { '!' } else { ' ' };
+    writeln!(
+        out,
+        "{route:<route_width$}  {target:<target_width$}  {:>8} {:>7.2}%{} {:>8.1}  {:>8.1}  {:>8.1}{} {:>8.1}",
+        s.requests,
+        s.failure_rate * 100.0,
+        mark(fail_mark),
+        s.p50_ms,
+        s.p90_ms,
+        s.p99_ms,
+        mark(p99_mark),
+        s.max_ms,
+    )
+    .map(|_| ())?;
+    // Trailing blanks from unmarked cells would only make logs noisy.
+    let trimmed = out.trim_end().len();
+    out.truncate(trimmed);
+    out.push('\n');
+    Ok(())
+}
+
+fn count(findings: &[Finding], severity: Severity) -> usize {
+    findings.iter().filter(|f| f.severity == severity).count()
+}
+
+fn trim(value: f64) -> String {
+    let s = format!("{value:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::tests::{p99_regression, same_distributions};
+
+    #[test]
+    fn shows_verdict_routes_and_findings() {
+        let text = render(&p99_regression().verdict());
+        println!("{text}");
+        assert!(
+            text.starts_with("FAIL: candidate canary vs baseline stable"),
+            "{text}"
+        );
+        assert!(text.contains("GET /search"));
+        assert!(text.contains("GET /users/:id"));
+        assert!(text.contains("(overall)"));
+        assert!(text.contains("FAIL  GET /search: p99 latency"), "{text}");
+        // The failing p99 cell of the candidate is marked, and only on failing routes.
+        let search_canary = text
+            .lines()
+            .skip_while(|l| !l.starts_with("GET /search"))
+            .nth(1)
+            .unwrap();
+        assert!(search_canary.contains('!'), "{search_canary}");
+        let users_canary = text
+            .lines()
+            .skip_while(|l| !l.starts_with("GET /users/:id"))
+            .nth(1)
+            .unwrap();
+        assert!(!users_canary.contains('!'), "{users_canary}");
+        assert!(text.lines().all(|l| l == l.trim_end()));
+    }
+
+    #[test]
+    fn pass_has_no_findings_section() {
+        let text = render(&same_distributions().verdict());
+        assert!(text.starts_with("PASS: "), "{text}");
+        assert!(!text.contains("\nfindings:"), "{text}");
+        assert!(text.contains("POST /orders"));
+    }
+}
