@@ -345,31 +345,29 @@ fn inspect(args: &InspectArgs) -> Outcome {
     Ok(Exit::Pass)
 }
 
-fn compare_options(baseline: &str, candidate: &str, judge: &JudgeArgs) -> CompareOptions {
+fn new_comparison(baseline: &str, candidate: &str, judge: &JudgeArgs) -> Result<Comparison, Failure> {
     let mut options = CompareOptions::new(baseline, candidate);
     if let Some(n) = judge.min_requests {
         options.min_requests = n;
     }
-    options
+    Comparison::new(options).map_err(Failure::bad_input)
 }
 
 fn compare(args: &CompareArgs) -> Outcome {
-    let mut comparison = Comparison::new(compare_options(
-        &args.baseline,
-        &args.candidate,
-        &args.judge,
-    ));
+    let mut comparison = new_comparison(&args.baseline, &args.candidate, &args.judge)?;
     for path in &args.observations {
         for obs in observation::read_file(path).map_err(Failure::bad_input)? {
             comparison.add(&obs.map_err(Failure::bad_input)?);
         }
     }
-    for name in [&args.baseline, &args.candidate] {
-        if !comparison.has_target(name) {
+    let (baseline, candidate) = comparison.requests();
+    for (name, count) in [(&args.baseline, baseline), (&args.candidate, candidate)] {
+        if count == 0 {
+            let others: Vec<&str> = comparison.ignored_targets().collect();
             return Err(Failure::bad_input(anyhow::anyhow!(
-                "no observation of target `{name}` in {}; the targets found are: {}",
+                "no observation of target `{name}` in {}; other targets found: {}",
                 join_paths(&args.observations),
-                comparison.targets_seen().join(", ")
+                if others.is_empty() { "none".to_owned() } else { others.join(", ") }
             )));
         }
     }
@@ -419,7 +417,7 @@ async fn replay(args: ReplayArgs) -> Outcome {
     };
     let reader = open_recording(&args.recording, &args.read)?;
     let comparison = match (&args.baseline, &args.candidate) {
-        (Some(b), Some(c)) => Some(Comparison::new(compare_options(b, c, &args.judge))),
+        (Some(b), Some(c)) => Some(new_comparison(b, c, &args.judge)?),
         _ => None,
     };
     let run = ReplayRun {

@@ -104,7 +104,9 @@ pub(crate) async fn run(report_dir: Option<PathBuf>) -> Result<Exit, Failure> {
             ..ReplayOptions::default()
         },
         observations: Some(dir.join("observations.ndjson")),
-        comparison: Some(Comparison::new(CompareOptions::new("stable", "canary"))),
+        comparison: Some(
+            Comparison::new(CompareOptions::new("stable", "canary")).map_err(Failure::runtime)?,
+        ),
     };
     let done = run.execute(open_recording()?).await?;
     eprint!("{}", done.summary.render());

@@ -168,6 +168,19 @@ impl Comparison {
         &self.options
     }
 
+    /// Observations seen so far of the baseline and of the candidate.
+    pub fn requests(&self) -> (u64, u64) {
+        (
+            self.overall.baseline.requests(),
+            self.overall.candidate.requests(),
+        )
+    }
+
+    /// Names of the other targets whose observations were ignored (at most a few dozen).
+    pub fn ignored_targets(&self) -> impl Iterator<Item = &str> {
+        self.ignored_targets.iter().map(String::as_str)
+    }
+
     /// Folds one observation in. Observations of other targets are only counted.
     pub fn add(&mut self, observation: &Observation) {
         let candidate = if observation.target == self.options.baseline {
