@@ -14,6 +14,8 @@ mod frame;
 mod head;
 mod route;
 
+#[cfg(test)]
+mod proptests;
 
 pub use body::{request_body_length, response_body_length, BodyLength};
 pub use chunked::{decode_chunked, ChunkedScanner};
