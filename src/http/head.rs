@@ -42,6 +42,64 @@ pub enum HttpError {
     Framing(String),
 }
 
+/// Values of every field called `name` (ASCII case-insensitive), in wire order.
+fn values<'a>(headers: &'a [Header], name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+    headers
+        .iter()
+        .filter(move |h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_slice())
+}
+
+impl RequestHead {
+    /// The first value of the field `name`, compared ASCII case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        first(&self.headers, name)
+    }
+
+    /// Every value of the field `name`: a field may be repeated, and some (Content-Length,
+    /// Transfer-Encoding) must be read across all their lines.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        values(&self.headers, name)
+    }
+
+    /// Whether the client will wait for a `100 Continue` before sending its body, so the
+    /// response stream may start with an interim response.
+    ///
+    /// RFC 9110 §10.1.1: the expectation is ignored in HTTP/1.0 requests.
+    pub fn expects_continue(&self) -> bool {
+        self.version >= 1
+            && self
+                .header("expect")
+                .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue"))
+    }
+}
+
+impl ResponseHead {
+    /// The first value of the field `name`, compared ASCII case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        first(&self.headers, name)
+    }
+
+    /// Every value of the field `name`, in wire order.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        values(&self.headers, name)
+    }
+
+    /// Whether this is an interim (1xx) response that precedes the final one, such as
+    /// `100 Continue` or `103 Early Hints`. `101 Switching Protocols` is final: the
+    /// connection stops speaking HTTP/1.x after it.
+    pub fn is_interim(&self) -> bool {
+        (100..200).contains(&self.status) && self.status != 101
+    }
+}
+
+fn first<'a>(headers: &'a [Header], name: &str) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_slice())
+}
+
 fn collect_headers(headers: &[httparse::Header<'_>]) -> Vec<Header> {
     headers
         .iter()

@@ -1,11 +1,25 @@
 //! HTTP/1.x message framing over byte buffers, shared by every reader of raw HTTP
 //! (recordings, capture, the passive mirror): head parsing, body length rules, route keys.
 //!
+//! Bytes come in from a `.gor` record or a reassembled TCP stream; out go whole messages
+//! ([`frame_request`], [`frame_response`]) with their heads, so a reader can take one
+//! message off the front of its buffer and continue with the next, and the route key
+//! ([`route_key`]) under which the exchange is compared.
+//!
 //! Pure: no I/O. Input is untrusted; every failure is an [`HttpError`], never a panic.
 
+mod body;
+mod chunked;
+mod frame;
 mod head;
 mod route;
 
+#[cfg(test)]
+mod proptests;
+
+pub use body::{request_body_length, response_body_length, BodyLength};
+pub use chunked::{decode_chunked, ChunkedScanner};
+pub use frame::{final_response_head, frame_request, frame_response, Frame, Framed};
 pub use head::{
     parse_request_head, parse_response_head, Header, HttpError, RequestHead, ResponseHead,
 };

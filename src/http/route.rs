@@ -1,7 +1,155 @@
-//! Route keys: the unit per which latencies and status codes are compared.
+//! Route keys: the unit per which latencies and status codes are compared. Requests to
+//! `/users/17` and `/users/42` hit the same handler, so they must land in one histogram.
 
-/// `METHOD /normalised/path`: the query is dropped and id-like segments are folded to `:id`.
+/// `METHOD /normalised/path`, the key an exchange is compared under.
+///
+/// The target is normalised so that requests served by the same handler share a key:
+/// - the query (`?…`) and fragment (`#…`) are dropped;
+/// - an absolute-form target (`http://host:port/path?q`, any scheme) is reduced to its
+///   path; an empty path becomes `/`;
+/// - every path segment that looks like an identifier becomes `:id`:
+///   - a decimal number (`17`, `007`);
+///   - a UUID, 8-4-4-4-12 hex digits in any case;
+///   - a run of 16 or more hex digits (hashes, object ids);
+///   - 8 to 15 hex digits that mix at least one decimal digit and one letter `a`–`f`
+///     (short hashes such as `5f3a2b1c`), so that words made only of hex letters, like
+///     `deadbeef` or `facade`, and segments like `v2` stay as they are.
+///
+/// Other segments, empty segments and a trailing `/` are kept: they can select different
+/// handlers. `*` (OPTIONS) and authority-form targets (CONNECT `host:port`) are kept whole.
 pub fn route_key(method: &str, target: &str) -> String {
-    let path = target.split(['?', '#']).next().unwrap_or("");
-    format!("{method} {path}")
+    let path = strip_origin(target.split(['?', '#']).next().unwrap_or_default());
+    if path.is_empty() {
+        return format!("{method} /");
+    }
+    if !path.starts_with('/') {
+        return format!("{method} {path}");
+    }
+    let mut key = String::with_capacity(method.len() + 1 + path.len());
+    key.push_str(method);
+    key.push(' ');
+    for (i, segment) in path.split('/').enumerate() {
+        if i > 0 {
+            key.push('/');
+        }
+        key.push_str(if is_id(segment) { ":id" } else { segment });
+    }
+    key
+}
+
+/// The path of an absolute-form target (`scheme://authority/path`), or `target` itself.
+fn strip_origin(target: &str) -> &str {
+    let Some((scheme, rest)) = target.split_once("://") else {
+        return target;
+    };
+    let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    if !is_scheme {
+        return target;
+    }
+    rest.find('/').map_or("", |at| &rest[at..])
+}
+
+fn is_id(segment: &str) -> bool {
+    let bytes = segment.as_bytes();
+    if bytes.is_empty() {
+        return false;
+    }
+    if bytes.iter().all(u8::is_ascii_digit) || is_uuid(bytes) {
+        return true;
+    }
+    if !bytes.iter().all(u8::is_ascii_hexdigit) {
+        return false;
+    }
+    bytes.len() >= 16
+        || (bytes.len() >= 8
+            && bytes.iter().any(u8::is_ascii_digit)
+            && bytes.iter().any(u8::is_ascii_alphabetic))
+}
+
+fn is_uuid(bytes: &[u8]) -> bool {
+    bytes.len() == 36
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_key;
+
+    #[test]
+    fn query_and_fragment_are_dropped() {
+        assert_eq!(route_key("GET", "/search?q=1&p=2"), "GET /search");
+        assert_eq!(route_key("GET", "/page#top"), "GET /page");
+        assert_eq!(route_key("GET", "/a?x=/1#f"), "GET /a");
+    }
+
+    #[test]
+    fn empty_path_is_root() {
+        assert_eq!(route_key("GET", ""), "GET /");
+        assert_eq!(route_key("GET", "?q"), "GET /");
+        assert_eq!(route_key("GET", "/"), "GET /");
+    }
+
+    #[test]
+    fn absolute_form_is_reduced_to_its_path() {
+        assert_eq!(
+            route_key("GET", "http://api.example.com:8080/users/7?x=1"),
+            "GET /users/:id"
+        );
+        assert_eq!(route_key("GET", "HTTPS://example.com"), "GET /");
+        assert_eq!(route_key("GET", "http://example.com?q=/a"), "GET /");
+    }
+
+    #[test]
+    fn ids_are_folded() {
+        assert_eq!(route_key("GET", "/users/42"), "GET /users/:id");
+        assert_eq!(
+            route_key("DELETE", "/users/42/posts/7"),
+            "DELETE /users/:id/posts/:id"
+        );
+        assert_eq!(
+            route_key("PUT", "/items/123E4567-e89b-12d3-A456-426614174000"),
+            "PUT /items/:id"
+        );
+        assert_eq!(
+            route_key("GET", "/obj/507f1f77bcf86cd799439011"),
+            "GET /obj/:id"
+        );
+        assert_eq!(
+            route_key("GET", "/blob/da39a3ee5e6b4b0d3255bfef95601890afd80709"),
+            "GET /blob/:id"
+        );
+        assert_eq!(route_key("GET", "/commit/5f3a2b1c"), "GET /commit/:id");
+    }
+
+    #[test]
+    fn words_are_kept() {
+        for path in [
+            "/v2/users",
+            "/api/v1/me",
+            "/deadbeef",
+            "/cafe/facade",
+            "/abc123",
+            "/users/",
+            "/a//b",
+            "/x-42",
+            "/12a-3",
+        ] {
+            assert_eq!(route_key("GET", path), format!("GET {path}"));
+        }
+    }
+
+    #[test]
+    fn other_forms_are_kept_whole() {
+        assert_eq!(route_key("OPTIONS", "*"), "OPTIONS *");
+        assert_eq!(
+            route_key("CONNECT", "example.com:443"),
+            "CONNECT example.com:443"
+        );
+    }
 }
