@@ -1,6 +1,14 @@
 //! The traffic model and its formats: an [`Exchange`] is one recorded request with the
 //! original response, if it was captured. Recordings are streamed, never loaded whole.
 
+mod error;
+pub mod gor;
+pub mod summary;
+
+pub use error::RecordingError;
+pub use gor::{new_id, GorReader, GorWriter, ReadOptions, ReadStats, RecordKind};
+pub use summary::Summary;
+
 use crate::http::{RequestHead, ResponseHead};
 use bytes::Bytes;
 
