@@ -288,7 +288,7 @@ impl GorReader {
                 .start
                 .max(self.buf.len().saturating_sub(SEPARATOR.len() - 1));
             let unconsumed = self.buf.len() - self.start;
-            if unconsumed > self.opts.max_record_bytes + SEPARATOR.len() {
+            if unconsumed > self.opts.max_record_bytes.saturating_add(SEPARATOR.len()) {
                 let offset = self.base + self.start as u64;
                 if !self.opts.skip_bad {
                     return Err(RecordingError::TooLarge {
