@@ -288,7 +288,7 @@ impl GorReader {
                 .start
                 .max(self.buf.len().saturating_sub(SEPARATOR.len() - 1));
             let unconsumed = self.buf.len() - self.start;
-            if unconsumed > self.opts.max_record_bytes + SEPARATOR.len() {
+            if unconsumed > self.opts.max_record_bytes.saturating_add(SEPARATOR.len()) {
                 let offset = self.base + self.start as u64;
                 if !self.opts.skip_bad {
                     return Err(RecordingError::TooLarge {
@@ -598,9 +598,16 @@ fn parse_record(record: &[u8], offset: u64) -> Result<RawRecord, String> {
     };
     let line = std::str::from_utf8(line).map_err(|_| "header line is not text".to_owned())?;
     let shown = || line.chars().take(80).collect::<String>();
-    let fields: Vec<&str> = line.split(' ').collect();
+    let mut fields = [""; 4];
+    let mut count = 0;
+    for field in line.split(' ').take(5) {
+        if let Some(slot) = fields.get_mut(count) {
+            *slot = field;
+        }
+        count += 1;
+    }
     // GoReplay before 1.0 wrote three fields; it has written four since.
-    if !(3..=4).contains(&fields.len()) {
+    if !(3..=4).contains(&count) {
         return Err(format!(
             "expected `<type> <id> <unix-ns> <latency-ns>`, got {:?}",
             shown()
@@ -619,7 +626,7 @@ fn parse_record(record: &[u8], offset: u64) -> Result<RawRecord, String> {
     let ts_ns = fields[2]
         .parse::<u64>()
         .map_err(|_| format!("timestamp {:?} is not a number", fields[2]))?;
-    if let Some(latency) = fields.get(3) {
+    if let Some(latency) = fields.get(3).filter(|_| count == 4) {
         // Some GoReplay versions write -1 for "no latency"; the value is not used here.
         latency
             .parse::<i64>()

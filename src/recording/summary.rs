@@ -223,7 +223,7 @@ impl fmt::Display for Summary {
             f,
             "responses   {} ({} without)",
             self.responses,
-            self.exchanges - self.responses
+            self.exchanges.saturating_sub(self.responses)
         )?;
         writeln!(
             f,
