@@ -191,13 +191,13 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn bad_input(error: impl Into<anyhow::Error>) -> Self {
+    pub(crate) fn bad_input(error: impl Into<anyhow::Error>) -> Self {
         Failure {
             exit: Exit::BadInput,
             error: error.into(),
         }
     }
-    fn runtime(error: impl Into<anyhow::Error>) -> Self {
+    pub(crate) fn runtime(error: impl Into<anyhow::Error>) -> Self {
         Failure {
             exit: Exit::Runtime,
             error: error.into(),
@@ -268,7 +268,9 @@ async fn run(command: Command) -> Outcome {
 async fn testbed(args: TestbedArgs) -> Outcome {
     let mut routes = Vec::new();
     for text in &args.route_latency {
-        routes.push(RouteRule::parse(text, RouteEffect::LatencyMs).map_err(usage("--route-latency"))?);
+        routes.push(
+            RouteRule::parse(text, RouteEffect::LatencyMs).map_err(usage("--route-latency"))?,
+        );
     }
     for text in &args.route_error_rate {
         routes.push(
@@ -335,17 +337,21 @@ fn inspect(args: &InspectArgs) -> Outcome {
     for exchange in reader.by_ref() {
         summary.add(&exchange.map_err(Failure::bad_input)?);
     }
-    summary.set_stats(reader.stats());
+    let summary = summary.finish(reader.stats());
     let text = if args.json {
         serde_json::to_string_pretty(&summary).map_err(Failure::runtime)? + "\n"
     } else {
-        summary.render()
+        summary.to_string()
     };
     print!("{text}");
     Ok(Exit::Pass)
 }
 
-fn new_comparison(baseline: &str, candidate: &str, judge: &JudgeArgs) -> Result<Comparison, Failure> {
+fn new_comparison(
+    baseline: &str,
+    candidate: &str,
+    judge: &JudgeArgs,
+) -> Result<Comparison, Failure> {
     let mut options = CompareOptions::new(baseline, candidate);
     if let Some(n) = judge.min_requests {
         options.min_requests = n;
@@ -367,7 +373,11 @@ fn compare(args: &CompareArgs) -> Outcome {
             return Err(Failure::bad_input(anyhow::anyhow!(
                 "no observation of target `{name}` in {}; other targets found: {}",
                 join_paths(&args.observations),
-                if others.is_empty() { "none".to_owned() } else { others.join(", ") }
+                if others.is_empty() {
+                    "none".to_owned()
+                } else {
+                    others.join(", ")
+                }
             )));
         }
     }
@@ -509,9 +519,8 @@ impl ReplayRun {
 
 /// Writes `report.json` and `report.txt` into `dir`, creating it.
 pub(crate) fn write_reports(dir: &Path, verdict: &crate::compare::Verdict) -> Result<(), Failure> {
-    std::fs::create_dir_all(dir).map_err(|e| {
-        Failure::runtime(anyhow::anyhow!("cannot create {}: {e}", dir.display()))
-    })?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot create {}: {e}", dir.display())))?;
     for (name, format) in [("report.json", Format::Json), ("report.txt", Format::Text)] {
         let mut file = AtomicFile::create(&dir.join(name))?;
         file.writer()

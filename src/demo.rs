@@ -74,7 +74,7 @@ pub(crate) async fn run(report_dir: Option<PathBuf>) -> Result<Exit, Failure> {
     for exchange in open_recording()? {
         span.add(&exchange.map_err(Failure::bad_input)?);
     }
-    let speed = (span.span_seconds() / REPLAY_SECONDS).max(1.0);
+    let speed = (span.span_seconds / REPLAY_SECONDS).max(1.0);
     let targets = [("stable", &stable_url), ("canary", &canary_url)]
         .iter()
         .map(|(name, url)| Target::parse(&format!("{name}={url}")))
@@ -91,8 +91,7 @@ pub(crate) async fn run(report_dir: Option<PathBuf>) -> Result<Exit, Failure> {
     std::fs::create_dir_all(&dir).map_err(Failure::runtime)?;
     eprintln!(
         "replaying {} exchanges ({:.0} s of traffic) at {speed:.1}× the recorded pace…",
-        span.exchanges(),
-        span.span_seconds()
+        span.exchanges, span.span_seconds
     );
     let run = ReplayRun {
         options: ReplayOptions {

@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod compare;
+mod demo;
 pub mod http;
 pub mod observation;
 pub mod recording;

@@ -2,8 +2,8 @@
 //! padded) — the same text other HdrHistogram tools print in interval logs, so summaries written
 //! by runs on many machines can be decoded and added together exactly.
 
-use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use base64::Engine as _;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
 /// Why an encoded histogram could not be read back.

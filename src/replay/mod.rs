@@ -213,7 +213,9 @@ async fn schedule(
 
 fn validate(options: &ReplayOptions) -> Result<(), ReplayError> {
     if options.targets.is_empty() {
-        return Err(ReplayError::Options("at least one --target is needed".into()));
+        return Err(ReplayError::Options(
+            "at least one --target is needed".into(),
+        ));
     }
     for (i, t) in options.targets.iter().enumerate() {
         if options.targets[..i].iter().any(|o| o.name == t.name) {
@@ -230,9 +232,9 @@ fn validate(options: &ReplayOptions) -> Result<(), ReplayError> {
         Pacing::Max { concurrency: 0 } => Err(ReplayError::Options(
             "--concurrency must be at least 1".into(),
         )),
-        _ if options.max_in_flight == 0 => {
-            Err(ReplayError::Options("max_in_flight must be at least 1".into()))
-        }
+        _ if options.max_in_flight == 0 => Err(ReplayError::Options(
+            "max_in_flight must be at least 1".into(),
+        )),
         _ => Ok(()),
     }
 }
@@ -252,10 +254,14 @@ fn request_body(exchange: &Exchange) -> Bytes {
     let body = exchange
         .request
         .slice(exchange.request_head.head_len.min(exchange.request.len())..);
-    match crate::http::decode_request_body(&exchange.request_head, &body) {
-        Ok(decoded) => decoded,
-        // A body cut short in the recording is sent as far as it goes.
-        Err(_) => body,
+    match crate::http::request_body_length(&exchange.request_head) {
+        Ok(crate::http::BodyLength::Chunked) => match crate::http::decode_chunked(&body) {
+            Ok(decoded) => Bytes::from(decoded),
+            // A chunked body cut short in the recording is sent as far as it goes.
+            Err(_) => body,
+        },
+        Ok(crate::http::BodyLength::Fixed(n)) => body.slice(..body.len().min(n as usize)),
+        _ => body,
     }
 }
 
@@ -270,23 +276,21 @@ async fn send_one(
     let method = exchange.request_head.method.clone();
     let route = crate::http::route_key(&method, &exchange.request_head.target);
     let result = match build_request(target, exchange, body) {
-        Ok(request) => {
-            tokio::time::timeout_at(due + timeout, async {
-                let response = client.request(request).await.map_err(describe_error)?;
-                let status = response.status().as_u16();
-                let mut body = response.into_body();
-                let mut bytes = 0u64;
-                while let Some(frame) = body.frame().await {
-                    let frame = frame.map_err(|e| format!("reading body: {e}"))?;
-                    if let Some(data) = frame.data_ref() {
-                        bytes += data.len() as u64;
-                    }
+        Ok(request) => tokio::time::timeout_at(due + timeout, async {
+            let response = client.request(request).await.map_err(describe_error)?;
+            let status = response.status().as_u16();
+            let mut body = response.into_body();
+            let mut bytes = 0u64;
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| format!("reading body: {e}"))?;
+                if let Some(data) = frame.data_ref() {
+                    bytes += data.len() as u64;
                 }
-                Ok::<_, String>((status, bytes))
-            })
-            .await
-            .unwrap_or_else(|_| Err(format!("timeout after {} ms", timeout.as_millis())))
-        }
+            }
+            Ok::<_, String>((status, bytes))
+        })
+        .await
+        .unwrap_or_else(|_| Err(format!("timeout after {} ms", timeout.as_millis()))),
         Err(e) => Err(e),
     };
     let latency_us = u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX);

@@ -40,7 +40,11 @@ impl Target {
                     "`{text}`: scheme `{other}` is not supported yet; use http://"
                 ))
             }
-            None => return Err(format!("`{text}`: the URL needs a scheme, e.g. http://{url}")),
+            None => {
+                return Err(format!(
+                    "`{text}`: the URL needs a scheme, e.g. http://{url}"
+                ))
+            }
         }
         if base.authority().is_none() {
             return Err(format!("`{text}`: the URL has no host"));

@@ -104,12 +104,13 @@ impl TestbedConfig {
         if !ok_ms(self.jitter_ms) {
             return Err("--jitter must be between 0 and 3600000 ms".into());
         }
-        let rates = std::iter::once(self.error_rate).chain(self.routes.iter().filter_map(|r| {
-            match r.effect {
-                RouteEffect::ErrorRate(rate) => Some(rate),
-                RouteEffect::LatencyMs(_) => None,
-            }
-        }));
+        let rates =
+            std::iter::once(self.error_rate).chain(self.routes.iter().filter_map(
+                |r| match r.effect {
+                    RouteEffect::ErrorRate(rate) => Some(rate),
+                    RouteEffect::LatencyMs(_) => None,
+                },
+            ));
         for rate in rates {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("error rate {rate} is not between 0 and 1"));
@@ -241,11 +242,17 @@ mod tests {
     #[test]
     fn route_rules_match_path_route_key_and_prefix() {
         let c = config(&["/items/:id=40", "POST /orders=90", "/static/*=0"]);
-        assert_eq!(c.plan("GET", "/items/42?x=1", 0.0, 1.0).delay.as_millis(), 40);
+        assert_eq!(
+            c.plan("GET", "/items/42?x=1", 0.0, 1.0).delay.as_millis(),
+            40
+        );
         assert_eq!(c.plan("GET", "/items", 0.0, 1.0).delay.as_millis(), 2);
         assert_eq!(c.plan("POST", "/orders", 0.0, 1.0).delay.as_millis(), 90);
         assert_eq!(c.plan("GET", "/orders", 0.0, 1.0).delay.as_millis(), 2);
-        assert_eq!(c.plan("GET", "/static/app.js", 0.0, 1.0).delay.as_millis(), 0);
+        assert_eq!(
+            c.plan("GET", "/static/app.js", 0.0, 1.0).delay.as_millis(),
+            0
+        );
     }
 
     #[test]
