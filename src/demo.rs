@@ -1,7 +1,7 @@
 //! `nprt demo`: the whole replay → compare path on loopback with nothing else installed.
 //!
 //! Two testbeds start in this process: a stable service and a canary that is 30 ms slower on
-//! one route. The bundled recording (`replay/demo.gor`, embedded in the binary) is replayed to
+//! one route and fails 3% of its requests there. The bundled recording (`replay/demo.gor`, embedded in the binary) is replayed to
 //! both, and the comparison is printed and written as a JSON report. The run succeeds when it
 //! completes; finding the regression is the point of the demo, so it does not fail the exit code.
 
@@ -35,10 +35,16 @@ fn stable() -> TestbedConfig {
 
 fn canary() -> TestbedConfig {
     TestbedConfig {
-        routes: vec![RouteRule {
-            pattern: REGRESSED_ROUTE.to_owned(),
-            effect: RouteEffect::LatencyMs(32.0),
-        }],
+        routes: vec![
+            RouteRule {
+                pattern: REGRESSED_ROUTE.to_owned(),
+                effect: RouteEffect::LatencyMs(32.0),
+            },
+            RouteRule {
+                pattern: REGRESSED_ROUTE.to_owned(),
+                effect: RouteEffect::ErrorRate(0.03),
+            },
+        ],
         ..stable()
     }
 }
@@ -67,7 +73,7 @@ fn open_recording() -> Result<GorReader, Failure> {
 pub(crate) async fn run(report_dir: Option<PathBuf>) -> Result<Exit, Failure> {
     let stable_url = start(stable()).await?;
     let canary_url = start(canary()).await?;
-    eprintln!("stable testbed on {stable_url}; canary testbed on {canary_url}, {REGRESSED_ROUTE} regressed by +30 ms");
+    eprintln!("stable testbed on {stable_url}; canary testbed on {canary_url}, {REGRESSED_ROUTE} regressed: +30 ms and 3% errors");
 
     // The pace is the recording's own, sped up so the demo takes a few seconds.
     let mut span = crate::recording::Summary::default();

@@ -1,0 +1,384 @@
+//! `nprt replay` and `nprt compare` against real `nprt testbed` processes on loopback.
+
+mod common;
+
+use bytes::Bytes;
+use common::{closed_port_url, run, stderr, stdout, Testbed};
+use nprt::http::parse_request_head;
+use nprt::recording::{Exchange, GorWriter};
+use std::path::{Path, PathBuf};
+
+/// Writes a recording of `gets` GETs alternating between `/fast/N` and `/slow/N`, plus `posts`
+/// POSTs, 2 ms apart.
+fn make_recording(dir: &Path, gets: usize, posts: usize) -> PathBuf {
+    let path = dir.join("rec.gor");
+    let mut writer = GorWriter::create(&path).unwrap();
+    let t0 = 1_700_000_000_000_000_000u64;
+    for i in 0..gets + posts {
+        let request = if i < gets {
+            let route = if i % 2 == 0 { "fast" } else { "slow" };
+            format!(
+                "GET /{route}/{i}?q=1 HTTP/1.1\r\nHost: recorded.example\r\nAccept: */*\r\n\r\n"
+            )
+        } else {
+            "POST /orders HTTP/1.1\r\nHost: recorded.example\r\nContent-Length: 2\r\n\r\n{}"
+                .to_owned()
+        };
+        let request = Bytes::from(request);
+        writer
+            .write_exchange(&Exchange {
+                id: format!("{i:024x}"),
+                start_ns: t0 + i as u64 * 2_000_000,
+                request_head: parse_request_head(&request).unwrap().unwrap(),
+                request,
+                response: None,
+            })
+            .unwrap();
+    }
+    writer.finish().unwrap()
+}
+
+fn observations(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn replay(rec: &Path, targets: &[(&str, &str)], extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["replay".to_owned(), rec.display().to_string()];
+    for (name, url) in targets {
+        args.push("--target".into());
+        args.push(format!("{name}={url}"));
+    }
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&args)
+}
+
+#[test]
+fn slow_route_on_the_canary_fails_the_comparison() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = make_recording(dir.path(), 300, 0);
+    let stable = Testbed::start(&["--latency", "1"]);
+    let canary = Testbed::start(&["--latency", "1", "--route-latency", "/slow/:id=40"]);
+    let obs = dir.path().join("obs.ndjson");
+    let out = replay(
+        &rec,
+        &[("stable", &stable.url), ("canary", &canary.url)],
+        &[
+            "--max",
+            "--concurrency",
+            "8",
+            "--observations",
+            obs.to_str().unwrap(),
+            "--baseline",
+            "stable",
+            "--candidate",
+            "canary",
+        ],
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}\n{}", stderr(&out));
+    assert!(text.contains("FAIL"), "{text}");
+    assert!(text.contains("GET /slow/:id"), "{text}");
+    let failing: Vec<&str> = text.lines().filter(|l| l.contains("FAIL ")).collect();
+    assert!(
+        failing.iter().all(|l| !l.contains("/fast/")),
+        "the fast route must pass: {failing:?}"
+    );
+
+    // One observation per exchange per target, every field present.
+    let lines = observations(&obs);
+    assert_eq!(lines.len(), 600);
+    for target in ["stable", "canary"] {
+        let mine: Vec<_> = lines.iter().filter(|o| o["target"] == target).collect();
+        assert_eq!(mine.len(), 300, "{target}");
+        assert!(mine
+            .iter()
+            .all(|o| o["status"] == 200 && o["error"].is_null()));
+    }
+    let first = &lines[0];
+    for key in [
+        "id",
+        "target",
+        "route",
+        "method",
+        "status",
+        "latency_us",
+        "bytes",
+        "error",
+    ] {
+        assert!(first.get(key).is_some(), "observation lacks {key}: {first}");
+    }
+    let slow_canary: Vec<u64> = lines
+        .iter()
+        .filter(|o| o["target"] == "canary" && o["route"] == "GET /slow/:id")
+        .map(|o| o["latency_us"].as_u64().unwrap())
+        .collect();
+    assert!(
+        slow_canary.iter().all(|&us| us >= 40_000),
+        "{slow_canary:?}"
+    );
+
+    // The same verdict offline, as JSON.
+    let out = run(&[
+        "compare",
+        obs.to_str().unwrap(),
+        "--baseline",
+        "stable",
+        "--candidate",
+        "canary",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["schema"].as_str().unwrap().starts_with("nprt.report/"));
+    assert_eq!(json["verdict"], "fail");
+    let routes = json["routes"].as_array().unwrap();
+    let slow = routes
+        .iter()
+        .find(|r| r["route"] == "GET /slow/:id")
+        .unwrap();
+    assert!(!slow["findings"].as_array().unwrap().is_empty());
+    assert!(
+        slow["candidate"]["p99_ms"].as_f64().unwrap() >= 40.0,
+        "{slow}"
+    );
+    assert!(json["findings"].as_array().unwrap().len() >= 1);
+}
+
+#[test]
+fn identical_services_pass_and_errors_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = make_recording(dir.path(), 200, 0);
+    let a = Testbed::start(&["--latency", "2"]);
+    let b = Testbed::start(&["--latency", "2"]);
+    let flaky = Testbed::start(&["--latency", "2", "--route-error-rate", "/fast/*=0.5"]);
+    let report = dir.path().join("report");
+    let out = replay(
+        &rec,
+        &[("a", &a.url), ("b", &b.url), ("flaky", &flaky.url)],
+        &[
+            "--max",
+            "--baseline",
+            "a",
+            "--candidate",
+            "b",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("PASS"), "{}", stdout(&out));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["verdict"], "pass");
+
+    let out = replay(
+        &rec,
+        &[("a", &a.url), ("flaky", &flaky.url)],
+        &["--max", "--baseline", "a", "--candidate", "flaky"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("GET /fast/:id"), "{}", stdout(&out));
+}
+
+#[test]
+fn unsafe_methods_are_sent_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = make_recording(dir.path(), 10, 5);
+    let server = Testbed::start(&[]);
+    let obs = dir.path().join("obs.ndjson");
+    let out = replay(
+        &rec,
+        &[("s", &server.url)],
+        &["--max", "--observations", obs.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("5 skipped"), "{}", stderr(&out));
+    assert!(observations(&obs).iter().all(|o| o["method"] == "GET"));
+
+    let out = replay(
+        &rec,
+        &[("s", &server.url)],
+        &[
+            "--max",
+            "--methods",
+            "all",
+            "--observations",
+            obs.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let posts = observations(&obs)
+        .into_iter()
+        .filter(|o| o["route"] == "POST /orders" && o["status"] == 200)
+        .count();
+    assert_eq!(posts, 5);
+}
+
+#[test]
+fn original_pace_spreads_the_requests_out() {
+    let dir = tempfile::tempdir().unwrap();
+    // 50 exchanges 2 ms apart: ~98 ms of traffic, ~49 ms at speed 2.
+    let rec = make_recording(dir.path(), 50, 0);
+    let server = Testbed::start(&[]);
+    let started = std::time::Instant::now();
+    let out = replay(&rec, &[("s", &server.url)], &["--speed", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(45));
+    assert!(
+        stderr(&out).contains("replayed 50 of 50"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn unreachable_target_is_exit_4_with_errors_observed() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = make_recording(dir.path(), 20, 0);
+    let up = Testbed::start(&[]);
+    let obs = dir.path().join("obs.ndjson");
+    let out = replay(
+        &rec,
+        &[("up", &up.url), ("down", &closed_port_url())],
+        &["--max", "--observations", obs.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("down"), "{}", stderr(&out));
+    let lines = observations(&obs);
+    let down: Vec<_> = lines.iter().filter(|o| o["target"] == "down").collect();
+    assert_eq!(
+        down.len(),
+        20,
+        "a failed request is an observation, never lost"
+    );
+    assert!(down
+        .iter()
+        .all(|o| o["status"].is_null() && o["error"].as_str().unwrap().contains("connect")));
+}
+
+#[test]
+fn too_few_requests_is_inconclusive() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = make_recording(dir.path(), 6, 0);
+    let a = Testbed::start(&[]);
+    let out = replay(
+        &rec,
+        &[("a", &a.url), ("b", &a.url)],
+        &["--max", "--baseline", "a", "--candidate", "b"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+}
+
+#[test]
+fn bad_recording_leaves_no_observations_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = make_recording(dir.path(), 20, 0);
+    let mut bytes = std::fs::read(&rec).unwrap();
+    bytes.extend_from_slice(b"1 ffff 1700000009000000000 0\nGET /never-finished");
+    std::fs::write(&rec, &bytes).unwrap();
+    let server = Testbed::start(&[]);
+    let obs = dir.path().join("obs.ndjson");
+    let out = replay(
+        &rec,
+        &[("s", &server.url)],
+        &["--max", "--observations", obs.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("rec.gor"), "{}", stderr(&out));
+    assert!(
+        !obs.exists(),
+        "a failed replay must not leave a partial observations file"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with(".nprt-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn usage_mistakes_are_exit_2_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = make_recording(dir.path(), 2, 0);
+    let rec = rec.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["replay", rec, "--target", "localhost:8080"], "NAME=URL"),
+        (&["replay", rec, "--target", "a=ftp://x"], "not supported"),
+        (
+            &[
+                "replay",
+                rec,
+                "--target",
+                "a=http://127.0.0.1:1",
+                "--speed",
+                "0",
+            ],
+            "--speed",
+        ),
+        (
+            &[
+                "replay",
+                rec,
+                "--target",
+                "a=http://127.0.0.1:1",
+                "--baseline",
+                "a",
+                "--candidate",
+                "zz",
+            ],
+            "zz",
+        ),
+        (&["replay", rec], "--target"),
+        (&["testbed", "--error-rate", "2"], "error rate"),
+        (&["testbed", "--route-latency", "/x"], "ROUTE=VALUE"),
+    ];
+    for (args, hint) in cases {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(hint), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn compare_names_missing_targets_and_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let obs = dir.path().join("obs.ndjson");
+    std::fs::write(
+        &obs,
+        "{\"id\":\"1\",\"target\":\"x\",\"route\":\"GET /\",\"method\":\"GET\",\"status\":200,\"latency_us\":5,\"bytes\":1,\"error\":null}\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "compare",
+        obs.to_str().unwrap(),
+        "--baseline",
+        "a",
+        "--candidate",
+        "b",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("`a`") && stderr(&out).contains("x"),
+        "{}",
+        stderr(&out)
+    );
+
+    std::fs::write(&obs, "{\"id\":\"1\"}\nnot json\n").unwrap();
+    let out = run(&[
+        "compare",
+        obs.to_str().unwrap(),
+        "--baseline",
+        "a",
+        "--candidate",
+        "b",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("obs.ndjson:1"), "{}", stderr(&out));
+}
