@@ -237,10 +237,26 @@ pub fn main() -> i32 {
     match outcome {
         Ok(exit) => exit as i32,
         Err(failure) => {
-            eprintln!("Error: {:#}", failure.error);
+            eprintln!("Error: {}", error_chain(&failure.error));
             failure.exit as i32
         }
     }
+}
+
+/// The error and its causes on one line; a cause whose text the message already quotes is
+/// not repeated.
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
 }
 
 fn init_logging(format: LogFormat) {
