@@ -517,8 +517,8 @@ impl ReplayRun {
         })
         .await
         .map_err(|e| match e {
-            crate::replay::ReplayError::Recording(e) => Failure::bad_input(e),
-            other => Failure::bad_input(other),
+            crate::replay::ReplayError::Task(_) => Failure::runtime(e),
+            _ => Failure::bad_input(e),
         })?;
         if let Some(e) = write_error {
             return Err(Failure::runtime(e));

@@ -21,7 +21,7 @@ pub struct Observation {
     pub status: Option<u16>,
     /// Latency in microseconds, from the scheduled send time to the end of the response.
     pub latency_us: u64,
-    /// Response bytes received (head and body).
+    /// Response body bytes received.
     pub bytes: u64,
     /// Why no response arrived (connect refused, timeout, reset…), `None` on success.
     pub error: Option<String>,

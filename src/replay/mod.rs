@@ -86,6 +86,9 @@ pub enum ReplayError {
     Recording(#[from] crate::recording::RecordingError),
     #[error("invalid replay options: {0}")]
     Options(String),
+    /// A task of the replay itself died (a bug, not bad input).
+    #[error("the replay {0}")]
+    Task(String),
 }
 
 type HttpClient = Client<HttpConnector, http_body_util::Full<Bytes>>;
@@ -127,9 +130,8 @@ where
         observe(&obs);
     }
     summary.elapsed = started.elapsed();
-    let join = |what: &str, e: tokio::task::JoinError| {
-        ReplayError::Options(format!("the replay {what} failed: {e}"))
-    };
+    let join =
+        |what: &str, e: tokio::task::JoinError| ReplayError::Task(format!("{what} failed: {e}"));
     let schedule_stats = scheduler.await.map_err(|e| join("scheduler", e))?;
     summary.merge_schedule(schedule_stats);
     reader.await.map_err(|e| join("recording reader", e))??;
