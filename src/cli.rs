@@ -5,7 +5,9 @@
 use crate::compare::{Comparison, Options as CompareOptions};
 use crate::observation::{self, Observation};
 use crate::recording::{GorReader, ReadOptions};
-use crate::replay::{MethodPolicy, Pacing, ReplayOptions, Target};
+use crate::replay::{
+    Filter, HeaderRule, MethodPolicy, Pacing, ReplayOptions, Rewrite, Source, Target,
+};
 use crate::report::{self, Format};
 use crate::testbed::{RouteEffect, RouteRule, TestbedConfig};
 use crate::Exit;
@@ -45,7 +47,7 @@ enum Command {
     /// Count what a recording holds: exchanges, methods, routes, status codes, time span.
     Inspect(InspectArgs),
     /// Send every recorded request to every target and observe the answers.
-    Replay(ReplayArgs),
+    Replay(Box<ReplayArgs>),
     /// Compare the observations of a baseline and a candidate target.
     Compare(CompareArgs),
 }
@@ -105,17 +107,62 @@ struct ReplayArgs {
     #[arg(long = "target", value_name = "NAME=URL", required = true)]
     targets: Vec<String>,
     /// Replay at the recording's pace times X (2 = twice as fast).
-    #[arg(long, value_name = "X", default_value_t = 1.0, conflicts_with = "max")]
+    #[arg(long, value_name = "X", default_value_t = 1.0, conflicts_with_all = ["max", "rate"])]
     speed: f64,
-    /// Replay as fast as possible, with --concurrency exchanges in flight.
+    /// Send N exchanges per second, whatever the recorded timing (open model).
+    #[arg(long, value_name = "N", conflicts_with = "max")]
+    rate: Option<f64>,
+    /// Replay as fast as possible, with --concurrency exchanges in flight (closed model).
     #[arg(long)]
     max: bool,
     /// Exchanges in flight with --max.
     #[arg(long, value_name = "N", default_value_t = 16)]
     concurrency: usize,
+    /// Stop sending after this long: 30s, 5m, 1h, 500ms.
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Stop after sending N exchanges.
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
+    /// Start the recording again when it ends (needs --limit or --duration).
+    #[arg(long = "loop")]
+    looping: bool,
     /// Which methods to send: safe (GET, HEAD, OPTIONS) or all.
     #[arg(long, value_enum, default_value_t = Methods::Safe)]
     methods: Methods,
+    /// Send only these methods (repeatable); overrides --methods.
+    #[arg(long, value_name = "METHOD")]
+    allow_method: Vec<String>,
+    /// Send only requests whose target (path and query) matches REGEX (repeatable).
+    #[arg(long, value_name = "REGEX")]
+    allow_url: Vec<String>,
+    /// Do not send requests whose target matches REGEX (repeatable).
+    #[arg(long, value_name = "REGEX")]
+    deny_url: Vec<String>,
+    /// Send only requests with a header matching NAME:REGEX (repeatable).
+    #[arg(long, value_name = "NAME:REGEX")]
+    allow_header: Vec<String>,
+    /// Do not send requests with a header matching NAME:REGEX (repeatable).
+    #[arg(long, value_name = "NAME:REGEX")]
+    deny_header: Vec<String>,
+    /// Send this percentage of the exchanges, the same ones on every run.
+    #[arg(long, value_name = "PERCENT")]
+    sample: Option<f64>,
+    /// Replay shard I of N (0-based): a deterministic 1/N of the exchanges.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    shard: Option<(u32, u32)>,
+    /// Rewrite request targets, REGEX=REPLACEMENT with $1 groups (repeatable).
+    #[arg(long, value_name = "REGEX=REPLACEMENT")]
+    rewrite_url: Vec<String>,
+    /// Set a header on every request, NAME:VALUE (repeatable).
+    #[arg(long, value_name = "NAME:VALUE")]
+    set_header: Vec<String>,
+    /// Remove a header from every request (repeatable).
+    #[arg(long, value_name = "NAME")]
+    remove_header: Vec<String>,
+    /// Send the recorded Host header instead of the target's.
+    #[arg(long)]
+    keep_host: bool,
     /// Time allowed per request, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 30_000)]
     timeout: u64,
@@ -276,7 +323,7 @@ async fn run(command: Command) -> Outcome {
         Command::Demo(args) => crate::demo::run(args.report).await,
         Command::Testbed(args) => testbed(args).await,
         Command::Inspect(args) => inspect(&args),
-        Command::Replay(args) => replay(args).await,
+        Command::Replay(args) => replay(*args).await,
         Command::Compare(args) => compare(&args),
     }
 }
@@ -345,6 +392,62 @@ fn open_recording(path: &Path, read: &ReadArgs) -> Result<GorReader, Failure> {
         ..ReadOptions::default()
     };
     GorReader::open(path, options).map_err(Failure::bad_input)
+}
+
+/// A replay source that yields `first` and then reopens `path` for each further pass.
+fn recording_source(first: GorReader, path: PathBuf, skip_bad: bool) -> Source {
+    let mut first = Some(first);
+    Box::new(move || {
+        let reader = match first.take() {
+            Some(reader) => reader,
+            None => GorReader::open(
+                &path,
+                ReadOptions {
+                    skip_bad,
+                    ..ReadOptions::default()
+                },
+            )?,
+        };
+        Ok(Box::new(reader) as crate::replay::Exchanges)
+    })
+}
+
+/// Parses `30s`, `5m`, `1h`, `250ms` or a plain number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 30s, 5m, 1h or 500ms"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}`: use ms, s, m or h"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
+}
+
+/// Parses `I/N` with `0 <= I < N`.
+fn parse_shard(text: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("`{text}` is not a shard like 0/4 (index from 0, below the count)");
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u32, u32) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
 }
 
 fn inspect(args: &InspectArgs) -> Outcome {
@@ -425,23 +528,70 @@ async fn replay(args: ReplayArgs) -> Outcome {
             }
         }
     }
-    let options = ReplayOptions {
-        targets,
-        pacing: if args.max {
-            Pacing::Max {
-                concurrency: args.concurrency,
-            }
-        } else {
-            Pacing::Original { speed: args.speed }
-        },
+    let regexes = |option: &'static str, patterns: &[String]| {
+        patterns
+            .iter()
+            .map(|p| regex::Regex::new(p).map_err(|e| usage(option)(format!("`{p}`: {e}"))))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let headers = |option: &'static str, rules: &[String]| {
+        rules
+            .iter()
+            .map(|r| HeaderRule::parse(r).map_err(usage(option)))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let filter = Filter {
         methods: match args.methods {
             Methods::Safe => MethodPolicy::Safe,
             Methods::All => MethodPolicy::All,
         },
+        allow_methods: args
+            .allow_method
+            .iter()
+            .map(|m| m.to_ascii_uppercase())
+            .collect(),
+        allow_urls: regexes("--allow-url", &args.allow_url)?,
+        deny_urls: regexes("--deny-url", &args.deny_url)?,
+        allow_headers: headers("--allow-header", &args.allow_header)?,
+        deny_headers: headers("--deny-header", &args.deny_header)?,
+        sample_percent: args.sample,
+        shard: args.shard,
+    };
+    let rewrite = Rewrite {
+        urls: args
+            .rewrite_url
+            .iter()
+            .map(|r| Rewrite::parse_url_rule(r).map_err(usage("--rewrite-url")))
+            .collect::<Result<_, _>>()?,
+        set_headers: args
+            .set_header
+            .iter()
+            .map(|h| Rewrite::parse_header(h).map_err(usage("--set-header")))
+            .collect::<Result<_, _>>()?,
+        remove_headers: args.remove_header.clone(),
+        keep_host: args.keep_host,
+    };
+    let options = ReplayOptions {
+        targets,
+        pacing: match (args.max, args.rate) {
+            (true, _) => Pacing::Max {
+                concurrency: args.concurrency,
+            },
+            (false, Some(per_second)) => Pacing::Rate { per_second },
+            (false, None) => Pacing::Original { speed: args.speed },
+        },
+        filter,
+        rewrite,
         timeout: Duration::from_millis(args.timeout),
+        limit: args.limit,
+        duration: args.duration,
+        looping: args.looping,
         ..ReplayOptions::default()
     };
-    let reader = open_recording(&args.recording, &args.read)?;
+    // Opened once here so that a missing or unreadable file is reported before anything is
+    // sent; `--loop` reopens it for each further pass.
+    let first = open_recording(&args.recording, &args.read)?;
+    let reader = recording_source(first, args.recording.clone(), args.read.skip_bad);
     let comparison = match (&args.baseline, &args.candidate) {
         (Some(b), Some(c)) => Some(new_comparison(b, c, &args.judge)?),
         _ => None,
@@ -493,19 +643,14 @@ pub(crate) struct ReplayDone {
 }
 
 impl ReplayRun {
-    pub(crate) async fn execute<I>(self, exchanges: I) -> Result<ReplayDone, Failure>
-    where
-        I: Iterator<Item = Result<crate::recording::Exchange, crate::recording::RecordingError>>
-            + Send
-            + 'static,
-    {
+    pub(crate) async fn execute(self, source: Source) -> Result<ReplayDone, Failure> {
         let mut file = match &self.observations {
             Some(path) => Some(AtomicFile::create(path)?),
             None => None,
         };
         let mut comparison = self.comparison;
         let mut write_error: Option<std::io::Error> = None;
-        let summary = crate::replay::run(exchanges, &self.options, |obs: &Observation| {
+        let summary = crate::replay::run(source, &self.options, |obs: &Observation| {
             if let Some(c) = comparison.as_mut() {
                 c.add(obs);
             }

@@ -8,7 +8,7 @@
 use crate::cli::{write_reports, Failure, ReplayRun};
 use crate::compare::{Comparison, Options as CompareOptions};
 use crate::recording::{GorReader, ReadOptions};
-use crate::replay::{MethodPolicy, Pacing, ReplayOptions, Target};
+use crate::replay::{Filter, MethodPolicy, Pacing, ReplayOptions, Target};
 use crate::report::{self, Format};
 use crate::testbed::{RouteEffect, RouteRule, TestbedConfig};
 use crate::Exit;
@@ -103,8 +103,11 @@ pub(crate) async fn run(report_dir: Option<PathBuf>) -> Result<Exit, Failure> {
         options: ReplayOptions {
             targets,
             pacing: Pacing::Original { speed },
-            // Both testbeds belong to the demo, so writes are safe to replay.
-            methods: MethodPolicy::All,
+            filter: Filter {
+                // Both testbeds belong to the demo, so writes are safe to replay.
+                methods: MethodPolicy::All,
+                ..Filter::default()
+            },
             timeout: Duration::from_secs(10),
             ..ReplayOptions::default()
         },
@@ -113,7 +116,12 @@ pub(crate) async fn run(report_dir: Option<PathBuf>) -> Result<Exit, Failure> {
             Comparison::new(CompareOptions::new("stable", "canary")).map_err(Failure::runtime)?,
         ),
     };
-    let done = run.execute(open_recording()?).await?;
+    let recording = open_recording()?;
+    let mut once = Some(recording);
+    let source: crate::replay::Source = Box::new(move || {
+        Ok(Box::new(once.take().into_iter().flatten()) as crate::replay::Exchanges)
+    });
+    let done = run.execute(source).await?;
     eprint!("{}", done.summary.render());
     let verdict = done
         .verdict

@@ -382,3 +382,113 @@ fn compare_names_missing_targets_and_bad_lines() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("obs.ndjson:1"), "{}", stderr(&out));
 }
+
+fn ids(path: &Path) -> std::collections::BTreeSet<String> {
+    observations(path)
+        .iter()
+        .map(|o| o["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn sampling_is_the_same_on_every_run_and_shards_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = make_recording(dir.path(), 400, 0);
+    let server = Testbed::start(&[]);
+    let run_to = |name: &str, extra: &[&str]| {
+        let obs = dir.path().join(name);
+        let mut args = vec!["--max", "--observations", obs.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = replay(&rec, &[("s", &server.url)], &args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        ids(&obs)
+    };
+    let first = run_to("a.ndjson", &["--sample", "30"]);
+    let second = run_to("b.ndjson", &["--sample", "30"]);
+    assert_eq!(first, second);
+    assert!((80..160).contains(&first.len()), "{}", first.len());
+
+    let all = run_to("all.ndjson", &[]);
+    assert_eq!(all.len(), 400);
+    let shards: Vec<_> = (0..3)
+        .map(|i| run_to(&format!("shard{i}.ndjson"), &["--shard", &format!("{i}/3")]))
+        .collect();
+    let total: usize = shards.iter().map(|s| s.len()).sum();
+    assert_eq!(total, 400, "shards are disjoint");
+    let union: std::collections::BTreeSet<String> = shards.into_iter().flatten().collect();
+    assert_eq!(union, all);
+}
+
+#[test]
+fn rewrite_and_filter_rules_reach_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = make_recording(dir.path(), 40, 0);
+    // The server fails every request under /v2/, so a rewritten URL shows as a 500.
+    let server = Testbed::start(&["--route-error-rate", "/v2/*=1"]);
+    let obs = dir.path().join("obs.ndjson");
+    let out = replay(
+        &rec,
+        &[("s", &server.url)],
+        &[
+            "--max",
+            "--observations",
+            obs.to_str().unwrap(),
+            "--rewrite-url",
+            "^/slow/=/v2/slow/",
+            "--deny-url",
+            "^/fast/1[0-9]\\?",
+            "--set-header",
+            "X-Replayed-By: nprt",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = observations(&obs);
+    // /fast/10../fast/18 (even numbers) are denied: 5 of the 20 fast ones.
+    assert_eq!(lines.len(), 35, "{}", stderr(&out));
+    assert!(stderr(&out).contains("5 url"), "{}", stderr(&out));
+    for o in &lines {
+        let expected = if o["route"] == "GET /slow/:id" {
+            500
+        } else {
+            200
+        };
+        assert_eq!(o["status"], expected, "{o}");
+    }
+}
+
+#[test]
+fn rate_limit_and_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = make_recording(dir.path(), 10, 0);
+    let server = Testbed::start(&[]);
+    let obs = dir.path().join("obs.ndjson");
+    let started = std::time::Instant::now();
+    let out = replay(
+        &rec,
+        &[("s", &server.url)],
+        &[
+            "--rate",
+            "200",
+            "--loop",
+            "--limit",
+            "25",
+            "--observations",
+            obs.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // 25 sends at 200/s: the last is due at 120 ms.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(120));
+    let lines = observations(&obs);
+    assert_eq!(lines.len(), 25);
+    // Ten distinct exchanges, looped.
+    assert_eq!(ids(&obs).len(), 10);
+
+    let out = replay(&rec, &[("s", &server.url)], &["--loop"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--limit or --duration"),
+        "{}",
+        stderr(&out)
+    );
+}

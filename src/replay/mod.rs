@@ -7,21 +7,25 @@
 //! from the scheduled send time, so a sender that falls behind shows up as latency rather than
 //! being hidden (the coordinated-omission rule); how far it fell behind is reported too.
 
+mod clock;
+mod filter;
 mod summary;
 mod target;
 
+pub use clock::Clock;
+pub use filter::{Filter, HeaderRule, Skip, SkipCounts};
 pub use summary::{ReplaySummary, TargetSummary};
-pub use target::{build_request, Target};
+pub use target::{build_request, Rewrite, Target};
 
 use crate::observation::Observation;
-use crate::recording::Exchange;
+use crate::recording::{Exchange, RecordingError};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// When requests are sent.
@@ -29,6 +33,8 @@ use tokio::time::Instant;
 pub enum Pacing {
     /// The recording's own timing, sped up by the factor (2.0 = twice as fast).
     Original { speed: f64 },
+    /// A fixed number of exchanges per second, whatever the answers (open model).
+    Rate { per_second: f64 },
     /// As fast as possible with this many exchanges in flight (closed model).
     Max { concurrency: usize },
 }
@@ -58,12 +64,19 @@ impl MethodPolicy {
 pub struct ReplayOptions {
     pub targets: Vec<Target>,
     pub pacing: Pacing,
-    pub methods: MethodPolicy,
+    pub filter: Filter,
+    pub rewrite: Rewrite,
     /// Time allowed for one request, from its scheduled send to the end of the response body.
     pub timeout: Duration,
-    /// Most exchanges in flight in [`Pacing::Original`]: the bound on memory and sockets when
-    /// a target stops answering.
+    /// Most exchanges in flight in the open-model pacings: the bound on memory and sockets
+    /// when a target stops answering.
     pub max_in_flight: usize,
+    /// Stop after sending this many exchanges.
+    pub limit: Option<u64>,
+    /// Stop sending after this long (requests in flight still finish).
+    pub duration: Option<Duration>,
+    /// Start the recording again when it ends (until `limit` or `duration`).
+    pub looping: bool,
 }
 
 impl Default for ReplayOptions {
@@ -71,9 +84,13 @@ impl Default for ReplayOptions {
         ReplayOptions {
             targets: Vec::new(),
             pacing: Pacing::Original { speed: 1.0 },
-            methods: MethodPolicy::Safe,
+            filter: Filter::default(),
+            rewrite: Rewrite::default(),
             timeout: Duration::from_secs(30),
             max_in_flight: 4096,
+            limit: None,
+            duration: None,
+            looping: false,
         }
     }
 }
@@ -91,37 +108,63 @@ pub enum ReplayError {
     Task(String),
 }
 
+/// A stream of recorded exchanges.
+pub type Exchanges = Box<dyn Iterator<Item = Result<Exchange, RecordingError>> + Send>;
+
+/// Opens the recording, once per pass: `--loop` calls it again at the end.
+pub type Source = Box<dyn FnMut() -> Result<Exchanges, RecordingError> + Send>;
+
 type HttpClient = Client<HttpConnector, http_body_util::Full<Bytes>>;
 
-/// Replays `exchanges` to every target, calling `observe` once per exchange per target.
+/// Replays the recording to every target, calling `observe` once per exchange per target.
 ///
-/// The iterator is consumed on a blocking thread. Returns when every sent request has been
+/// The recording is read on a blocking thread. Returns when every sent request has been
 /// answered, failed or timed out.
 ///
 /// # Errors
 /// [`ReplayError::Recording`] when the recording turns out to be malformed part-way; the
 /// observations made until then have been passed to `observe`.
-pub async fn run<I>(
-    exchanges: I,
+pub async fn run(
+    source: Source,
     options: &ReplayOptions,
     mut observe: impl FnMut(&Observation),
-) -> Result<ReplaySummary, ReplayError>
-where
-    I: Iterator<Item = Result<Exchange, crate::recording::RecordingError>> + Send + 'static,
-{
+) -> Result<ReplaySummary, ReplayError> {
     validate(options)?;
-    let (exchange_tx, exchange_rx) = mpsc::channel::<Exchange>(1024);
-    let reader = tokio::task::spawn_blocking(move || -> Result<(), ReplayError> {
-        for exchange in exchanges {
-            if exchange_tx.blocking_send(exchange?).is_err() {
-                break; // the scheduler stopped early
-            }
-        }
-        Ok(())
-    });
+    let (exchange_tx, exchange_rx) = mpsc::channel::<(u32, Exchange)>(1024);
+    let looping = options.looping;
+    let reader = tokio::task::spawn_blocking(move || read_passes(source, looping, &exchange_tx));
     let (obs_tx, mut obs_rx) = mpsc::channel::<Observation>(4096);
     let started = Instant::now();
-    let scheduler = tokio::spawn(schedule(exchange_rx, options.clone(), obs_tx, started));
+    let clients: Arc<Vec<(Target, HttpClient)>> = Arc::new(
+        options
+            .targets
+            .iter()
+            .map(|t| (t.clone(), new_client()))
+            .collect(),
+    );
+    let (timeout, rewrite) = (options.timeout, Arc::new(options.rewrite.clone()));
+    let dispatch = move |exchange: Arc<Exchange>,
+                         due: Instant,
+                         permit: Arc<OwnedSemaphorePermit>| {
+        let body = request_body(&exchange);
+        for i in 0..clients.len() {
+            let (clients, exchange, body, permit, tx, rewrite) = (
+                Arc::clone(&clients),
+                Arc::clone(&exchange),
+                body.clone(),
+                Arc::clone(&permit),
+                obs_tx.clone(),
+                Arc::clone(&rewrite),
+            );
+            tokio::spawn(async move {
+                let (target, client) = &clients[i];
+                let obs = send_one(client, target, &exchange, body, &rewrite, due, timeout).await;
+                drop(permit);
+                let _ = tx.send(obs).await;
+            });
+        }
+    };
+    let scheduler = tokio::spawn(schedule(exchange_rx, options.clone(), started, dispatch));
 
     let mut summary = ReplaySummary::new(&options.targets);
     // Ends when the scheduler and every request task have dropped their senders.
@@ -138,77 +181,83 @@ where
     Ok(summary)
 }
 
+/// Feeds the scheduler, pass after pass when looping; stops when the scheduler is done.
+fn read_passes(
+    mut source: Source,
+    looping: bool,
+    tx: &mpsc::Sender<(u32, Exchange)>,
+) -> Result<(), ReplayError> {
+    for pass in 0u32.. {
+        let mut any = false;
+        for exchange in source()? {
+            any = true;
+            if tx.blocking_send((pass, exchange?)).is_err() {
+                return Ok(()); // the scheduler stopped early
+            }
+        }
+        if !looping || !any {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// What the scheduler counted; merged into the [`ReplaySummary`].
 #[derive(Debug, Default)]
 pub(crate) struct ScheduleStats {
     pub exchanges_read: u64,
-    pub skipped_unsafe: u64,
+    pub skipped: SkipCounts,
     pub sent: u64,
     /// How late each exchange was sent relative to its schedule, in microseconds.
     pub lag_us: summary::LagHistogram,
 }
 
+/// Paces the exchanges and hands each one, with its due time and a slot, to `dispatch`.
+///
+/// In the open-model pacings latency counts from the scheduled time, so waiting for a free
+/// slot is latency too; in the closed model (`Max`) a request starts when a slot frees up.
 async fn schedule(
-    mut exchanges: mpsc::Receiver<Exchange>,
+    mut exchanges: mpsc::Receiver<(u32, Exchange)>,
     options: ReplayOptions,
-    observations: mpsc::Sender<Observation>,
     started: Instant,
+    mut dispatch: impl FnMut(Arc<Exchange>, Instant, Arc<OwnedSemaphorePermit>),
 ) -> ScheduleStats {
-    let clients: Vec<(Target, HttpClient)> = options
-        .targets
-        .iter()
-        .map(|t| (t.clone(), new_client()))
-        .collect();
     let slots = Arc::new(Semaphore::new(match options.pacing {
         Pacing::Max { concurrency } => concurrency,
-        Pacing::Original { .. } => options.max_in_flight,
+        Pacing::Original { .. } | Pacing::Rate { .. } => options.max_in_flight,
     }));
+    let mut clock = Clock::new(options.pacing);
     let mut stats = ScheduleStats::default();
-    let mut first_ts: Option<u64> = None;
-    while let Some(exchange) = exchanges.recv().await {
+    let deadline = options.duration.map(|d| started + d);
+    while let Some((pass, exchange)) = exchanges.recv().await {
+        if options.limit.is_some_and(|limit| stats.sent >= limit)
+            || deadline.is_some_and(|d| Instant::now() >= d)
+        {
+            break;
+        }
         stats.exchanges_read += 1;
-        if !options.methods.allows(&exchange.request_head.method) {
-            stats.skipped_unsafe += 1;
+        if let Err(skip) = options.filter.check(&exchange) {
+            *stats.skipped.entry(skip).or_default() += 1;
             continue;
         }
-        let scheduled = match options.pacing {
-            Pacing::Original { speed } => {
-                let t0 = *first_ts.get_or_insert(exchange.start_ns);
-                let offset_ns = exchange.start_ns.saturating_sub(t0) as f64 / speed;
-                let due = started + Duration::from_nanos(offset_ns as u64);
-                tokio::time::sleep_until(due).await;
-                Some(due)
+        let scheduled = clock
+            .due(stats.sent, pass, exchange.start_ns)
+            .map(|offset| started + offset);
+        if let Some(due) = scheduled {
+            if deadline.is_some_and(|d| due >= d) {
+                break;
             }
-            Pacing::Max { .. } => None,
-        };
+            tokio::time::sleep_until(due).await;
+        }
         let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
             break;
         };
-        let permit = Arc::new(permit);
-        // Open model: latency counts from the scheduled time, so waiting for a free slot is
-        // latency too. Closed model: a request starts when a slot frees up.
         let due = scheduled.unwrap_or_else(Instant::now);
-        let lag = u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX);
-        stats.lag_us.record(lag);
+        stats
+            .lag_us
+            .record(u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX));
         stats.sent += 1;
-        let exchange = Arc::new(exchange);
-        let body = request_body(&exchange);
-        for (target, client) in &clients {
-            let (target, client, exchange, body, permit, tx) = (
-                target.clone(),
-                client.clone(),
-                Arc::clone(&exchange),
-                body.clone(),
-                Arc::clone(&permit),
-                observations.clone(),
-            );
-            let timeout = options.timeout;
-            tokio::spawn(async move {
-                let obs = send_one(&client, &target, &exchange, body, due, timeout).await;
-                drop(permit);
-                let _ = tx.send(obs).await;
-            });
-        }
+        dispatch(Arc::new(exchange), due, Arc::new(permit));
     }
     stats
 }
@@ -227,10 +276,34 @@ fn validate(options: &ReplayOptions) -> Result<(), ReplayError> {
             )));
         }
     }
+    if options.filter.shard.is_some_and(|(i, n)| n == 0 || i >= n) {
+        return Err(ReplayError::Options(
+            "--shard must be I/N with 0 <= I < N".into(),
+        ));
+    }
+    if options
+        .filter
+        .sample_percent
+        .is_some_and(|p| !(0.0..=100.0).contains(&p))
+    {
+        return Err(ReplayError::Options(
+            "--sample must be a percentage between 0 and 100".into(),
+        ));
+    }
+    if options.looping && options.limit.is_none() && options.duration.is_none() {
+        return Err(ReplayError::Options(
+            "--loop needs --limit or --duration, or it would never end".into(),
+        ));
+    }
     match options.pacing {
         Pacing::Original { speed } if !(speed.is_finite() && speed > 0.0) => Err(
             ReplayError::Options(format!("--speed must be a positive number, not {speed}")),
         ),
+        Pacing::Rate { per_second } if !(per_second.is_finite() && per_second > 0.0) => {
+            Err(ReplayError::Options(format!(
+                "--rate must be a positive number, not {per_second}"
+            )))
+        }
         Pacing::Max { concurrency: 0 } => Err(ReplayError::Options(
             "--concurrency must be at least 1".into(),
         )),
@@ -272,12 +345,13 @@ async fn send_one(
     target: &Target,
     exchange: &Exchange,
     body: Bytes,
+    rewrite: &Rewrite,
     due: Instant,
     timeout: Duration,
 ) -> Observation {
     let method = exchange.request_head.method.clone();
     let route = crate::http::route_key(&method, &exchange.request_head.target);
-    let result = match build_request(target, exchange, body) {
+    let result = match build_request(target, exchange, body, rewrite) {
         Ok(request) => tokio::time::timeout_at(due + timeout, async {
             let response = client.request(request).await.map_err(describe_error)?;
             let status = response.status().as_u16();
@@ -330,4 +404,157 @@ fn describe_error(e: hyper_util::client::legacy::Error) -> String {
         text.push_str(&root);
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn exchange(i: u64, ts_ms: u64, method: &str) -> Exchange {
+        let request = Bytes::from(format!("{method} /r/{i} HTTP/1.1\r\n\r\n"));
+        Exchange {
+            id: format!("{i:024x}"),
+            start_ns: 1_700_000_000_000_000_000 + ts_ms * 1_000_000,
+            request_head: crate::http::parse_request_head(&request).unwrap().unwrap(),
+            request,
+            response: None,
+        }
+    }
+
+    /// Runs the scheduler over `exchanges` with time paused; each dispatched exchange holds its
+    /// slot for `hold`. Returns (id, send offset in ms) and the stats.
+    async fn run_schedule(
+        exchanges: Vec<(u32, Exchange)>,
+        options: ReplayOptions,
+        hold: Duration,
+    ) -> (Vec<(String, u128)>, ScheduleStats) {
+        let (tx, rx) = mpsc::channel(exchanges.len().max(1));
+        for e in exchanges {
+            tx.send(e).await.unwrap();
+        }
+        drop(tx);
+        let started = Instant::now();
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&sent);
+        let stats = schedule(rx, options, started, move |e, due, permit| {
+            assert!(due <= Instant::now(), "never sent before it is due");
+            log.lock()
+                .unwrap()
+                .push((e.id.clone(), started.elapsed().as_millis()));
+            tokio::spawn(async move {
+                tokio::time::sleep(hold).await;
+                drop(permit);
+            });
+        })
+        .await;
+        let sent = sent.lock().unwrap().clone();
+        (sent, stats)
+    }
+
+    fn offsets(sent: &[(String, u128)]) -> Vec<u128> {
+        sent.iter().map(|(_, ms)| *ms).collect()
+    }
+
+    fn options(pacing: Pacing) -> ReplayOptions {
+        ReplayOptions {
+            pacing,
+            ..ReplayOptions::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn original_pace_sends_at_recorded_offsets_scaled() {
+        let recorded: Vec<_> = [0, 100, 150, 400]
+            .iter()
+            .enumerate()
+            .map(|(i, ms)| (0, exchange(i as u64, *ms, "GET")))
+            .collect();
+        let (sent, stats) = run_schedule(
+            recorded,
+            options(Pacing::Original { speed: 2.0 }),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(offsets(&sent), [0, 50, 75, 200]);
+        assert_eq!(stats.sent, 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fixed_rate_is_an_open_model() {
+        // Each request takes 1 s, far longer than the 10 ms gap: the schedule does not wait.
+        let recorded: Vec<_> = (0..5).map(|i| (0, exchange(i, 0, "GET"))).collect();
+        let (sent, _) = run_schedule(
+            recorded,
+            options(Pacing::Rate { per_second: 100.0 }),
+            Duration::from_secs(1),
+        )
+        .await;
+        assert_eq!(offsets(&sent), [0, 10, 20, 30, 40]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_is_a_closed_model_with_n_in_flight() {
+        let recorded: Vec<_> = (0..6).map(|i| (0, exchange(i, i * 1000, "GET"))).collect();
+        let (sent, stats) = run_schedule(
+            recorded,
+            options(Pacing::Max { concurrency: 2 }),
+            Duration::from_millis(30),
+        )
+        .await;
+        assert_eq!(offsets(&sent), [0, 0, 30, 30, 60, 60]);
+        assert_eq!(stats.lag_us.quantile_ms(1.0), 0.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_open_model_counts_waiting_as_lag() {
+        let recorded: Vec<_> = (0..3).map(|i| (0, exchange(i, 0, "GET"))).collect();
+        let mut opts = options(Pacing::Rate { per_second: 1000.0 });
+        opts.max_in_flight = 1;
+        let (sent, stats) = run_schedule(recorded, opts, Duration::from_millis(20)).await;
+        assert_eq!(offsets(&sent), [0, 20, 40]);
+        // The third was due at 2 ms and went at 40 ms.
+        let max_lag = stats.lag_us.quantile_ms(1.0);
+        assert!((max_lag - 38.0).abs() < 0.1, "{max_lag}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn limit_duration_and_filters() {
+        let recorded = || -> Vec<(u32, Exchange)> {
+            (0..10)
+                .map(|i| {
+                    (
+                        0,
+                        exchange(i, i * 10, if i % 3 == 0 { "POST" } else { "GET" }),
+                    )
+                })
+                .collect()
+        };
+        let mut opts = options(Pacing::Original { speed: 1.0 });
+        opts.limit = Some(4);
+        let (sent, stats) = run_schedule(recorded(), opts, Duration::ZERO).await;
+        // POSTs 0 and 3 are skipped; the timeline starts at the first exchange sent.
+        assert_eq!(offsets(&sent), [0, 10, 30, 40]);
+        assert_eq!(stats.skipped[&Skip::UnsafeMethod], 2);
+
+        let mut opts = options(Pacing::Original { speed: 1.0 });
+        opts.duration = Some(Duration::from_millis(45));
+        let (sent, _) = run_schedule(recorded(), opts, Duration::ZERO).await;
+        assert_eq!(offsets(&sent), [0, 10, 30, 40]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_loop_pass_follows_the_previous_one() {
+        let pass = |p: u32| (0..3).map(move |i| (p, exchange(i, i * 10, "GET")));
+        let recorded: Vec<_> = pass(0).chain(pass(1)).collect();
+        let (sent, _) = run_schedule(
+            recorded,
+            options(Pacing::Original { speed: 1.0 }),
+            Duration::ZERO,
+        )
+        .await;
+        // Pass 0 at 0, 10, 20; mean gap 20/3 ms; pass 1 from 26.67 ms (tokio's timers round
+        // up to the millisecond).
+        assert_eq!(offsets(&sent), [0, 10, 20, 27, 37, 47]);
+    }
 }

@@ -1,6 +1,6 @@
 //! The replay's own account of what it sent and what came back: a pure fold of observations.
 
-use super::{ScheduleStats, Target};
+use super::{ScheduleStats, Skip, SkipCounts, Target};
 use crate::observation::Observation;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
@@ -13,9 +13,9 @@ pub struct LagHistogram(Histogram<u64>);
 
 impl Default for LagHistogram {
     fn default() -> Self {
-        // 3 significant digits; auto-resize keeps any lag without an upper bound guess.
-        let mut h = Histogram::new(3).expect("3 significant digits is a valid histogram");
-        h.auto(true);
+        // 1 µs to 1 h at 3 significant digits; a longer lag is recorded as 1 h.
+        let h = Histogram::new_with_bounds(1, 3_600_000_000, 3)
+            .expect("constant bounds are valid for a histogram");
         LagHistogram(h)
     }
 }
@@ -46,8 +46,8 @@ pub struct TargetSummary {
 #[derive(Debug, Default)]
 pub struct ReplaySummary {
     pub exchanges_read: u64,
-    /// Exchanges not sent because their method is unsafe and `--methods all` was not given.
-    pub skipped_unsafe: u64,
+    /// Exchanges not sent, by reason (unsafe method without `--methods all`, filters…).
+    pub skipped: SkipCounts,
     /// Exchanges sent (each to every target).
     pub sent: u64,
     pub targets: BTreeMap<String, TargetSummary>,
@@ -82,7 +82,7 @@ impl ReplaySummary {
 
     pub(crate) fn merge_schedule(&mut self, stats: ScheduleStats) {
         self.exchanges_read = stats.exchanges_read;
-        self.skipped_unsafe = stats.skipped_unsafe;
+        self.skipped = stats.skipped;
         self.sent = stats.sent;
         self.lag = stats.lag_us;
     }
@@ -100,15 +100,31 @@ impl ReplaySummary {
     pub fn render(&self) -> String {
         let secs = self.elapsed.as_secs_f64();
         let mut out = String::new();
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "replayed {} of {} exchanges in {:.2} s ({:.0} exchanges/s), {} skipped (unsafe method; --methods all sends them)",
+            "replayed {} of {} exchanges in {:.2} s ({:.0} exchanges/s)",
             self.sent,
             self.exchanges_read,
             secs,
-            if secs > 0.0 { self.sent as f64 / secs } else { 0.0 },
-            self.skipped_unsafe,
+            if secs > 0.0 {
+                self.sent as f64 / secs
+            } else {
+                0.0
+            },
         );
+        let skipped: u64 = self.skipped.values().sum();
+        if skipped > 0 {
+            let reasons: Vec<String> = self
+                .skipped
+                .iter()
+                .map(|(reason, n)| format!("{n} {}", reason.as_str()))
+                .collect();
+            let _ = write!(out, ", {skipped} skipped ({})", reasons.join(", "));
+            if self.skipped.contains_key(&Skip::UnsafeMethod) {
+                out.push_str("; --methods all sends unsafe methods");
+            }
+        }
+        out.push('\n');
         let _ = writeln!(
             out,
             "sender behind schedule: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",

@@ -97,17 +97,73 @@ const NOT_FORWARDED: &[&str] = &[
     "expect",
 ];
 
+/// How recorded requests are changed before they are sent.
+#[derive(Debug, Clone, Default)]
+pub struct Rewrite {
+    /// `regex → replacement` applied in order to the request target (path and query);
+    /// `$1`-style groups are expanded.
+    pub urls: Vec<(regex::Regex, String)>,
+    /// Headers set on every request, replacing recorded ones of the same name.
+    pub set_headers: Vec<(String, String)>,
+    /// Headers removed from every request (case-insensitive).
+    pub remove_headers: Vec<String>,
+    /// Send the recorded Host header instead of the target's.
+    pub keep_host: bool,
+}
+
+impl Rewrite {
+    /// Parses `REGEX=REPLACEMENT` for `--rewrite-url`.
+    ///
+    /// # Errors
+    /// A message naming what is wrong.
+    pub fn parse_url_rule(text: &str) -> Result<(regex::Regex, String), String> {
+        let (pattern, replacement) = text.split_once('=').ok_or_else(|| {
+            format!("`{text}`: expected REGEX=REPLACEMENT, e.g. '^/v1/(.*)=/v2/$1'")
+        })?;
+        let regex = regex::Regex::new(pattern).map_err(|e| format!("`{text}`: {e}"))?;
+        Ok((regex, replacement.to_owned()))
+    }
+
+    /// Parses `NAME:VALUE` for `--set-header`.
+    ///
+    /// # Errors
+    /// A message naming what is wrong.
+    pub fn parse_header(text: &str) -> Result<(String, String), String> {
+        let (name, value) = text
+            .split_once(':')
+            .ok_or_else(|| format!("`{text}`: expected NAME:VALUE, e.g. 'X-Replay: 1'"))?;
+        let name = name.trim();
+        hyper::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("`{text}`: `{name}` is not a header name"))?;
+        let value = value.trim();
+        hyper::header::HeaderValue::from_str(value)
+            .map_err(|_| format!("`{text}`: the value is not a valid header value"))?;
+        Ok((name.to_owned(), value.to_owned()))
+    }
+
+    fn target(&self, recorded: &str) -> String {
+        let mut target = recorded.to_owned();
+        for (regex, replacement) in &self.urls {
+            target = regex
+                .replace_all(&target, replacement.as_str())
+                .into_owned();
+        }
+        target
+    }
+}
+
 /// Builds the request to send to `target` for a recorded exchange.
 ///
-/// The Host header becomes the target's (the client sets it from the URI); the body is the
-/// recorded body, de-chunked.
+/// The Host header becomes the target's (the client sets it from the URI) unless the rewrite
+/// keeps the recorded one; the body is the recorded body, de-chunked.
 pub fn build_request(
     target: &Target,
     exchange: &Exchange,
     body: Bytes,
+    rewrite: &Rewrite,
 ) -> Result<hyper::Request<http_body_util::Full<Bytes>>, String> {
     let head = &exchange.request_head;
-    let uri = target.uri_for(&head.target)?;
+    let uri = target.uri_for(&rewrite.target(&head.target))?;
     let mut builder = hyper::Request::builder()
         .method(head.method.as_str())
         .uri(uri);
@@ -122,12 +178,28 @@ pub fn build_request(
                 .collect::<Vec<_>>()
         })
         .collect();
+    let removed = |name: &str| {
+        rewrite
+            .remove_headers
+            .iter()
+            .chain(rewrite.set_headers.iter().map(|(n, _)| n))
+            .any(|r| r.eq_ignore_ascii_case(name))
+    };
     for header in &head.headers {
         let lower = header.name.to_ascii_lowercase();
-        if NOT_FORWARDED.contains(&lower.as_str()) || connection_tokens.contains(&lower) {
+        let keep_host = rewrite.keep_host && lower == "host";
+        if !keep_host
+            && (NOT_FORWARDED.contains(&lower.as_str()) || connection_tokens.contains(&lower))
+        {
+            continue;
+        }
+        if removed(&lower) {
             continue;
         }
         builder = builder.header(header.name.as_str(), header.value.as_slice());
+    }
+    for (name, value) in &rewrite.set_headers {
+        builder = builder.header(name.as_str(), value.as_str());
     }
     builder
         .body(http_body_util::Full::new(body))
@@ -137,6 +209,48 @@ pub fn build_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn exchange(request: &str) -> Exchange {
+        let request = Bytes::from(request.to_owned());
+        Exchange {
+            id: "1".into(),
+            start_ns: 0,
+            request_head: crate::http::parse_request_head(&request).unwrap().unwrap(),
+            request,
+            response: None,
+        }
+    }
+
+    #[test]
+    fn requests_lose_hop_headers_and_get_rewritten() {
+        let t = Target::parse("a=http://127.0.0.1:9").unwrap();
+        let e = exchange(
+            "GET /v1/items?id=3 HTTP/1.1\r\nHost: prod\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nCookie: c\r\nAccept: */*\r\nX-Env: prod\r\n\r\n",
+        );
+        let plain = build_request(&t, &e, Bytes::new(), &Rewrite::default()).unwrap();
+        assert_eq!(plain.uri(), "http://127.0.0.1:9/v1/items?id=3");
+        let h = plain.headers();
+        assert!(h.get("host").is_none(), "the client sets the target's Host");
+        assert!(h.get("connection").is_none() && h.get("x-hop").is_none());
+        assert_eq!(h.get("accept").unwrap(), "*/*");
+
+        let rewrite = Rewrite {
+            urls: vec![Rewrite::parse_url_rule("^/v1/(.*)=/v2/$1").unwrap()],
+            set_headers: vec![Rewrite::parse_header("X-Env: staging").unwrap()],
+            remove_headers: vec!["cookie".into()],
+            keep_host: true,
+        };
+        let r = build_request(&t, &e, Bytes::new(), &rewrite).unwrap();
+        assert_eq!(r.uri(), "http://127.0.0.1:9/v2/items?id=3");
+        assert_eq!(r.headers().get("host").unwrap(), "prod");
+        assert!(r.headers().get("cookie").is_none());
+        let env: Vec<_> = r.headers().get_all("x-env").iter().collect();
+        assert_eq!(env, ["staging"]);
+        assert!(Rewrite::parse_url_rule("nope")
+            .unwrap_err()
+            .contains("REGEX=REPLACEMENT"));
+        assert!(Rewrite::parse_header("Bad Name: x").is_err());
+    }
 
     #[test]
     fn parses_targets_and_explains_mistakes() {
