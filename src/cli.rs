@@ -163,6 +163,9 @@ struct ReplayArgs {
     /// Send the recorded Host header instead of the target's.
     #[arg(long)]
     keep_host: bool,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    quiet: bool,
     /// Time allowed per request, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 30_000)]
     timeout: u64,
@@ -600,6 +603,7 @@ async fn replay(args: ReplayArgs) -> Outcome {
         options,
         observations: args.observations.clone(),
         comparison,
+        quiet: args.quiet,
     };
     let done = run.execute(reader).await?;
     eprint!("{}", done.summary.render());
@@ -635,6 +639,7 @@ pub(crate) struct ReplayRun {
     pub options: ReplayOptions,
     pub observations: Option<PathBuf>,
     pub comparison: Option<Comparison>,
+    pub quiet: bool,
 }
 
 pub(crate) struct ReplayDone {
@@ -650,7 +655,9 @@ impl ReplayRun {
         };
         let mut comparison = self.comparison;
         let mut write_error: Option<std::io::Error> = None;
+        let mut progress = crate::progress::Progress::new(self.quiet);
         let summary = crate::replay::run(source, &self.options, |obs: &Observation| {
+            progress.observe(obs);
             if let Some(c) = comparison.as_mut() {
                 c.add(obs);
             }
@@ -664,7 +671,9 @@ impl ReplayRun {
         .map_err(|e| match e {
             crate::replay::ReplayError::Task(_) => Failure::runtime(e),
             _ => Failure::bad_input(e),
-        })?;
+        });
+        progress.finish();
+        let summary = summary?;
         if let Some(e) = write_error {
             return Err(Failure::runtime(e));
         }

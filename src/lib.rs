@@ -10,6 +10,7 @@ pub mod compare;
 mod demo;
 pub mod http;
 pub mod observation;
+mod progress;
 pub mod recording;
 pub mod replay;
 pub mod report;

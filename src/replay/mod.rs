@@ -147,18 +147,28 @@ pub async fn run(
                          due: Instant,
                          permit: Arc<OwnedSemaphorePermit>| {
         let body = request_body(&exchange);
+        let route: Arc<str> =
+            crate::http::route_key(&exchange.request_head.method, &exchange.request_head.target)
+                .into();
         for i in 0..clients.len() {
-            let (clients, exchange, body, permit, tx, rewrite) = (
+            let (clients, exchange, body, permit, tx, rewrite, route) = (
                 Arc::clone(&clients),
                 Arc::clone(&exchange),
                 body.clone(),
                 Arc::clone(&permit),
                 obs_tx.clone(),
                 Arc::clone(&rewrite),
+                Arc::clone(&route),
             );
             tokio::spawn(async move {
                 let (target, client) = &clients[i];
-                let obs = send_one(client, target, &exchange, body, &rewrite, due, timeout).await;
+                let sent = Sent {
+                    exchange: &exchange,
+                    route: &route,
+                    body,
+                    due,
+                };
+                let obs = send_one(client, target, sent, &rewrite, timeout).await;
                 drop(permit);
                 let _ = tx.send(obs).await;
             });
@@ -340,17 +350,30 @@ fn request_body(exchange: &Exchange) -> Bytes {
     }
 }
 
+/// One exchange on its way to one target.
+struct Sent<'a> {
+    exchange: &'a Exchange,
+    /// The exchange's route key, computed once for all targets.
+    route: &'a str,
+    body: Bytes,
+    /// When it was due: latency counts from here.
+    due: Instant,
+}
+
 async fn send_one(
     client: &HttpClient,
     target: &Target,
-    exchange: &Exchange,
-    body: Bytes,
+    sent: Sent<'_>,
     rewrite: &Rewrite,
-    due: Instant,
     timeout: Duration,
 ) -> Observation {
+    let Sent {
+        exchange,
+        route,
+        body,
+        due,
+    } = sent;
     let method = exchange.request_head.method.clone();
-    let route = crate::http::route_key(&method, &exchange.request_head.target);
     let result = match build_request(target, exchange, body, rewrite) {
         Ok(request) => tokio::time::timeout_at(due + timeout, async {
             let response = client.request(request).await.map_err(describe_error)?;
@@ -377,7 +400,7 @@ async fn send_one(
     Observation {
         id: exchange.id.clone(),
         target: target.name.clone(),
-        route,
+        route: route.to_owned(),
         method,
         status,
         latency_us,

@@ -67,7 +67,11 @@ impl ReplaySummary {
     }
 
     pub fn add(&mut self, obs: &Observation) {
-        let t = self.targets.entry(obs.target.clone()).or_default();
+        // Targets are known up front; looking up first saves an allocation per observation.
+        let t = match self.targets.get_mut(&obs.target) {
+            Some(t) => t,
+            None => self.targets.entry(obs.target.clone()).or_default(),
+        };
         t.requests += 1;
         match obs.status {
             Some(code) => *t.status.entry(code).or_default() += 1,
