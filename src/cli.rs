@@ -118,6 +118,10 @@ struct ReplayArgs {
     /// Exchanges in flight with --max.
     #[arg(long, value_name = "N", default_value_t = 16)]
     concurrency: usize,
+    /// With --speed or --rate: most requests in flight to one target; a send beyond it is
+    /// recorded as an error, so a stalled target never delays the others.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    max_in_flight: usize,
     /// Stop sending after this long: 30s, 5m, 1h, 500ms.
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     duration: Option<Duration>,
@@ -589,7 +593,7 @@ async fn replay(args: ReplayArgs) -> Outcome {
         limit: args.limit,
         duration: args.duration,
         looping: args.looping,
-        ..ReplayOptions::default()
+        max_in_flight: args.max_in_flight,
     };
     // Opened once here so that a missing or unreadable file is reported before anything is
     // sent; `--loop` reopens it for each further pass.

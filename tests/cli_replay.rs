@@ -59,6 +59,7 @@ fn replay(rec: &Path, targets: &[(&str, &str)], extra: &[&str]) -> std::process:
 
 #[test]
 fn slow_route_on_the_canary_fails_the_comparison() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let rec = make_recording(dir.path(), 300, 0);
     let stable = Testbed::start(&["--latency", "1"]);
@@ -152,6 +153,7 @@ fn slow_route_on_the_canary_fails_the_comparison() {
 
 #[test]
 fn identical_services_pass_and_errors_fail() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let rec = make_recording(dir.path(), 200, 0);
     let a = Testbed::start(&["--latency", "2"]);
@@ -188,6 +190,7 @@ fn identical_services_pass_and_errors_fail() {
 
 #[test]
 fn unsafe_methods_are_sent_only_when_asked() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let rec = make_recording(dir.path(), 10, 5);
     let server = Testbed::start(&[]);
@@ -222,6 +225,7 @@ fn unsafe_methods_are_sent_only_when_asked() {
 
 #[test]
 fn original_pace_spreads_the_requests_out() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     // 50 exchanges 2 ms apart: ~98 ms of traffic, ~49 ms at speed 2.
     let rec = make_recording(dir.path(), 50, 0);
@@ -239,6 +243,7 @@ fn original_pace_spreads_the_requests_out() {
 
 #[test]
 fn unreachable_target_is_exit_4_with_errors_observed() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let rec = make_recording(dir.path(), 20, 0);
     let up = Testbed::start(&[]);
@@ -264,6 +269,7 @@ fn unreachable_target_is_exit_4_with_errors_observed() {
 
 #[test]
 fn too_few_requests_is_inconclusive() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let rec = make_recording(dir.path(), 6, 0);
     let a = Testbed::start(&[]);
@@ -277,6 +283,7 @@ fn too_few_requests_is_inconclusive() {
 
 #[test]
 fn bad_recording_leaves_no_observations_file() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let rec = make_recording(dir.path(), 20, 0);
     let mut bytes = std::fs::read(&rec).unwrap();
@@ -305,6 +312,7 @@ fn bad_recording_leaves_no_observations_file() {
 
 #[test]
 fn usage_mistakes_are_exit_2_with_a_hint() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let rec = make_recording(dir.path(), 2, 0);
     let rec = rec.to_str().unwrap();
@@ -348,6 +356,7 @@ fn usage_mistakes_are_exit_2_with_a_hint() {
 
 #[test]
 fn compare_names_missing_targets_and_bad_lines() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let obs = dir.path().join("obs.ndjson");
     std::fs::write(
@@ -392,6 +401,7 @@ fn ids(path: &Path) -> std::collections::BTreeSet<String> {
 
 #[test]
 fn sampling_is_the_same_on_every_run_and_shards_partition() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let rec = make_recording(dir.path(), 400, 0);
     let server = Testbed::start(&[]);
@@ -421,6 +431,7 @@ fn sampling_is_the_same_on_every_run_and_shards_partition() {
 
 #[test]
 fn rewrite_and_filter_rules_reach_the_server() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let rec = make_recording(dir.path(), 40, 0);
     // The server fails every request under /v2/, so a rewritten URL shows as a 500.
@@ -458,6 +469,7 @@ fn rewrite_and_filter_rules_reach_the_server() {
 
 #[test]
 fn rate_limit_and_loop() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let rec = make_recording(dir.path(), 10, 0);
     let server = Testbed::start(&[]);
@@ -491,4 +503,56 @@ fn rate_limit_and_loop() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn a_stalled_target_does_not_delay_the_other() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let rec = make_recording(dir.path(), 60, 0);
+    let fast = Testbed::start(&[]);
+    let stalled = Testbed::start(&["--latency", "3000"]);
+    let obs = dir.path().join("obs.ndjson");
+    let out = replay(
+        &rec,
+        &[("fast", &fast.url), ("stalled", &stalled.url)],
+        &[
+            "--rate",
+            "300",
+            "--max-in-flight",
+            "20",
+            "--timeout",
+            "500",
+            "--observations",
+            obs.to_str().unwrap(),
+        ],
+    );
+    // The stalled target answered nothing: that is a runtime failure of the run.
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let lines = observations(&obs);
+    let of = |t: &str| -> Vec<&serde_json::Value> {
+        lines.iter().filter(|o| o["target"] == t).collect()
+    };
+    let fast_obs = of("fast");
+    assert_eq!(fast_obs.len(), 60);
+    assert!(fast_obs.iter().all(|o| o["status"] == 200));
+    // Sent on schedule, the fast target's answers never waited for the stalled one.
+    assert!(
+        fast_obs
+            .iter()
+            .all(|o| o["latency_us"].as_u64().unwrap() < 300_000),
+        "{fast_obs:?}"
+    );
+    let stalled_obs = of("stalled");
+    assert_eq!(stalled_obs.len(), 60, "every send is observed");
+    let timed_out = stalled_obs
+        .iter()
+        .filter(|o| o["error"].as_str().unwrap_or("").contains("timeout"))
+        .count();
+    let not_sent = stalled_obs
+        .iter()
+        .filter(|o| o["error"].as_str().unwrap_or("").contains("in flight"))
+        .count();
+    assert_eq!(timed_out, 20, "the in-flight limit");
+    assert_eq!(not_sent, 40);
 }

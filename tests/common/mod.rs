@@ -81,3 +81,10 @@ pub fn closed_port_url() -> String {
     drop(listener);
     format!("http://127.0.0.1:{port}")
 }
+
+/// Serialises the tests of one test binary that take it: latency measured on a 2-core machine
+/// is only meaningful when the test's own siblings are not loading the CPU at the same time.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
