@@ -155,7 +155,7 @@ fn slow_route_on_the_canary_fails_the_comparison() {
 fn identical_services_pass_and_errors_fail() {
     let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
-    let rec = make_recording(dir.path(), 200, 0);
+    let rec = make_recording(dir.path(), 400, 0);
     let a = Testbed::start(&["--latency", "2"]);
     let b = Testbed::start(&["--latency", "2"]);
     let flaky = Testbed::start(&["--latency", "2", "--route-error-rate", "/fast/*=0.5"]);
@@ -165,6 +165,8 @@ fn identical_services_pass_and_errors_fail() {
         &[("a", &a.url), ("b", &b.url), ("flaky", &flaky.url)],
         &[
             "--max",
+            "--concurrency",
+            "4",
             "--baseline",
             "a",
             "--candidate",
