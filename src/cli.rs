@@ -167,6 +167,9 @@ struct ReplayArgs {
     /// Send the recorded Host header instead of the target's.
     #[arg(long)]
     keep_host: bool,
+    /// Speak HTTP/2 with prior knowledge (h2c) to the targets.
+    #[arg(long)]
+    h2: bool,
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -594,6 +597,7 @@ async fn replay(args: ReplayArgs) -> Outcome {
         duration: args.duration,
         looping: args.looping,
         max_in_flight: args.max_in_flight,
+        h2: args.h2,
     };
     // Opened once here so that a missing or unreadable file is reported before anything is
     // sent; `--loop` reopens it for each further pass.

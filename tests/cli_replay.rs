@@ -226,6 +226,49 @@ fn unsafe_methods_are_sent_only_when_asked() {
 }
 
 #[test]
+fn http2_prior_knowledge() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let rec = make_recording(dir.path(), 20, 0);
+    let server = Testbed::start(&[]);
+    let obs = dir.path().join("obs.ndjson");
+    let out = replay(
+        &rec,
+        &[("s", &server.url)],
+        &["--max", "--h2", "--observations", obs.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(observations(&obs).iter().all(|o| o["status"] == 200));
+    // An HTTP/1-only peer refuses the h2 preface: every request is an observed error.
+    let h1_only = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", h1_only.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut conn in h1_only.incoming().flatten().take(50) {
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let out = replay(
+        &rec,
+        &[("h1", &url)],
+        &[
+            "--max",
+            "--h2",
+            "--limit",
+            "3",
+            "--timeout",
+            "2000",
+            "--observations",
+            obs.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(observations(&obs).iter().all(|o| o["status"].is_null()));
+}
+
+#[test]
 fn original_pace_spreads_the_requests_out() {
     let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();

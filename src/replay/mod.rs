@@ -77,6 +77,8 @@ pub struct ReplayOptions {
     pub duration: Option<Duration>,
     /// Start the recording again when it ends (until `limit` or `duration`).
     pub looping: bool,
+    /// Speak HTTP/2 with prior knowledge to every target instead of HTTP/1.1.
+    pub h2: bool,
 }
 
 impl Default for ReplayOptions {
@@ -91,6 +93,7 @@ impl Default for ReplayOptions {
             limit: None,
             duration: None,
             looping: false,
+            h2: false,
         }
     }
 }
@@ -139,7 +142,7 @@ pub async fn run(
         options
             .targets
             .iter()
-            .map(|t| (t.clone(), new_client()))
+            .map(|t| (t.clone(), new_client(options.h2)))
             .collect(),
     );
     let (timeout, rewrite) = (options.timeout, Arc::new(options.rewrite.clone()));
@@ -366,13 +369,16 @@ fn validate(options: &ReplayOptions) -> Result<(), ReplayError> {
     }
 }
 
-fn new_client() -> HttpClient {
+/// A target's own client: its own pool, never shared with another target.
+fn new_client(h2: bool) -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(Duration::from_secs(5)));
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(usize::MAX)
+        // HTTP/2 with prior knowledge (h2c): no upgrade dance, as gRPC-style services expect.
+        .http2_only(h2)
         .build(connector)
 }
 
