@@ -90,7 +90,7 @@ fn start_testbed() -> Result<std::net::SocketAddr, Box<dyn std::error::Error>> {
             effect: RouteEffect::LatencyMs(12.0),
         }],
     };
-    std::thread::spawn(move || runtime.block_on(nprt::testbed::serve(listener, config)));
+    std::thread::spawn(move || runtime.block_on(nprt::testbed::serve(listener, config, None)));
     Ok(addr)
 }
 

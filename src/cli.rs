@@ -79,6 +79,12 @@ struct TestbedArgs {
     /// Error rate of one route instead of --error-rate, e.g. '/api/pay=0.2'.
     #[arg(long, value_name = "ROUTE=F")]
     route_error_rate: Vec<String>,
+    /// Serve https with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +176,9 @@ struct ReplayArgs {
     /// Speak HTTP/2 with prior knowledge (h2c) to the targets.
     #[arg(long)]
     h2: bool,
+    /// Trust the CA certificates in this PEM file for https targets, besides the system's.
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -357,14 +366,21 @@ async fn testbed(args: TestbedArgs) -> Outcome {
         routes,
     };
     config.validate().map_err(Failure::bad_input_msg)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(std::sync::Arc::new(
+            crate::tls::server_config(cert, key).map_err(Failure::bad_input)?,
+        )),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
     let addr = listener.local_addr().map_err(Failure::runtime)?;
-    println!("nprt testbed listening on http://{addr}");
+    println!("nprt testbed listening on {scheme}://{addr}");
     let _ = std::io::stdout().flush();
     tokio::select! {
-        result = crate::testbed::serve(listener, config) => result.map_err(Failure::runtime)?,
+        result = crate::testbed::serve(listener, config, tls) => result.map_err(Failure::runtime)?,
         () = shutdown_signal() => {}
     }
     Ok(Exit::Pass)
@@ -598,6 +614,7 @@ async fn replay(args: ReplayArgs) -> Outcome {
         looping: args.looping,
         max_in_flight: args.max_in_flight,
         h2: args.h2,
+        ca_cert: args.ca_cert.clone(),
     };
     // Opened once here so that a missing or unreadable file is reported before anything is
     // sent; `--loop` reopens it for each further pass.

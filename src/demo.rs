@@ -56,7 +56,7 @@ async fn start(config: TestbedConfig) -> Result<String, Failure> {
     let addr = listener
         .local_addr()
         .map_err(|e| Failure::runtime(anyhow::anyhow!("{e}")))?;
-    tokio::spawn(crate::testbed::serve(listener, config));
+    tokio::spawn(crate::testbed::serve(listener, config, None));
     Ok(format!("http://{addr}"))
 }
 

@@ -15,6 +15,7 @@ pub mod recording;
 pub mod replay;
 pub mod report;
 pub mod testbed;
+pub mod tls;
 
 /// Process exit codes, the same for every command (see DESIGN.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -79,6 +79,8 @@ pub struct ReplayOptions {
     pub looping: bool,
     /// Speak HTTP/2 with prior knowledge to every target instead of HTTP/1.1.
     pub h2: bool,
+    /// A PEM file of CA certificates trusted for https targets besides the system's.
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 impl Default for ReplayOptions {
@@ -94,6 +96,7 @@ impl Default for ReplayOptions {
             duration: None,
             looping: false,
             h2: false,
+            ca_cert: None,
         }
     }
 }
@@ -117,7 +120,7 @@ pub type Exchanges = Box<dyn Iterator<Item = Result<Exchange, RecordingError>> +
 /// Opens the recording, once per pass: `--loop` calls it again at the end.
 pub type Source = Box<dyn FnMut() -> Result<Exchanges, RecordingError> + Send>;
 
-type HttpClient = Client<HttpConnector, http_body_util::Full<Bytes>>;
+type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, http_body_util::Full<Bytes>>;
 
 /// Replays the recording to every target, calling `observe` once per exchange per target.
 ///
@@ -138,11 +141,13 @@ pub async fn run(
     let reader = tokio::task::spawn_blocking(move || read_passes(source, looping, &exchange_tx));
     let (obs_tx, mut obs_rx) = mpsc::channel::<Observation>(4096);
     let started = Instant::now();
+    let tls = crate::tls::client_config(options.ca_cert.as_deref())
+        .map_err(|e| ReplayError::Options(e.to_string()))?;
     let clients: Arc<Vec<(Target, HttpClient)>> = Arc::new(
         options
             .targets
             .iter()
-            .map(|t| (t.clone(), new_client(options.h2)))
+            .map(|t| (t.clone(), new_client(options.h2, &tls)))
             .collect(),
     );
     let (timeout, rewrite) = (options.timeout, Arc::new(options.rewrite.clone()));
@@ -370,10 +375,18 @@ fn validate(options: &ReplayOptions) -> Result<(), ReplayError> {
 }
 
 /// A target's own client: its own pool, never shared with another target.
-fn new_client(h2: bool) -> HttpClient {
+fn new_client(h2: bool, tls: &rustls::ClientConfig) -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    // The http connector must let https URIs through to the TLS layer.
+    connector.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls.clone())
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(connector);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(usize::MAX)

@@ -34,10 +34,10 @@ impl Target {
             .parse()
             .map_err(|e| format!("`{text}`: `{url}` is not a URL: {e}"))?;
         match base.scheme_str() {
-            Some("http") => {}
+            Some("http" | "https") => {}
             Some(other) => {
                 return Err(format!(
-                    "`{text}`: scheme `{other}` is not supported yet; use http://"
+                    "`{text}`: scheme `{other}` is not supported; use http:// or https://"
                 ))
             }
             None => {
@@ -63,7 +63,8 @@ impl Target {
         let prefix = self.base.path().trim_end_matches('/');
         let path_and_query = origin_form(recorded_target);
         let authority = self.base.authority().map_or("", |a| a.as_str());
-        format!("http://{authority}{prefix}{path_and_query}")
+        let scheme = self.base.scheme_str().unwrap_or("http");
+        format!("{scheme}://{authority}{prefix}{path_and_query}")
             .parse()
             .map_err(|e| format!("request target `{recorded_target}`: {e}"))
     }
@@ -268,8 +269,10 @@ mod tests {
             .unwrap_err()
             .contains("scheme"));
         assert!(Target::parse("a b=http://x").unwrap_err().contains("name"));
-        assert!(Target::parse("a=https://x")
+        assert!(Target::parse("a=ftp://x")
             .unwrap_err()
             .contains("not supported"));
+        let tls = Target::parse("a=https://h:8443").unwrap();
+        assert_eq!(tls.uri_for("/x").unwrap(), "https://h:8443/x");
     }
 }

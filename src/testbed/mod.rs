@@ -148,12 +148,18 @@ impl TestbedConfig {
     }
 }
 
-/// Serves the testbed on `listener` until the future is dropped.
+/// Serves the testbed on `listener` until the future is dropped; over TLS when `tls` is given
+/// (HTTP/1.1 and h2 by ALPN), else plain HTTP/1.1 and h2c.
 ///
 /// # Errors
 /// Only when accepting connections fails for good.
-pub async fn serve(listener: TcpListener, config: TestbedConfig) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    config: TestbedConfig,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> std::io::Result<()> {
     let config = Arc::new(config);
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(conn) => conn,
@@ -166,12 +172,28 @@ pub async fn serve(listener: TcpListener, config: TestbedConfig) -> std::io::Res
         };
         let _ = stream.set_nodelay(true);
         let config = Arc::clone(&config);
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| answer(Arc::clone(&config), req));
-            let io = hyper_util::rt::TokioIo::new(stream);
             let builder =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            if let Err(e) = builder.serve_connection(io, service).await {
+            let result = match acceptor {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(tls) => {
+                        let io = hyper_util::rt::TokioIo::new(tls);
+                        builder.serve_connection(io, service).await
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                },
+                None => {
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    builder.serve_connection(io, service).await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(error = %e, "testbed connection ended");
             }
         });

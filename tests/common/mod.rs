@@ -60,7 +60,7 @@ impl Testbed {
             .trim()
             .rsplit(' ')
             .next()
-            .filter(|u| u.starts_with("http://127.0.0.1:"))
+            .filter(|u| u.starts_with("http://127.0.0.1:") || u.starts_with("https://127.0.0.1:"))
             .unwrap_or_else(|| panic!("unexpected testbed banner: {line:?}"))
             .to_owned();
         Testbed { child, url }
