@@ -136,7 +136,7 @@ pub async fn run(
     mut observe: impl FnMut(&Observation),
 ) -> Result<ReplaySummary, ReplayError> {
     validate(options)?;
-    let (exchange_tx, exchange_rx) = mpsc::channel::<(u32, Exchange)>(1024);
+    let (exchange_tx, exchange_rx) = mpsc::channel::<Batch>(8);
     let looping = options.looping;
     let reader = tokio::task::spawn_blocking(move || read_passes(source, looping, &exchange_tx));
     let (obs_tx, mut obs_rx) = mpsc::channel::<Observation>(4096);
@@ -237,22 +237,45 @@ pub async fn run(
 }
 
 /// Feeds the scheduler, pass after pass when looping; stops when the scheduler is done.
+/// Exchanges handed from the reader thread to the scheduler, with the pass each belongs to.
+/// Batches, because one cross-thread wake-up per exchange costs more than reading it.
+type Batch = Vec<(u32, Exchange)>;
+
+const BATCH: usize = 128;
+
 fn read_passes(
     mut source: Source,
     looping: bool,
-    tx: &mpsc::Sender<(u32, Exchange)>,
+    tx: &mpsc::Sender<Batch>,
 ) -> Result<(), ReplayError> {
+    let mut batch = Vec::with_capacity(BATCH);
+    // Whatever was read before an error is still replayed; a send fails only when the
+    // scheduler stopped early, and then nothing more is wanted.
+    let flush = |batch: &mut Batch| {
+        tx.blocking_send(std::mem::replace(batch, Vec::with_capacity(BATCH)))
+            .is_ok()
+    };
     for pass in 0u32.. {
         let mut any = false;
         for exchange in source()? {
             any = true;
-            if tx.blocking_send((pass, exchange?)).is_err() {
-                return Ok(()); // the scheduler stopped early
+            match exchange {
+                Ok(exchange) => batch.push((pass, exchange)),
+                Err(e) => {
+                    flush(&mut batch);
+                    return Err(e.into());
+                }
+            }
+            if batch.len() == BATCH && !flush(&mut batch) {
+                return Ok(());
             }
         }
         if !looping || !any {
             break;
         }
+    }
+    if !batch.is_empty() {
+        flush(&mut batch);
     }
     Ok(())
 }
@@ -273,7 +296,7 @@ pub(crate) struct ScheduleStats {
 /// scheduled time. In the closed model (`Max`) an exchange takes one of `concurrency` slots,
 /// held until every target has answered it, and latency counts from when it got the slot.
 async fn schedule(
-    mut exchanges: mpsc::Receiver<(u32, Exchange)>,
+    mut batches: mpsc::Receiver<Batch>,
     options: ReplayOptions,
     started: Instant,
     mut dispatch: impl FnMut(Arc<Exchange>, Instant, Option<Arc<OwnedSemaphorePermit>>),
@@ -285,39 +308,41 @@ async fn schedule(
     let mut clock = Clock::new(options.pacing);
     let mut stats = ScheduleStats::default();
     let deadline = options.duration.map(|d| started + d);
-    while let Some((pass, exchange)) = exchanges.recv().await {
-        if options.limit.is_some_and(|limit| stats.sent >= limit)
-            || deadline.is_some_and(|d| Instant::now() >= d)
-        {
-            break;
-        }
-        stats.exchanges_read += 1;
-        if let Err(skip) = options.filter.check(&exchange) {
-            *stats.skipped.entry(skip).or_default() += 1;
-            continue;
-        }
-        let scheduled = clock
-            .due(stats.sent, pass, exchange.start_ns)
-            .map(|offset| started + offset);
-        if let Some(due) = scheduled {
-            if deadline.is_some_and(|d| due >= d) {
-                break;
+    'batches: while let Some(batch) = batches.recv().await {
+        for (pass, exchange) in batch {
+            if options.limit.is_some_and(|limit| stats.sent >= limit)
+                || deadline.is_some_and(|d| Instant::now() >= d)
+            {
+                break 'batches;
             }
-            tokio::time::sleep_until(due).await;
+            stats.exchanges_read += 1;
+            if let Err(skip) = options.filter.check(&exchange) {
+                *stats.skipped.entry(skip).or_default() += 1;
+                continue;
+            }
+            let scheduled = clock
+                .due(stats.sent, pass, exchange.start_ns)
+                .map(|offset| started + offset);
+            if let Some(due) = scheduled {
+                if deadline.is_some_and(|d| due >= d) {
+                    break 'batches;
+                }
+                tokio::time::sleep_until(due).await;
+            }
+            let permit = match &slots {
+                Some(slots) => match Arc::clone(slots).acquire_owned().await {
+                    Ok(permit) => Some(Arc::new(permit)),
+                    Err(_) => break 'batches,
+                },
+                None => None,
+            };
+            let due = scheduled.unwrap_or_else(Instant::now);
+            stats
+                .lag_us
+                .record(u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX));
+            stats.sent += 1;
+            dispatch(Arc::new(exchange), due, permit);
         }
-        let permit = match &slots {
-            Some(slots) => match Arc::clone(slots).acquire_owned().await {
-                Ok(permit) => Some(Arc::new(permit)),
-                Err(_) => break,
-            },
-            None => None,
-        };
-        let due = scheduled.unwrap_or_else(Instant::now);
-        stats
-            .lag_us
-            .record(u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX));
-        stats.sent += 1;
-        dispatch(Arc::new(exchange), due, permit);
     }
     stats
 }
@@ -514,8 +539,9 @@ mod tests {
         hold: Duration,
     ) -> (Vec<(String, u128)>, ScheduleStats) {
         let (tx, rx) = mpsc::channel(exchanges.len().max(1));
-        for e in exchanges {
-            tx.send(e).await.unwrap();
+        // Batches of two, so that batch boundaries are crossed too.
+        for pair in exchanges.chunks(2) {
+            tx.send(pair.to_vec()).await.unwrap();
         }
         drop(tx);
         let started = Instant::now();
