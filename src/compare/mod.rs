@@ -7,8 +7,11 @@
 //! built on many machines [`merge`](Comparison::merge) exactly. [`Comparison::verdict`] applies
 //! the rules in [`judge`] and yields a [`Verdict`], which `report` renders.
 
+pub mod checks;
 pub mod codec;
 pub mod judge;
+pub mod paired;
+pub mod stats;
 pub mod target;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,11 +21,17 @@ use serde::{Deserialize, Serialize};
 use crate::observation::Observation;
 use crate::Exit;
 
+pub use checks::{Check, CheckOutcome};
 pub use judge::{Finding, Metric, Severity};
+pub use paired::{MatrixCell, PairedSummary};
+pub use stats::Correction;
 pub use target::{TargetStats, TargetSummary};
 
+use paired::{Half, Offer, PairedStats, Pairer, Side, Unpaired};
+
 /// Version tag of the report data; bump when a field changes meaning or disappears.
-pub const SCHEMA: &str = "nprt.report/v1";
+/// v2: paired summaries, per-metric checks with effects, intervals and p-values.
+pub const SCHEMA: &str = "nprt.report/v2";
 
 /// The route that collects everything beyond [`Options::max_routes`].
 pub const OTHER_ROUTE: &str = "(other)";
@@ -52,6 +61,23 @@ pub struct Options {
     pub max_routes: usize,
     /// Put each target's encoded histogram into the summaries (large, but mergeable).
     pub include_histograms: bool,
+    /// Significance level of every check, after adjustment across routes × metrics.
+    pub alpha: f64,
+    /// How p-values are adjusted across routes × metrics.
+    pub correction: Correction,
+    /// Allowed paired median shift, relative to the baseline median (0.10 = +10%)...
+    pub shift_relative: f64,
+    /// ...and absolute, in ms; the shift fails only above both.
+    pub shift_absolute_ms: f64,
+    /// Allowed share of requests slower than the p99 allowance (0.05 = 5%).
+    pub distribution_share: f64,
+    /// Observations waiting for their partner (same id, other target) at most; beyond, the
+    /// oldest is counted as unpaired.
+    pub max_pending: usize,
+    /// Paired latencies sampled per route (uniform reservoir) for the rank tests and bootstrap.
+    pub reservoir: usize,
+    /// Bootstrap resamples for the p99 interval.
+    pub bootstrap_resamples: usize,
 }
 
 impl Options {
@@ -66,6 +92,14 @@ impl Options {
             error_rate_margin: 0.01,
             max_routes: 1000,
             include_histograms: false,
+            alpha: 0.05,
+            correction: Correction::Holm,
+            shift_relative: 0.10,
+            shift_absolute_ms: 2.0,
+            distribution_share: 0.05,
+            max_pending: 100_000,
+            reservoir: 10_000,
+            bootstrap_resamples: 200,
         }
     }
 
@@ -84,6 +118,9 @@ impl Options {
             ("p99 relative", self.p99_relative),
             ("p99 absolute ms", self.p99_absolute_ms),
             ("error rate margin", self.error_rate_margin),
+            ("shift relative", self.shift_relative),
+            ("shift absolute ms", self.shift_absolute_ms),
+            ("distribution share", self.distribution_share),
         ] {
             if !value.is_finite() || value < 0.0 {
                 return Err(OptionsError::Threshold { name, value });
@@ -91,6 +128,18 @@ impl Options {
         }
         if self.max_routes == 0 {
             return Err(OptionsError::NoRoutes);
+        }
+        if !(self.alpha > 0.0 && self.alpha < 1.0) {
+            return Err(OptionsError::Alpha(self.alpha));
+        }
+        for (name, value) in [
+            ("max pending", self.max_pending),
+            ("reservoir", self.reservoir),
+            ("bootstrap resamples", self.bootstrap_resamples),
+        ] {
+            if value == 0 {
+                return Err(OptionsError::Zero(name));
+            }
         }
         Ok(())
     }
@@ -107,6 +156,10 @@ pub enum OptionsError {
     Threshold { name: &'static str, value: f64 },
     #[error("max routes must be at least 1")]
     NoRoutes,
+    #[error("alpha must be between 0 and 1 (exclusive), got {0}")]
+    Alpha(f64),
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
 }
 
 /// Why two comparisons cannot be merged.
@@ -119,17 +172,27 @@ pub struct MergeError {
     pub other_candidate: String,
 }
 
-/// Baseline and candidate statistics side by side.
-#[derive(Debug, Clone, Default)]
+/// Baseline and candidate statistics side by side, and what their pairs showed.
+#[derive(Debug, Clone)]
 struct Pair {
     baseline: TargetStats,
     candidate: TargetStats,
+    paired: PairedStats,
 }
 
 impl Pair {
+    fn new(reservoir: usize) -> Pair {
+        Pair {
+            baseline: TargetStats::default(),
+            candidate: TargetStats::default(),
+            paired: PairedStats::new(reservoir),
+        }
+    }
+
     fn merge(&mut self, other: &Pair) {
         self.baseline.merge(&other.baseline);
         self.candidate.merge(&other.candidate);
+        self.paired.merge(&other.paired);
     }
 
     fn enough(&self, min: u64) -> bool {
@@ -147,6 +210,7 @@ pub struct Comparison {
     ignored: u64,
     ignored_targets: BTreeSet<String>,
     more_ignored_targets: bool,
+    pairer: Pairer,
 }
 
 impl Comparison {
@@ -155,12 +219,13 @@ impl Comparison {
     pub fn new(options: Options) -> Result<Comparison, OptionsError> {
         options.validate()?;
         Ok(Comparison {
-            options,
-            overall: Pair::default(),
+            overall: Pair::new(options.reservoir),
             routes: BTreeMap::new(),
             ignored: 0,
             ignored_targets: BTreeSet::new(),
             more_ignored_targets: false,
+            pairer: Pairer::new(options.max_pending),
+            options,
         })
     }
 
@@ -200,6 +265,32 @@ impl Comparison {
         };
         pick(&mut self.overall);
         pick(self.route_entry(&observation.route));
+        let side = if candidate {
+            Side::Candidate
+        } else {
+            Side::Baseline
+        };
+        let offer = self
+            .pairer
+            .offer(&observation.id, side, Half::of(observation));
+        self.settle(offer);
+    }
+
+    /// Books what an offer to the pairer produced.
+    fn settle(&mut self, offer: Offer) {
+        match offer {
+            Offer::Paired(baseline, candidate) => {
+                self.overall.paired.add(&baseline, &candidate);
+                self.route_entry(&baseline.route)
+                    .paired
+                    .add(&baseline, &candidate);
+            }
+            Offer::Waiting(Some(Unpaired { side, route })) => {
+                self.overall.paired.unpaired(side);
+                self.route_entry(&route).paired.unpaired(side);
+            }
+            Offer::Waiting(None) => {}
+        }
     }
 
     /// Adds another comparison of the same two targets, e.g. from another machine. The result
@@ -222,6 +313,11 @@ impl Comparison {
         self.overall.merge(&other.overall);
         for (route, pair) in &other.routes {
             self.route_entry(route).merge(pair);
+        }
+        // Halves waiting there may find their partner here.
+        for (id, side, half) in other.pairer.waiting() {
+            let offer = self.pairer.offer(id, side, half.clone());
+            self.settle(offer);
         }
         self.ignored += other.ignored;
         for name in &other.ignored_targets {
@@ -256,39 +352,99 @@ impl Comparison {
                 OTHER_ROUTE
             }
         };
-        self.routes.entry(key.to_owned()).or_default()
+        let reservoir = self.options.reservoir;
+        self.routes
+            .entry(key.to_owned())
+            .or_insert_with(|| Pair::new(reservoir))
     }
 
     /// Judges what has been fed so far.
     pub fn verdict(&self) -> Verdict {
         let opts = &self.options;
         let histograms = opts.include_histograms;
-        let mut findings = Vec::new();
         let mut notes = Vec::new();
-        let mut routes = Vec::with_capacity(self.routes.len());
-        let mut reported_status = BTreeSet::new();
+
+        // Halves still waiting count as unpaired on their route (and overall).
+        let mut waiting: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        let mut waiting_total = (0u64, 0u64);
+        for (_, side, half) in self.pairer.waiting() {
+            let route = if self.routes.contains_key(&half.route) {
+                half.route.as_str()
+            } else {
+                OTHER_ROUTE
+            };
+            let slot = waiting.entry(route).or_default();
+            match side {
+                Side::Baseline => {
+                    slot.0 += 1;
+                    waiting_total.0 += 1;
+                }
+                Side::Candidate => {
+                    slot.1 += 1;
+                    waiting_total.1 += 1;
+                }
+            }
+        }
 
         // (other) goes last, after the real routes in name order.
-        let ordered = self
+        let ordered: Vec<(&String, &Pair)> = self
             .routes
             .iter()
             .filter(|(r, _)| r.as_str() != OTHER_ROUTE)
-            .chain(self.routes.get_key_value(OTHER_ROUTE));
-        for (route, pair) in ordered {
+            .chain(self.routes.get_key_value(OTHER_ROUTE))
+            .collect();
+
+        // Every check of the run first, so that p-values are adjusted over all of them.
+        let mut route_checks: Vec<Vec<Check>> = ordered
+            .iter()
+            .map(|(_, pair)| {
+                if pair.enough(opts.min_requests) {
+                    checks::checks(&pair.baseline, &pair.candidate, &pair.paired, opts)
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        let overall_judged = self.overall.enough(opts.min_requests);
+        let mut overall_checks = if overall_judged {
+            checks::checks(
+                &self.overall.baseline,
+                &self.overall.candidate,
+                &self.overall.paired,
+                opts,
+            )
+        } else {
+            Vec::new()
+        };
+        adjust_all(
+            route_checks
+                .iter_mut()
+                .flatten()
+                .chain(overall_checks.iter_mut()),
+            opts,
+        );
+
+        let mut findings = Vec::new();
+        let mut routes = Vec::with_capacity(ordered.len());
+        let mut reported_status = BTreeSet::new();
+        for ((route, pair), checks) in ordered.into_iter().zip(route_checks) {
             let judged = pair.enough(opts.min_requests);
             let route_findings = if judged {
-                judge::judge(route, &pair.baseline, &pair.candidate, opts, &[])
+                findings_of(route, &pair.baseline, &pair.candidate, &checks, opts, &[])
             } else {
                 notes.push(too_few(route, pair, opts.min_requests));
                 Vec::new()
             };
             reported_status.extend(route_findings.iter().filter_map(|f| f.status));
             findings.extend(route_findings.iter().cloned());
+            let extra = waiting.get(route.as_str()).copied().unwrap_or_default();
             routes.push(RouteReport {
                 route: route.clone(),
                 judged,
                 baseline: pair.baseline.summary(histograms),
                 candidate: pair.candidate.summary(histograms),
+                paired: pair.paired.summary(extra),
+                checks,
                 findings: route_findings,
             });
         }
@@ -299,18 +455,31 @@ impl Comparison {
             ));
         }
 
-        let overall_judged = self.overall.enough(opts.min_requests);
         if overall_judged {
             let skip: Vec<u16> = reported_status.into_iter().collect();
-            findings.extend(judge::judge(
+            findings.extend(findings_of(
                 OVERALL_ROUTE,
                 &self.overall.baseline,
                 &self.overall.candidate,
+                &overall_checks,
                 opts,
                 &skip,
             ));
         } else {
             notes.push(too_few("overall", &self.overall, opts.min_requests));
+        }
+        let overall_paired = self.overall.paired.summary(waiting_total);
+        let (ub, uc) = (
+            overall_paired.unpaired_baseline,
+            overall_paired.unpaired_candidate,
+        );
+        if ub + uc > 0 {
+            notes.push(format!(
+                "{ub} baseline and {uc} candidate observations found no partner with the same id \
+                 ({} pairs); the failure rate falls back to Fisher's unpaired test on routes \
+                 with too few pairs",
+                overall_paired.pairs
+            ));
         }
         if self.ignored > 0 {
             let names: Vec<&str> = self.ignored_targets.iter().map(String::as_str).collect();
@@ -344,10 +513,17 @@ impl Comparison {
                 p99_relative: opts.p99_relative,
                 p99_absolute_ms: opts.p99_absolute_ms,
                 error_rate_margin: opts.error_rate_margin,
+                shift_relative: opts.shift_relative,
+                shift_absolute_ms: opts.shift_absolute_ms,
+                distribution_share: opts.distribution_share,
+                alpha: opts.alpha,
+                correction: opts.correction,
             },
             overall: Overall {
                 baseline: self.overall.baseline.summary(histograms),
                 candidate: self.overall.candidate.summary(histograms),
+                paired: overall_paired,
+                checks: overall_checks,
             },
             routes,
             findings,
@@ -356,6 +532,57 @@ impl Comparison {
             include_histograms: histograms,
         }
     }
+}
+
+/// Adjusts the p-values of all checks together and decides each.
+fn adjust_all<'a>(checks: impl Iterator<Item = &'a mut Check>, opts: &Options) {
+    let mut checks: Vec<&mut Check> = checks.collect();
+    let tested: Vec<f64> = checks.iter().filter_map(|c| c.p_value).collect();
+    let mut adjusted = stats::adjust(&tested, opts.correction).into_iter();
+    for check in &mut checks {
+        let p = if check.p_value.is_some() {
+            adjusted.next()
+        } else {
+            None
+        };
+        check.decide(p, opts.alpha);
+    }
+}
+
+/// The findings of one route: the fixed rules' findings (their wording) backed by the
+/// decided checks, then the statistical metrics, then new status codes.
+fn findings_of(
+    route: &str,
+    baseline: &TargetStats,
+    candidate: &TargetStats,
+    checks: &[Check],
+    opts: &Options,
+    skip_status: &[u16],
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for check in checks {
+        let finding = match check.metric {
+            Metric::FailureRate => judge::failure_rate(route, baseline, candidate, opts),
+            Metric::P99Latency => judge::p99_latency(route, baseline, candidate, opts),
+            Metric::LatencyShift | Metric::LatencyDistribution => check
+                .over_limit()
+                .then(|| judge::statistical(route, check, opts)),
+            Metric::NewStatus => None,
+        };
+        let Some(mut finding) = finding else {
+            continue;
+        };
+        finding.message.push_str(&check.p_text());
+        if check.outcome != CheckOutcome::Fail {
+            // Over the limit by the point estimate, but the data do not show it.
+            finding.severity = Severity::Info;
+            finding.message.push_str(", not significant");
+        }
+        finding.check = Some(check.clone());
+        out.push(finding);
+    }
+    out.extend(judge::new_status(route, baseline, candidate, skip_status));
+    out
 }
 
 fn too_few(what: &str, pair: &Pair, min: u64) -> String {
@@ -392,6 +619,11 @@ pub struct Thresholds {
     pub p99_relative: f64,
     pub p99_absolute_ms: f64,
     pub error_rate_margin: f64,
+    pub shift_relative: f64,
+    pub shift_absolute_ms: f64,
+    pub distribution_share: f64,
+    pub alpha: f64,
+    pub correction: Correction,
 }
 
 /// Both targets over all routes.
@@ -399,6 +631,9 @@ pub struct Thresholds {
 pub struct Overall {
     pub baseline: TargetSummary,
     pub candidate: TargetSummary,
+    pub paired: PairedSummary,
+    /// Every check made overall, passed or not.
+    pub checks: Vec<Check>,
 }
 
 /// One route's numbers and findings.
@@ -409,10 +644,14 @@ pub struct RouteReport {
     pub judged: bool,
     pub baseline: TargetSummary,
     pub candidate: TargetSummary,
+    /// Pairs by id, the paired status matrix, unpaired counts.
+    pub paired: PairedSummary,
+    /// Every check made on this route, passed or not (empty when not judged).
+    pub checks: Vec<Check>,
     pub findings: Vec<Finding>,
 }
 
-/// Everything a report shows; serialises directly as the `nprt.report/v1` JSON.
+/// Everything a report shows; serialises directly as the `nprt.report/v2` JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     /// Always [`SCHEMA`].

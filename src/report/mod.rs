@@ -16,7 +16,7 @@ use crate::compare::Verdict;
 pub enum Format {
     /// A table for a terminal.
     Text,
-    /// `nprt.report/v1` JSON, for machines and for merging later.
+    /// `nprt.report/v2` JSON, for machines and for merging later.
     Json,
 }
 
