@@ -361,9 +361,26 @@ fn new_comparison(
 
 fn compare(args: &CompareArgs) -> Outcome {
     let mut comparison = new_comparison(&args.baseline, &args.candidate, &args.judge)?;
-    for path in &args.observations {
-        for obs in observation::read_file(path).map_err(Failure::bad_input)? {
-            comparison.add(&obs.map_err(Failure::bad_input)?);
+    // The files are read in turn, one line each, so that when every target has its own file
+    // (in the same exchange order) partners arrive close together and the bounded pending map
+    // of the pairing does not overflow.
+    let mut files = args
+        .observations
+        .iter()
+        .map(|path| observation::read_file(path).map_err(Failure::bad_input))
+        .collect::<Result<Vec<_>, _>>()?;
+    while !files.is_empty() {
+        let mut i = 0;
+        while i < files.len() {
+            match files[i].next() {
+                Some(obs) => {
+                    comparison.add(&obs.map_err(Failure::bad_input)?);
+                    i += 1;
+                }
+                None => {
+                    drop(files.remove(i));
+                }
+            }
         }
     }
     let (baseline, candidate) = comparison.requests();

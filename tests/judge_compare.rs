@@ -1,0 +1,146 @@
+//! `nprt compare` on observation files: paired statistics end to end through the binary.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+
+/// One NDJSON file per target, same exchange ids, the candidate `slow_ms` slower on
+/// `/api/items/:id` and failing every `fail_every`-th request there (0 = never).
+fn write_observations(dir: &Path, slow_ms: u64, fail_every: u64) -> [String; 2] {
+    let mut paths = [String::new(), String::new()];
+    for (k, target) in ["stable", "canary"].iter().enumerate() {
+        let path = dir.join(format!("{target}.ndjson"));
+        let mut f = std::fs::File::create(&path).unwrap();
+        for i in 0..600u64 {
+            let route = if i % 2 == 0 {
+                "GET /api/items/:id"
+            } else {
+                "GET /api/cart"
+            };
+            let mut latency_us = 2_000 + (i * 7919) % 3_000;
+            let mut status = 200;
+            if k == 1 && i % 2 == 0 {
+                latency_us += slow_ms * 1000;
+                if fail_every > 0 && i % fail_every == 0 {
+                    status = 503;
+                }
+            }
+            writeln!(
+                f,
+                r#"{{"id":"x{i}","target":"{target}","route":"{route}","method":"GET","status":{status},"latency_us":{latency_us},"bytes":10,"error":null}}"#
+            )
+            .unwrap();
+        }
+        paths[k] = path.display().to_string();
+    }
+    paths
+}
+
+#[test]
+fn separate_files_pair_by_id_and_find_the_slow_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let [stable, canary] = write_observations(dir.path(), 30, 0);
+    let out = common::run(&[
+        "compare",
+        &stable,
+        &canary,
+        "--baseline",
+        "stable",
+        "--candidate",
+        "canary",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&common::stdout(&out)).unwrap();
+    assert_eq!(json["schema"], "nprt.report/v2");
+    assert_eq!(json["overall"]["paired"]["pairs"], 600);
+    assert_eq!(json["overall"]["paired"]["unpaired_baseline"], 0);
+    let failing: Vec<(String, String)> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "fail" && f["route"] != "(overall)")
+        .map(|f| {
+            (
+                f["route"].as_str().unwrap().to_owned(),
+                f["metric"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        failing.iter().all(|(r, _)| r == "GET /api/items/:id"),
+        "{failing:?}"
+    );
+    assert!(
+        failing.iter().any(|(_, m)| m == "latency_shift"),
+        "{failing:?}"
+    );
+    let shift = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["metric"] == "latency_shift")
+        .unwrap();
+    let check = &shift["check"];
+    for key in [
+        "effect",
+        "interval",
+        "p_value",
+        "p_adjusted",
+        "limit",
+        "test",
+    ] {
+        assert!(check.get(key).is_some(), "check lacks {key}: {check}");
+    }
+    // The Hodges-Lehmann shift is the 30 ms the canary added.
+    assert_eq!(check["effect"], 30.0);
+}
+
+#[test]
+fn identical_targets_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let [stable, canary] = write_observations(dir.path(), 0, 0);
+    let out = common::run(&[
+        "compare",
+        &stable,
+        &canary,
+        "--baseline",
+        "stable",
+        "--candidate",
+        "canary",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stdout(&out));
+    assert!(common::stdout(&out).starts_with("PASS"));
+}
+
+#[test]
+fn paired_errors_fail_through_mcnemar() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every 10th exchange answers 503 on the canary: 60 of the 300 on that route.
+    let [stable, canary] = write_observations(dir.path(), 0, 10);
+    let out = common::run(&[
+        "compare",
+        &stable,
+        &canary,
+        "--baseline",
+        "stable",
+        "--candidate",
+        "canary",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", common::stdout(&out));
+    let json: serde_json::Value = serde_json::from_str(&common::stdout(&out)).unwrap();
+    let f = &json["findings"][0];
+    assert_eq!(f["metric"], "failure_rate");
+    assert_eq!(f["check"]["test"], "mcnemar_exact");
+    let items = json["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"] == "GET /api/items/:id")
+        .unwrap();
+    assert_eq!(items["paired"]["worse"], 60);
+}
