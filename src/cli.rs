@@ -148,9 +148,13 @@ struct JudgeArgs {
     /// Output format of the comparison on stdout.
     #[arg(long, value_enum, default_value_t = FormatArg::Text)]
     format: FormatArg,
-    /// Fewest requests per target for a verdict other than inconclusive.
+    /// Fewest requests per target for a verdict other than inconclusive (overrides the judge
+    /// file).
     #[arg(long, value_name = "N")]
     min_requests: Option<u64>,
+    /// A judge file (TOML): alpha, thresholds, route overrides, minimum samples, warm-up.
+    #[arg(long, value_name = "FILE")]
+    judge: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -353,10 +357,32 @@ fn new_comparison(
     judge: &JudgeArgs,
 ) -> Result<Comparison, Failure> {
     let mut options = CompareOptions::new(baseline, candidate);
+    if let Some(path) = &judge.judge {
+        options = read_judge_file(path, options)?;
+    }
     if let Some(n) = judge.min_requests {
         options.min_requests = n;
     }
     Comparison::new(options).map_err(Failure::bad_input)
+}
+
+/// Reads a judge file on top of `base`; any problem is bad input naming the file and line.
+fn read_judge_file(path: &Path, base: CompareOptions) -> Result<CompareOptions, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failure::bad_input(anyhow::anyhow!(
+            "cannot read judge file {}: {e}",
+            path.display()
+        ))
+    })?;
+    crate::compare::judge_file::parse(&text, base).map_err(|e| {
+        Failure::bad_input(anyhow::anyhow!(
+            "{}:{}:{}: {}",
+            path.display(),
+            e.line,
+            e.column,
+            e.message
+        ))
+    })
 }
 
 fn compare(args: &CompareArgs) -> Outcome {

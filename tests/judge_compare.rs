@@ -144,3 +144,86 @@ fn paired_errors_fail_through_mcnemar() {
         .unwrap();
     assert_eq!(items["paired"]["worse"], 60);
 }
+
+#[test]
+fn a_judge_file_loosens_a_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let [stable, canary] = write_observations(dir.path(), 30, 0);
+    let judge = dir.path().join("judge.toml");
+    std::fs::write(
+        &judge,
+        r#"alpha = 0.01
+[[routes]]
+pattern = "/api/items/*"
+thresholds = { p99 = { absolute_ms = 100 }, shift = { absolute_ms = 100 }, distribution = 1.0 }
+[[routes]]
+pattern = "*"
+min_requests = 10
+"#,
+    )
+    .unwrap();
+    let judge = judge.display().to_string();
+    let out = common::run(&[
+        "compare",
+        &stable,
+        &canary,
+        "--baseline",
+        "stable",
+        "--candidate",
+        "canary",
+        "--judge",
+        &judge,
+        "--format",
+        "json",
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&common::stdout(&out)).unwrap();
+    assert_eq!(json["thresholds"]["alpha"], 0.01);
+    let items = json["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"] == "GET /api/items/:id")
+        .unwrap();
+    assert!(items["findings"].as_array().unwrap().is_empty(), "{items}");
+    // Overall still sees the +15 ms mean.
+    assert_eq!(out.status.code(), Some(1), "{}", common::stdout(&out));
+}
+
+#[test]
+fn a_bad_judge_file_exits_2_naming_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let [stable, canary] = write_observations(dir.path(), 0, 0);
+    let judge = dir.path().join("strict.toml");
+    std::fs::write(&judge, "alpha = 0.05\n\n[thresholds]\nerror_rate = -1\n").unwrap();
+    let judge = judge.display().to_string();
+    let out = common::run(&[
+        "compare",
+        &stable,
+        &canary,
+        "--baseline",
+        "stable",
+        "--candidate",
+        "canary",
+        "--judge",
+        &judge,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = common::stderr(&out);
+    assert!(err.contains("strict.toml:4:"), "{err}");
+    assert!(err.contains("thresholds.error_rate"), "{err}");
+    assert!(common::stdout(&out).is_empty(), "nothing half-written");
+
+    let missing = common::run(&[
+        "compare",
+        &stable,
+        &canary,
+        "--baseline",
+        "stable",
+        "--candidate",
+        "canary",
+        "--judge",
+        "/nonexistent/judge.toml",
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(common::stderr(&missing).contains("/nonexistent/judge.toml"));
+}

@@ -10,11 +10,12 @@
 pub mod checks;
 pub mod codec;
 pub mod judge;
+pub mod judge_file;
 pub mod paired;
 pub mod stats;
 pub mod target;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +79,64 @@ pub struct Options {
     pub reservoir: usize,
     /// Bootstrap resamples for the p99 interval.
     pub bootstrap_resamples: usize,
+    /// The first this many observations of each target are left out (warm-up), and so are
+    /// their partners.
+    pub warmup: u64,
+    /// Thresholds for routes matching a pattern; the first match wins.
+    pub routes: Vec<RouteOverride>,
+}
+
+/// Thresholds for the routes that match `pattern`; unset fields keep the general value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouteOverride {
+    /// `*` matches any run of characters. A pattern starting with `/` is matched against the
+    /// route's path, otherwise against the whole route key ("GET /api/items/:id").
+    pub pattern: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_requests: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate_margin: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_relative: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_absolute_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift_relative: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift_absolute_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution_share: Option<f64>,
+}
+
+impl RouteOverride {
+    pub fn matches(&self, route: &str) -> bool {
+        let subject = if self.pattern.starts_with('/') {
+            route.split_once(' ').map_or(route, |(_, path)| path)
+        } else {
+            route
+        };
+        glob(&self.pattern, subject)
+    }
+}
+
+/// `*` matches any run of characters, everything else itself.
+fn glob(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty(); // no `*` at all
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 impl Options {
@@ -100,7 +159,27 @@ impl Options {
             max_pending: 100_000,
             reservoir: 10_000,
             bootstrap_resamples: 200,
+            warmup: 0,
+            routes: Vec::new(),
         }
+    }
+
+    /// The options for one route: the first matching override applied.
+    pub fn for_route(&self, route: &str) -> Options {
+        let mut o = Options {
+            routes: Vec::new(),
+            ..self.clone()
+        };
+        if let Some(r) = self.routes.iter().find(|r| r.matches(route)) {
+            o.min_requests = r.min_requests.unwrap_or(o.min_requests);
+            o.error_rate_margin = r.error_rate_margin.unwrap_or(o.error_rate_margin);
+            o.p99_relative = r.p99_relative.unwrap_or(o.p99_relative);
+            o.p99_absolute_ms = r.p99_absolute_ms.unwrap_or(o.p99_absolute_ms);
+            o.shift_relative = r.shift_relative.unwrap_or(o.shift_relative);
+            o.shift_absolute_ms = r.shift_absolute_ms.unwrap_or(o.shift_absolute_ms);
+            o.distribution_share = r.distribution_share.unwrap_or(o.distribution_share);
+        }
+        o
     }
 
     /// Checks what the types cannot.
@@ -128,6 +207,22 @@ impl Options {
         }
         if self.max_routes == 0 {
             return Err(OptionsError::NoRoutes);
+        }
+        for r in &self.routes {
+            for (name, value) in [
+                ("route error rate margin", r.error_rate_margin),
+                ("route p99 relative", r.p99_relative),
+                ("route p99 absolute ms", r.p99_absolute_ms),
+                ("route shift relative", r.shift_relative),
+                ("route shift absolute ms", r.shift_absolute_ms),
+                ("route distribution share", r.distribution_share),
+            ] {
+                if let Some(value) = value {
+                    if !value.is_finite() || value < 0.0 {
+                        return Err(OptionsError::Threshold { name, value });
+                    }
+                }
+            }
         }
         if !(self.alpha > 0.0 && self.alpha < 1.0) {
             return Err(OptionsError::Alpha(self.alpha));
@@ -211,6 +306,12 @@ pub struct Comparison {
     ignored_targets: BTreeSet<String>,
     more_ignored_targets: bool,
     pairer: Pairer,
+    /// Observations seen of each target while warming up (baseline, candidate).
+    warm_seen: [u64; 2],
+    /// Ids left out during warm-up, so that their partners are left out too; at most
+    /// 2 × `warmup` entries.
+    warm_ids: HashMap<String, Side>,
+    warm_skipped: u64,
 }
 
 impl Comparison {
@@ -225,6 +326,9 @@ impl Comparison {
             ignored_targets: BTreeSet::new(),
             more_ignored_targets: false,
             pairer: Pairer::new(options.max_pending),
+            warm_seen: [0; 2],
+            warm_ids: HashMap::new(),
+            warm_skipped: 0,
             options,
         })
     }
@@ -256,6 +360,9 @@ impl Comparison {
             self.ignore(1, &observation.target);
             return;
         };
+        if self.warming_up(observation, candidate) {
+            return;
+        }
         let pick = |pair: &mut Pair| {
             if candidate {
                 pair.candidate.add(observation);
@@ -274,6 +381,38 @@ impl Comparison {
             .pairer
             .offer(&observation.id, side, Half::of(observation));
         self.settle(offer);
+    }
+
+    /// Whether `observation` belongs to the warm-up (its own target's first `warmup`, or the
+    /// partner of one of those); such observations are only counted.
+    fn warming_up(&mut self, observation: &Observation, candidate: bool) -> bool {
+        if self.options.warmup == 0 {
+            return false;
+        }
+        let side = if candidate {
+            Side::Candidate
+        } else {
+            Side::Baseline
+        };
+        let seen = &mut self.warm_seen[usize::from(candidate)];
+        if self
+            .warm_ids
+            .get(&observation.id)
+            .is_some_and(|s| *s != side)
+        {
+            // The partner was warm-up: so is this one, and it counts towards this side's.
+            *seen += 1;
+            self.warm_ids.remove(&observation.id);
+            self.warm_skipped += 1;
+            return true;
+        }
+        if *seen < self.options.warmup {
+            *seen += 1;
+            self.warm_ids.insert(observation.id.clone(), side);
+            self.warm_skipped += 1;
+            return true;
+        }
+        false
     }
 
     /// Books what an offer to the pairer produced.
@@ -320,6 +459,7 @@ impl Comparison {
             self.settle(offer);
         }
         self.ignored += other.ignored;
+        self.warm_skipped += other.warm_skipped;
         for name in &other.ignored_targets {
             self.ignore(0, name);
         }
@@ -395,11 +535,13 @@ impl Comparison {
             .collect();
 
         // Every check of the run first, so that p-values are adjusted over all of them.
+        let route_opts: Vec<Options> = ordered.iter().map(|(r, _)| opts.for_route(r)).collect();
         let mut route_checks: Vec<Vec<Check>> = ordered
             .iter()
-            .map(|(_, pair)| {
-                if pair.enough(opts.min_requests) {
-                    checks::checks(&pair.baseline, &pair.candidate, &pair.paired, opts)
+            .zip(&route_opts)
+            .map(|((_, pair), ropts)| {
+                if pair.enough(ropts.min_requests) {
+                    checks::checks(&pair.baseline, &pair.candidate, &pair.paired, ropts)
                 } else {
                     Vec::new()
                 }
@@ -427,12 +569,14 @@ impl Comparison {
         let mut findings = Vec::new();
         let mut routes = Vec::with_capacity(ordered.len());
         let mut reported_status = BTreeSet::new();
-        for ((route, pair), checks) in ordered.into_iter().zip(route_checks) {
-            let judged = pair.enough(opts.min_requests);
+        for (((route, pair), checks), ropts) in
+            ordered.into_iter().zip(route_checks).zip(&route_opts)
+        {
+            let judged = pair.enough(ropts.min_requests);
             let route_findings = if judged {
-                findings_of(route, &pair.baseline, &pair.candidate, &checks, opts, &[])
+                findings_of(route, &pair.baseline, &pair.candidate, &checks, ropts, &[])
             } else {
-                notes.push(too_few(route, pair, opts.min_requests));
+                notes.push(too_few(route, pair, ropts.min_requests));
                 Vec::new()
             };
             reported_status.extend(route_findings.iter().filter_map(|f| f.status));
@@ -481,6 +625,12 @@ impl Comparison {
                 overall_paired.pairs
             ));
         }
+        if self.warm_skipped > 0 {
+            notes.push(format!(
+                "left out {} warm-up observations (the first {} of each target and their partners)",
+                self.warm_skipped, opts.warmup
+            ));
+        }
         if self.ignored > 0 {
             let names: Vec<&str> = self.ignored_targets.iter().map(String::as_str).collect();
             notes.push(format!(
@@ -518,6 +668,8 @@ impl Comparison {
                 distribution_share: opts.distribution_share,
                 alpha: opts.alpha,
                 correction: opts.correction,
+                warmup: opts.warmup,
+                routes: opts.routes.clone(),
             },
             overall: Overall {
                 baseline: self.overall.baseline.summary(histograms),
@@ -624,6 +776,10 @@ pub struct Thresholds {
     pub distribution_share: f64,
     pub alpha: f64,
     pub correction: Correction,
+    pub warmup: u64,
+    /// Route overrides, as given; each check carries the limit it was judged by.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteOverride>,
 }
 
 /// Both targets over all routes.

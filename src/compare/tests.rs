@@ -483,3 +483,77 @@ fn an_improvement_is_never_a_finding() {
     assert_eq!(v.outcome, Outcome::Pass);
     assert!(v.findings.is_empty(), "{:?}", v.findings);
 }
+
+#[test]
+fn route_patterns_glob_on_the_key_or_the_path() {
+    let r = |p: &str| RouteOverride {
+        pattern: p.into(),
+        ..RouteOverride::default()
+    };
+    assert!(r("GET /api/*").matches("GET /api/items/:id"));
+    assert!(!r("GET /api/*").matches("POST /api/items"));
+    assert!(r("/api/*/:id").matches("DELETE /api/items/:id"));
+    assert!(r("*").matches("GET /"));
+    assert!(r("GET /healthz").matches("GET /healthz"));
+    assert!(!r("GET /healthz").matches("GET /healthz/deep"));
+    assert!(!r("a*a").matches("a"));
+    assert!(r("*items*").matches("GET /api/items/:id"));
+}
+
+#[test]
+fn route_overrides_loosen_one_route() {
+    let mut c = Comparison::new(Options {
+        routes: vec![RouteOverride {
+            pattern: "GET /search".into(),
+            p99_absolute_ms: Some(100.0),
+            shift_absolute_ms: Some(100.0),
+            distribution_share: Some(1.0),
+            ..RouteOverride::default()
+        }],
+        ..Options::new(BASE, CAND)
+    })
+    .unwrap();
+    c.merge(&p99_regression()).unwrap();
+    let v = c.verdict();
+    assert!(
+        fails(&v).iter().all(|(r, _)| *r != "GET /search"),
+        "{:?}",
+        fails(&v)
+    );
+    // Overall keeps the general limits.
+    assert!(fails(&v).iter().any(|(r, _)| *r == OVERALL_ROUTE));
+}
+
+#[test]
+fn warm_up_leaves_out_the_first_observations_and_their_partners() {
+    let mut c = Comparison::new(Options {
+        warmup: 10,
+        ..Options::new(BASE, CAND)
+    })
+    .unwrap();
+    // The first 10 exchanges are very slow on the candidate only (a cold cache).
+    for i in 0..100u64 {
+        for target in [BASE, CAND] {
+            let slow = target == CAND && i < 10;
+            c.add(&Observation {
+                id: i.to_string(),
+                target: target.into(),
+                route: "GET /a".into(),
+                method: "GET".into(),
+                status: Some(200),
+                latency_us: if slow { 900_000 } else { 10_000 + i },
+                bytes: 0,
+                error: None,
+            });
+        }
+    }
+    let v = c.verdict();
+    assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.findings);
+    assert_eq!(v.overall.baseline.requests, 90);
+    assert_eq!(v.overall.paired.pairs, 90);
+    assert!(
+        v.notes[0].starts_with("left out 20 warm-up"),
+        "{:?}",
+        v.notes
+    );
+}
