@@ -227,3 +227,84 @@ fn a_bad_judge_file_exits_2_naming_file_line_and_field() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(common::stderr(&missing).contains("/nonexistent/judge.toml"));
 }
+
+#[test]
+fn calibrate_writes_a_judge_file_that_compare_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    // An A/A run: both files are the same stable behaviour under two names.
+    let [a, b] = write_observations(dir.path(), 0, 0);
+    let text = std::fs::read_to_string(&b)
+        .unwrap()
+        .replace("\"target\":\"canary\"", "\"target\":\"stable-2\"");
+    std::fs::write(&b, text).unwrap();
+    let judge = dir.path().join("judge.toml").display().to_string();
+    let out = common::run(&[
+        "calibrate",
+        &a,
+        &b,
+        "--baseline",
+        "stable",
+        "--noise",
+        "stable-2",
+        "--output",
+        &judge,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let written = std::fs::read_to_string(&judge).unwrap();
+    assert!(written.contains("[[routes]]"), "{written}");
+    assert!(written.contains("pattern = \"GET /api/cart\""), "{written}");
+
+    // The calibrated file judges a real regression as one.
+    let [stable, canary] = write_observations(dir.path(), 30, 0);
+    let out = common::run(&[
+        "compare",
+        &stable,
+        &canary,
+        "--baseline",
+        "stable",
+        "--candidate",
+        "canary",
+        "--judge",
+        &judge,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", common::stdout(&out));
+}
+
+#[test]
+fn calibrate_refuses_bad_margin_and_unknown_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let [a, b] = write_observations(dir.path(), 0, 0);
+    let judge = dir.path().join("judge.toml").display().to_string();
+    let out = common::run(&[
+        "calibrate",
+        &a,
+        &b,
+        "--baseline",
+        "stable",
+        "--noise",
+        "nope",
+        "--output",
+        &judge,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        common::stderr(&out).contains("`nope`"),
+        "{}",
+        common::stderr(&out)
+    );
+    assert!(!std::path::Path::new(&judge).exists(), "nothing written");
+    let out = common::run(&[
+        "calibrate",
+        &a,
+        &b,
+        "--baseline",
+        "stable",
+        "--noise",
+        "canary",
+        "--output",
+        &judge,
+        "--margin",
+        "0.5",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -53,6 +53,10 @@ pub struct Check {
     pub p_adjusted: Option<f64>,
     /// Observations or pairs the test used.
     pub samples: u64,
+    /// The same effect between the baseline and the second stable (`--noise`), when measured;
+    /// `limit` was raised above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<f64>,
     pub outcome: CheckOutcome,
 }
 
@@ -122,6 +126,7 @@ fn undecided(metric: Metric, test: &str, unit: &str) -> Check {
         p_value: None,
         p_adjusted: None,
         samples: 0,
+        noise: None,
         outcome: CheckOutcome::Pass,
     }
 }

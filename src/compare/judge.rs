@@ -247,7 +247,7 @@ fn change(baseline: f64, candidate: f64) -> String {
 }
 
 /// 20.0 → "20", 0.5 → "0.5": thresholds are printed as the user wrote them.
-fn trim(value: f64) -> String {
+pub fn trim(value: f64) -> String {
     let s = format!("{value:.3}");
     s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }

@@ -7,6 +7,7 @@
 //! built on many machines [`merge`](Comparison::merge) exactly. [`Comparison::verdict`] applies
 //! the rules in [`judge`] and yields a [`Verdict`], which `report` renders.
 
+pub mod calibrate;
 pub mod checks;
 pub mod codec;
 pub mod judge;
@@ -84,6 +85,12 @@ pub struct Options {
     pub warmup: u64,
     /// Thresholds for routes matching a pattern; the first match wins.
     pub routes: Vec<RouteOverride>,
+    /// A second stable target: differences that also show between baseline and noise are
+    /// discounted (Diffy's rule).
+    pub noise: Option<String>,
+    /// With noise, a candidate effect must exceed the noise effect by this share too
+    /// (0.20 = 20% more than baseline-vs-noise), besides the metric's own limit.
+    pub noise_relative: f64,
 }
 
 /// Thresholds for the routes that match `pattern`; unset fields keep the general value.
@@ -161,6 +168,8 @@ impl Options {
             bootstrap_resamples: 200,
             warmup: 0,
             routes: Vec::new(),
+            noise: None,
+            noise_relative: 0.20,
         }
     }
 
@@ -193,6 +202,11 @@ impl Options {
         if self.baseline == self.candidate {
             return Err(OptionsError::SameTarget(self.baseline.clone()));
         }
+        if let Some(noise) = &self.noise {
+            if noise.is_empty() || *noise == self.baseline || *noise == self.candidate {
+                return Err(OptionsError::Noise(noise.clone()));
+            }
+        }
         for (name, value) in [
             ("p99 relative", self.p99_relative),
             ("p99 absolute ms", self.p99_absolute_ms),
@@ -200,6 +214,7 @@ impl Options {
             ("shift relative", self.shift_relative),
             ("shift absolute ms", self.shift_absolute_ms),
             ("distribution share", self.distribution_share),
+            ("noise relative", self.noise_relative),
         ] {
             if !value.is_finite() || value < 0.0 {
                 return Err(OptionsError::Threshold { name, value });
@@ -255,6 +270,8 @@ pub enum OptionsError {
     Alpha(f64),
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    #[error("the noise target {0:?} must be a third target, neither baseline nor candidate")]
+    Noise(String),
 }
 
 /// Why two comparisons cannot be merged.
@@ -273,6 +290,9 @@ struct Pair {
     baseline: TargetStats,
     candidate: TargetStats,
     paired: PairedStats,
+    /// The second stable, and its pairs with the baseline (empty without `--noise`).
+    noise: TargetStats,
+    noise_paired: PairedStats,
 }
 
 impl Pair {
@@ -281,6 +301,8 @@ impl Pair {
             baseline: TargetStats::default(),
             candidate: TargetStats::default(),
             paired: PairedStats::new(reservoir),
+            noise: TargetStats::default(),
+            noise_paired: PairedStats::new(reservoir),
         }
     }
 
@@ -288,6 +310,12 @@ impl Pair {
         self.baseline.merge(&other.baseline);
         self.candidate.merge(&other.candidate);
         self.paired.merge(&other.paired);
+        self.noise.merge(&other.noise);
+        self.noise_paired.merge(&other.noise_paired);
+    }
+
+    fn noise_enough(&self, min: u64) -> bool {
+        self.baseline.requests() >= min && self.noise.requests() >= min
     }
 
     fn enough(&self, min: u64) -> bool {
@@ -306,6 +334,8 @@ pub struct Comparison {
     ignored_targets: BTreeSet<String>,
     more_ignored_targets: bool,
     pairer: Pairer,
+    /// Pairs baseline (as `Side::Baseline`) with noise (as `Side::Candidate`).
+    noise_pairer: Pairer,
     /// Observations seen of each target while warming up (baseline, candidate).
     warm_seen: [u64; 2],
     /// Ids left out during warm-up, so that their partners are left out too; at most
@@ -326,6 +356,7 @@ impl Comparison {
             ignored_targets: BTreeSet::new(),
             more_ignored_targets: false,
             pairer: Pairer::new(options.max_pending),
+            noise_pairer: Pairer::new(options.max_pending),
             warm_seen: [0; 2],
             warm_ids: HashMap::new(),
             warm_skipped: 0,
@@ -356,6 +387,9 @@ impl Comparison {
             false
         } else if observation.target == self.options.candidate {
             true
+        } else if self.options.noise.as_deref() == Some(observation.target.as_str()) {
+            self.add_noise(observation);
+            return;
         } else {
             self.ignore(1, &observation.target);
             return;
@@ -377,10 +411,34 @@ impl Comparison {
         } else {
             Side::Baseline
         };
-        let offer = self
-            .pairer
-            .offer(&observation.id, side, Half::of(observation));
+        let half = Half::of(observation);
+        if self.options.noise.is_some() && !candidate {
+            let offer = self
+                .noise_pairer
+                .offer(&observation.id, Side::Baseline, half.clone());
+            self.settle_noise(offer);
+        }
+        let offer = self.pairer.offer(&observation.id, side, half);
         self.settle(offer);
+    }
+
+    /// An observation of the second stable: its own statistics, paired with the baseline.
+    fn add_noise(&mut self, observation: &Observation) {
+        self.overall.noise.add(observation);
+        self.route_entry(&observation.route).noise.add(observation);
+        let offer =
+            self.noise_pairer
+                .offer(&observation.id, Side::Candidate, Half::of(observation));
+        self.settle_noise(offer);
+    }
+
+    fn settle_noise(&mut self, offer: Offer) {
+        if let Offer::Paired(baseline, noise) = offer {
+            self.overall.noise_paired.add(&baseline, &noise);
+            self.route_entry(&baseline.route)
+                .noise_paired
+                .add(&baseline, &noise);
+        }
     }
 
     /// Whether `observation` belongs to the warm-up (its own target's first `warmup`, or the
@@ -457,6 +515,10 @@ impl Comparison {
         for (id, side, half) in other.pairer.waiting() {
             let offer = self.pairer.offer(id, side, half.clone());
             self.settle(offer);
+        }
+        for (id, side, half) in other.noise_pairer.waiting() {
+            let offer = self.noise_pairer.offer(id, side, half.clone());
+            self.settle_noise(offer);
         }
         self.ignored += other.ignored;
         self.warm_skipped += other.warm_skipped;
@@ -541,7 +603,10 @@ impl Comparison {
             .zip(&route_opts)
             .map(|((_, pair), ropts)| {
                 if pair.enough(ropts.min_requests) {
-                    checks::checks(&pair.baseline, &pair.candidate, &pair.paired, ropts)
+                    let mut checks =
+                        checks::checks(&pair.baseline, &pair.candidate, &pair.paired, ropts);
+                    discount_noise(&mut checks, pair, ropts);
+                    checks
                 } else {
                     Vec::new()
                 }
@@ -549,12 +614,14 @@ impl Comparison {
             .collect();
         let overall_judged = self.overall.enough(opts.min_requests);
         let mut overall_checks = if overall_judged {
-            checks::checks(
+            let mut checks = checks::checks(
                 &self.overall.baseline,
                 &self.overall.candidate,
                 &self.overall.paired,
                 opts,
-            )
+            );
+            discount_noise(&mut checks, &self.overall, opts);
+            checks
         } else {
             Vec::new()
         };
@@ -625,6 +692,15 @@ impl Comparison {
                 overall_paired.pairs
             ));
         }
+        if let Some(noise) = &opts.noise {
+            notes.push(format!(
+                "noise target {noise}: {} observations, {} paired with the baseline; limits are \
+                 raised to {}% beyond the differences between the two stables",
+                self.overall.noise.requests(),
+                self.overall.noise_paired.pairs(),
+                judge::trim(opts.noise_relative * 100.0),
+            ));
+        }
         if self.warm_skipped > 0 {
             notes.push(format!(
                 "left out {} warm-up observations (the first {} of each target and their partners)",
@@ -686,6 +762,25 @@ impl Comparison {
     }
 }
 
+/// Diffy's rule: with a second stable, a candidate difference counts only beyond the
+/// difference between the two stables (by `noise_relative` more), so each limit is raised to
+/// that floor where the noise is larger.
+fn discount_noise(checks: &mut [Check], pair: &Pair, opts: &Options) {
+    if opts.noise.is_none() || !pair.noise_enough(opts.min_requests) {
+        return;
+    }
+    let noise = checks::checks(&pair.baseline, &pair.noise, &pair.noise_paired, opts);
+    for check in checks {
+        if let Some(n) = noise.iter().find(|n| n.metric == check.metric) {
+            let floor = target::round_to(n.effect.abs() * (1.0 + opts.noise_relative), 1e4);
+            check.noise = Some(n.effect);
+            if floor > check.limit {
+                check.limit = floor;
+            }
+        }
+    }
+}
+
 /// Adjusts the p-values of all checks together and decides each.
 fn adjust_all<'a>(checks: impl Iterator<Item = &'a mut Check>, opts: &Options) {
     let mut checks: Vec<&mut Check> = checks.collect();
@@ -725,10 +820,22 @@ fn findings_of(
             continue;
         };
         finding.message.push_str(&check.p_text());
-        if check.outcome != CheckOutcome::Fail {
-            // Over the limit by the point estimate, but the data do not show it.
-            finding.severity = Severity::Info;
-            finding.message.push_str(", not significant");
+        match (check.outcome, check.noise) {
+            (CheckOutcome::Fail, _) => {}
+            (CheckOutcome::NotSignificant, _) => {
+                // Over the limit by the point estimate, but the data do not show it.
+                finding.severity = Severity::Info;
+                finding.message.push_str(", not significant");
+            }
+            (CheckOutcome::Pass, Some(noise)) => {
+                finding.severity = Severity::Info;
+                finding.threshold = Some(check.limit);
+                finding.message.push_str(&format!(
+                    ", within the noise between the two stables ({noise:+} {})",
+                    check.unit
+                ));
+            }
+            (CheckOutcome::Pass, None) => continue,
         }
         finding.check = Some(check.clone());
         out.push(finding);

@@ -557,3 +557,61 @@ fn warm_up_leaves_out_the_first_observations_and_their_partners() {
         v.notes
     );
 }
+
+#[test]
+fn a_difference_the_two_stables_share_is_discounted() {
+    // The baseline runs on a fast node: both the canary and the second stable are 3 ms slower.
+    let build = |noise: Option<&str>| {
+        let mut c = Comparison::new(Options {
+            noise: noise.map(str::to_owned),
+            ..Options::new(BASE, CAND)
+        })
+        .unwrap();
+        feed(&mut c, BASE, "GET /a", 400, 10.0, ok);
+        for target in [CAND, "stable-2"] {
+            for i in 0..400u64 {
+                let spread = 0.5 + ((i * 37) % 100) as f64 / 100.0;
+                c.add(&Observation {
+                    id: format!("GET /a#{i}"),
+                    target: target.into(),
+                    route: "GET /a".into(),
+                    method: "GET".into(),
+                    status: Some(200),
+                    latency_us: ((10.0 * spread + 3.0) * 1000.0) as u64,
+                    bytes: 0,
+                    error: None,
+                });
+            }
+        }
+        c.verdict()
+    };
+    let alone = build(None);
+    assert_eq!(alone.outcome, Outcome::Fail, "{:?}", alone.findings);
+    let with_noise = build(Some("stable-2"));
+    assert_eq!(
+        with_noise.outcome,
+        Outcome::Pass,
+        "{:?}",
+        with_noise.findings
+    );
+    let shift = with_noise.routes[0]
+        .checks
+        .iter()
+        .find(|c| c.metric == Metric::LatencyShift)
+        .unwrap();
+    assert_eq!(shift.noise, Some(3.0));
+    assert!(shift.limit >= 3.6 - 1e-9, "{shift:?}");
+    assert!(with_noise
+        .notes
+        .iter()
+        .any(|n| n.starts_with("noise target stable-2")));
+}
+
+#[test]
+fn the_noise_target_must_be_a_third_one() {
+    let bad = Options {
+        noise: Some(BASE.into()),
+        ..Options::new(BASE, CAND)
+    };
+    assert!(matches!(bad.validate(), Err(OptionsError::Noise(_))));
+}
