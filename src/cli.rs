@@ -163,6 +163,9 @@ struct JudgeArgs {
 enum FormatArg {
     Text,
     Json,
+    Html,
+    Junit,
+    Markdown,
 }
 
 impl From<FormatArg> for Format {
@@ -170,6 +173,9 @@ impl From<FormatArg> for Format {
         match f {
             FormatArg::Text => Format::Text,
             FormatArg::Json => Format::Json,
+            FormatArg::Html => Format::Html,
+            FormatArg::Junit => Format::Junit,
+            FormatArg::Markdown => Format::Markdown,
         }
     }
 }
@@ -429,7 +435,11 @@ fn compare(args: &CompareArgs) -> Outcome {
         }
     }
     let verdict = comparison.verdict();
-    print!("{}", report::render(&verdict, args.judge.format.into()));
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    print!(
+        "{}",
+        report::render_for(&verdict, args.judge.format.into(), tty)
+    );
     Ok(verdict.exit())
 }
 

@@ -308,3 +308,32 @@ fn calibrate_refuses_bad_margin_and_unknown_targets() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn every_report_format_renders_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let [stable, canary] = write_observations(dir.path(), 30, 0);
+    for (format, start) in [
+        ("html", "<!DOCTYPE html>"),
+        ("junit", "<?xml version=\"1.0\""),
+        ("markdown", "## nprt: ❌ FAIL"),
+        ("text", "FAIL: candidate canary"),
+    ] {
+        let out = common::run(&[
+            "compare",
+            &stable,
+            &canary,
+            "--baseline",
+            "stable",
+            "--candidate",
+            "canary",
+            "--format",
+            format,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{format}");
+        let text = common::stdout(&out);
+        assert!(text.starts_with(start), "{format}: {text}");
+        // Not a terminal here: no colour codes.
+        assert!(!text.contains('\x1b'), "{format}");
+    }
+}
