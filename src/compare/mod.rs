@@ -13,6 +13,7 @@ pub mod codec;
 pub mod judge;
 pub mod judge_file;
 pub mod paired;
+pub mod sequential;
 pub mod stats;
 pub mod target;
 
