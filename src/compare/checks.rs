@@ -283,8 +283,15 @@ fn distribution(
         below as f64 / total.max(1) as f64
     };
     let mut check = undecided(Metric::LatencyDistribution, "smirnov_one_sided", "%");
-    check.baseline = round_to(share_le(&b, s.at) * 100.0, 1e4);
-    check.candidate = round_to(share_le(&c, allow(s.at)) * 100.0, 1e4);
+    // Where the gap is largest: the baseline's share at or below x, and the candidate's at or
+    // below x plus the allowance. Without a gap there is no such place; both read 100%.
+    if s.d > 0.0 {
+        check.baseline = round_to(share_le(&b, s.at) * 100.0, 1e4);
+        check.candidate = round_to(share_le(&c, allow(s.at)) * 100.0, 1e4);
+    } else {
+        check.baseline = 100.0;
+        check.candidate = 100.0;
+    }
     check.effect = round_to(s.d * 100.0, 1e4);
     check.limit = round_to(options.distribution_share * 100.0, 1e4);
     check.p_value = Some(s.p_value);
