@@ -195,6 +195,10 @@ struct CompareArgs {
     /// discounted.
     #[arg(long, value_name = "NAME")]
     noise: Option<String>,
+    /// Also run the anytime-valid sequential judge over the pairs in file order, and report
+    /// after how many pairs it would have stopped.
+    #[arg(long)]
+    sequential: bool,
     #[command(flatten)]
     judge: JudgeArgs,
 }
@@ -422,9 +426,15 @@ fn read_judge_file(path: &Path, base: CompareOptions) -> Result<CompareOptions, 
 
 fn compare(args: &CompareArgs) -> Outcome {
     let mut comparison = new_comparison(&args.baseline, &args.candidate, &args.judge)?;
-    if let Some(noise) = &args.noise {
+    if args.noise.is_some() || args.sequential {
         let mut options = comparison.options().clone();
-        options.noise = Some(noise.clone());
+        options.noise = args.noise.clone();
+        if args.sequential {
+            options.sequential = Some(crate::compare::sequential::SequentialOptions {
+                alpha: options.alpha,
+                ..Default::default()
+            });
+        }
         comparison = Comparison::new(options).map_err(Failure::bad_input)?;
     }
     feed_files(&mut comparison, &args.observations)?;

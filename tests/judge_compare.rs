@@ -337,3 +337,26 @@ fn every_report_format_renders_from_the_cli() {
         assert!(!text.contains('\x1b'), "{format}");
     }
 }
+
+#[test]
+fn sequential_mode_reports_when_it_would_have_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let [stable, canary] = write_observations(dir.path(), 30, 0);
+    let out = common::run(&[
+        "compare",
+        &stable,
+        &canary,
+        "--baseline",
+        "stable",
+        "--candidate",
+        "canary",
+        "--sequential",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_str(&common::stdout(&out)).unwrap();
+    let s = &json["sequential"];
+    assert_eq!(s["decision"]["decision"], "fail", "{s}");
+    assert!(s["pairs"].as_u64().unwrap() < 600, "{s}");
+}

@@ -92,6 +92,9 @@ pub struct Options {
     /// With noise, a candidate effect must exceed the noise effect by this share too
     /// (0.20 = 20% more than baseline-vs-noise), besides the metric's own limit.
     pub noise_relative: f64,
+    /// Also run the anytime-valid sequential judge over the pairs, in the order they form.
+    /// It is not merged: after [`Comparison::merge`] it has seen the pairs formed here only.
+    pub sequential: Option<sequential::SequentialOptions>,
 }
 
 /// Thresholds for the routes that match `pattern`; unset fields keep the general value.
@@ -171,6 +174,7 @@ impl Options {
             routes: Vec::new(),
             noise: None,
             noise_relative: 0.20,
+            sequential: None,
         }
     }
 
@@ -242,6 +246,11 @@ impl Options {
         }
         if !(self.alpha > 0.0 && self.alpha < 1.0) {
             return Err(OptionsError::Alpha(self.alpha));
+        }
+        if let Some(s) = &self.sequential {
+            if !(s.alpha > 0.0 && s.alpha < 1.0) {
+                return Err(OptionsError::Alpha(s.alpha));
+            }
         }
         for (name, value) in [
             ("max pending", self.max_pending),
@@ -343,6 +352,7 @@ pub struct Comparison {
     /// 2 × `warmup` entries.
     warm_ids: HashMap<String, Side>,
     warm_skipped: u64,
+    sequential: Option<sequential::Sequential>,
 }
 
 impl Comparison {
@@ -361,6 +371,7 @@ impl Comparison {
             warm_seen: [0; 2],
             warm_ids: HashMap::new(),
             warm_skipped: 0,
+            sequential: options.sequential.clone().map(sequential::Sequential::new),
             options,
         })
     }
@@ -478,6 +489,15 @@ impl Comparison {
     fn settle(&mut self, offer: Offer) {
         match offer {
             Offer::Paired(baseline, candidate) => {
+                if let Some(s) = self.sequential.as_mut() {
+                    s.add(sequential::PairSample {
+                        at_us: 0,
+                        baseline_failed: baseline.failed,
+                        candidate_failed: candidate.failed,
+                        baseline_us: baseline.latency_us.unwrap_or(0),
+                        candidate_us: candidate.latency_us.unwrap_or(0),
+                    });
+                }
                 self.overall.paired.add(&baseline, &candidate);
                 self.route_entry(&baseline.route)
                     .paired
@@ -702,6 +722,28 @@ impl Comparison {
                 judge::trim(opts.noise_relative * 100.0),
             ));
         }
+        let sequential = self.sequential.as_ref().map(|s| SequentialReport {
+            decision: s.decision(),
+            pairs: s.pairs(),
+            e_value: s.e_value(),
+        });
+        if let Some(s) = &sequential {
+            notes.push(match s.decision {
+                sequential::Decision::Fail { stream, pairs, e_value, .. } => format!(
+                    "sequential judge: fail after {pairs} pairs ({stream:?} stream, e-value {e_value:.0} ≥ 1/alpha)"
+                ),
+                sequential::Decision::Pass { pairs, .. } => {
+                    format!("sequential judge: pass after {pairs} pairs")
+                }
+                sequential::Decision::Inconclusive { pairs, .. } => {
+                    format!("sequential judge: inconclusive at the limit of {pairs} pairs")
+                }
+                sequential::Decision::Continue => format!(
+                    "sequential judge: undecided after {} pairs (e-value {:.2})",
+                    s.pairs, s.e_value
+                ),
+            });
+        }
         if self.warm_skipped > 0 {
             notes.push(format!(
                 "left out {} warm-up observations (the first {} of each target and their partners)",
@@ -759,6 +801,7 @@ impl Comparison {
             notes,
             ignored: self.ignored,
             include_histograms: histograms,
+            sequential,
         }
     }
 }
@@ -934,6 +977,18 @@ pub struct Verdict {
     pub ignored: u64,
     /// Whether the summaries carry encoded histograms.
     pub include_histograms: bool,
+    /// The sequential judge's state, when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<SequentialReport>,
+}
+
+/// What the sequential judge decided over the pairs, in the order they formed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SequentialReport {
+    pub decision: sequential::Decision,
+    /// Pairs fed until the decision (or so far).
+    pub pairs: u64,
+    pub e_value: f64,
 }
 
 impl Verdict {

@@ -615,3 +615,43 @@ fn the_noise_target_must_be_a_third_one() {
     };
     assert!(matches!(bad.validate(), Err(OptionsError::Noise(_))));
 }
+
+#[test]
+fn the_sequential_judge_rides_along_the_pairs() {
+    let mut c = Comparison::new(Options {
+        sequential: Some(sequential::SequentialOptions::default()),
+        ..Options::new(BASE, CAND)
+    })
+    .unwrap();
+    // Interleaved as a replay delivers them: each exchange to both targets.
+    for i in 0..100u64 {
+        for (target, status) in [(BASE, 200), (CAND, 503)] {
+            c.add(&Observation {
+                id: i.to_string(),
+                target: target.into(),
+                route: "GET /a".into(),
+                method: "GET".into(),
+                status: Some(status),
+                latency_us: 10_000,
+                bytes: 0,
+                error: None,
+            });
+        }
+    }
+    let v = c.verdict();
+    let s = v.sequential.as_ref().unwrap();
+    assert!(
+        matches!(s.decision, sequential::Decision::Fail { pairs: 10, .. }),
+        "{s:?}"
+    );
+    assert!(
+        v.notes
+            .iter()
+            .any(|n| n.starts_with("sequential judge: fail after 10 pairs")),
+        "{:?}",
+        v.notes
+    );
+    // It survives a JSON round trip like the rest of the verdict.
+    let back: Verdict = serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
+    assert_eq!(back, v);
+}
