@@ -360,3 +360,49 @@ fn sequential_mode_reports_when_it_would_have_stopped() {
     assert_eq!(s["decision"]["decision"], "fail", "{s}");
     assert!(s["pairs"].as_u64().unwrap() < 600, "{s}");
 }
+
+#[test]
+fn noise_discounts_what_the_two_stables_share() {
+    let dir = tempfile::tempdir().unwrap();
+    // The canary is 3 ms slower on the items route, and so is the second stable.
+    let [stable, canary] = write_observations(dir.path(), 3, 0);
+    let noise = dir.path().join("noise.ndjson");
+    let text = std::fs::read_to_string(&canary)
+        .unwrap()
+        .replace("\"target\":\"canary\"", "\"target\":\"stable-2\"");
+    std::fs::write(&noise, text).unwrap();
+    let noise = noise.display().to_string();
+    let args = [
+        "compare",
+        &stable,
+        &canary,
+        &noise,
+        "--baseline",
+        "stable",
+        "--candidate",
+        "canary",
+    ];
+    let alone = common::run(&args);
+    assert_eq!(alone.status.code(), Some(1), "{}", common::stdout(&alone));
+    let mut with_noise = args.to_vec();
+    with_noise.extend(["--noise", "stable-2", "--format", "json"]);
+    let out = common::run(&with_noise);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stdout(&out));
+    let json: serde_json::Value = serde_json::from_str(&common::stdout(&out)).unwrap();
+    let items = json["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"] == "GET /api/items/:id")
+        .unwrap();
+    let shift = items["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["metric"] == "latency_shift")
+        .unwrap();
+    // The stables differ by the same 3 ms; the limit rises above it (by 20%).
+    assert_eq!(shift["noise"], 3.0, "{shift}");
+    assert_eq!(shift["limit"], 3.6, "{shift}");
+    assert_eq!(shift["outcome"], "pass");
+}
