@@ -405,4 +405,18 @@ fn noise_discounts_what_the_two_stables_share() {
     assert_eq!(shift["noise"], 3.0, "{shift}");
     assert_eq!(shift["limit"], 3.6, "{shift}");
     assert_eq!(shift["outcome"], "pass");
+    let info = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["metric"] == "latency_shift")
+        .unwrap();
+    assert_eq!(info["severity"], "info");
+    assert!(
+        info["message"]
+            .as_str()
+            .unwrap()
+            .contains("within the noise between the two stables"),
+        "{info}"
+    );
 }

@@ -57,6 +57,9 @@ pub struct Check {
     /// `limit` was raised above it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise: Option<f64>,
+    /// The limit before the noise raised it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_without_noise: Option<f64>,
     pub outcome: CheckOutcome,
 }
 
@@ -127,6 +130,7 @@ fn undecided(metric: Metric, test: &str, unit: &str) -> Check {
         p_adjusted: None,
         samples: 0,
         noise: None,
+        limit_without_noise: None,
         outcome: CheckOutcome::Pass,
     }
 }

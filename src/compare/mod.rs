@@ -819,6 +819,7 @@ fn discount_noise(checks: &mut [Check], pair: &Pair, opts: &Options) {
             let floor = target::round_to(n.effect.abs() * (1.0 + opts.noise_relative), 1e4);
             check.noise = Some(n.effect);
             if floor > check.limit {
+                check.limit_without_noise = Some(check.limit);
                 check.limit = floor;
             }
         }
@@ -855,9 +856,13 @@ fn findings_of(
         let finding = match check.metric {
             Metric::FailureRate => judge::failure_rate(route, baseline, candidate, opts),
             Metric::P99Latency => judge::p99_latency(route, baseline, candidate, opts),
-            Metric::LatencyShift | Metric::LatencyDistribution => check
-                .over_limit()
-                .then(|| judge::statistical(route, check, opts)),
+            Metric::LatencyShift | Metric::LatencyDistribution => {
+                let over_before_noise = check
+                    .limit_without_noise
+                    .is_some_and(|limit| check.effect > limit + 1e-9);
+                (check.over_limit() || over_before_noise)
+                    .then(|| judge::statistical(route, check, opts))
+            }
             Metric::NewStatus => None,
         };
         let Some(mut finding) = finding else {
