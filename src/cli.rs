@@ -50,6 +50,8 @@ enum Command {
     Replay(Box<ReplayArgs>),
     /// Compare the observations of a baseline and a candidate target.
     Compare(CompareArgs),
+    /// Derive a judge file from an A/A run: two stable targets that got the same traffic.
+    Calibrate(CalibrateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -214,15 +216,22 @@ struct JudgeArgs {
     /// Output format of the comparison on stdout.
     #[arg(long, value_enum, default_value_t = FormatArg::Text)]
     format: FormatArg,
-    /// Fewest requests per target for a verdict other than inconclusive.
+    /// Fewest requests per target for a verdict other than inconclusive (overrides the judge
+    /// file).
     #[arg(long, value_name = "N")]
     min_requests: Option<u64>,
+    /// A judge file (TOML): alpha, thresholds, route overrides, minimum samples, warm-up.
+    #[arg(long, value_name = "FILE")]
+    judge: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum FormatArg {
     Text,
     Json,
+    Html,
+    Junit,
+    Markdown,
 }
 
 impl From<FormatArg> for Format {
@@ -230,6 +239,9 @@ impl From<FormatArg> for Format {
         match f {
             FormatArg::Text => Format::Text,
             FormatArg::Json => Format::Json,
+            FormatArg::Html => Format::Html,
+            FormatArg::Junit => Format::Junit,
+            FormatArg::Markdown => Format::Markdown,
         }
     }
 }
@@ -245,8 +257,38 @@ struct CompareArgs {
     /// The target being judged.
     #[arg(long, value_name = "NAME")]
     candidate: String,
+    /// A second stable target: differences that also show between the two stables are
+    /// discounted.
+    #[arg(long, value_name = "NAME")]
+    noise: Option<String>,
+    /// Also run the anytime-valid sequential judge over the pairs in file order, and report
+    /// after how many pairs it would have stopped.
+    #[arg(long)]
+    sequential: bool,
     #[command(flatten)]
     judge: JudgeArgs,
+}
+
+#[derive(Debug, Args)]
+struct CalibrateArgs {
+    /// Observation files (NDJSON) of an A/A run.
+    #[arg(required = true)]
+    observations: Vec<PathBuf>,
+    /// One stable target.
+    #[arg(long, value_name = "NAME")]
+    baseline: String,
+    /// The other stable target, which got the same traffic.
+    #[arg(long, value_name = "NAME")]
+    noise: String,
+    /// Where to write the judge file (TOML).
+    #[arg(long, value_name = "JUDGE.toml")]
+    output: PathBuf,
+    /// How far above the A/A differences the limits go (1.5 = 50% above).
+    #[arg(long, value_name = "X", default_value_t = 1.5)]
+    margin: f64,
+    /// A judge file whose alpha, minimum samples and warm-up to keep.
+    #[arg(long, value_name = "FILE")]
+    judge: Option<PathBuf>,
 }
 
 /// A failure with the exit code it maps to.
@@ -344,6 +386,7 @@ async fn run(command: Command) -> Outcome {
         Command::Inspect(args) => inspect(&args),
         Command::Replay(args) => replay(*args).await,
         Command::Compare(args) => compare(&args),
+        Command::Calibrate(args) => calibrate(&args),
     }
 }
 
@@ -498,37 +541,139 @@ fn new_comparison(
     judge: &JudgeArgs,
 ) -> Result<Comparison, Failure> {
     let mut options = CompareOptions::new(baseline, candidate);
+    if let Some(path) = &judge.judge {
+        options = read_judge_file(path, options)?;
+    }
     if let Some(n) = judge.min_requests {
         options.min_requests = n;
     }
     Comparison::new(options).map_err(Failure::bad_input)
 }
 
+/// Reads a judge file on top of `base`; any problem is bad input naming the file and line.
+fn read_judge_file(path: &Path, base: CompareOptions) -> Result<CompareOptions, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failure::bad_input(anyhow::anyhow!(
+            "cannot read judge file {}: {e}",
+            path.display()
+        ))
+    })?;
+    crate::compare::judge_file::parse(&text, base).map_err(|e| {
+        Failure::bad_input(anyhow::anyhow!(
+            "{}:{}:{}: {}",
+            path.display(),
+            e.line,
+            e.column,
+            e.message
+        ))
+    })
+}
+
 fn compare(args: &CompareArgs) -> Outcome {
     let mut comparison = new_comparison(&args.baseline, &args.candidate, &args.judge)?;
-    for path in &args.observations {
-        for obs in observation::read_file(path).map_err(Failure::bad_input)? {
-            comparison.add(&obs.map_err(Failure::bad_input)?);
+    if args.noise.is_some() || args.sequential {
+        let mut options = comparison.options().clone();
+        options.noise = args.noise.clone();
+        if args.sequential {
+            options.sequential = Some(crate::compare::sequential::SequentialOptions {
+                alpha: options.alpha,
+                ..Default::default()
+            });
         }
+        comparison = Comparison::new(options).map_err(Failure::bad_input)?;
     }
+    feed_files(&mut comparison, &args.observations)?;
     let (baseline, candidate) = comparison.requests();
     for (name, count) in [(&args.baseline, baseline), (&args.candidate, candidate)] {
         if count == 0 {
-            let others: Vec<&str> = comparison.ignored_targets().collect();
-            return Err(Failure::bad_input(anyhow::anyhow!(
-                "no observation of target `{name}` in {}; other targets found: {}",
-                join_paths(&args.observations),
-                if others.is_empty() {
-                    "none".to_owned()
-                } else {
-                    others.join(", ")
-                }
-            )));
+            return Err(no_observations(&comparison, name, &args.observations));
         }
     }
     let verdict = comparison.verdict();
-    print!("{}", report::render(&verdict, args.judge.format.into()));
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    print!(
+        "{}",
+        report::render_for(&verdict, args.judge.format.into(), tty)
+    );
     Ok(verdict.exit())
+}
+
+fn no_observations(comparison: &Comparison, name: &str, paths: &[PathBuf]) -> Failure {
+    let others: Vec<&str> = comparison.ignored_targets().collect();
+    Failure::bad_input(anyhow::anyhow!(
+        "no observation of target `{name}` in {}; other targets found: {}",
+        join_paths(paths),
+        if others.is_empty() {
+            "none".to_owned()
+        } else {
+            others.join(", ")
+        }
+    ))
+}
+
+fn calibrate(args: &CalibrateArgs) -> Outcome {
+    if !(args.margin.is_finite() && args.margin >= 1.0) {
+        return Err(Failure::bad_input_msg(format!(
+            "--margin must be a number ≥ 1, got {}",
+            args.margin
+        )));
+    }
+    let judge = JudgeArgs {
+        format: FormatArg::Text,
+        min_requests: None,
+        judge: args.judge.clone(),
+    };
+    let mut comparison = new_comparison(&args.baseline, &args.noise, &judge)?;
+    feed_files(&mut comparison, &args.observations)?;
+    let (baseline, noise) = comparison.requests();
+    for (name, count) in [(&args.baseline, baseline), (&args.noise, noise)] {
+        if count == 0 {
+            return Err(no_observations(&comparison, name, &args.observations));
+        }
+    }
+    let verdict = comparison.verdict();
+    if verdict.outcome == crate::compare::Outcome::Inconclusive {
+        eprintln!("Error: too few requests to calibrate; nothing written");
+        for note in &verdict.notes {
+            eprintln!("  {note}");
+        }
+        return Ok(Exit::Inconclusive);
+    }
+    let text = crate::compare::calibrate::judge_file(&verdict, args.margin);
+    let mut file = AtomicFile::create(&args.output)?;
+    file.writer()
+        .write_all(text.as_bytes())
+        .map_err(Failure::runtime)?;
+    file.commit()?;
+    print!("{text}");
+    eprintln!("judge file written to {}", args.output.display());
+    Ok(Exit::Pass)
+}
+
+/// Feeds every observation of `paths` into `comparison`.
+fn feed_files(comparison: &mut Comparison, paths: &[PathBuf]) -> Result<(), Failure> {
+    // The files are read in turn, one line each, so that when every target has its own file
+    // (in the same exchange order) partners arrive close together and the bounded pending map
+    // of the pairing does not overflow.
+    let mut files = paths
+        .iter()
+        .map(|path| observation::read_file(path).map_err(Failure::bad_input))
+        .collect::<Result<Vec<_>, _>>()?;
+    while !files.is_empty() {
+        let mut i = 0;
+        while i < files.len() {
+            match files[i].next() {
+                Some(obs) => {
+                    comparison.add(&obs.map_err(Failure::bad_input)?);
+                    i += 1;
+                }
+                None => {
+                    drop(files.remove(i));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn join_paths(paths: &[PathBuf]) -> String {

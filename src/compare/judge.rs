@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::checks::Check;
 use super::target::{round_to, TargetStats};
 use super::Options;
 
@@ -24,6 +25,22 @@ pub enum Metric {
     P99Latency,
     /// A status code the candidate returned and the baseline never did; values are counts.
     NewStatus,
+    /// Paired shift of latency (Hodges–Lehmann of candidate − baseline); values are medians in ms.
+    LatencyShift,
+    /// Share of requests slower than the allowance (one-sided KS with tolerance); values in %.
+    LatencyDistribution,
+}
+
+impl Metric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::FailureRate => "failure_rate",
+            Metric::P99Latency => "p99_latency",
+            Metric::NewStatus => "new_status",
+            Metric::LatencyShift => "latency_shift",
+            Metric::LatencyDistribution => "latency_distribution",
+        }
+    }
 }
 
 /// One difference between candidate and baseline on one route (or overall).
@@ -42,6 +59,10 @@ pub struct Finding {
     /// Unit of `baseline`, `candidate` and `threshold`: "%", "ms" or "count".
     pub unit: String,
     pub message: String,
+    /// The statistical check behind the finding, when one was made: effect, interval,
+    /// p-values and the limit on the effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<Check>,
 }
 
 /// All findings for one route, in a fixed order: failure rate, p99, new status codes.
@@ -83,6 +104,7 @@ pub fn failure_rate(
         candidate: round_to(c * 100.0, 1e4),
         threshold: Some(round_to(limit * 100.0, 1e4)),
         unit: "%".into(),
+        check: None,
         message: format!(
             "5xx/no-response rate {:.2}% vs {:.2}% ({} of {} vs {} of {}), limit +{} point{}",
             c * 100.0,
@@ -125,6 +147,7 @@ pub fn p99_latency(
         // µs resolution, like the histogram the values come from.
         threshold: Some(round_to(limit, 1e3)),
         unit: "ms".into(),
+        check: None,
         message: format!(
             "p99 latency {:.1} ms vs {:.1} ms ({}), limit +{}% and {} ms",
             c,
@@ -160,12 +183,58 @@ pub fn new_status(
             candidate: n as f64,
             threshold: None,
             unit: "count".into(),
+            check: None,
             message: format!(
                 "status {code} returned {n} time{} by the candidate, never by the baseline",
                 if n == 1 { "" } else { "s" }
             ),
         })
         .collect()
+}
+
+/// A finding of a statistical metric ([`Metric::LatencyShift`], [`Metric::LatencyDistribution`])
+/// whose effect is over its limit; the caller adds the p-values and decides the severity.
+pub fn statistical(route: &str, check: &Check, options: &Options) -> Finding {
+    let interval = |unit: &str| match check.interval {
+        Some([lo, hi]) => format!(
+            " ({}% CI {lo:+.1} to {hi:+.1}{unit})",
+            trim((1.0 - options.alpha) * 100.0)
+        ),
+        None => String::new(),
+    };
+    let message = match check.metric {
+        Metric::LatencyShift => format!(
+            "paired latency shift {:+.1} ms{}, median {:.1} ms vs {:.1} ms, limit +{}% and {} ms",
+            check.effect,
+            interval(" ms"),
+            check.candidate,
+            check.baseline,
+            trim(options.shift_relative * 100.0),
+            trim(options.shift_absolute_ms),
+        ),
+        _ => format!(
+            "{:.1}% of requests slower than +{}% and {} ms over the baseline \
+             ({:.1}% vs {:.1}% below), limit {}%",
+            check.effect,
+            trim(options.p99_relative * 100.0),
+            trim(options.p99_absolute_ms),
+            check.candidate,
+            check.baseline,
+            trim(options.distribution_share * 100.0),
+        ),
+    };
+    Finding {
+        route: route.to_owned(),
+        metric: check.metric,
+        severity: Severity::Fail,
+        status: None,
+        baseline: check.baseline,
+        candidate: check.candidate,
+        threshold: Some(check.limit),
+        unit: check.unit.clone(),
+        message,
+        check: None,
+    }
 }
 
 /// "+377%", "-12%", or "+∞" when the baseline was 0.
@@ -178,7 +247,7 @@ fn change(baseline: f64, candidate: f64) -> String {
 }
 
 /// 20.0 → "20", 0.5 → "0.5": thresholds are printed as the user wrote them.
-fn trim(value: f64) -> String {
+pub fn trim(value: f64) -> String {
     let s = format!("{value:.3}");
     s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }

@@ -155,6 +155,14 @@ impl TargetStats {
             } else {
                 round_to(self.latency.mean() / 1000.0, 1e3)
             },
+            percentiles: if self.latency.is_empty() {
+                Vec::new()
+            } else {
+                PERCENTILES
+                    .iter()
+                    .map(|&p| [p, us_to_ms(self.latency.value_at_percentile(p))])
+                    .collect()
+            },
             histogram: if include_histogram {
                 super::codec::encode(&self.latency)
             } else {
@@ -182,6 +190,11 @@ fn us_to_ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
+/// The percentiles every summary lists, for charts: dense in the tail, where regressions hide.
+pub const PERCENTILES: [f64; 16] = [
+    0.0, 1.0, 5.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 98.0, 99.0, 99.5, 99.9, 99.95, 99.99, 100.0,
+];
+
 /// One target's numbers on one route or overall. Latencies are of answered requests, in ms;
 /// they are 0 when nothing was answered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -201,6 +214,9 @@ pub struct TargetSummary {
     pub p99_9_ms: f64,
     pub max_ms: f64,
     pub mean_ms: f64,
+    /// `[percentile, ms]` at each of [`PERCENTILES`]; empty when nothing was answered.
+    #[serde(default)]
+    pub percentiles: Vec<[f64; 2]>,
     /// The latency histogram in µs, HdrHistogram V2 + DEFLATE, base64; see [`super::codec`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub histogram: Option<String>,

@@ -88,7 +88,15 @@ fn p99_regression_on_one_route_fails_that_route_only() {
         .into_iter()
         .filter(|(r, _)| *r != OVERALL_ROUTE)
         .collect();
-    assert_eq!(route_fails, [("GET /search", Metric::P99Latency)]);
+    // Tail, location and distribution all see the 5× slower route.
+    assert_eq!(
+        route_fails,
+        [
+            ("GET /search", Metric::P99Latency),
+            ("GET /search", Metric::LatencyShift),
+            ("GET /search", Metric::LatencyDistribution),
+        ]
+    );
     let users = v
         .routes
         .iter()
@@ -96,7 +104,7 @@ fn p99_regression_on_one_route_fails_that_route_only() {
         .unwrap();
     assert!(users.findings.is_empty());
     let search = v.routes.iter().find(|r| r.route == "GET /search").unwrap();
-    assert_eq!(search.findings.len(), 1);
+    assert_eq!(search.findings.len(), 3);
     assert!(
         search.findings[0].message.starts_with("p99 latency 74."),
         "{}",
@@ -176,15 +184,37 @@ fn a_thin_route_gets_a_note_and_the_rest_is_judged() {
 fn errors_without_response_count_as_failures() {
     let mut c = comparison();
     feed(&mut c, BASE, "GET /a", 100, 10.0, ok);
+    // 10 of 100 unanswered: exact McNemar p = 2⁻¹⁰, significant after Holm over 8 checks
+    // (5 of 100 would be p = 1/32, which is not).
     feed(&mut c, CAND, "GET /a", 100, 10.0, |i| {
-        (i % 20 != 0).then_some(200)
+        (i % 10 != 0).then_some(200)
     });
     let v = c.verdict();
     assert_eq!(v.outcome, Outcome::Fail);
     assert_eq!(fails(&v)[0], ("GET /a", Metric::FailureRate));
     let cand = &v.routes[0].candidate;
-    assert_eq!((cand.requests, cand.errors, cand.failures), (100, 5, 5));
-    assert_eq!(cand.status.get("200"), Some(&95));
+    assert_eq!((cand.requests, cand.errors, cand.failures), (100, 10, 10));
+    assert_eq!(cand.status.get("200"), Some(&90));
+    let paired = &v.routes[0].paired;
+    assert_eq!((paired.pairs, paired.worse, paired.better), (100, 10, 0));
+    assert_eq!(
+        paired.status_matrix,
+        [
+            MatrixCell {
+                baseline: Some(200),
+                candidate: None,
+                count: 10
+            },
+            MatrixCell {
+                baseline: Some(200),
+                candidate: Some(200),
+                count: 90
+            },
+        ]
+    );
+    let check = v.findings[0].check.as_ref().unwrap();
+    assert_eq!(check.test, "mcnemar_exact");
+    assert_eq!(check.p_value, Some(1.0 / 1024.0));
 }
 
 #[test]
@@ -325,4 +355,303 @@ fn options_are_validated() {
         ..Options::new("a", "b")
     };
     assert_eq!(none.validate(), Err(OptionsError::NoRoutes));
+}
+
+#[test]
+fn five_of_a_hundred_unanswered_is_over_the_margin_but_not_significant() {
+    let mut c = comparison();
+    feed(&mut c, BASE, "GET /a", 100, 10.0, ok);
+    feed(&mut c, CAND, "GET /a", 100, 10.0, |i| {
+        (i % 20 != 0).then_some(200)
+    });
+    let v = c.verdict();
+    assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.findings);
+    let f = &v.findings[0];
+    assert_eq!(
+        (f.metric, f.severity),
+        (Metric::FailureRate, Severity::Info)
+    );
+    assert!(f.message.ends_with("not significant"), "{}", f.message);
+    let check = f.check.as_ref().unwrap();
+    assert_eq!(check.p_value, Some(1.0 / 32.0));
+    assert_eq!(check.outcome, CheckOutcome::NotSignificant);
+}
+
+#[test]
+fn unpaired_observations_use_fishers_test() {
+    let mut c = comparison();
+    // Separate windows: no id in common.
+    for i in 0..200u64 {
+        for (target, failed) in [(BASE, false), (CAND, i % 5 == 0)] {
+            c.add(&Observation {
+                id: format!("{target}-{i}"),
+                target: target.into(),
+                route: "GET /a".into(),
+                method: "GET".into(),
+                status: Some(if failed { 503 } else { 200 }),
+                latency_us: 10_000,
+                bytes: 0,
+                error: None,
+            });
+        }
+    }
+    let v = c.verdict();
+    assert_eq!(v.outcome, Outcome::Fail);
+    let route = &v.routes[0];
+    assert_eq!(route.paired.pairs, 0);
+    assert_eq!(
+        (
+            route.paired.unpaired_baseline,
+            route.paired.unpaired_candidate
+        ),
+        (200, 200)
+    );
+    let rate = &route.checks[0];
+    assert_eq!(
+        (rate.metric, rate.test.as_str()),
+        (Metric::FailureRate, "fisher_exact")
+    );
+    assert_eq!(rate.outcome, CheckOutcome::Fail);
+    // Without pairs there is no paired shift test.
+    assert!(route
+        .checks
+        .iter()
+        .all(|c| c.metric != Metric::LatencyShift));
+    assert!(
+        v.notes.iter().any(|n| n.contains("no partner")),
+        "{:?}",
+        v.notes
+    );
+}
+
+#[test]
+fn pending_halves_are_bounded_and_counted() {
+    let mut c = Comparison::new(Options {
+        max_pending: 10,
+        ..Options::new(BASE, CAND)
+    })
+    .unwrap();
+    // All baseline observations first: only the last 10 can still find their partner.
+    feed(&mut c, BASE, "GET /a", 50, 10.0, ok);
+    feed(&mut c, CAND, "GET /a", 50, 10.0, ok);
+    let p = c.verdict().overall.paired;
+    assert_eq!(p.pairs + p.unpaired_baseline, 50);
+    assert_eq!(p.pairs + p.unpaired_candidate, 50);
+    assert!(p.pairs <= 10, "{p:?}");
+}
+
+#[test]
+fn a_spread_only_regression_is_seen_by_the_distribution_check() {
+    // Same median, the candidate's spread 3× wider: the paired shift is ~0, the upper tail
+    // is far beyond the allowance.
+    let mut c = comparison();
+    for i in 0..2_000u64 {
+        let u = ((i * 7919) % 2_000) as f64 / 2_000.0; // 0..1, a fixed permutation
+        let base = 50.0 + (u - 0.5) * 20.0; // 40..60 ms
+        let cand = 50.0 + (u - 0.5) * 60.0; // 20..80 ms
+        for (target, ms) in [(BASE, base), (CAND, cand)] {
+            c.add(&Observation {
+                id: i.to_string(),
+                target: target.into(),
+                route: "GET /a".into(),
+                method: "GET".into(),
+                status: Some(200),
+                latency_us: (ms * 1000.0) as u64,
+                bytes: 0,
+                error: None,
+            });
+        }
+    }
+    let v = c.verdict();
+    let check = |m| v.routes[0].checks.iter().find(|c| c.metric == m).unwrap();
+    assert_eq!(check(Metric::LatencyShift).outcome, CheckOutcome::Pass);
+    assert_eq!(
+        check(Metric::LatencyDistribution).outcome,
+        CheckOutcome::Fail
+    );
+    assert_eq!(check(Metric::P99Latency).outcome, CheckOutcome::Fail);
+}
+
+#[test]
+fn an_improvement_is_never_a_finding() {
+    let mut c = comparison();
+    feed(&mut c, BASE, "GET /a", 200, 50.0, |i| {
+        Some(if i % 4 == 0 { 500 } else { 200 })
+    });
+    feed(&mut c, CAND, "GET /a", 200, 10.0, ok);
+    let v = c.verdict();
+    assert_eq!(v.outcome, Outcome::Pass);
+    assert!(v.findings.is_empty(), "{:?}", v.findings);
+}
+
+#[test]
+fn route_patterns_glob_on_the_key_or_the_path() {
+    let r = |p: &str| RouteOverride {
+        pattern: p.into(),
+        ..RouteOverride::default()
+    };
+    assert!(r("GET /api/*").matches("GET /api/items/:id"));
+    assert!(!r("GET /api/*").matches("POST /api/items"));
+    assert!(r("/api/*/:id").matches("DELETE /api/items/:id"));
+    assert!(r("*").matches("GET /"));
+    assert!(r("GET /healthz").matches("GET /healthz"));
+    assert!(!r("GET /healthz").matches("GET /healthz/deep"));
+    assert!(!r("a*a").matches("a"));
+    assert!(r("*items*").matches("GET /api/items/:id"));
+}
+
+#[test]
+fn route_overrides_loosen_one_route() {
+    let mut c = Comparison::new(Options {
+        routes: vec![RouteOverride {
+            pattern: "GET /search".into(),
+            p99_absolute_ms: Some(100.0),
+            shift_absolute_ms: Some(100.0),
+            distribution_share: Some(1.0),
+            ..RouteOverride::default()
+        }],
+        ..Options::new(BASE, CAND)
+    })
+    .unwrap();
+    c.merge(&p99_regression()).unwrap();
+    let v = c.verdict();
+    assert!(
+        fails(&v).iter().all(|(r, _)| *r != "GET /search"),
+        "{:?}",
+        fails(&v)
+    );
+    // Overall keeps the general limits.
+    assert!(fails(&v).iter().any(|(r, _)| *r == OVERALL_ROUTE));
+}
+
+#[test]
+fn warm_up_leaves_out_the_first_observations_and_their_partners() {
+    let mut c = Comparison::new(Options {
+        warmup: 10,
+        ..Options::new(BASE, CAND)
+    })
+    .unwrap();
+    // The first 10 exchanges are very slow on the candidate only (a cold cache).
+    for i in 0..100u64 {
+        for target in [BASE, CAND] {
+            let slow = target == CAND && i < 10;
+            c.add(&Observation {
+                id: i.to_string(),
+                target: target.into(),
+                route: "GET /a".into(),
+                method: "GET".into(),
+                status: Some(200),
+                latency_us: if slow { 900_000 } else { 10_000 + i },
+                bytes: 0,
+                error: None,
+            });
+        }
+    }
+    let v = c.verdict();
+    assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.findings);
+    assert_eq!(v.overall.baseline.requests, 90);
+    assert_eq!(v.overall.paired.pairs, 90);
+    assert!(
+        v.notes[0].starts_with("left out 20 warm-up"),
+        "{:?}",
+        v.notes
+    );
+}
+
+#[test]
+fn a_difference_the_two_stables_share_is_discounted() {
+    // The baseline runs on a fast node: both the canary and the second stable are 3 ms slower.
+    let build = |noise: Option<&str>| {
+        let mut c = Comparison::new(Options {
+            noise: noise.map(str::to_owned),
+            ..Options::new(BASE, CAND)
+        })
+        .unwrap();
+        feed(&mut c, BASE, "GET /a", 400, 10.0, ok);
+        for target in [CAND, "stable-2"] {
+            for i in 0..400u64 {
+                let spread = 0.5 + ((i * 37) % 100) as f64 / 100.0;
+                c.add(&Observation {
+                    id: format!("GET /a#{i}"),
+                    target: target.into(),
+                    route: "GET /a".into(),
+                    method: "GET".into(),
+                    status: Some(200),
+                    latency_us: ((10.0 * spread + 3.0) * 1000.0) as u64,
+                    bytes: 0,
+                    error: None,
+                });
+            }
+        }
+        c.verdict()
+    };
+    let alone = build(None);
+    assert_eq!(alone.outcome, Outcome::Fail, "{:?}", alone.findings);
+    let with_noise = build(Some("stable-2"));
+    assert_eq!(
+        with_noise.outcome,
+        Outcome::Pass,
+        "{:?}",
+        with_noise.findings
+    );
+    let shift = with_noise.routes[0]
+        .checks
+        .iter()
+        .find(|c| c.metric == Metric::LatencyShift)
+        .unwrap();
+    assert_eq!(shift.noise, Some(3.0));
+    assert!(shift.limit >= 3.6 - 1e-9, "{shift:?}");
+    assert!(with_noise
+        .notes
+        .iter()
+        .any(|n| n.starts_with("noise target stable-2")));
+}
+
+#[test]
+fn the_noise_target_must_be_a_third_one() {
+    let bad = Options {
+        noise: Some(BASE.into()),
+        ..Options::new(BASE, CAND)
+    };
+    assert!(matches!(bad.validate(), Err(OptionsError::Noise(_))));
+}
+
+#[test]
+fn the_sequential_judge_rides_along_the_pairs() {
+    let mut c = Comparison::new(Options {
+        sequential: Some(sequential::SequentialOptions::default()),
+        ..Options::new(BASE, CAND)
+    })
+    .unwrap();
+    // Interleaved as a replay delivers them: each exchange to both targets.
+    for i in 0..100u64 {
+        for (target, status) in [(BASE, 200), (CAND, 503)] {
+            c.add(&Observation {
+                id: i.to_string(),
+                target: target.into(),
+                route: "GET /a".into(),
+                method: "GET".into(),
+                status: Some(status),
+                latency_us: 10_000,
+                bytes: 0,
+                error: None,
+            });
+        }
+    }
+    let v = c.verdict();
+    let s = v.sequential.as_ref().unwrap();
+    assert!(
+        matches!(s.decision, sequential::Decision::Fail { pairs: 10, .. }),
+        "{s:?}"
+    );
+    assert!(
+        v.notes
+            .iter()
+            .any(|n| n.starts_with("sequential judge: fail after 10 pairs")),
+        "{:?}",
+        v.notes
+    );
+    // It survives a JSON round trip like the rest of the verdict.
+    let back: Verdict = serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
+    assert_eq!(back, v);
 }

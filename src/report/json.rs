@@ -1,4 +1,4 @@
-//! The JSON report: the [`Verdict`] serialised as is, schema `nprt.report/v1`.
+//! The JSON report: the [`Verdict`] serialised as is, schema `nprt.report/v2`.
 //!
 //! Keys: `schema`, `verdict` ("pass"/"fail"/"inconclusive"), `baseline`, `candidate`,
 //! `thresholds`, `overall` (`baseline`/`candidate` summaries), `routes` (each with `route`,
@@ -37,7 +37,7 @@ mod tests {
         ] {
             assert!(json.get(key).is_some(), "missing {key}");
         }
-        assert_eq!(json["schema"], "nprt.report/v1");
+        assert_eq!(json["schema"], "nprt.report/v2");
         assert_eq!(json["verdict"], "fail");
         assert_eq!(json["baseline"], "stable");
         assert_eq!(json["candidate"], "canary");

@@ -3,7 +3,10 @@
 //! one more [`Format`] variant. Renderers only format; every number and decision comes from
 //! `compare`. Writing the string to stdout or a file is the caller's job.
 
+pub mod html;
 pub mod json;
+pub mod junit;
+pub mod markdown;
 pub mod text;
 
 use std::fmt;
@@ -16,19 +19,33 @@ use crate::compare::Verdict;
 pub enum Format {
     /// A table for a terminal.
     Text,
-    /// `nprt.report/v1` JSON, for machines and for merging later.
+    /// `nprt.report/v2` JSON, for machines and for merging later.
     Json,
+    /// One self-contained HTML file with inline SVG charts.
+    Html,
+    /// JUnit XML, one test case per route × metric.
+    Junit,
+    /// Markdown for CI job summaries.
+    Markdown,
 }
 
 impl Format {
     /// Every format, by the name `--format` accepts.
-    pub const ALL: &'static [(&'static str, Format)] =
-        &[("text", Format::Text), ("json", Format::Json)];
+    pub const ALL: &'static [(&'static str, Format)] = &[
+        ("text", Format::Text),
+        ("json", Format::Json),
+        ("html", Format::Html),
+        ("junit", Format::Junit),
+        ("markdown", Format::Markdown),
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Format::Text => "text",
             Format::Json => "json",
+            Format::Html => "html",
+            Format::Junit => "junit",
+            Format::Markdown => "markdown",
         }
     }
 }
@@ -41,7 +58,7 @@ impl fmt::Display for Format {
 
 /// A `--format` value that names no format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown report format {0:?}; use one of: text, json")]
+#[error("unknown report format {0:?}; use one of: text, json, html, junit, markdown")]
 pub struct UnknownFormat(pub String);
 
 impl FromStr for Format {
@@ -56,11 +73,22 @@ impl FromStr for Format {
     }
 }
 
+/// Renders `verdict` for stdout: like [`render`], with colour in the text format when `tty`.
+pub fn render_for(verdict: &Verdict, format: Format, tty: bool) -> String {
+    match format {
+        Format::Text => text::render_with(verdict, tty),
+        other => render(verdict, other),
+    }
+}
+
 /// Renders `verdict` in `format`; the result ends with a newline.
 pub fn render(verdict: &Verdict, format: Format) -> String {
     match format {
         Format::Text => text::render(verdict),
         Format::Json => json::render(verdict),
+        Format::Html => html::render(verdict),
+        Format::Junit => junit::render(verdict),
+        Format::Markdown => markdown::render(verdict),
     }
 }
 
@@ -72,9 +100,10 @@ mod tests {
     fn formats_parse_by_name() {
         assert_eq!("text".parse::<Format>(), Ok(Format::Text));
         assert_eq!("JSON".parse::<Format>(), Ok(Format::Json));
-        let err = "html".parse::<Format>().unwrap_err().to_string();
+        assert_eq!("html".parse::<Format>(), Ok(Format::Html));
+        let err = "pdf".parse::<Format>().unwrap_err().to_string();
         assert!(
-            err.contains("\"html\"") && err.contains("text, json"),
+            err.contains("\"pdf\"") && err.contains("text, json, html, junit, markdown"),
             "{err}"
         );
         for &(name, format) in Format::ALL {

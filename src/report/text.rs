@@ -1,6 +1,6 @@
 //! The terminal report: verdict first, then one table row per route and target, then the
-//! findings and notes. Plain ASCII apart from the route names, no colour, so it reads the same
-//! in a CI log.
+//! findings and notes. Plain ASCII apart from the route names; colour only when asked for
+//! (the CLI asks when stdout is a terminal), so it reads the same in a CI log.
 
 use std::fmt::Write;
 
@@ -8,19 +8,32 @@ use crate::compare::{Finding, Metric, Outcome, Severity, TargetSummary, Verdict,
 
 /// The readable table, ending with a newline.
 pub fn render(verdict: &Verdict) -> String {
+    render_with(verdict, false)
+}
+
+/// Like [`render`], with ANSI colours on the verdict and the failing findings when `colour`.
+pub fn render_with(verdict: &Verdict, colour: bool) -> String {
     let mut out = String::new();
     // Writing into a String cannot fail.
-    let _ = write_report(&mut out, verdict);
+    let _ = write_report(&mut out, verdict, colour);
     out
 }
 
-fn write_report(out: &mut String, v: &Verdict) -> std::fmt::Result {
+fn paint(text: &str, code: &str, colour: bool) -> String {
+    if colour {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
+}
+
+fn write_report(out: &mut String, v: &Verdict, colour: bool) -> std::fmt::Result {
     let fails = count(&v.findings, Severity::Fail);
     let infos = count(&v.findings, Severity::Info);
     let headline = match v.outcome {
-        Outcome::Pass => "PASS",
-        Outcome::Fail => "FAIL",
-        Outcome::Inconclusive => "INCONCLUSIVE",
+        Outcome::Pass => paint("PASS", "1;32", colour),
+        Outcome::Fail => paint("FAIL", "1;31", colour),
+        Outcome::Inconclusive => paint("INCONCLUSIVE", "1;33", colour),
     };
     writeln!(
         out,
@@ -107,8 +120,8 @@ fn write_report(out: &mut String, v: &Verdict) -> std::fmt::Result {
         writeln!(out, "\nfindings:")?;
         for f in &v.findings {
             let severity = match f.severity {
-                Severity::Fail => "FAIL",
-                Severity::Info => "info",
+                Severity::Fail => paint("FAIL", "31", colour),
+                Severity::Info => "info".to_owned(),
             };
             writeln!(out, "  {severity}  {}: {}", f.route, f.message)?;
         }
@@ -193,6 +206,17 @@ mod tests {
             .unwrap();
         assert!(!users_canary.contains('!'), "{users_canary}");
         assert!(text.lines().all(|l| l == l.trim_end()));
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        let v = p99_regression().verdict();
+        assert!(!render(&v).contains('\x1b'));
+        let coloured = render_with(&v, true);
+        assert!(
+            coloured.starts_with("\x1b[1;31mFAIL\x1b[0m: "),
+            "{coloured}"
+        );
     }
 
     #[test]
