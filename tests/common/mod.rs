@@ -88,3 +88,17 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// Whether a test that needs `what` (root, a server binary, a browser) can run: when it
+/// cannot, it is skipped with a printed reason on a developer's machine, and fails in CI
+/// (`CI=true`), where `.ci/run` must have installed it.
+pub fn available(what: &str, present: bool) -> bool {
+    if present {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("{what} is required in CI but missing: .ci/run must install it");
+    }
+    eprintln!("skipped: {what} is not available on this machine");
+    false
+}
