@@ -196,7 +196,7 @@ struct ReplayArgs {
     /// Compare at the end: the target being judged.
     #[arg(long, value_name = "NAME", requires = "baseline")]
     candidate: Option<String>,
-    /// Write report.json and report.txt of the comparison into DIR.
+    /// Write the comparison in every format into DIR (report.json, .txt, .html, .md, junit.xml).
     #[arg(long, value_name = "DIR", requires = "baseline")]
     report: Option<PathBuf>,
     #[command(flatten)]
@@ -857,11 +857,19 @@ impl ReplayRun {
     }
 }
 
-/// Writes `report.json` and `report.txt` into `dir`, creating it.
+/// Writes the report in every format into `dir`, creating it: report.json, report.txt,
+/// report.html, report.md and junit.xml.
 pub(crate) fn write_reports(dir: &Path, verdict: &crate::compare::Verdict) -> Result<(), Failure> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot create {}: {e}", dir.display())))?;
-    for (name, format) in [("report.json", Format::Json), ("report.txt", Format::Text)] {
+    let formats = [
+        ("report.json", Format::Json),
+        ("report.txt", Format::Text),
+        ("report.html", Format::Html),
+        ("report.md", Format::Markdown),
+        ("junit.xml", Format::Junit),
+    ];
+    for (name, format) in formats {
         let mut file = AtomicFile::create(&dir.join(name))?;
         file.writer()
             .write_all(report::render(verdict, format).as_bytes())

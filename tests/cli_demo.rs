@@ -34,7 +34,13 @@ fn demo_finds_the_regressed_route_and_writes_reports() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(report.join("report.json")).unwrap()).unwrap();
     assert_eq!(json["verdict"], "fail");
-    assert!(report.join("report.txt").exists());
+    for name in ["report.txt", "report.html", "report.md", "junit.xml"] {
+        let text = std::fs::read_to_string(report.join(name)).unwrap();
+        assert!(
+            text.contains("/api/products/:id"),
+            "{name} lacks the regressed route"
+        );
+    }
     let observations = std::fs::read_to_string(report.join("observations.ndjson")).unwrap();
     assert!(observations.lines().count() >= 4000);
 }
