@@ -2,6 +2,7 @@
 //!
 //! Results go to stdout (or the files asked for), logs and errors to stderr.
 
+use crate::compare::summary::HistogramSummary;
 use crate::compare::{Comparison, Options as CompareOptions};
 use crate::observation::{self, Observation};
 use crate::recording::{GorReader, ReadOptions};
@@ -190,6 +191,10 @@ struct ReplayArgs {
     /// Write one NDJSON observation per exchange per target to FILE.
     #[arg(long, value_name = "FILE")]
     observations: Option<PathBuf>,
+    /// Write per-route, per-target counts and HdrHistograms to FILE: small, and merged exactly
+    /// by `nprt compare` with the summaries of other shards.
+    #[arg(long, value_name = "FILE")]
+    summary: Option<PathBuf>,
     /// Compare at the end: the target the candidate is judged against.
     #[arg(long, value_name = "NAME", requires = "candidate")]
     baseline: Option<String>,
@@ -651,12 +656,34 @@ fn calibrate(args: &CalibrateArgs) -> Outcome {
 }
 
 /// Feeds every observation of `paths` into `comparison`.
+/// Whether `path` is a histogram summary (`replay --summary`) rather than observations.
+fn is_summary(path: &Path) -> Result<bool, Failure> {
+    use std::io::Read;
+    let mut start = [0u8; 64];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut start))
+        .map_err(|e| Failure::bad_input(anyhow::anyhow!("{}: {e}", path.display())))?;
+    Ok(HistogramSummary::sniff(&start[..n]))
+}
+
 fn feed_files(comparison: &mut Comparison, paths: &[PathBuf]) -> Result<(), Failure> {
+    let mut observation_paths = Vec::new();
+    for path in paths {
+        if is_summary(path)? {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::bad_input(anyhow::anyhow!("{}: {e}", path.display())))?;
+            let summary = HistogramSummary::from_json(&text)
+                .map_err(|e| Failure::bad_input(anyhow::anyhow!("{}: {e}", path.display())))?;
+            comparison.add_summary(&summary);
+        } else {
+            observation_paths.push(path);
+        }
+    }
     // The files are read in turn, one line each, so that when every target has its own file
     // (in the same exchange order) partners arrive close together and the bounded pending map
     // of the pairing does not overflow.
-    let mut files = paths
-        .iter()
+    let mut files = observation_paths
+        .into_iter()
         .map(|path| observation::read_file(path).map_err(Failure::bad_input))
         .collect::<Result<Vec<_>, _>>()?;
     while !files.is_empty() {
@@ -772,6 +799,7 @@ async fn replay(args: ReplayArgs) -> Outcome {
     let run = ReplayRun {
         options,
         observations: args.observations.clone(),
+        summary: args.summary.clone(),
         comparison,
         quiet: args.quiet,
     };
@@ -808,6 +836,8 @@ async fn replay(args: ReplayArgs) -> Outcome {
 pub(crate) struct ReplayRun {
     pub options: ReplayOptions,
     pub observations: Option<PathBuf>,
+    /// Where to write the histogram summary, if anywhere.
+    pub summary: Option<PathBuf>,
     pub comparison: Option<Comparison>,
     pub quiet: bool,
 }
@@ -826,8 +856,12 @@ impl ReplayRun {
         let mut comparison = self.comparison;
         let mut write_error: Option<std::io::Error> = None;
         let mut progress = crate::progress::Progress::new(self.quiet);
+        let mut histograms = self.summary.as_ref().map(|_| HistogramSummary::default());
         let summary = crate::replay::run(source, &self.options, |obs: &Observation| {
             progress.observe(obs);
+            if let Some(h) = histograms.as_mut() {
+                h.add(obs);
+            }
             if let Some(c) = comparison.as_mut() {
                 c.add(obs);
             }
@@ -848,6 +882,13 @@ impl ReplayRun {
             return Err(Failure::runtime(e));
         }
         if let Some(f) = file {
+            f.commit()?;
+        }
+        if let (Some(path), Some(histograms)) = (&self.summary, histograms) {
+            let mut f = AtomicFile::create(path)?;
+            f.writer()
+                .write_all(histograms.to_json().as_bytes())
+                .map_err(Failure::runtime)?;
             f.commit()?;
         }
         Ok(ReplayDone {

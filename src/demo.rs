@@ -112,6 +112,7 @@ pub(crate) async fn run(report_dir: Option<PathBuf>) -> Result<Exit, Failure> {
             ..ReplayOptions::default()
         },
         observations: Some(dir.join("observations.ndjson")),
+        summary: None,
         quiet: false,
         comparison: Some(
             Comparison::new(CompareOptions::new("stable", "canary")).map_err(Failure::runtime)?,

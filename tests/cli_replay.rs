@@ -602,3 +602,91 @@ fn a_stalled_target_does_not_delay_the_other() {
     assert_eq!(timed_out, 20, "the in-flight limit");
     assert_eq!(not_sent, 40);
 }
+
+#[test]
+fn shard_summaries_merge_exactly() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let rec = make_recording(dir.path(), 300, 0);
+    let stable = Testbed::start(&["--latency", "1", "--jitter", "4"]);
+    let canary = Testbed::start(&[
+        "--latency",
+        "1",
+        "--jitter",
+        "4",
+        "--route-error-rate",
+        "/fast/*=0.1",
+    ]);
+    let path = |name: String| dir.path().join(name).display().to_string();
+    let (mut observations, mut summaries) = (Vec::new(), Vec::new());
+    for i in 0..3 {
+        let (obs, sum) = (path(format!("obs{i}.ndjson")), path(format!("sum{i}.json")));
+        let shard = format!("{i}/3");
+        let out = replay(
+            &rec,
+            &[("stable", &stable.url), ("canary", &canary.url)],
+            &[
+                "--max",
+                "--shard",
+                &shard,
+                "--observations",
+                &obs,
+                "--summary",
+                &sum,
+                "--quiet",
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        observations.push(obs);
+        summaries.push(sum);
+    }
+    let compare = |files: &[String]| -> serde_json::Value {
+        let mut args = vec!["compare"];
+        args.extend(files.iter().map(String::as_str));
+        args.extend([
+            "--baseline",
+            "stable",
+            "--candidate",
+            "canary",
+            "--format",
+            "json",
+        ]);
+        let out = run(&args);
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let from_observations = compare(&observations);
+    let from_summaries = compare(&summaries);
+    let stats = |report: &serde_json::Value| -> Vec<serde_json::Value> {
+        report["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::json!([r["route"], r["baseline"], r["candidate"]]))
+            .collect()
+    };
+    assert_eq!(stats(&from_summaries), stats(&from_observations));
+    assert_eq!(
+        from_summaries["overall"]["candidate"],
+        from_observations["overall"]["candidate"]
+    );
+    assert_eq!(from_observations["overall"]["candidate"]["requests"], 300);
+    // Counts alone show the failing route, paired or not.
+    assert_eq!(from_summaries["verdict"], "fail");
+
+    std::fs::write(
+        &summaries[0],
+        "{\"schema\":\"nprt.summary/v1\",\"routes\":7}",
+    )
+    .unwrap();
+    let out = run(&[
+        "compare",
+        &summaries[0],
+        "--baseline",
+        "stable",
+        "--candidate",
+        "canary",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("sum0.json"), "{}", stderr(&out));
+}

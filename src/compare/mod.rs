@@ -15,6 +15,7 @@ pub mod judge_file;
 pub mod paired;
 pub mod sequential;
 pub mod stats;
+pub mod summary;
 pub mod target;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -432,6 +433,27 @@ impl Comparison {
         }
         let offer = self.pairer.offer(&observation.id, side, half);
         self.settle(offer);
+    }
+
+    /// Folds in a histogram summary (from `nprt replay --summary`): counts and latency
+    /// distributions of the baseline, candidate and noise targets, without pairing.
+    pub fn add_summary(&mut self, summary: &summary::HistogramSummary) {
+        for (route, targets) in summary.routes() {
+            for (target, stats) in targets {
+                let pick: fn(&mut Pair) -> &mut TargetStats = if *target == self.options.baseline {
+                    |p| &mut p.baseline
+                } else if *target == self.options.candidate {
+                    |p| &mut p.candidate
+                } else if self.options.noise.as_deref() == Some(target.as_str()) {
+                    |p| &mut p.noise
+                } else {
+                    self.ignore(stats.requests(), target);
+                    continue;
+                };
+                pick(&mut self.overall).merge(stats);
+                pick(self.route_entry(route)).merge(stats);
+            }
+        }
     }
 
     /// An observation of the second stable: its own statistics, paired with the baseline.

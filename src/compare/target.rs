@@ -97,6 +97,48 @@ impl TargetStats {
         }
     }
 
+    /// Rebuilds the statistics from their parts (a summary file), checking they agree.
+    ///
+    /// # Errors
+    /// The counts contradict each other or the histogram.
+    pub fn from_parts(
+        requests: u64,
+        errors: u64,
+        failures: u64,
+        status: BTreeMap<u16, u64>,
+        histogram: Histogram<u64>,
+    ) -> Result<Self, String> {
+        let answered: u64 = status.values().sum();
+        if errors > failures || failures > requests || answered > requests {
+            return Err(format!(
+                "inconsistent counts: {requests} requests, {errors} errors, {failures} failures, {answered} with a status"
+            ));
+        }
+        if histogram.len() > requests - errors {
+            return Err(format!(
+                "{} latencies for {} answered requests",
+                histogram.len(),
+                requests - errors
+            ));
+        }
+        let mut stats = TargetStats {
+            requests,
+            errors,
+            failures,
+            status,
+            ..TargetStats::default()
+        };
+        if histogram.max() > MAX_LATENCY_US {
+            return Err(format!("a latency above {MAX_LATENCY_US} µs"));
+        }
+        // Added rather than taken over, so the histogram keeps this module's precision.
+        stats
+            .latency
+            .add(&histogram)
+            .map_err(|e| format!("histogram: {e:?}"))?;
+        Ok(stats)
+    }
+
     pub fn requests(&self) -> u64 {
         self.requests
     }
