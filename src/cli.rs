@@ -48,6 +48,21 @@ enum Command {
     Replay(ReplayArgs),
     /// Compare the observations of a baseline and a candidate target.
     Compare(CompareArgs),
+    /// List the services of a deploy.toml.
+    Ls(LsArgs),
+}
+
+#[derive(Debug, Args)]
+struct ConfigArg {
+    /// The deploy driver's configuration.
+    #[arg(long, value_name = "FILE", default_value = "deploy.toml")]
+    config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct LsArgs {
+    #[command(flatten)]
+    config: ConfigArg,
 }
 
 #[derive(Debug, Args)]
@@ -278,6 +293,7 @@ async fn run(command: Command) -> Outcome {
         Command::Inspect(args) => inspect(&args),
         Command::Replay(args) => replay(args).await,
         Command::Compare(args) => compare(&args),
+        Command::Ls(args) => deploy_ls(&args),
     }
 }
 
@@ -583,4 +599,30 @@ impl AtomicFile {
         temp.persist(&self.path).map_err(|e| fail(&e.error))?;
         Ok(())
     }
+}
+
+fn load_deploy_config(arg: &ConfigArg) -> Result<crate::deploy::DeployConfig, Failure> {
+    crate::deploy::DeployConfig::load(&arg.config).map_err(Failure::bad_input)
+}
+
+fn deploy_ls(args: &LsArgs) -> Outcome {
+    let config = load_deploy_config(&args.config)?;
+    for service in config.services.values() {
+        println!(
+            "{}\t{}\t{}\t{}/\tnamespace={}\texposure={}",
+            service.name,
+            service.repository,
+            service.branch,
+            service.manifests,
+            service
+                .namespace
+                .as_deref()
+                .unwrap_or("(kubeconfig default)"),
+            match service.exposure {
+                crate::deploy::Exposure::Shadow => "shadow",
+                crate::deploy::Exposure::Shared => "shared",
+            }
+        );
+    }
+    Ok(Exit::Pass)
 }

@@ -1,0 +1,9 @@
+//! The deploy driver: a service's own Kubernetes manifests, read at the commit being deployed,
+//! rewritten for a stable release or an isolated canary, and applied.
+//!
+//! Data comes from `deploy.toml` ([`config`]) and the service's repository, and goes to the
+//! cluster (or to stdout with `--dry-run`). The rewrite is pure and does no I/O.
+
+pub mod config;
+
+pub use config::{ConfigError, DeployConfig, Exposure, SecretRef, ServiceConfig};
