@@ -50,6 +50,34 @@ enum Command {
     Compare(CompareArgs),
     /// List the services of a deploy.toml.
     Ls(LsArgs),
+    /// Deploy a service's manifests at a commit as the stable release.
+    Deploy(DeployArgs),
+    /// Deploy a service at a commit as an isolated canary next to the stable release.
+    Canary(DeployArgs),
+}
+
+#[derive(Debug, Args)]
+struct DeployArgs {
+    /// The service, as named in deploy.toml.
+    service: String,
+    /// The commit (or branch, or tag) whose manifests to deploy; default: the branch head.
+    #[arg(long, value_name = "C")]
+    commit: Option<String>,
+    /// The image tag to deploy instead of the one tag_format gives for the commit.
+    #[arg(long, value_name = "T")]
+    tag: Option<String>,
+    /// How the canary meets traffic: shadow (mirrored only) or shared (takes user traffic).
+    #[arg(long, value_name = "shadow|shared")]
+    exposure: Option<crate::deploy::Exposure>,
+    /// Canary this workload even if no Service selects it; repeat for more. Only the named
+    /// workloads get a canary.
+    #[arg(long, value_name = "NAME")]
+    workload: Vec<String>,
+    /// Print the rewritten objects as YAML instead of applying them; contacts no cluster.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    config: ConfigArg,
 }
 
 #[derive(Debug, Args)]
@@ -294,6 +322,8 @@ async fn run(command: Command) -> Outcome {
         Command::Replay(args) => replay(args).await,
         Command::Compare(args) => compare(&args),
         Command::Ls(args) => deploy_ls(&args),
+        Command::Deploy(args) => deploy(&args, crate::deploy::rewrite::Track::Stable),
+        Command::Canary(args) => deploy(&args, crate::deploy::rewrite::Track::Canary),
     }
 }
 
@@ -623,6 +653,59 @@ fn deploy_ls(args: &LsArgs) -> Outcome {
                 crate::deploy::Exposure::Shared => "shared",
             }
         );
+    }
+    Ok(Exit::Pass)
+}
+
+fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Track) -> Outcome {
+    use crate::deploy::driver::{prepare, Request};
+    let config = load_deploy_config(&args.config)?;
+    let service = config.service(&args.service).map_err(Failure::bad_input)?;
+    if let Some(tag) = &args.tag {
+        if !crate::deploy::image::is_tag(tag) {
+            return Err(Failure::bad_input_msg(format!(
+                "--tag `{tag}` is not a valid image tag"
+            )));
+        }
+    }
+    if !args.dry_run {
+        return Err(Failure::bad_input_msg(
+            "applying to a cluster is not built yet; use --dry-run to print the rewritten manifests"
+                .to_owned(),
+        ));
+    }
+    let request = Request {
+        track,
+        commit: args.commit.clone(),
+        tag: args.tag.clone(),
+        exposure: args.exposure,
+        workloads: args.workload.clone(),
+    };
+    let cache = crate::deploy::git::default_cache_dir();
+    let prepared = prepare(service, &request, &cache).map_err(|e| {
+        if e.is_runtime() {
+            Failure::runtime(e)
+        } else {
+            Failure::bad_input(e)
+        }
+    })?;
+    let yaml =
+        crate::deploy::manifest::to_yaml(&prepared.plan.objects).map_err(Failure::runtime)?;
+    eprintln!(
+        "{} {} at {} as {} ({} objects from {} files)",
+        track.as_str(),
+        service.name,
+        prepared.commit,
+        prepared.release.version,
+        prepared.plan.objects.len(),
+        prepared.files
+    );
+    for (workload, why) in &prepared.plan.left_alone {
+        eprintln!("left alone: {workload}: {why}");
+    }
+    print!("{yaml}");
+    if !yaml.ends_with('\n') {
+        println!();
     }
     Ok(Exit::Pass)
 }

@@ -5,6 +5,8 @@
 //! cluster (or to stdout with `--dry-run`). The rewrite is pure and does no I/O.
 
 pub mod config;
+pub mod driver;
+pub mod git;
 pub mod image;
 pub mod manifest;
 pub mod rewrite;

@@ -444,7 +444,8 @@ fn stamp_workload(workload: &mut Value, release: &Release) -> Result<(), Rewrite
         _ => return Err(invalid(&snapshot, "has no containers")),
     }
     for list in ["containers", "initContainers"] {
-        let Some(containers) = pod_spec[list].as_array_mut() else {
+        // `get_mut`, not indexing: indexing a missing key would add `initContainers: null`.
+        let Some(containers) = pod_spec.get_mut(list).and_then(Value::as_array_mut) else {
             continue;
         };
         for (i, container) in containers.iter_mut().enumerate() {

@@ -169,6 +169,8 @@ fn stable_rewrites_workloads_only() {
     assert_eq!(shop["spec"]["selector"], input[1]["spec"]["selector"]);
     assert_eq!(shop["metadata"]["namespace"], "prod");
     let worker = find(&plan, "Deployment", "worker");
+    let pod_spec = worker["spec"]["template"]["spec"].as_object().unwrap();
+    assert!(!pod_spec.contains_key("initContainers"), "{pod_spec:?}");
     assert_eq!(
         worker["spec"]["template"]["spec"]["containers"][0]["image"],
         "registry:5000/worker:main-1234567"
