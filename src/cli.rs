@@ -54,6 +54,35 @@ enum Command {
     Deploy(DeployArgs),
     /// Deploy a service at a commit as an isolated canary next to the stable release.
     Canary(DeployArgs),
+    /// Delete a service's canary objects and wait until they are gone.
+    Rollback(ServiceArgs),
+    /// Deploy the canary's commit as the stable release, then remove the canary.
+    Promote(ServiceArgs),
+    /// Show the versions a service runs, read back from the cluster.
+    Status(ServiceArgs),
+}
+
+#[derive(Debug, Args)]
+struct ClusterArgs {
+    /// The kubeconfig context to use (default: the current context; in a pod, its service account).
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
+    /// Seconds to wait for rollouts and deletions.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    timeout: u64,
+    /// Take over fields another field manager owns instead of failing on the conflict.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+struct ServiceArgs {
+    /// The service, as named in deploy.toml.
+    service: String,
+    #[command(flatten)]
+    config: ConfigArg,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +107,8 @@ struct DeployArgs {
     dry_run: bool,
     #[command(flatten)]
     config: ConfigArg,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -322,8 +353,11 @@ async fn run(command: Command) -> Outcome {
         Command::Replay(args) => replay(args).await,
         Command::Compare(args) => compare(&args),
         Command::Ls(args) => deploy_ls(&args),
-        Command::Deploy(args) => deploy(&args, crate::deploy::rewrite::Track::Stable),
-        Command::Canary(args) => deploy(&args, crate::deploy::rewrite::Track::Canary),
+        Command::Deploy(args) => deploy(&args, crate::deploy::rewrite::Track::Stable).await,
+        Command::Canary(args) => deploy(&args, crate::deploy::rewrite::Track::Canary).await,
+        Command::Rollback(args) => rollback(&args).await,
+        Command::Promote(args) => promote(&args).await,
+        Command::Status(args) => deploy_status(&args).await,
     }
 }
 
@@ -657,7 +691,27 @@ fn deploy_ls(args: &LsArgs) -> Outcome {
     Ok(Exit::Pass)
 }
 
-fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Track) -> Outcome {
+fn cluster_failure(e: crate::deploy::cluster::ClusterError) -> Failure {
+    if e.is_bad_input() {
+        Failure::bad_input(e)
+    } else {
+        Failure::runtime(e)
+    }
+}
+
+fn prepare_failure(e: crate::deploy::driver::PrepareError) -> Failure {
+    if e.is_runtime() {
+        Failure::runtime(e)
+    } else {
+        Failure::bad_input(e)
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Track) -> Outcome {
     use crate::deploy::driver::{prepare, Request};
     let config = load_deploy_config(&args.config)?;
     let service = config.service(&args.service).map_err(Failure::bad_input)?;
@@ -668,12 +722,6 @@ fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Track) -> Outcome {
             )));
         }
     }
-    if !args.dry_run {
-        return Err(Failure::bad_input_msg(
-            "applying to a cluster is not built yet; use --dry-run to print the rewritten manifests"
-                .to_owned(),
-        ));
-    }
     let request = Request {
         track,
         commit: args.commit.clone(),
@@ -681,16 +729,10 @@ fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Track) -> Outcome {
         exposure: args.exposure,
         workloads: args.workload.clone(),
     };
+    let started = std::time::Instant::now();
     let cache = crate::deploy::git::default_cache_dir();
-    let prepared = prepare(service, &request, &cache).map_err(|e| {
-        if e.is_runtime() {
-            Failure::runtime(e)
-        } else {
-            Failure::bad_input(e)
-        }
-    })?;
-    let yaml =
-        crate::deploy::manifest::to_yaml(&prepared.plan.objects).map_err(Failure::runtime)?;
+    let prepared = prepare(service, &request, &cache).map_err(prepare_failure)?;
+    let prepare_time = started.elapsed();
     eprintln!(
         "{} {} at {} as {} ({} objects from {} files)",
         track.as_str(),
@@ -703,9 +745,181 @@ fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Track) -> Outcome {
     for (workload, why) in &prepared.plan.left_alone {
         eprintln!("left alone: {workload}: {why}");
     }
-    print!("{yaml}");
-    if !yaml.ends_with('\n') {
-        println!();
+    if args.dry_run {
+        let yaml =
+            crate::deploy::manifest::to_yaml(&prepared.plan.objects).map_err(Failure::runtime)?;
+        print!("{yaml}");
+        if !yaml.ends_with('\n') {
+            println!();
+        }
+        return Ok(Exit::Pass);
+    }
+    let cluster = crate::deploy::cluster::Cluster::connect(args.cluster.context.as_deref())
+        .await
+        .map_err(Failure::runtime)?;
+    let timeout = Duration::from_secs(args.cluster.timeout);
+    let apply_start = std::time::Instant::now();
+    cluster
+        .apply(&prepared.plan.objects, args.cluster.force)
+        .await
+        .map_err(cluster_failure)?;
+    let apply_time = apply_start.elapsed();
+    let rollout_start = std::time::Instant::now();
+    cluster
+        .wait_rollout(&prepared.plan.objects, timeout)
+        .await
+        .map_err(cluster_failure)?;
+    let rollout_time = rollout_start.elapsed();
+    let outcome = serde_json::json!({
+        "service": service.name,
+        "track": track.as_str(),
+        "version": prepared.release.version,
+        "commit": prepared.commit,
+        "applied": prepared.plan.objects.iter().map(crate::deploy::manifest::describe).collect::<Vec<_>>(),
+        "left_alone": prepared.plan.left_alone.iter().map(|(w, _)| w).collect::<Vec<_>>(),
+        "timing_ms": {
+            "fetch_and_rewrite": millis(prepare_time),
+            "apply": millis(apply_time),
+            "rollout": millis(rollout_time),
+            "total": millis(started.elapsed()),
+        },
+    });
+    println!("{outcome}");
+    Ok(Exit::Pass)
+}
+
+async fn rollback(args: &ServiceArgs) -> Outcome {
+    let config = load_deploy_config(&args.config)?;
+    let service = config.service(&args.service).map_err(Failure::bad_input)?;
+    let started = std::time::Instant::now();
+    let cluster = crate::deploy::cluster::Cluster::connect(args.cluster.context.as_deref())
+        .await
+        .map_err(Failure::runtime)?;
+    let deleted = cluster
+        .delete_canary(
+            &service.name,
+            service.namespace.as_deref(),
+            Duration::from_secs(args.cluster.timeout),
+        )
+        .await
+        .map_err(cluster_failure)?;
+    let outcome = serde_json::json!({
+        "service": service.name,
+        "deleted": deleted,
+        "timing_ms": { "total": millis(started.elapsed()) },
+    });
+    println!("{outcome}");
+    Ok(Exit::Pass)
+}
+
+async fn promote(args: &ServiceArgs) -> Outcome {
+    use crate::deploy::driver::{prepare, Request};
+    let config = load_deploy_config(&args.config)?;
+    let service = config.service(&args.service).map_err(Failure::bad_input)?;
+    let started = std::time::Instant::now();
+    let cluster = crate::deploy::cluster::Cluster::connect(args.cluster.context.as_deref())
+        .await
+        .map_err(Failure::runtime)?;
+    let canaries = cluster
+        .canary_workloads(&service.name, service.namespace.as_deref())
+        .await
+        .map_err(cluster_failure)?;
+    let annotation = |key: &str| -> std::collections::BTreeSet<String> {
+        canaries
+            .iter()
+            .filter_map(|c| {
+                c["metadata"]["annotations"][key]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect()
+    };
+    let (commits, versions) = (
+        annotation(crate::deploy::rewrite::COMMIT_KEY),
+        annotation(crate::deploy::rewrite::VERSION_KEY),
+    );
+    let (Some(commit), Some(version), 1, 1) = (
+        commits.first(),
+        versions.first(),
+        commits.len(),
+        versions.len(),
+    ) else {
+        return Err(Failure::bad_input_msg(format!(
+            "service {}: promote needs a canary of one commit in the cluster; found {} canary workloads with commits {:?}",
+            service.name,
+            canaries.len(),
+            commits
+        )));
+    };
+    let request = Request {
+        track: crate::deploy::rewrite::Track::Stable,
+        commit: Some(commit.clone()),
+        tag: Some(version.clone()),
+        exposure: None,
+        workloads: Vec::new(),
+    };
+    let prepared = prepare(service, &request, &crate::deploy::git::default_cache_dir())
+        .map_err(prepare_failure)?;
+    let timeout = Duration::from_secs(args.cluster.timeout);
+    cluster
+        .apply(&prepared.plan.objects, args.cluster.force)
+        .await
+        .map_err(cluster_failure)?;
+    cluster
+        .wait_rollout(&prepared.plan.objects, timeout)
+        .await
+        .map_err(cluster_failure)?;
+    let deleted = cluster
+        .delete_canary(&service.name, service.namespace.as_deref(), timeout)
+        .await
+        .map_err(cluster_failure)?;
+    let outcome = serde_json::json!({
+        "service": service.name,
+        "promoted": version,
+        "commit": commit,
+        "deleted": deleted,
+        "timing_ms": { "total": millis(started.elapsed()) },
+    });
+    println!("{outcome}");
+    Ok(Exit::Pass)
+}
+
+async fn deploy_status(args: &ServiceArgs) -> Outcome {
+    use crate::deploy::driver::{prepare, Request};
+    let config = load_deploy_config(&args.config)?;
+    let service = config.service(&args.service).map_err(Failure::bad_input)?;
+    // The stable workloads' names come from the manifests at the branch head.
+    let request = Request {
+        track: crate::deploy::rewrite::Track::Stable,
+        commit: None,
+        tag: Some("status".to_owned()),
+        exposure: None,
+        workloads: Vec::new(),
+    };
+    let prepared = prepare(service, &request, &crate::deploy::git::default_cache_dir())
+        .map_err(prepare_failure)?;
+    let workloads: Vec<serde_json::Value> = prepared
+        .plan
+        .objects
+        .into_iter()
+        .filter(crate::deploy::rewrite::is_workload)
+        .collect();
+    let cluster = crate::deploy::cluster::Cluster::connect(args.cluster.context.as_deref())
+        .await
+        .map_err(Failure::runtime)?;
+    let status = cluster
+        .status(&workloads, &service.name, service.namespace.as_deref())
+        .await
+        .map_err(cluster_failure)?;
+    for s in &status {
+        println!(
+            "{}\t{}\t{}\t{}\tready {}",
+            s.object,
+            s.track,
+            s.version.as_deref().unwrap_or("-"),
+            s.commit.as_deref().unwrap_or("-"),
+            s.ready
+        );
     }
     Ok(Exit::Pass)
 }

@@ -379,6 +379,18 @@ fn dry_run_errors_exit_2() {
         err.contains("no Deployment or StatefulSet named `ghost`"),
         "{err}"
     );
+    // Without --dry-run and without a cluster: a runtime failure that says why.
+    let out = common::nprt()
+        .args(["canary", "example", "--config", &config])
+        .env("NPRT_CACHE_DIR", dir.path())
+        .env("KUBECONFIG", dir.path().join("no-kubeconfig"))
+        .env("HOME", dir.path())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("no usable cluster configuration"), "{err}");
     up.write("kubernetes/broken.yaml", "kind: [\n");
     up.commit("broken");
     let (code, err) = run(&["deploy", "example", "--config", &config, "--dry-run"]);
@@ -387,10 +399,6 @@ fn dry_run_errors_exit_2() {
         err.contains("kubernetes/broken.yaml: not valid YAML"),
         "{err}"
     );
-    // Without --dry-run nothing is applied yet: a clear refusal, not a half deploy.
-    let (code, err) = run(&["canary", "example", "--config", &config]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("--dry-run"), "{err}");
 }
 
 #[test]

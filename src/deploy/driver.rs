@@ -91,6 +91,7 @@ pub fn prepare(
         ),
     };
     let release = Release {
+        service: service.name.clone(),
         version: tag.clone(),
         tag,
         commit: Some(commit.clone()),

@@ -4,11 +4,13 @@
 //! Data comes from `deploy.toml` ([`config`]) and the service's repository, and goes to the
 //! cluster (or to stdout with `--dry-run`). The rewrite is pure and does no I/O.
 
+pub mod cluster;
 pub mod config;
 pub mod driver;
 pub mod git;
 pub mod image;
 pub mod manifest;
 pub mod rewrite;
+pub mod rollout;
 
 pub use config::{ConfigError, DeployConfig, Exposure, SecretRef, ServiceConfig};

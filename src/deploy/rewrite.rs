@@ -34,6 +34,9 @@ pub const VERSION_KEY: &str = "nprt.io/version";
 pub const COMMIT_KEY: &str = "nprt.io/commit";
 /// Annotation on a canary Service naming the Service it mirrors.
 pub const CANARY_OF_KEY: &str = "nprt.io/canary-of";
+/// Label on every canary object naming the deploy.toml service it belongs to, so rollback
+/// finds exactly the driver's objects and nothing a user labelled `track: canary` by hand.
+pub const SERVICE_KEY: &str = "nprt.io/service";
 /// Suffix of canary object names and of changed selector label values.
 pub const CANARY_SUFFIX: &str = "-canary";
 
@@ -56,6 +59,8 @@ impl Track {
 /// What is being released.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Release {
+    /// The deploy.toml service.
+    pub service: String,
     /// The version shown to people and in `NPRT_VERSION` (usually the image tag).
     pub version: String,
     /// The tag given to untagged images.
@@ -122,6 +127,11 @@ const CLUSTER_SCOPED: &[&str] = &[
     "CSIDriver",
     "VolumeAttachment",
 ];
+
+/// Whether objects of this kind live outside namespaces.
+pub fn is_cluster_scoped(kind: &str) -> bool {
+    CLUSTER_SCOPED.contains(&kind)
+}
 
 /// Rewrites `objects` for `release`.
 ///
@@ -215,7 +225,7 @@ fn canary(objects: &[Value], release: &Release) -> Result<Plan, RewriteError> {
                 copy["spec"]["template"]["metadata"]["labels"][TRACK_LABEL] = json!("canary");
             }
         }
-        make_canary_copy(&mut copy)?;
+        make_canary_copy(&mut copy, &release.service)?;
         stamp_workload(&mut copy, release)?;
         workloads.push(copy);
     }
@@ -336,7 +346,7 @@ fn isolate_labels(workload: &mut Value, changed: &BTreeSet<String>) -> Result<()
     Ok(())
 }
 
-fn make_canary_copy(workload: &mut Value) -> Result<(), RewriteError> {
+fn make_canary_copy(workload: &mut Value, service: &str) -> Result<(), RewriteError> {
     let canary_name = format!("{}{CANARY_SUFFIX}", name(workload));
     // A StatefulSet's pods carry a controller-revision-hash label of name + hash, and label
     // values stop at 63 characters.
@@ -367,7 +377,9 @@ fn make_canary_copy(workload: &mut Value) -> Result<(), RewriteError> {
         obj.remove("status");
     }
     workload["metadata"]["name"] = json!(canary_name);
+    workload["metadata"]["labels"] = merged(&workload["metadata"]["labels"]);
     workload["metadata"]["labels"][TRACK_LABEL] = json!("canary");
+    workload["metadata"]["labels"][SERVICE_KEY] = json!(label_value(service));
     workload["spec"]["replicas"] = json!(1);
     Ok(())
 }
@@ -420,6 +432,7 @@ fn canary_service(
         labels = json!({});
     }
     labels[TRACK_LABEL] = json!("canary");
+    labels[SERVICE_KEY] = json!(label_value(&release.service));
     let mut metadata = json!({
         "name": canary_name,
         "labels": labels,

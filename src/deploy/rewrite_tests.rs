@@ -83,6 +83,7 @@ fn objects(text: &str) -> Vec<Value> {
 
 fn release(track: Track, exposure: Exposure) -> Release {
     Release {
+        service: "shop".to_owned(),
         version: "main-1234567".to_owned(),
         tag: "main-1234567".to_owned(),
         commit: Some("1234567890abcdef1234567890abcdef12345678".to_owned()),
@@ -262,6 +263,7 @@ fn shadow_canary_is_isolated() {
     let canary = find(&plan, "Deployment", "shop-canary");
     assert_eq!(canary["spec"]["replicas"], 1);
     assert_eq!(canary["metadata"]["labels"][TRACK_LABEL], "canary");
+    assert_eq!(canary["metadata"]["labels"][SERVICE_KEY], "shop");
     let pod = labels(canary, "/spec/template/metadata/labels");
     assert_eq!(pod["app"], "shop-canary");
     assert_eq!(pod["tier"], "web-canary");
@@ -305,6 +307,7 @@ fn shadow_canary_is_isolated() {
     );
     assert_eq!(service["metadata"]["namespace"], "prod");
     assert_eq!(service["metadata"]["annotations"][CANARY_OF_KEY], "shop");
+    assert_eq!(service["metadata"]["labels"][SERVICE_KEY], "shop");
     // The canary Service selects the canary pod, and no stable pod.
     assert!(selects(service, &pod));
     let stable = rewrite(&input, &release(Track::Stable, Exposure::Shadow)).unwrap();
