@@ -60,6 +60,16 @@ enum Command {
     Promote(ServiceArgs),
     /// Show the versions a service runs, read back from the cluster.
     Status(ServiceArgs),
+    /// List the registry tags of a service's own (untagged) images.
+    Tags(TagsArgs),
+}
+
+#[derive(Debug, Args)]
+struct TagsArgs {
+    /// The service, as named in deploy.toml.
+    service: String,
+    #[command(flatten)]
+    config: ConfigArg,
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +115,9 @@ struct DeployArgs {
     /// Print the rewritten objects as YAML instead of applying them; contacts no cluster.
     #[arg(long)]
     dry_run: bool,
+    /// Apply without checking that the registry has every image tag the release uses.
+    #[arg(long)]
+    skip_image_check: bool,
     #[command(flatten)]
     config: ConfigArg,
     #[command(flatten)]
@@ -358,6 +371,7 @@ async fn run(command: Command) -> Outcome {
         Command::Rollback(args) => rollback(&args).await,
         Command::Promote(args) => promote(&args).await,
         Command::Status(args) => deploy_status(&args).await,
+        Command::Tags(args) => deploy_tags(&args).await,
     }
 }
 
@@ -754,6 +768,11 @@ async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Track) -> Outc
         }
         return Ok(Exit::Pass);
     }
+    let validate_start = std::time::Instant::now();
+    if !args.skip_image_check {
+        check_images(service, &args.config.config, &prepared.plan.tagged_images).await?;
+    }
+    let validate_time = validate_start.elapsed();
     let cluster = crate::deploy::cluster::Cluster::connect(args.cluster.context.as_deref())
         .await
         .map_err(Failure::runtime)?;
@@ -779,6 +798,7 @@ async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Track) -> Outc
         "left_alone": prepared.plan.left_alone.iter().map(|(w, _)| w).collect::<Vec<_>>(),
         "timing_ms": {
             "fetch_and_rewrite": millis(prepare_time),
+            "validate": millis(validate_time),
             "apply": millis(apply_time),
             "rollout": millis(rollout_time),
             "total": millis(started.elapsed()),
@@ -920,6 +940,85 @@ async fn deploy_status(args: &ServiceArgs) -> Outcome {
             s.commit.as_deref().unwrap_or("-"),
             s.ready
         );
+    }
+    Ok(Exit::Pass)
+}
+
+fn registry_client(
+    service: &crate::deploy::ServiceConfig,
+    config_file: &Path,
+) -> Result<crate::deploy::registry::RegistryClient, Failure> {
+    let credentials = match (&service.registry.username, &service.registry.password) {
+        (Some(username), Some(secret)) => Some(crate::deploy::registry::Credentials {
+            username: username.clone(),
+            password: secret.resolve().map_err(|message| {
+                Failure::bad_input(crate::deploy::ConfigError::Secret {
+                    file: config_file.display().to_string(),
+                    field: format!("services.{}.registry.password", service.name),
+                    message,
+                })
+            })?,
+        }),
+        _ => None,
+    };
+    crate::deploy::registry::RegistryClient::new(credentials).map_err(Failure::runtime)
+}
+
+/// Refuses a release whose tagged images the registry does not have: pods would never start.
+async fn check_images(
+    service: &crate::deploy::ServiceConfig,
+    config_file: &Path,
+    images: &[String],
+) -> Result<(), Failure> {
+    if images.is_empty() {
+        return Ok(());
+    }
+    let client = registry_client(service, config_file)?;
+    for image in images {
+        let Some((name, tag)) = image.rsplit_once(':') else {
+            continue;
+        };
+        let exists = client
+            .tag_exists(&crate::deploy::registry::split_image(name), tag)
+            .await
+            .map_err(|e| match e {
+                crate::deploy::registry::RegistryError::Auth { .. } => Failure::bad_input(e),
+                _ => Failure::runtime(e),
+            })?;
+        if !exists {
+            return Err(Failure::bad_input_msg(format!(
+                "image {image} is not in the registry; push it first, or deploy with --skip-image-check"
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn deploy_tags(args: &TagsArgs) -> Outcome {
+    use crate::deploy::driver::{prepare, Request};
+    const PROBE: &str = "nprt-probe";
+    let config = load_deploy_config(&args.config)?;
+    let service = config.service(&args.service).map_err(Failure::bad_input)?;
+    let request = Request {
+        track: crate::deploy::rewrite::Track::Stable,
+        commit: None,
+        tag: Some(PROBE.to_owned()),
+        exposure: None,
+        workloads: Vec::new(),
+    };
+    let prepared = prepare(service, &request, &crate::deploy::git::default_cache_dir())
+        .map_err(prepare_failure)?;
+    let client = registry_client(service, &args.config.config)?;
+    for image in &prepared.plan.tagged_images {
+        let name = image.trim_end_matches(PROBE).trim_end_matches(':');
+        let mut tags = client
+            .tags(&crate::deploy::registry::split_image(name))
+            .await
+            .map_err(Failure::runtime)?;
+        tags.sort();
+        for tag in tags {
+            println!("{name}\t{tag}");
+        }
     }
     Ok(Exit::Pass)
 }

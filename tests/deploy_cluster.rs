@@ -578,7 +578,15 @@ fn cli_canary_status_promote_and_rollback() {
     let (code, out, err) = nprt(
         &fake,
         dir.path(),
-        &["canary", "example", "--config", &config, "--timeout", "10"],
+        &[
+            "canary",
+            "example",
+            "--skip-image-check",
+            "--config",
+            &config,
+            "--timeout",
+            "10",
+        ],
     );
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(
@@ -598,7 +606,13 @@ fn cli_canary_status_promote_and_rollback() {
     let (code, again, err) = nprt(
         &fake,
         dir.path(),
-        &["canary", "example", "--config", &config],
+        &[
+            "canary",
+            "example",
+            "--skip-image-check",
+            "--config",
+            &config,
+        ],
     );
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(again["applied"], out["applied"]);
@@ -631,7 +645,15 @@ fn cli_canary_status_promote_and_rollback() {
     let (code, _, err) = nprt(
         &fake,
         dir.path(),
-        &["canary", "example", "--config", &config, "--tag", "v7"],
+        &[
+            "canary",
+            "example",
+            "--skip-image-check",
+            "--config",
+            &config,
+            "--tag",
+            "v7",
+        ],
     );
     assert_eq!(code, Some(0), "{err}");
     let (code, out, err) = nprt(

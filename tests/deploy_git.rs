@@ -381,7 +381,13 @@ fn dry_run_errors_exit_2() {
     );
     // Without --dry-run and without a cluster: a runtime failure that says why.
     let out = common::nprt()
-        .args(["canary", "example", "--config", &config])
+        .args([
+            "canary",
+            "example",
+            "--skip-image-check",
+            "--config",
+            &config,
+        ])
         .env("NPRT_CACHE_DIR", dir.path())
         .env("KUBECONFIG", dir.path().join("no-kubeconfig"))
         .env("HOME", dir.path())

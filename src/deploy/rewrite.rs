@@ -82,6 +82,8 @@ pub struct Plan {
     pub objects: Vec<Value>,
     /// Workloads without a canary, each with the reason.
     pub left_alone: Vec<(String, String)>,
+    /// The images (with the release's tag) the tag was added to: those the registry must have.
+    pub tagged_images: Vec<String>,
 }
 
 /// Why a plan was refused. Nothing is applied when any of these occurs.
@@ -165,6 +167,7 @@ pub fn rewrite(objects: &[Value], release: &Release) -> Result<Plan, RewriteErro
                 out.push(object);
             }
             Ok(Plan {
+                tagged_images: tagged_images(&out, &release.tag),
                 objects: out,
                 left_alone: Vec::new(),
             })
@@ -252,9 +255,31 @@ fn canary(objects: &[Value], release: &Release) -> Result<Plan, RewriteError> {
     let mut objects: Vec<Value> = canary_services.into_values().collect();
     objects.extend(workloads);
     Ok(Plan {
+        tagged_images: tagged_images(&objects, &release.tag),
         objects,
         left_alone,
     })
+}
+
+/// Images of the workloads among `objects` that carry `tag` and that the release tagged
+/// (pinned sidecars with the same tag by chance are included too: checking them is harmless).
+fn tagged_images(objects: &[Value], tag: &str) -> Vec<String> {
+    let suffix = format!(":{tag}");
+    let mut images = BTreeSet::new();
+    for object in objects.iter().filter(|o| is_workload(o)) {
+        for list in ["containers", "initContainers"] {
+            if let Some(containers) = object["spec"]["template"]["spec"][list].as_array() {
+                for c in containers {
+                    if let Some(image) = c["image"].as_str() {
+                        if image.ends_with(&suffix) {
+                            images.insert(image.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    images.into_iter().collect()
 }
 
 /// The pairs (Service, canary workload) where a production Service selects the canary's pods.

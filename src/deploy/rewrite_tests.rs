@@ -124,6 +124,14 @@ fn stable_rewrites_workloads_only() {
     let input = objects(APP);
     let plan = rewrite(&input, &release(Track::Stable, Exposure::Shadow)).unwrap();
     assert_eq!(plan.objects.len(), input.len());
+    assert_eq!(
+        plan.tagged_images,
+        [
+            "registry:5000/shop-migrate:main-1234567",
+            "registry:5000/shop:main-1234567",
+            "registry:5000/worker:main-1234567",
+        ]
+    );
     assert!(plan.left_alone.is_empty());
     // Other kinds pass unchanged, apart from the namespace.
     let mut config = input[0].clone();
