@@ -705,24 +705,33 @@ fn deploy_ls(args: &LsArgs) -> Outcome {
     Ok(Exit::Pass)
 }
 
-fn cluster_failure(e: crate::deploy::cluster::ClusterError) -> Failure {
-    if e.is_bad_input() {
+fn op_failure(e: crate::deploy::ops::OpError) -> Failure {
+    if e.bad_input {
         Failure::bad_input(e)
     } else {
         Failure::runtime(e)
     }
 }
 
-fn prepare_failure(e: crate::deploy::driver::PrepareError) -> Failure {
-    if e.is_runtime() {
-        Failure::runtime(e)
-    } else {
-        Failure::bad_input(e)
+fn settings(config: &ConfigArg, cluster: &ClusterArgs) -> crate::deploy::ops::Settings {
+    crate::deploy::ops::Settings {
+        cache: crate::deploy::git::default_cache_dir(),
+        config_file: config.config.clone(),
+        timeout: Duration::from_secs(cluster.timeout),
+        force: cluster.force,
+        skip_image_check: false,
     }
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+fn target(cluster: &ClusterArgs) -> crate::deploy::ops::Target {
+    crate::deploy::ops::Target::Kubeconfig {
+        context: cluster.context.clone(),
+    }
+}
+
+fn print_outcome(outcome: &serde_json::Value) -> Outcome {
+    println!("{outcome}");
+    Ok(Exit::Pass)
 }
 
 async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Track) -> Outcome {
@@ -743,10 +752,19 @@ async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Track) -> Outc
         exposure: args.exposure,
         workloads: args.workload.clone(),
     };
-    let started = std::time::Instant::now();
-    let cache = crate::deploy::git::default_cache_dir();
-    let prepared = prepare(service, &request, &cache).map_err(prepare_failure)?;
-    let prepare_time = started.elapsed();
+    let mut settings = settings(&args.config, &args.cluster);
+    settings.skip_image_check = args.skip_image_check;
+    if !args.dry_run {
+        let outcome =
+            crate::deploy::ops::deploy(&target(&args.cluster), service, &request, &settings)
+                .await
+                .map_err(op_failure)?;
+        for workload in outcome["left_alone"].as_array().into_iter().flatten() {
+            eprintln!("left alone: {}", workload.as_str().unwrap_or(""));
+        }
+        return print_outcome(&outcome);
+    }
+    let prepared = prepare(service, &request, &settings.cache).map_err(|e| op_failure(e.into()))?;
     eprintln!(
         "{} {} at {} as {} ({} objects from {} files)",
         track.as_str(),
@@ -759,265 +777,81 @@ async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Track) -> Outc
     for (workload, why) in &prepared.plan.left_alone {
         eprintln!("left alone: {workload}: {why}");
     }
-    if args.dry_run {
-        let yaml =
-            crate::deploy::manifest::to_yaml(&prepared.plan.objects).map_err(Failure::runtime)?;
-        print!("{yaml}");
-        if !yaml.ends_with('\n') {
-            println!();
-        }
-        return Ok(Exit::Pass);
+    let yaml =
+        crate::deploy::manifest::to_yaml(&prepared.plan.objects).map_err(Failure::runtime)?;
+    print!("{yaml}");
+    if !yaml.ends_with('\n') {
+        println!();
     }
-    let validate_start = std::time::Instant::now();
-    if !args.skip_image_check {
-        check_images(service, &args.config.config, &prepared.plan.tagged_images).await?;
-    }
-    let validate_time = validate_start.elapsed();
-    let cluster = crate::deploy::cluster::Cluster::connect(args.cluster.context.as_deref())
-        .await
-        .map_err(Failure::runtime)?;
-    let timeout = Duration::from_secs(args.cluster.timeout);
-    let apply_start = std::time::Instant::now();
-    cluster
-        .apply(&prepared.plan.objects, args.cluster.force)
-        .await
-        .map_err(cluster_failure)?;
-    let apply_time = apply_start.elapsed();
-    let rollout_start = std::time::Instant::now();
-    cluster
-        .wait_rollout(&prepared.plan.objects, timeout)
-        .await
-        .map_err(cluster_failure)?;
-    let rollout_time = rollout_start.elapsed();
-    let outcome = serde_json::json!({
-        "service": service.name,
-        "track": track.as_str(),
-        "version": prepared.release.version,
-        "commit": prepared.commit,
-        "applied": prepared.plan.objects.iter().map(crate::deploy::manifest::describe).collect::<Vec<_>>(),
-        "left_alone": prepared.plan.left_alone.iter().map(|(w, _)| w).collect::<Vec<_>>(),
-        "timing_ms": {
-            "fetch_and_rewrite": millis(prepare_time),
-            "validate": millis(validate_time),
-            "apply": millis(apply_time),
-            "rollout": millis(rollout_time),
-            "total": millis(started.elapsed()),
-        },
-    });
-    println!("{outcome}");
     Ok(Exit::Pass)
 }
 
 async fn rollback(args: &ServiceArgs) -> Outcome {
     let config = load_deploy_config(&args.config)?;
     let service = config.service(&args.service).map_err(Failure::bad_input)?;
-    let started = std::time::Instant::now();
-    let cluster = crate::deploy::cluster::Cluster::connect(args.cluster.context.as_deref())
-        .await
-        .map_err(Failure::runtime)?;
-    let deleted = cluster
-        .delete_canary(
-            &service.name,
-            service.namespace.as_deref(),
-            Duration::from_secs(args.cluster.timeout),
-        )
-        .await
-        .map_err(cluster_failure)?;
-    let outcome = serde_json::json!({
-        "service": service.name,
-        "deleted": deleted,
-        "timing_ms": { "total": millis(started.elapsed()) },
-    });
-    println!("{outcome}");
-    Ok(Exit::Pass)
+    let outcome = crate::deploy::ops::rollback(
+        &target(&args.cluster),
+        service,
+        &settings(&args.config, &args.cluster),
+    )
+    .await
+    .map_err(op_failure)?;
+    print_outcome(&outcome)
 }
 
 async fn promote(args: &ServiceArgs) -> Outcome {
-    use crate::deploy::driver::{prepare, Request};
     let config = load_deploy_config(&args.config)?;
     let service = config.service(&args.service).map_err(Failure::bad_input)?;
-    let started = std::time::Instant::now();
-    let cluster = crate::deploy::cluster::Cluster::connect(args.cluster.context.as_deref())
-        .await
-        .map_err(Failure::runtime)?;
-    let canaries = cluster
-        .canary_workloads(&service.name, service.namespace.as_deref())
-        .await
-        .map_err(cluster_failure)?;
-    let annotation = |key: &str| -> std::collections::BTreeSet<String> {
-        canaries
-            .iter()
-            .filter_map(|c| {
-                c["metadata"]["annotations"][key]
-                    .as_str()
-                    .map(str::to_owned)
-            })
-            .collect()
-    };
-    let (commits, versions) = (
-        annotation(crate::deploy::rewrite::COMMIT_KEY),
-        annotation(crate::deploy::rewrite::VERSION_KEY),
-    );
-    let (Some(commit), Some(version), 1, 1) = (
-        commits.first(),
-        versions.first(),
-        commits.len(),
-        versions.len(),
-    ) else {
-        return Err(Failure::bad_input_msg(format!(
-            "service {}: promote needs a canary of one commit in the cluster; found {} canary workloads with commits {:?}",
-            service.name,
-            canaries.len(),
-            commits
-        )));
-    };
-    let request = Request {
-        track: crate::deploy::rewrite::Track::Stable,
-        commit: Some(commit.clone()),
-        tag: Some(version.clone()),
-        exposure: None,
-        workloads: Vec::new(),
-    };
-    let prepared = prepare(service, &request, &crate::deploy::git::default_cache_dir())
-        .map_err(prepare_failure)?;
-    let timeout = Duration::from_secs(args.cluster.timeout);
-    cluster
-        .apply(&prepared.plan.objects, args.cluster.force)
-        .await
-        .map_err(cluster_failure)?;
-    cluster
-        .wait_rollout(&prepared.plan.objects, timeout)
-        .await
-        .map_err(cluster_failure)?;
-    let deleted = cluster
-        .delete_canary(&service.name, service.namespace.as_deref(), timeout)
-        .await
-        .map_err(cluster_failure)?;
-    let outcome = serde_json::json!({
-        "service": service.name,
-        "promoted": version,
-        "commit": commit,
-        "deleted": deleted,
-        "timing_ms": { "total": millis(started.elapsed()) },
-    });
-    println!("{outcome}");
-    Ok(Exit::Pass)
+    let outcome = crate::deploy::ops::promote(
+        &target(&args.cluster),
+        service,
+        &settings(&args.config, &args.cluster),
+    )
+    .await
+    .map_err(op_failure)?;
+    print_outcome(&outcome)
 }
 
 async fn deploy_status(args: &ServiceArgs) -> Outcome {
-    use crate::deploy::driver::{prepare, Request};
     let config = load_deploy_config(&args.config)?;
     let service = config.service(&args.service).map_err(Failure::bad_input)?;
-    // The stable workloads' names come from the manifests at the branch head.
-    let request = Request {
-        track: crate::deploy::rewrite::Track::Stable,
-        commit: None,
-        tag: Some("status".to_owned()),
-        exposure: None,
-        workloads: Vec::new(),
-    };
-    let prepared = prepare(service, &request, &crate::deploy::git::default_cache_dir())
-        .map_err(prepare_failure)?;
-    let workloads: Vec<serde_json::Value> = prepared
-        .plan
-        .objects
-        .into_iter()
-        .filter(crate::deploy::rewrite::is_workload)
-        .collect();
-    let cluster = crate::deploy::cluster::Cluster::connect(args.cluster.context.as_deref())
-        .await
-        .map_err(Failure::runtime)?;
-    let status = cluster
-        .status(&workloads, &service.name, service.namespace.as_deref())
-        .await
-        .map_err(cluster_failure)?;
-    for s in &status {
+    let outcome = crate::deploy::ops::status(
+        &target(&args.cluster),
+        service,
+        &settings(&args.config, &args.cluster),
+    )
+    .await
+    .map_err(op_failure)?;
+    for s in outcome["workloads"].as_array().into_iter().flatten() {
+        let text = |key: &str| s[key].as_str().unwrap_or("-").to_owned();
         println!(
             "{}\t{}\t{}\t{}\tready {}",
-            s.object,
-            s.track,
-            s.version.as_deref().unwrap_or("-"),
-            s.commit.as_deref().unwrap_or("-"),
-            s.ready
+            text("object"),
+            text("track"),
+            text("version"),
+            text("commit"),
+            text("ready")
         );
     }
     Ok(Exit::Pass)
 }
 
-fn registry_client(
-    service: &crate::deploy::ServiceConfig,
-    config_file: &Path,
-) -> Result<crate::deploy::registry::RegistryClient, Failure> {
-    let credentials = match (&service.registry.username, &service.registry.password) {
-        (Some(username), Some(secret)) => Some(crate::deploy::registry::Credentials {
-            username: username.clone(),
-            password: secret.resolve().map_err(|message| {
-                Failure::bad_input(crate::deploy::ConfigError::Secret {
-                    file: config_file.display().to_string(),
-                    field: format!("services.{}.registry.password", service.name),
-                    message,
-                })
-            })?,
-        }),
-        _ => None,
-    };
-    crate::deploy::registry::RegistryClient::new(credentials).map_err(Failure::runtime)
-}
-
-/// Refuses a release whose tagged images the registry does not have: pods would never start.
-async fn check_images(
-    service: &crate::deploy::ServiceConfig,
-    config_file: &Path,
-    images: &[String],
-) -> Result<(), Failure> {
-    if images.is_empty() {
-        return Ok(());
-    }
-    let client = registry_client(service, config_file)?;
-    for image in images {
-        let Some((name, tag)) = image.rsplit_once(':') else {
-            continue;
-        };
-        let exists = client
-            .tag_exists(&crate::deploy::registry::split_image(name), tag)
-            .await
-            .map_err(|e| match e {
-                crate::deploy::registry::RegistryError::Auth { .. } => Failure::bad_input(e),
-                _ => Failure::runtime(e),
-            })?;
-        if !exists {
-            return Err(Failure::bad_input_msg(format!(
-                "image {image} is not in the registry; push it first, or deploy with --skip-image-check"
-            )));
-        }
-    }
-    Ok(())
-}
-
 async fn deploy_tags(args: &TagsArgs) -> Outcome {
-    use crate::deploy::driver::{prepare, Request};
-    const PROBE: &str = "nprt-probe";
     let config = load_deploy_config(&args.config)?;
     let service = config.service(&args.service).map_err(Failure::bad_input)?;
-    let request = Request {
-        track: crate::deploy::rewrite::Track::Stable,
-        commit: None,
-        tag: Some(PROBE.to_owned()),
-        exposure: None,
-        workloads: Vec::new(),
+    let settings = crate::deploy::ops::Settings {
+        cache: crate::deploy::git::default_cache_dir(),
+        config_file: args.config.config.clone(),
+        timeout: Duration::from_secs(30),
+        force: false,
+        skip_image_check: false,
     };
-    let prepared = prepare(service, &request, &crate::deploy::git::default_cache_dir())
-        .map_err(prepare_failure)?;
-    let client = registry_client(service, &args.config.config)?;
-    for image in &prepared.plan.tagged_images {
-        let name = image.trim_end_matches(PROBE).trim_end_matches(':');
-        let mut tags = client
-            .tags(&crate::deploy::registry::split_image(name))
-            .await
-            .map_err(Failure::runtime)?;
-        tags.sort();
-        for tag in tags {
-            println!("{name}\t{tag}");
+    let outcome = crate::deploy::ops::tags(service, &settings)
+        .await
+        .map_err(op_failure)?;
+    for (image, tags) in outcome["images"].as_object().into_iter().flatten() {
+        for tag in tags.as_array().into_iter().flatten() {
+            println!("{image}\t{}", tag.as_str().unwrap_or(""));
         }
     }
     Ok(Exit::Pass)

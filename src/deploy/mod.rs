@@ -10,6 +10,7 @@ pub mod driver;
 pub mod git;
 pub mod image;
 pub mod manifest;
+pub mod ops;
 pub mod registry;
 pub mod rewrite;
 pub mod rollout;
