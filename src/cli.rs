@@ -62,6 +62,19 @@ enum Command {
     Status(ServiceArgs),
     /// List the registry tags of a service's own (untagged) images.
     Tags(TagsArgs),
+    /// Serve the deploy HTTP API (every call authenticated with the service's token).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the address is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    config: ConfigArg,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -372,6 +385,7 @@ async fn run(command: Command) -> Outcome {
         Command::Promote(args) => promote(&args).await,
         Command::Status(args) => deploy_status(&args).await,
         Command::Tags(args) => deploy_tags(&args).await,
+        Command::Serve(args) => serve(&args).await,
     }
 }
 
@@ -853,6 +867,27 @@ async fn deploy_tags(args: &TagsArgs) -> Outcome {
         for tag in tags.as_array().into_iter().flatten() {
             println!("{image}\t{}", tag.as_str().unwrap_or(""));
         }
+    }
+    Ok(Exit::Pass)
+}
+
+async fn serve(args: &ServeArgs) -> Outcome {
+    let config = load_deploy_config(&args.config)?;
+    let api = crate::deploy::api::Api::new(
+        config,
+        target(&args.cluster),
+        settings(&args.config, &args.cluster),
+    )
+    .map_err(Failure::bad_input_msg)?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
+    let addr = listener.local_addr().map_err(Failure::runtime)?;
+    println!("nprt deploy API listening on http://{addr}");
+    let _ = std::io::stdout().flush();
+    tokio::select! {
+        result = crate::deploy::api::serve(listener, std::sync::Arc::new(api)) => result.map_err(Failure::runtime)?,
+        () = shutdown_signal() => {}
     }
     Ok(Exit::Pass)
 }

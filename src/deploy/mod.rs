@@ -4,6 +4,7 @@
 //! Data comes from `deploy.toml` ([`config`]) and the service's repository, and goes to the
 //! cluster (or to stdout with `--dry-run`). The rewrite is pure and does no I/O.
 
+pub mod api;
 pub mod cluster;
 pub mod config;
 pub mod driver;
