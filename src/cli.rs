@@ -50,6 +50,8 @@ enum Command {
     Compare(CompareArgs),
     /// List the services of a deploy.toml.
     Ls(LsArgs),
+    /// Show one service's settings from a deploy.toml (secrets by reference only).
+    Show(TagsArgs),
     /// Deploy a service's manifests at a commit as the stable release.
     Deploy(DeployArgs),
     /// Deploy a service at a commit as an isolated canary next to the stable release.
@@ -379,6 +381,7 @@ async fn run(command: Command) -> Outcome {
         Command::Replay(args) => replay(args).await,
         Command::Compare(args) => compare(&args),
         Command::Ls(args) => deploy_ls(&args),
+        Command::Show(args) => deploy_show(&args),
         Command::Deploy(args) => deploy(&args, crate::deploy::rewrite::Track::Stable).await,
         Command::Canary(args) => deploy(&args, crate::deploy::rewrite::Track::Canary).await,
         Command::Rollback(args) => rollback(&args).await,
@@ -889,5 +892,34 @@ async fn serve(args: &ServeArgs) -> Outcome {
         result = crate::deploy::api::serve(listener, std::sync::Arc::new(api)) => result.map_err(Failure::runtime)?,
         () = shutdown_signal() => {}
     }
+    Ok(Exit::Pass)
+}
+
+fn deploy_show(args: &TagsArgs) -> Outcome {
+    let config = load_deploy_config(&args.config)?;
+    let service = config.service(&args.service).map_err(Failure::bad_input)?;
+    let secret = |s: &Option<crate::deploy::SecretRef>| match s {
+        Some(crate::deploy::SecretRef::Env(var)) => format!("env {var}"),
+        Some(crate::deploy::SecretRef::File(path)) => format!("file {}", path.display()),
+        None => "none".to_owned(),
+    };
+    let outcome = serde_json::json!({
+        "service": service.name,
+        "repository": service.repository,
+        "branch": service.branch,
+        "manifests": service.manifests,
+        "namespace": service.namespace,
+        "exposure": match service.exposure {
+            crate::deploy::Exposure::Shadow => "shadow",
+            crate::deploy::Exposure::Shared => "shared",
+        },
+        "tag_format": service.tag_format,
+        "commit_length": service.commit_length,
+        "registry_username": service.registry.username,
+        "registry_password": secret(&service.registry.password),
+        "api_token": secret(&service.api_token),
+    });
+    let text = serde_json::to_string_pretty(&outcome).map_err(Failure::runtime)?;
+    println!("{text}");
     Ok(Exit::Pass)
 }

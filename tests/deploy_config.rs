@@ -74,3 +74,31 @@ fn missing_config_exits_2() {
         stderr(&out)
     );
 }
+
+#[test]
+fn show_names_secrets_by_reference_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        &dir,
+        "[services.shop]\nrepository = \"https://git.example/shop.git\"\napi_token_env = \"SHOP_TOKEN\"\n[services.shop.registry]\nusername = \"robot\"\npassword_file = \"/run/secrets/registry\"\n",
+    );
+    let out = nprt_with_env(&["show", "shop", "--config", &file]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["api_token"], "env SHOP_TOKEN");
+    assert_eq!(v["registry_password"], "file /run/secrets/registry");
+    assert_eq!(v["exposure"], "shadow");
+    assert!(!stdout(&out).contains("sekrit"));
+    let out = run(&["show", "nope", "--config", &file]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no service `nope` (services: shop)"));
+}
+
+fn nprt_with_env(args: &[&str]) -> std::process::Output {
+    // The token's value must never be printed, even when it is set.
+    common::nprt()
+        .args(args)
+        .env("SHOP_TOKEN", "sekrit")
+        .output()
+        .unwrap()
+}
