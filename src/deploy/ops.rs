@@ -146,6 +146,20 @@ async fn check_images(
     Ok(())
 }
 
+/// [`prepare`] on a blocking thread: git runs as child processes and must not hold up the
+/// async workers serving other requests.
+async fn prepare_off_thread(
+    service: &ServiceConfig,
+    request: &Request,
+    settings: &Settings,
+) -> Result<super::driver::Prepared, OpError> {
+    let (service, request, cache) = (service.clone(), request.clone(), settings.cache.clone());
+    tokio::task::spawn_blocking(move || prepare(&service, &request, &cache))
+        .await
+        .map_err(OpError::runtime)?
+        .map_err(OpError::from)
+}
+
 /// Deploys (stable or canary) and waits for the rollout.
 ///
 /// # Errors
@@ -157,7 +171,7 @@ pub async fn deploy(
     settings: &Settings,
 ) -> Result<Value, OpError> {
     let started = Instant::now();
-    let prepared = prepare(service, request, &settings.cache)?;
+    let prepared = prepare_off_thread(service, request, settings).await?;
     let fetch = started.elapsed();
     let t = Instant::now();
     if !settings.skip_image_check {
@@ -262,7 +276,7 @@ pub async fn promote(
         exposure: None,
         workloads: Vec::new(),
     };
-    let prepared = prepare(service, &request, &settings.cache)?;
+    let prepared = prepare_off_thread(service, &request, settings).await?;
     cluster
         .apply(&prepared.plan.objects, settings.force)
         .await?;
@@ -302,7 +316,7 @@ pub async fn status(
         exposure: None,
         workloads: Vec::new(),
     };
-    let prepared = prepare(service, &request, &settings.cache)?;
+    let prepared = prepare_off_thread(service, &request, settings).await?;
     let workloads: Vec<Value> = prepared
         .plan
         .objects
@@ -329,7 +343,7 @@ pub async fn tags(service: &ServiceConfig, settings: &Settings) -> Result<Value,
         exposure: None,
         workloads: Vec::new(),
     };
-    let prepared = prepare(service, &request, &settings.cache)?;
+    let prepared = prepare_off_thread(service, &request, settings).await?;
     let client = registry_client(service, &settings.config_file)?;
     let mut images = serde_json::Map::new();
     for image in &prepared.plan.tagged_images {
