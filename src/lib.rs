@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod compare;
 mod demo;
+pub mod deploy;
 pub mod http;
 pub mod observation;
 mod progress;
