@@ -42,6 +42,8 @@ enum Command {
     Demo(DemoArgs),
     /// Run a configurable HTTP service that answers any path (a stand-in stable or canary).
     Testbed(TestbedArgs),
+    /// Record HTTP exchanges from a live interface or a pcap/pcapng file into a .gor file.
+    Capture(CaptureArgs),
     /// Count what a recording holds: exchanges, methods, routes, status codes, time span.
     Inspect(InspectArgs),
     /// Send every recorded request to every target and observe the answers.
@@ -77,6 +79,72 @@ struct TestbedArgs {
     /// Error rate of one route instead of --error-rate, e.g. '/api/pay=0.2'.
     #[arg(long, value_name = "ROUTE=F")]
     route_error_rate: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct CaptureArgs {
+    /// Read packets from this pcap or pcapng file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "interface",
+        conflicts_with = "interface"
+    )]
+    pcap: Option<PathBuf>,
+    /// Capture live on this interface (needs root or CAP_NET_RAW), e.g. lo or eth0.
+    #[arg(long, value_name = "IF")]
+    interface: Option<String>,
+    /// Server port of the HTTP traffic to capture; give one per port.
+    #[arg(long = "port", value_name = "P", required = true)]
+    ports: Vec<u16>,
+    /// The recording to write (.gor, or .gor.gz for gzip); mode 0600.
+    #[arg(long, value_name = "REC.gor")]
+    output: PathBuf,
+    /// Live: stop after this long, e.g. 30s, 5m, 1h (default: until Ctrl-C or SIGTERM).
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Stop after writing N exchanges.
+    #[arg(long, value_name = "N")]
+    max_exchanges: Option<u64>,
+    /// Live capture engine.
+    #[arg(long, value_enum, default_value_t = Engine::AfPacket)]
+    engine: Engine,
+    /// Live: print the counters to stderr every SECONDS.
+    #[arg(long, value_name = "SECONDS")]
+    stats: Option<u64>,
+    /// Connections tracked at once.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    max_connections: usize,
+    /// Largest message kept, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    max_message_bytes: usize,
+    /// End a connection after this many seconds without packets.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    idle_timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Engine {
+    AfPacket,
+    Libpcap,
+}
+
+/// `90`, `90s`, `500ms`, `5m`, `1h`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (num, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((text, "s"), |i| text.split_at(i));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 30s, 5m or 1h"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m, h)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?}: {e}"))
 }
 
 #[derive(Debug, Args)]
@@ -259,6 +327,7 @@ async fn run(command: Command) -> Outcome {
     match command {
         Command::Demo(args) => crate::demo::run(args.report).await,
         Command::Testbed(args) => testbed(args).await,
+        Command::Capture(args) => capture(args).await,
         Command::Inspect(args) => inspect(&args),
         Command::Replay(args) => replay(args).await,
         Command::Compare(args) => compare(&args),
@@ -329,6 +398,56 @@ fn open_recording(path: &Path, read: &ReadArgs) -> Result<GorReader, Failure> {
         ..ReadOptions::default()
     };
     GorReader::open(path, options).map_err(Failure::bad_input)
+}
+
+async fn capture(args: CaptureArgs) -> Outcome {
+    use crate::capture::{run, CaptureError, Limits};
+    let opts = run::Options {
+        ports: args.ports.clone(),
+        limits: Limits {
+            max_connections: args.max_connections,
+            max_message_bytes: args.max_message_bytes,
+            idle_timeout_ns: args.idle_timeout.saturating_mul(1_000_000_000),
+            ..Limits::default()
+        },
+        output: args.output.clone(),
+        max_exchanges: args.max_exchanges,
+    };
+    let fail = |e: CaptureError| {
+        if e.is_bad_input() {
+            Failure::bad_input(e)
+        } else {
+            Failure::runtime(e)
+        }
+    };
+    let report = if let Some(path) = args.pcap {
+        tokio::task::spawn_blocking(move || run::from_file(&path, &opts))
+            .await
+            .map_err(Failure::runtime)?
+            .map_err(fail)?
+    } else {
+        let interface = args.interface.unwrap_or_default();
+        let live = crate::capture::live::LiveOptions {
+            interface,
+            duration: args.duration,
+            stats_every: args.stats.map(Duration::from_secs),
+            libpcap: matches!(args.engine, Engine::Libpcap),
+        };
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let signal = tokio::spawn(async move {
+            shutdown_signal().await;
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let result =
+            tokio::task::spawn_blocking(move || crate::capture::live::run(&live, &opts, &stop))
+                .await
+                .map_err(Failure::runtime)?;
+        signal.abort();
+        result.map_err(fail)?
+    };
+    eprint!("{report}");
+    Ok(Exit::Pass)
 }
 
 fn inspect(args: &InspectArgs) -> Outcome {

@@ -13,8 +13,13 @@
 
 pub mod connection;
 pub mod decode;
+mod error;
+#[cfg(target_os = "linux")]
+pub mod live;
 pub mod message;
+pub mod pcap;
 pub mod reassembly;
+pub mod run;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,6 +30,7 @@ use serde::Serialize;
 use crate::recording::Exchange;
 pub use connection::Connection;
 pub use decode::{decode, LinkType, Segment, Skip};
+pub use error::CaptureError;
 
 /// One exchange as captured, with what the `.gor` format cannot carry.
 #[derive(Debug, Clone, PartialEq, Eq)]

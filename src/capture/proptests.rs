@@ -142,6 +142,7 @@ proptest! {
         let mut rng = fastrand::Rng::with_seed(order_seed);
         let mut cap = Capture::new(vec![80], Limits::default());
         let mut ts = 1_000_000_000u64;
+        let mut wire = Vec::new();
         while per_conn.iter().any(|c| !c.is_empty()) {
             let live: Vec<usize> = (0..per_conn.len()).filter(|&i| !per_conn[i].is_empty()).collect();
             let pick = live[rng.usize(..live.len())];
@@ -149,9 +150,34 @@ proptest! {
                 for p in packets {
                     ts += 1_000;
                     cap.packet(LinkType::Ethernet, ts, &p, p.len() as u32);
+                    wire.push((ts, p));
                 }
             }
         }
+        // The same packets as a pcap file through `nprt capture --pcap`'s path.
+        let dir = tempfile::tempdir().unwrap();
+        let (pcap, gor) = (dir.path().join("w.pcap"), dir.path().join("w.gor"));
+        std::fs::write(&pcap, super::pcap::tests::pcap_bytes(&wire)).unwrap();
+        let opts = super::run::Options {
+            ports: vec![80],
+            limits: Limits::default(),
+            output: gor.clone(),
+            max_exchanges: None,
+        };
+        let report = super::run::from_file(&pcap, &opts).unwrap();
+        let mut from_file: Vec<(Vec<u8>, Vec<u8>)> =
+            crate::recording::GorReader::open(&gor, crate::recording::ReadOptions::default())
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    (e.request.to_vec(), e.response.map(|r| r.bytes.to_vec()).unwrap_or_default())
+                })
+                .collect();
+        let mut all_expected: Vec<(Vec<u8>, Vec<u8>)> = expected.iter().flatten().cloned().collect();
+        from_file.sort();
+        all_expected.sort();
+        prop_assert_eq!(report.written as usize, all_expected.len());
+        prop_assert_eq!(from_file, all_expected);
         prop_assert_eq!(cap.open_connections(), 0);
         cap.finish();
         let got = cap.take_exchanges();
