@@ -22,8 +22,11 @@ use super::Capture;
 /// Largest packet read; bigger ones (GRO on loopback can reach 64 KiB) are cut and the
 /// cut is counted like a snaplen.
 const SNAPLEN: usize = 256 * 1024;
-/// How often a blocked read wakes to check for Ctrl-C and the deadline.
+/// How often a blocked read wakes to check for Ctrl-C and the deadline; after a stop,
+/// this long without a packet means the queue is empty.
 const WAKE: Duration = Duration::from_millis(100);
+/// Longest time spent reading what queued before a stop.
+const DRAIN: Duration = Duration::from_secs(30);
 
 /// Live capture settings besides [`Options`].
 #[derive(Debug, Clone)]
@@ -265,14 +268,31 @@ pub fn run(live: &LiveOptions, opts: &Options, stop: &AtomicBool) -> Result<Repo
     let started = Instant::now();
     let mut next_stats = live.stats_every.map(|d| started + d);
     let mut unknown_link = 0u64;
-    tracing::info!(interface = %sock.interface(), ports = ?opts.ports, "capturing");
-    while !stop.load(Ordering::Relaxed) && !sink.is_full() {
+    // Tests and scripts wait for this line: from here on every packet is seen.
+    eprintln!(
+        "capturing on {} for ports {:?}",
+        sock.interface(),
+        opts.ports
+    );
+    // After a stop, what already sits in the socket queue was on the wire before the
+    // stop: read it until the queue is empty, for at most DRAIN.
+    let mut draining: Option<Instant> = None;
+    // Kernel timestamps share this clock: a packet stamped after the stop is not drained.
+    let mut stop_ns = u64::MAX;
+    while !sink.is_full() {
         let now = Instant::now();
-        if live
-            .duration
-            .is_some_and(|d| now.duration_since(started) >= d)
-        {
-            break;
+        match draining {
+            None => {
+                let timed_out = live
+                    .duration
+                    .is_some_and(|d| now.duration_since(started) >= d);
+                if stop.load(Ordering::Relaxed) || timed_out {
+                    draining = Some(now + DRAIN);
+                    stop_ns = now_ns();
+                }
+            }
+            Some(deadline) if now >= deadline => break,
+            Some(_) => {}
         }
         if let (Some(at), Some(every)) = (next_stats, live.stats_every) {
             if now >= at {
@@ -286,7 +306,15 @@ pub fn run(live: &LiveOptions, opts: &Options, stop: &AtomicBool) -> Result<Repo
             what: "read failed",
             source,
         })?;
-        let Some(p) = got else { continue };
+        let Some(p) = got else {
+            if draining.is_some() {
+                break;
+            }
+            continue;
+        };
+        if p.ts_ns > stop_ns {
+            break;
+        }
         if p.outgoing {
             continue;
         }
