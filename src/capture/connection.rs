@@ -31,6 +31,8 @@ pub struct Connection {
     up_done: bool,
     down_done: bool,
     max_message: usize,
+    /// Initial sequence number of the client's SYN, when seen.
+    client_isn: Option<u32>,
 }
 
 impl Connection {
@@ -54,7 +56,15 @@ impl Connection {
             up_done: false,
             down_done: false,
             max_message: limits.max_message_bytes,
+            client_isn: None,
         }
+    }
+
+    /// Whether a client SYN with `isn` starts a new connection on this 4-tuple (port
+    /// reuse) rather than repeating this one's SYN.
+    pub fn is_new_syn(&self, isn: u32) -> bool {
+        self.client_isn.is_some_and(|mine| mine != isn)
+            || (self.client_isn.is_none() && self.up.is_started())
     }
 
     /// Whether both directions ended: the connection can be forgotten.
@@ -88,6 +98,9 @@ impl Connection {
         };
         if seg.syn {
             stream.syn(seg.seq);
+            if to_server {
+                self.client_isn.get_or_insert(seg.seq);
+            }
         }
         let seq = if seg.syn {
             seg.seq.wrapping_add(1)

@@ -203,6 +203,13 @@ impl Capture {
         } else {
             (seg.dst, seg.src)
         };
+        if to_server && seg.syn && self.conns.get(&key).is_some_and(|c| c.is_new_syn(seg.seq)) {
+            // The client reused the 4-tuple: the old connection is over.
+            if let Some(mut old) = self.conns.remove(&key) {
+                old.end(false, &mut self.out, &mut self.stats);
+                old.count_into(&mut self.stats);
+            }
+        }
         if !self.conns.contains_key(&key) {
             // Only a SYN or data opens a connection: a lone ACK or a late FIN is noise.
             if !seg.syn && seg.payload.is_empty() && seg.missing == 0 {

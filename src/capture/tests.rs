@@ -357,3 +357,19 @@ fn limits_and_junk_are_counted() {
     assert!(stats.non_http_bytes > 0);
     assert_eq!(stats.not_ip + stats.malformed, 1);
 }
+
+#[test]
+fn reused_four_tuple_starts_a_new_connection() {
+    let mut p = Vec::new();
+    for isn in [1_000u32, 900_000] {
+        let mut w = Wire::new("127.0.0.1:5000", "127.0.0.1:80", isn, isn);
+        p.extend(w.open());
+        // The old connection's FINs were never captured.
+        p.extend(w.send(true, GET, &[]));
+        p.extend(w.send(false, OK, &[]));
+    }
+    let (ex, stats) = run(&p, &[80]);
+    assert_eq!(ex.len(), 2, "{stats}");
+    assert_eq!(stats.connections, 2);
+    assert!(ex.iter().all(|e| e.exchange.response.is_some()));
+}
