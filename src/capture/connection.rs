@@ -46,8 +46,8 @@ impl Connection {
         Self {
             client,
             server,
-            up: Reassembler::new(limits.max_pending_bytes),
-            down: Reassembler::new(limits.max_pending_bytes),
+            up: Reassembler::new(limits.max_pending_bytes, limits.hole_timeout_ns),
+            down: Reassembler::new(limits.max_pending_bytes, limits.hole_timeout_ns),
             req: Reader::new(Side::Request, syn, limits.max_message_bytes),
             res,
             queue: VecDeque::new(),

@@ -57,6 +57,8 @@ pub struct Limits {
     pub max_message_bytes: usize,
     /// A connection without packets for this long (packet time) is ended.
     pub idle_timeout_ns: u64,
+    /// A hole in a stream not filled within this much packet time is a loss: skipped.
+    pub hole_timeout_ns: u64,
 }
 
 impl Default for Limits {
@@ -66,6 +68,7 @@ impl Default for Limits {
             max_pending_bytes: 4 << 20,
             max_message_bytes: 64 << 20,
             idle_timeout_ns: 120_000_000_000,
+            hole_timeout_ns: 1_000_000_000,
         }
     }
 }

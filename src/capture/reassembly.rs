@@ -56,20 +56,26 @@ pub struct Reassembler {
     pending: BTreeMap<u64, Piece>,
     pending_bytes: usize,
     max_pending: usize,
+    /// Packet time since which a hole has been waiting, and how long it may wait.
+    hole_since: Option<u64>,
+    hole_timeout_ns: u64,
     /// Stream offset of the FIN, once seen.
     fin_at: Option<u64>,
     pub counts: ReassemblyCounts,
 }
 
 impl Reassembler {
-    /// A direction that buffers at most `max_pending` bytes ahead of a hole.
-    pub fn new(max_pending: usize) -> Self {
+    /// A direction that buffers at most `max_pending` bytes ahead of a hole, and waits at
+    /// most `hole_timeout_ns` of packet time for a hole to fill.
+    pub fn new(max_pending: usize, hole_timeout_ns: u64) -> Self {
         Self {
             next_seq: None,
             offset: 0,
             pending: BTreeMap::new(),
             pending_bytes: 0,
             max_pending,
+            hole_since: None,
+            hole_timeout_ns,
             fin_at: None,
             counts: ReassemblyCounts::default(),
         }
@@ -149,11 +155,19 @@ impl Reassembler {
             self.insert(at, payload, ts_ns);
         }
         self.deliver(out);
-        if self.pending_bytes > self.max_pending {
+        let waited = self
+            .hole_since
+            .is_some_and(|since| ts_ns.saturating_sub(since) > self.hole_timeout_ns);
+        if self.pending_bytes > self.max_pending || waited {
             self.counts.forced_gaps += 1;
             self.skip_hole(out);
             self.deliver(out);
         }
+        self.hole_since = if self.pending.is_empty() {
+            None
+        } else {
+            Some(self.hole_since.unwrap_or(ts_ns))
+        };
     }
 
     /// The stream ended (FIN reached, RST, idle or end of capture): skip every hole and
@@ -287,7 +301,7 @@ mod tests {
 
     #[test]
     fn wraps_around_sequence_space() {
-        let mut r = Reassembler::new(1 << 20);
+        let mut r = Reassembler::new(1 << 20, u64::MAX);
         r.syn(u32::MAX - 2);
         let got = run(&mut r, &[(u32::MAX - 1, b"ab"), (0, b"cd"), (2, b"ef")]);
         assert_eq!(joined(&got), b"abcdef");
@@ -295,7 +309,7 @@ mod tests {
 
     #[test]
     fn out_of_order_overlap_and_retransmission() {
-        let mut r = Reassembler::new(1 << 20);
+        let mut r = Reassembler::new(1 << 20, u64::MAX);
         r.syn(99);
         let got = run(
             &mut r,
@@ -314,7 +328,7 @@ mod tests {
 
     #[test]
     fn too_much_behind_a_hole_skips_it() {
-        let mut r = Reassembler::new(4);
+        let mut r = Reassembler::new(4, u64::MAX);
         r.syn(0);
         let got = run(&mut r, &[(1, b"a"), (5, b"efg"), (8, b"hij")]);
         assert_eq!(
@@ -331,7 +345,7 @@ mod tests {
 
     #[test]
     fn snaplen_hole_is_a_gap_and_fin_finishes() {
-        let mut r = Reassembler::new(1 << 20);
+        let mut r = Reassembler::new(1 << 20, u64::MAX);
         r.syn(0);
         let mut got = Vec::new();
         let mut push = |e: Event<'_>| {
@@ -354,8 +368,27 @@ mod tests {
     }
 
     #[test]
+    fn hole_waits_only_so_long_in_packet_time() {
+        let mut r = Reassembler::new(1 << 20, 1_000);
+        r.syn(0);
+        let mut got = Vec::new();
+        r.segment(3, b"c", 0, false, 10, &mut |e| {
+            got.push(matches!(e, Event::Gap(_)))
+        });
+        r.segment(4, b"d", 0, false, 500, &mut |e| {
+            got.push(matches!(e, Event::Gap(_)))
+        });
+        assert!(got.is_empty());
+        r.segment(5, b"e", 0, false, 1_011, &mut |e| {
+            got.push(matches!(e, Event::Gap(_)))
+        });
+        assert_eq!(got, [true, false, false, false]);
+        assert_eq!(r.counts.forced_gaps, 1);
+    }
+
+    #[test]
     fn far_ahead_is_out_of_window() {
-        let mut r = Reassembler::new(1 << 20);
+        let mut r = Reassembler::new(1 << 20, u64::MAX);
         r.syn(0);
         assert!(run(&mut r, &[(1 << 31, b"x")]).is_empty());
         assert_eq!(r.counts.out_of_window_bytes, 1);

@@ -1,13 +1,39 @@
 //! A whole capture run: packets from an engine through [`Capture`] into a `.gor`
 //! recording, which appears under its name only when the run completes.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::error::CaptureError;
 use super::pcap::{self, FileStats};
 use super::{Capture, CaptureStats, Limits};
-use crate::recording::{GorWriter, RecordingError};
+use crate::recording::{Exchange, GorWriter, RecordKind, RecordingError};
+
+/// Exchanges held back to write them in order of their start: they finish in another
+/// order (a long download finishes after many short requests that began later).
+const REORDER: usize = 4096;
+
+/// An exchange ordered by start time, then by arrival.
+struct ByStart(u64, u64, Exchange);
+
+impl PartialEq for ByStart {
+    fn eq(&self, other: &Self) -> bool {
+        (self.0, self.1) == (other.0, other.1)
+    }
+}
+impl Eq for ByStart {}
+impl PartialOrd for ByStart {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for ByStart {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.0, self.1).cmp(&(other.0, other.1))
+    }
+}
 
 /// What to capture and where to write it.
 #[derive(Debug, Clone)]
@@ -66,6 +92,8 @@ impl fmt::Display for Report {
 /// The recording being written.
 pub(crate) struct Sink {
     gor: GorWriter,
+    held: BinaryHeap<Reverse<ByStart>>,
+    arrivals: u64,
     max: u64,
     written: u64,
     unrepresentable: u64,
@@ -76,6 +104,8 @@ impl Sink {
     pub(crate) fn create(path: &Path, max: Option<u64>) -> Result<Self, CaptureError> {
         Ok(Self {
             gor: GorWriter::create(path)?,
+            held: BinaryHeap::new(),
+            arrivals: 0,
             max: max.unwrap_or(u64::MAX),
             written: 0,
             unrepresentable: 0,
@@ -83,25 +113,69 @@ impl Sink {
         })
     }
 
-    /// Whether `--max-exchanges` is reached.
+    /// Whether `--max-exchanges` is reached (counting those held for ordering).
     pub(crate) fn is_full(&self) -> bool {
-        self.written >= self.max
+        self.written + self.held.len() as u64 >= self.max
     }
 
-    /// Writes what the capture finished.
+    /// Takes what the capture finished; writes the oldest once enough are held.
     pub(crate) fn drain(&mut self, cap: &mut Capture) -> Result<(), CaptureError> {
         for ex in cap.take_exchanges() {
             if self.is_full() {
                 self.over_limit += 1;
                 continue;
             }
-            match self.gor.write_exchange(&ex.exchange) {
-                Ok(()) => self.written += 1,
-                Err(RecordingError::Unrepresentable { .. }) => self.unrepresentable += 1,
-                Err(e) => return Err(e.into()),
+            self.arrivals += 1;
+            self.held.push(Reverse(ByStart(
+                ex.exchange.start_ns,
+                self.arrivals,
+                ex.exchange,
+            )));
+            if self.held.len() > REORDER {
+                self.write_oldest()?;
             }
         }
         Ok(())
+    }
+
+    fn write_oldest(&mut self) -> Result<(), CaptureError> {
+        let Some(Reverse(ByStart(_, _, ex))) = self.held.pop() else {
+            return Ok(());
+        };
+        match self.write(&ex) {
+            Ok(()) => self.written += 1,
+            Err(RecordingError::Unrepresentable { .. }) => self.unrepresentable += 1,
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
+    /// The response record goes first: a reader that pairs by id then has it waiting when
+    /// the request comes, however far the request is from its neighbours in time.
+    fn write(&mut self, ex: &Exchange) -> Result<(), RecordingError> {
+        if !crate::recording::gor::is_representable(&ex.request)
+            || ex
+                .response
+                .as_ref()
+                .is_some_and(|r| !crate::recording::gor::is_representable(&r.bytes))
+        {
+            return Err(RecordingError::Unrepresentable {
+                file: String::new(),
+                id: ex.id.clone(),
+                reason: "the payload contains the record separator",
+            });
+        }
+        if let Some(res) = &ex.response {
+            self.gor.write_record(
+                RecordKind::Response,
+                &ex.id,
+                ex.start_ns.saturating_add(res.latency_ns),
+                res.latency_ns,
+                &res.bytes,
+            )?;
+        }
+        self.gor
+            .write_record(RecordKind::Request, &ex.id, ex.start_ns, 0, &ex.request)
     }
 
     pub(crate) fn finish(
@@ -111,6 +185,9 @@ impl Sink {
     ) -> Result<Report, CaptureError> {
         cap.finish();
         self.drain(&mut cap)?;
+        while !self.held.is_empty() {
+            self.write_oldest()?;
+        }
         let output = self.gor.finish()?;
         Ok(Report {
             stats: cap.stats().clone(),
