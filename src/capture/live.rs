@@ -25,6 +25,8 @@ const SNAPLEN: usize = 256 * 1024;
 /// How often a blocked read wakes to check for Ctrl-C and the deadline; after a stop,
 /// this long without a packet means the queue is empty.
 const WAKE: Duration = Duration::from_millis(100);
+/// `PACKET_IGNORE_OUTGOING` from linux/if_packet.h.
+const PACKET_IGNORE_OUTGOING: i32 = 23;
 /// Longest time spent reading what queued before a stop.
 const DRAIN: Duration = Duration::from_secs(30);
 
@@ -125,6 +127,13 @@ impl PacketSocket {
             .is_err()
         {
             let _ = sock.setsockopt(libc::SOL_SOCKET, libc::SO_RCVBUF, &size);
+        }
+        // On loopback every packet passes twice; ask the kernel not to hand over the
+        // outgoing copy (Linux 4.20+). Where it cannot, `recv` still skips it.
+        let loopback = std::fs::read_to_string(format!("/sys/class/net/{interface}/type"))
+            .is_ok_and(|t| t.trim() == libc::ARPHRD_LOOPBACK.to_string());
+        if loopback {
+            let _ = sock.setsockopt(libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &1i32);
         }
         // Drop what queued before the bind completed, then reset the drop counter.
         let _ = sock.kernel_drops();
