@@ -106,9 +106,12 @@ struct CaptureArgs {
     /// Stop after writing N exchanges.
     #[arg(long, value_name = "N")]
     max_exchanges: Option<u64>,
-    /// Live capture engine.
+    /// Live capture engine (libpcap needs the `libpcap` cargo feature).
     #[arg(long, value_enum, default_value_t = Engine::AfPacket)]
     engine: Engine,
+    /// libpcap engine: BPF filter (default: `tcp port P` for each --port).
+    #[arg(long, value_name = "EXPR")]
+    bpf: Option<String>,
     /// Live: print the counters to stderr every SECONDS.
     #[arg(long, value_name = "SECONDS")]
     stats: Option<u64>,
@@ -432,6 +435,7 @@ async fn capture(args: CaptureArgs) -> Outcome {
             duration: args.duration,
             stats_every: args.stats.map(Duration::from_secs),
             libpcap: matches!(args.engine, Engine::Libpcap),
+            bpf: args.bpf.clone(),
         };
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();

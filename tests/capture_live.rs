@@ -388,3 +388,44 @@ fn tcpdump_files_are_read_by_capture_pcap() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(exchanges(&inspect(&out)), answered.load(Ordering::SeqCst));
 }
+
+#[cfg(not(feature = "libpcap"))]
+#[test]
+fn libpcap_engine_without_the_feature_says_how_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.gor");
+    let o = run(&[
+        "capture",
+        "--engine",
+        "libpcap",
+        "--interface",
+        "lo",
+        "--port",
+        "1",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--features libpcap"), "{}", stderr(&o));
+    assert!(!out.exists());
+}
+
+#[cfg(feature = "libpcap")]
+#[test]
+fn libpcap_engine_captures_a_conversation() {
+    if !can_capture("libpcap_engine_captures_a_conversation") {
+        return;
+    }
+    let (port, answered) = special_server();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("lp.gor");
+    let cap = LiveCapture::start(port, &out, &["--engine", "libpcap"]);
+    let mut c = Client::connect(port);
+    for path in ["/a", "/chunked", "/204", "/big"] {
+        c.get("GET", path);
+    }
+    drop(c);
+    let (code, text) = cap.stop();
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(exchanges(&inspect(&out)), answered.load(Ordering::SeqCst));
+}

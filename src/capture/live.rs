@@ -40,6 +40,8 @@ pub struct LiveOptions {
     pub stats_every: Option<Duration>,
     /// Use libpcap instead of AF_PACKET (needs the `libpcap` cargo feature).
     pub libpcap: bool,
+    /// libpcap only: the BPF filter (default: the captured TCP ports).
+    pub bpf: Option<String>,
 }
 
 /// One packet read from the socket.
@@ -256,38 +258,115 @@ fn now_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// One packet handed over by an engine.
+pub(crate) struct LivePacket<'a> {
+    pub link: LinkType,
+    pub ts_ns: u64,
+    pub data: &'a [u8],
+    pub orig_len: u32,
+}
+
+/// A live packet engine: AF_PACKET here, libpcap behind its feature.
+pub(crate) trait Engine {
+    /// The next packet of interest; `Ok(None)` when none came within a short wait.
+    fn next_packet(&mut self) -> Result<Option<LivePacket<'_>>, CaptureError>;
+    /// Packets the kernel dropped since the last call.
+    fn kernel_drops(&mut self) -> u64;
+}
+
+/// The AF_PACKET engine: the socket and its read buffer.
+struct AfPacket {
+    sock: PacketSocket,
+    buf: Vec<u8>,
+    /// Packets of link types that cannot be decoded, skipped.
+    unknown_link: u64,
+}
+
+impl Engine for AfPacket {
+    fn next_packet(&mut self) -> Result<Option<LivePacket<'_>>, CaptureError> {
+        // Skipped packets do not end the wait: only a timeout does.
+        loop {
+            let got = self
+                .sock
+                .recv(&mut self.buf)
+                .map_err(|source| CaptureError::Live {
+                    interface: self.sock.interface.clone(),
+                    what: "read failed",
+                    source,
+                })?;
+            let Some(p) = got else { return Ok(None) };
+            if p.outgoing {
+                continue;
+            }
+            let Some(link) = p.link else {
+                self.unknown_link += 1;
+                continue;
+            };
+            return Ok(Some(LivePacket {
+                link,
+                ts_ns: p.ts_ns,
+                data: self.buf.get(..p.len).unwrap_or_default(),
+                orig_len: u32::try_from(p.orig_len).unwrap_or(u32::MAX),
+            }));
+        }
+    }
+
+    fn kernel_drops(&mut self) -> u64 {
+        self.sock.kernel_drops()
+    }
+}
+
 /// Captures live until `stop` is set, the duration passes or `--max-exchanges` is reached,
 /// then flushes every pending exchange and closes the recording.
 ///
 /// # Errors
-/// The socket cannot be opened (interface, permissions), a read fails, or the recording
-/// cannot be written.
+/// The engine cannot start (interface, permissions, engine not built in), a read fails,
+/// or the recording cannot be written.
 pub fn run(live: &LiveOptions, opts: &Options, stop: &AtomicBool) -> Result<Report, CaptureError> {
     if live.libpcap {
+        #[cfg(feature = "libpcap")]
+        {
+            let mut engine = super::libpcap::Libpcap::open(live, &opts.ports)?;
+            return run_engine(&mut engine, live, opts, stop);
+        }
+        #[cfg(not(feature = "libpcap"))]
         return Err(CaptureError::Live {
             interface: live.interface.clone(),
             what: "the libpcap engine is not built in (rebuild with --features libpcap)",
             source: io::Error::from(io::ErrorKind::Unsupported),
         });
     }
-    let sock = PacketSocket::open(&live.interface)?;
+    let mut engine = AfPacket {
+        sock: PacketSocket::open(&live.interface)?,
+        buf: vec![0u8; SNAPLEN],
+        unknown_link: 0,
+    };
+    let report = run_engine(&mut engine, live, opts, stop);
+    report.map(|mut r| {
+        r.stats.not_ip += engine.unknown_link;
+        r
+    })
+}
+
+/// The capture loop over any engine.
+fn run_engine(
+    engine: &mut impl Engine,
+    live: &LiveOptions,
+    opts: &Options,
+    stop: &AtomicBool,
+) -> Result<Report, CaptureError> {
     let mut sink = Sink::create(&opts.output, opts.max_exchanges)?;
     let mut cap = Capture::new(opts.ports.clone(), opts.limits.clone());
-    let mut buf = vec![0u8; SNAPLEN];
     let started = Instant::now();
     let mut next_stats = live.stats_every.map(|d| started + d);
-    let mut unknown_link = 0u64;
     // Tests and scripts wait for this line: from here on every packet is seen.
-    eprintln!(
-        "capturing on {} for ports {:?}",
-        sock.interface(),
-        opts.ports
-    );
-    // After a stop, what already sits in the socket queue was on the wire before the
-    // stop: read it until the queue is empty, for at most DRAIN.
+    eprintln!("capturing on {} for ports {:?}", live.interface, opts.ports);
+    // After a stop, what already sits in the queue was on the wire before the stop: read
+    // it until the queue is empty, for at most DRAIN.
     let mut draining: Option<Instant> = None;
     // Kernel timestamps share this clock: a packet stamped after the stop is not drained.
     let mut stop_ns = u64::MAX;
+    let mut last_packet = Instant::now();
     while !sink.is_full() {
         let now = Instant::now();
         match draining {
@@ -305,43 +384,24 @@ pub fn run(live: &LiveOptions, opts: &Options, stop: &AtomicBool) -> Result<Repo
         }
         if let (Some(at), Some(every)) = (next_stats, live.stats_every) {
             if now >= at {
-                cap.stats_mut().kernel_drops += sock.kernel_drops();
+                cap.stats_mut().kernel_drops += engine.kernel_drops();
                 eprint!("{}", cap.stats());
                 next_stats = Some(at + every);
             }
         }
-        let got = sock.recv(&mut buf).map_err(|source| CaptureError::Live {
-            interface: live.interface.clone(),
-            what: "read failed",
-            source,
-        })?;
-        let Some(p) = got else {
-            if draining.is_some() {
+        let Some(p) = engine.next_packet()? else {
+            if draining.is_some() && last_packet.elapsed() >= WAKE {
                 break;
             }
             continue;
         };
+        last_packet = Instant::now();
         if p.ts_ns > stop_ns {
             break;
         }
-        if p.outgoing {
-            continue;
-        }
-        let Some(link) = p.link else {
-            unknown_link += 1;
-            continue;
-        };
-        let data = buf.get(..p.len).unwrap_or_default();
-        cap.packet(
-            link,
-            p.ts_ns,
-            data,
-            u32::try_from(p.orig_len).unwrap_or(u32::MAX),
-        );
+        cap.packet(p.link, p.ts_ns, p.data, p.orig_len);
         sink.drain(&mut cap)?;
     }
-    cap.stats_mut().kernel_drops += sock.kernel_drops();
-    cap.stats_mut().not_ip += unknown_link;
-    drop(sock);
+    cap.stats_mut().kernel_drops += engine.kernel_drops();
     sink.finish(cap, None)
 }

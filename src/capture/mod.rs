@@ -14,6 +14,8 @@
 pub mod connection;
 pub mod decode;
 mod error;
+#[cfg(feature = "libpcap")]
+pub mod libpcap;
 #[cfg(target_os = "linux")]
 pub mod live;
 pub mod message;
