@@ -5,6 +5,7 @@
 //! [`observation::Observation`], observations are compared per route into a verdict, and the
 //! verdict is rendered as a report with an exit code.
 
+pub mod capture;
 pub mod cli;
 pub mod compare;
 mod demo;

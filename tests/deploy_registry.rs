@@ -3,6 +3,8 @@
 //! authentication flows against small in-process registries that demand a bearer token or
 //! basic auth.
 
+mod common;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, StatusCode};
@@ -32,12 +34,14 @@ fn free_port() -> u16 {
 /// A `docker-registry` on a free loopback port, or None (with the reason printed) when the
 /// package is not installed.
 fn start_registry(test: &str) -> Option<Registry> {
-    let Ok(path) = which("docker-registry") else {
-        eprintln!(
-            "skipping {test}: docker-registry is not installed (apt-get install docker-registry)"
-        );
+    let path = which("docker-registry");
+    if !common::available(
+        &format!("{test}: docker-registry (apt-get install docker-registry)"),
+        path.is_ok(),
+    ) {
         return None;
-    };
+    }
+    let Ok(path) = path else { return None };
     let dir = tempfile::tempdir().unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
     let config = dir.path().join("config.yml");

@@ -1,0 +1,301 @@
+//! One TCP connection to a captured server port: two reassembled directions, two message
+//! readers, and the pairing of requests with responses by their order on the connection.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use super::decode::Segment;
+use super::message::{Head, Message, Reader, Side, Step};
+use super::reassembly::{Event, Reassembler};
+use super::{CaptureStats, CapturedExchange, Limits};
+use crate::recording::{new_id, Exchange, RecordedResponse};
+
+/// A connection between a client and a captured server.
+#[derive(Debug)]
+pub struct Connection {
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    up: Reassembler,
+    down: Reassembler,
+    req: Reader,
+    res: Reader,
+    /// Whole requests waiting for their responses, oldest first (pipelining).
+    queue: VecDeque<Message>,
+    /// Packet time of the last segment, for the idle timeout.
+    pub last_ns: u64,
+    /// Joined after its start: heads are looked for, and responses to requests
+    /// before the join are skipped.
+    midstream: bool,
+    up_done: bool,
+    down_done: bool,
+    max_message: usize,
+    /// Initial sequence number of the client's SYN, when seen.
+    client_isn: Option<u32>,
+}
+
+impl Connection {
+    /// A connection first seen with `seg`; `syn` says its start was seen.
+    pub fn new(client: SocketAddr, server: SocketAddr, syn: bool, limits: &Limits) -> Self {
+        let mut res = Reader::new(Side::Response, syn, limits.max_message_bytes);
+        if !syn {
+            // Nothing the server sends before the first request we see can be paired.
+            res.min_start_ns = u64::MAX;
+        }
+        Self {
+            client,
+            server,
+            up: Reassembler::new(limits.max_pending_bytes, limits.hole_timeout_ns),
+            down: Reassembler::new(limits.max_pending_bytes, limits.hole_timeout_ns),
+            req: Reader::new(Side::Request, syn, limits.max_message_bytes),
+            res,
+            queue: VecDeque::new(),
+            last_ns: 0,
+            midstream: !syn,
+            up_done: false,
+            down_done: false,
+            max_message: limits.max_message_bytes,
+            client_isn: None,
+        }
+    }
+
+    /// Whether a client SYN with `isn` starts a new connection on this 4-tuple (port
+    /// reuse) rather than repeating this one's SYN.
+    pub fn is_new_syn(&self, isn: u32) -> bool {
+        self.client_isn.is_some_and(|mine| mine != isn)
+            || (self.client_isn.is_none() && self.up.is_started())
+    }
+
+    /// Whether both directions ended: the connection can be forgotten.
+    pub fn is_closed(&self) -> bool {
+        self.up_done && self.down_done
+    }
+
+    /// Bytes this connection holds in memory.
+    pub fn buffered(&self) -> usize {
+        self.up.pending_bytes()
+            + self.down.pending_bytes()
+            + self.req.buffered()
+            + self.res.buffered()
+            + self.queue.iter().map(|m| m.bytes.len()).sum::<usize>()
+    }
+
+    /// Feeds one segment, `to_server` telling its direction; finished exchanges go to `out`.
+    pub fn segment(
+        &mut self,
+        seg: &Segment<'_>,
+        to_server: bool,
+        ts_ns: u64,
+        out: &mut Vec<CapturedExchange>,
+        stats: &mut CaptureStats,
+    ) {
+        self.last_ns = self.last_ns.max(ts_ns);
+        let (stream, reader) = if to_server {
+            (&mut self.up, &mut self.req)
+        } else {
+            (&mut self.down, &mut self.res)
+        };
+        if seg.syn {
+            stream.syn(seg.seq);
+            if to_server {
+                self.client_isn.get_or_insert(seg.seq);
+            }
+        }
+        let seq = if seg.syn {
+            seg.seq.wrapping_add(1)
+        } else {
+            seg.seq
+        };
+        stream.segment(
+            seq,
+            seg.payload,
+            seg.missing,
+            seg.fin,
+            ts_ns,
+            &mut |e| match e {
+                Event::Data(d, ts) => reader.push(d, ts),
+                Event::Gap(n) => reader.gap(n),
+            },
+        );
+        self.pump(out, stats);
+        if seg.rst {
+            self.end(false, out, stats);
+            return;
+        }
+        if !self.up_done && self.up.is_finished() {
+            self.up_done = true;
+            if let Some(m) = self.req.finish(true) {
+                self.request(m, stats);
+            }
+            self.pump(out, stats);
+        }
+        if !self.down_done && self.down.is_finished() {
+            self.down_done = true;
+            if let Some(m) = self.res.finish(true) {
+                self.response(m, out, stats);
+            }
+            self.pump(out, stats);
+        }
+        if self.is_closed() {
+            self.unanswered(out, stats);
+        }
+    }
+
+    /// The connection ends without a FIN on every side (RST, idle, end of the capture):
+    /// holes are skipped, what is in progress is handed out cut short, and requests
+    /// still waiting are written without a response.
+    pub fn end(&mut self, clean: bool, out: &mut Vec<CapturedExchange>, stats: &mut CaptureStats) {
+        let (up, req) = (&mut self.up, &mut self.req);
+        up.flush(&mut |e| match e {
+            Event::Data(d, ts) => req.push(d, ts),
+            Event::Gap(n) => req.gap(n),
+        });
+        let (down, res) = (&mut self.down, &mut self.res);
+        down.flush(&mut |e| match e {
+            Event::Data(d, ts) => res.push(d, ts),
+            Event::Gap(n) => res.gap(n),
+        });
+        self.pump(out, stats);
+        if !self.up_done {
+            self.up_done = true;
+            if let Some(m) = self.req.finish(clean) {
+                self.request(m, stats);
+            }
+            self.pump(out, stats);
+        }
+        if !self.down_done {
+            self.down_done = true;
+            if let Some(m) = self.res.finish(clean) {
+                self.response(m, out, stats);
+            }
+        }
+        self.unanswered(out, stats);
+    }
+
+    /// Adds what the connection's parts counted to `stats`; call once, when it is dropped.
+    pub fn count_into(&self, stats: &mut CaptureStats) {
+        for r in [&self.up, &self.down] {
+            stats.duplicate_bytes += r.counts.duplicate_bytes;
+            stats.out_of_window_bytes += r.counts.out_of_window_bytes;
+            stats.gap_bytes += r.counts.gap_bytes;
+            stats.forced_gaps += r.counts.forced_gaps;
+        }
+        for r in [&self.req, &self.res] {
+            stats.non_http_bytes += r.counts.skipped_bytes;
+            stats.resyncs += r.counts.resyncs;
+            stats.lost_messages += r.counts.lost_messages;
+            stats.too_large += r.counts.too_large;
+            stats.tunnel_bytes += r.counts.tunnel_bytes;
+        }
+    }
+
+    /// Frames and pairs as far as the bytes allow.
+    fn pump(&mut self, out: &mut Vec<CapturedExchange>, stats: &mut CaptureStats) {
+        loop {
+            while let Step::Message(m) = self.req.step(None) {
+                self.request(m, stats);
+            }
+            let method = self
+                .queue
+                .front()
+                .and_then(|m| match &m.head {
+                    Head::Request(h) => Some(h.method.clone()),
+                    Head::Response(_) => None,
+                })
+                .or_else(|| self.req.partial_request().map(|h| h.method.clone()));
+            match self.res.step(method.as_deref()) {
+                Step::Message(m) => self.response(m, out, stats),
+                Step::Interim => stats.interim_responses += 1,
+                Step::NeedMethod => {
+                    if self.res.buffered() > self.max_message {
+                        // Responses nobody asked for pile up: let them go, counted.
+                        stats.orphan_responses += 1;
+                        self.res.drop_buffered();
+                    }
+                    return;
+                }
+                Step::Pending => return,
+            }
+        }
+    }
+
+    fn request(&mut self, m: Message, stats: &mut CaptureStats) {
+        if self.midstream && self.res.min_start_ns == u64::MAX {
+            self.res.min_start_ns = m.first_ns;
+        }
+        let _ = stats;
+        self.queue.push_back(m);
+    }
+
+    fn response(&mut self, m: Message, out: &mut Vec<CapturedExchange>, stats: &mut CaptureStats) {
+        let request = match self.queue.pop_front() {
+            Some(r) => r,
+            None => match self.req.take_partial() {
+                // The server answered before the request body was finished.
+                Some(r) => r,
+                None => {
+                    stats.orphan_responses += 1;
+                    return;
+                }
+            },
+        };
+        if let (Head::Request(req), Head::Response(res)) = (&request.head, &m.head) {
+            if res.status == 101 || (req.method == "CONNECT" && (200..300).contains(&res.status)) {
+                self.req.enter_tunnel();
+                self.res.enter_tunnel();
+            }
+        }
+        self.emit(request, Some(m), out, stats);
+    }
+
+    /// Requests that will get no response: written as they are, counted.
+    fn unanswered(&mut self, out: &mut Vec<CapturedExchange>, stats: &mut CaptureStats) {
+        while let Some(r) = self.queue.pop_front() {
+            stats.unanswered += 1;
+            self.emit(r, None, out, stats);
+        }
+    }
+
+    fn emit(
+        &self,
+        request: Message,
+        response: Option<Message>,
+        out: &mut Vec<CapturedExchange>,
+        stats: &mut CaptureStats,
+    ) {
+        let Head::Request(request_head) = request.head else {
+            return;
+        };
+        let response_truncated = response.as_ref().is_some_and(|m| m.truncated);
+        let last_ns = response
+            .as_ref()
+            .map(|m| m.last_ns.saturating_sub(request.first_ns));
+        let response = response.and_then(|m| match m.head {
+            Head::Response(head) => Some(RecordedResponse {
+                bytes: Bytes::from(m.bytes),
+                head,
+                latency_ns: m.first_ns.saturating_sub(request.first_ns),
+            }),
+            Head::Request(_) => None,
+        });
+        if request.truncated || response_truncated {
+            stats.truncated_exchanges += 1;
+        }
+        stats.exchanges += 1;
+        out.push(CapturedExchange {
+            exchange: Exchange {
+                id: new_id(),
+                start_ns: request.first_ns,
+                request: Bytes::from(request.bytes),
+                request_head,
+                response,
+            },
+            request_truncated: request.truncated,
+            response_truncated,
+            latency_last_byte_ns: last_ns,
+            client: self.client,
+            server: self.server,
+        });
+    }
+}
