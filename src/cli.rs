@@ -1281,42 +1281,36 @@ async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Track) -> Outc
     Ok(Exit::Pass)
 }
 
-async fn rollback(args: &ServiceArgs) -> Outcome {
+/// Runs one cluster operation on the service `args` names, with its config and cluster.
+async fn service_op(
+    args: &ServiceArgs,
+    op: impl AsyncFnOnce(
+        &crate::deploy::ops::Target,
+        &crate::deploy::config::ServiceConfig,
+        &crate::deploy::ops::Settings,
+    ) -> Result<serde_json::Value, crate::deploy::ops::OpError>,
+) -> Result<serde_json::Value, Failure> {
     let config = load_deploy_config(&args.config)?;
     let service = config.service(&args.service).map_err(Failure::bad_input)?;
-    let outcome = crate::deploy::ops::rollback(
+    op(
         &target(&args.cluster),
         service,
         &settings(&args.config, &args.cluster),
     )
     .await
-    .map_err(op_failure)?;
-    print_outcome(&outcome)
+    .map_err(op_failure)
+}
+
+async fn rollback(args: &ServiceArgs) -> Outcome {
+    print_outcome(&service_op(args, crate::deploy::ops::rollback).await?)
 }
 
 async fn promote(args: &ServiceArgs) -> Outcome {
-    let config = load_deploy_config(&args.config)?;
-    let service = config.service(&args.service).map_err(Failure::bad_input)?;
-    let outcome = crate::deploy::ops::promote(
-        &target(&args.cluster),
-        service,
-        &settings(&args.config, &args.cluster),
-    )
-    .await
-    .map_err(op_failure)?;
-    print_outcome(&outcome)
+    print_outcome(&service_op(args, crate::deploy::ops::promote).await?)
 }
 
 async fn deploy_status(args: &ServiceArgs) -> Outcome {
-    let config = load_deploy_config(&args.config)?;
-    let service = config.service(&args.service).map_err(Failure::bad_input)?;
-    let outcome = crate::deploy::ops::status(
-        &target(&args.cluster),
-        service,
-        &settings(&args.config, &args.cluster),
-    )
-    .await
-    .map_err(op_failure)?;
+    let outcome = service_op(args, crate::deploy::ops::status).await?;
     for s in outcome["workloads"].as_array().into_iter().flatten() {
         let text = |key: &str| s[key].as_str().unwrap_or("-").to_owned();
         println!(
