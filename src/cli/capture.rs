@@ -1,0 +1,106 @@
+//! `nprt capture`: pcap/pcapng files or a live interface to a `.gor` recording, on top of
+//! [`crate::capture`].
+
+use super::*;
+
+#[derive(Debug, Args)]
+pub(super) struct CaptureArgs {
+    /// Read packets from this pcap or pcapng file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "interface",
+        conflicts_with = "interface"
+    )]
+    pcap: Option<PathBuf>,
+    /// Capture live on this interface (needs root or CAP_NET_RAW), e.g. lo or eth0.
+    #[arg(long, value_name = "IF")]
+    interface: Option<String>,
+    /// Server port of the HTTP traffic to capture; give one per port.
+    #[arg(long = "port", value_name = "P", required = true)]
+    ports: Vec<u16>,
+    /// The recording to write (.gor, or .gor.gz for gzip); mode 0600.
+    #[arg(long, value_name = "REC.gor")]
+    output: PathBuf,
+    /// Live: stop after this long, e.g. 30s, 5m, 1h (default: until Ctrl-C or SIGTERM).
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Stop after writing N exchanges.
+    #[arg(long, value_name = "N")]
+    max_exchanges: Option<u64>,
+    /// Live capture engine (libpcap needs the `libpcap` cargo feature).
+    #[arg(long, value_enum, default_value_t = Engine::AfPacket)]
+    engine: Engine,
+    /// libpcap engine: BPF filter (default: `tcp port P` for each --port).
+    #[arg(long, value_name = "EXPR")]
+    bpf: Option<String>,
+    /// Live: print the counters to stderr every SECONDS.
+    #[arg(long, value_name = "SECONDS")]
+    stats: Option<u64>,
+    /// Connections tracked at once.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    max_connections: usize,
+    /// Largest message kept, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    max_message_bytes: usize,
+    /// End a connection after this many seconds without packets.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    idle_timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(super) enum Engine {
+    AfPacket,
+    Libpcap,
+}
+
+pub(super) async fn capture(args: CaptureArgs) -> Outcome {
+    use crate::capture::{run, CaptureError, Limits};
+    let opts = run::Options {
+        ports: args.ports.clone(),
+        limits: Limits {
+            max_connections: args.max_connections,
+            max_message_bytes: args.max_message_bytes,
+            idle_timeout_ns: args.idle_timeout.saturating_mul(1_000_000_000),
+            ..Limits::default()
+        },
+        output: args.output.clone(),
+        max_exchanges: args.max_exchanges,
+    };
+    let fail = |e: CaptureError| {
+        if e.is_bad_input() {
+            Failure::bad_input(e)
+        } else {
+            Failure::runtime(e)
+        }
+    };
+    let report = if let Some(path) = args.pcap {
+        tokio::task::spawn_blocking(move || run::from_file(&path, &opts))
+            .await
+            .map_err(Failure::runtime)?
+            .map_err(fail)?
+    } else {
+        let interface = args.interface.unwrap_or_default();
+        let live = crate::capture::live::LiveOptions {
+            interface,
+            duration: args.duration,
+            stats_every: args.stats.map(Duration::from_secs),
+            libpcap: matches!(args.engine, Engine::Libpcap),
+            bpf: args.bpf.clone(),
+        };
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let signal = tokio::spawn(async move {
+            shutdown_signal().await;
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let result =
+            tokio::task::spawn_blocking(move || crate::capture::live::run(&live, &opts, &stop))
+                .await
+                .map_err(Failure::runtime)?;
+        signal.abort();
+        result.map_err(fail)?
+    };
+    eprint!("{report}");
+    Ok(Exit::Pass)
+}

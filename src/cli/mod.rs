@@ -1,0 +1,613 @@
+//! The command line: parse, validate, run, and map every outcome to an exit code.
+//!
+//! Results go to stdout (or the files asked for), logs and errors to stderr.
+
+use crate::compare::summary::HistogramSummary;
+use crate::compare::{Comparison, Options as CompareOptions};
+use crate::observation::{self, Observation};
+use crate::recording::{GorReader, ReadOptions};
+use crate::replay::{
+    Filter, HeaderRule, MethodPolicy, Pacing, ReplayOptions, Rewrite, Source, Target,
+};
+use crate::report::{self, Format};
+use crate::testbed::{RouteEffect, RouteRule, TestbedConfig};
+use crate::Exit;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+mod capture;
+mod deploy;
+mod output;
+mod replay;
+
+use capture::*;
+use deploy::*;
+pub(crate) use output::{write_reports, AtomicFile};
+pub(crate) use replay::ReplayRun;
+use replay::*;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "nprt",
+    version,
+    about = "Nonfunctional production regression testing: replay real traffic to stable and canary, compare status codes and latency",
+    after_help = "Exit codes: 0 pass, 1 regression, 2 bad input or usage, 3 inconclusive, 4 target unreachable."
+)]
+struct Cli {
+    /// Log format on stderr (filter with RUST_LOG, e.g. RUST_LOG=nprt=debug).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Replay the bundled recording to a stable and a regressed canary testbed and compare them.
+    Demo(DemoArgs),
+    /// Run a configurable HTTP service that answers any path (a stand-in stable or canary).
+    Testbed(TestbedArgs),
+    /// Record HTTP exchanges from a live interface or a pcap/pcapng file into a .gor file.
+    Capture(CaptureArgs),
+    /// Count what a recording holds: exchanges, methods, routes, status codes, time span.
+    Inspect(InspectArgs),
+    /// Send every recorded request to every target and observe the answers.
+    Replay(Box<ReplayArgs>),
+    /// Compare the observations of a baseline and a candidate target.
+    Compare(CompareArgs),
+    /// Derive a judge file from an A/A run: two stable targets that got the same traffic.
+    Calibrate(CalibrateArgs),
+    /// List the services of a deploy.toml.
+    Ls(LsArgs),
+    /// Show one service's settings from a deploy.toml (secrets by reference only).
+    Show(TagsArgs),
+    /// Deploy a service's manifests at a commit as the stable release.
+    Deploy(DeployArgs),
+    /// Deploy a service at a commit as an isolated canary next to the stable release.
+    Canary(DeployArgs),
+    /// Delete a service's canary objects and wait until they are gone.
+    Rollback(ServiceArgs),
+    /// Deploy the canary's commit as the stable release, then remove the canary.
+    Promote(ServiceArgs),
+    /// Show the versions a service runs, read back from the cluster.
+    Status(ServiceArgs),
+    /// List the registry tags of a service's own (untagged) images.
+    Tags(TagsArgs),
+    /// Serve the deploy HTTP API (every call authenticated with the service's token).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Folder for the JSON report and the observations (default: a new temporary folder).
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct TestbedArgs {
+    /// Address to listen on; port 0 picks a free port (the address is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Base latency of every answer, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 0.0)]
+    latency: f64,
+    /// Random extra latency, uniform between 0 and MS.
+    #[arg(long, value_name = "MS", default_value_t = 0.0)]
+    jitter: f64,
+    /// Fraction of answers that are 500 errors (0 to 1).
+    #[arg(long, value_name = "F", default_value_t = 0.0)]
+    error_rate: f64,
+    /// Latency of one route instead of --latency, e.g. '/api/items/:id=40' or 'POST /orders=90'.
+    #[arg(long, value_name = "ROUTE=MS")]
+    route_latency: Vec<String>,
+    /// Error rate of one route instead of --error-rate, e.g. '/api/pay=0.2'.
+    #[arg(long, value_name = "ROUTE=F")]
+    route_error_rate: Vec<String>,
+    /// Serve https with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ReadArgs {
+    /// Skip malformed records (counted) instead of stopping at the first one.
+    #[arg(long)]
+    skip_bad: bool,
+}
+
+#[derive(Debug, Args)]
+struct InspectArgs {
+    /// A GoReplay recording (.gor, or .gor.gz for gzip).
+    recording: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+struct JudgeArgs {
+    /// Output format of the comparison on stdout.
+    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+    format: FormatArg,
+    /// Fewest requests per target for a verdict other than inconclusive (overrides the judge
+    /// file).
+    #[arg(long, value_name = "N")]
+    min_requests: Option<u64>,
+    /// A judge file (TOML): alpha, thresholds, route overrides, minimum samples, warm-up.
+    #[arg(long, value_name = "FILE")]
+    judge: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Text,
+    Json,
+    Html,
+    Junit,
+    Markdown,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Text => Format::Text,
+            FormatArg::Json => Format::Json,
+            FormatArg::Html => Format::Html,
+            FormatArg::Junit => Format::Junit,
+            FormatArg::Markdown => Format::Markdown,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// Observation files (NDJSON) written by `nprt replay --observations`.
+    #[arg(required = true)]
+    observations: Vec<PathBuf>,
+    /// The target the candidate is judged against.
+    #[arg(long, value_name = "NAME")]
+    baseline: String,
+    /// The target being judged.
+    #[arg(long, value_name = "NAME")]
+    candidate: String,
+    /// A second stable target: differences that also show between the two stables are
+    /// discounted.
+    #[arg(long, value_name = "NAME")]
+    noise: Option<String>,
+    /// Also run the anytime-valid sequential judge over the pairs in file order, and report
+    /// after how many pairs it would have stopped.
+    #[arg(long)]
+    sequential: bool,
+    #[command(flatten)]
+    judge: JudgeArgs,
+}
+
+#[derive(Debug, Args)]
+struct CalibrateArgs {
+    /// Observation files (NDJSON) of an A/A run.
+    #[arg(required = true)]
+    observations: Vec<PathBuf>,
+    /// One stable target.
+    #[arg(long, value_name = "NAME")]
+    baseline: String,
+    /// The other stable target, which got the same traffic.
+    #[arg(long, value_name = "NAME")]
+    noise: String,
+    /// Where to write the judge file (TOML).
+    #[arg(long, value_name = "JUDGE.toml")]
+    output: PathBuf,
+    /// How far above the A/A differences the limits go (1.5 = 50% above).
+    #[arg(long, value_name = "X", default_value_t = 1.5)]
+    margin: f64,
+    /// A judge file whose alpha, minimum samples and warm-up to keep.
+    #[arg(long, value_name = "FILE")]
+    judge: Option<PathBuf>,
+}
+
+/// A failure with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    pub exit: Exit,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub(crate) fn bad_input(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            exit: Exit::BadInput,
+            error: error.into(),
+        }
+    }
+    pub(crate) fn runtime(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            exit: Exit::Runtime,
+            error: error.into(),
+        }
+    }
+}
+
+type Outcome = Result<Exit, Failure>;
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::BadInput as i32
+            } else {
+                0 // --help, --version
+            };
+        }
+    };
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return Exit::Runtime as i32;
+        }
+    };
+    let outcome = runtime.block_on(run(cli.command));
+    // Request tasks still waiting on a hung target must not keep the process alive.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match outcome {
+        Ok(exit) => exit as i32,
+        Err(failure) => {
+            eprintln!("Error: {}", error_chain(&failure.error));
+            failure.exit as i32
+        }
+    }
+}
+
+/// The error and its causes on one line; a cause whose text the message already quotes is
+/// not repeated.
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+async fn run(command: Command) -> Outcome {
+    match command {
+        Command::Demo(args) => crate::demo::run(args.report).await,
+        Command::Testbed(args) => testbed(args).await,
+        Command::Capture(args) => capture(args).await,
+        Command::Inspect(args) => inspect(&args),
+        Command::Replay(args) => replay(*args).await,
+        Command::Compare(args) => compare(&args),
+        Command::Calibrate(args) => calibrate(&args),
+        Command::Ls(args) => deploy_ls(&args),
+        Command::Show(args) => deploy_show(&args),
+        Command::Deploy(args) => deploy(&args, crate::deploy::rewrite::Track::Stable).await,
+        Command::Canary(args) => deploy(&args, crate::deploy::rewrite::Track::Canary).await,
+        Command::Rollback(args) => rollback(&args).await,
+        Command::Promote(args) => promote(&args).await,
+        Command::Status(args) => deploy_status(&args).await,
+        Command::Tags(args) => deploy_tags(&args).await,
+        Command::Serve(args) => serve(&args).await,
+    }
+}
+
+async fn testbed(args: TestbedArgs) -> Outcome {
+    let mut routes = Vec::new();
+    for text in &args.route_latency {
+        routes.push(
+            RouteRule::parse(text, RouteEffect::LatencyMs).map_err(usage("--route-latency"))?,
+        );
+    }
+    for text in &args.route_error_rate {
+        routes.push(
+            RouteRule::parse(text, RouteEffect::ErrorRate).map_err(usage("--route-error-rate"))?,
+        );
+    }
+    let config = TestbedConfig {
+        latency_ms: args.latency,
+        jitter_ms: args.jitter,
+        error_rate: args.error_rate,
+        routes,
+    };
+    config.validate().map_err(Failure::bad_input_msg)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(std::sync::Arc::new(
+            crate::tls::server_config(cert, key).map_err(Failure::bad_input)?,
+        )),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
+    let addr = listener.local_addr().map_err(Failure::runtime)?;
+    println!("nprt testbed listening on {scheme}://{addr}");
+    let _ = std::io::stdout().flush();
+    tokio::select! {
+        result = crate::testbed::serve(listener, config, tls) => result.map_err(Failure::runtime)?,
+        () = shutdown_signal() => {}
+    }
+    Ok(Exit::Pass)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+impl Failure {
+    fn bad_input_msg(message: String) -> Self {
+        Failure::bad_input(anyhow::anyhow!(message))
+    }
+}
+
+fn usage(option: &'static str) -> impl Fn(String) -> Failure {
+    move |message| Failure::bad_input(anyhow::anyhow!("{option} {message}"))
+}
+
+fn open_recording(path: &Path, read: &ReadArgs) -> Result<GorReader, Failure> {
+    let options = ReadOptions {
+        skip_bad: read.skip_bad,
+        ..ReadOptions::default()
+    };
+    GorReader::open(path, options).map_err(Failure::bad_input)
+}
+
+/// Parses `30s`, `5m`, `1h`, `250ms` or a plain number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 30s, 5m, 1h or 500ms"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}`: use ms, s, m or h"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
+}
+
+fn inspect(args: &InspectArgs) -> Outcome {
+    let mut reader = open_recording(&args.recording, &args.read)?;
+    let mut summary = crate::recording::Summary::default();
+    for exchange in reader.by_ref() {
+        summary.add(&exchange.map_err(Failure::bad_input)?);
+    }
+    let summary = summary.finish(reader.stats());
+    let text = if args.json {
+        serde_json::to_string_pretty(&summary).map_err(Failure::runtime)? + "\n"
+    } else {
+        summary.to_string()
+    };
+    print!("{text}");
+    Ok(Exit::Pass)
+}
+
+fn new_comparison(
+    baseline: &str,
+    candidate: &str,
+    judge: &JudgeArgs,
+) -> Result<Comparison, Failure> {
+    let mut options = CompareOptions::new(baseline, candidate);
+    if let Some(path) = &judge.judge {
+        options = read_judge_file(path, options)?;
+    }
+    if let Some(n) = judge.min_requests {
+        options.min_requests = n;
+    }
+    Comparison::new(options).map_err(Failure::bad_input)
+}
+
+/// Reads a judge file on top of `base`; any problem is bad input naming the file and line.
+fn read_judge_file(path: &Path, base: CompareOptions) -> Result<CompareOptions, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failure::bad_input(anyhow::anyhow!(
+            "cannot read judge file {}: {e}",
+            path.display()
+        ))
+    })?;
+    crate::compare::judge_file::parse(&text, base).map_err(|e| {
+        Failure::bad_input(anyhow::anyhow!(
+            "{}:{}:{}: {}",
+            path.display(),
+            e.line,
+            e.column,
+            e.message
+        ))
+    })
+}
+
+fn compare(args: &CompareArgs) -> Outcome {
+    let mut comparison = new_comparison(&args.baseline, &args.candidate, &args.judge)?;
+    if args.noise.is_some() || args.sequential {
+        let mut options = comparison.options().clone();
+        options.noise = args.noise.clone();
+        if args.sequential {
+            options.sequential = Some(crate::compare::sequential::SequentialOptions {
+                alpha: options.alpha,
+                ..Default::default()
+            });
+        }
+        comparison = Comparison::new(options).map_err(Failure::bad_input)?;
+    }
+    feed_files(&mut comparison, &args.observations)?;
+    let (baseline, candidate) = comparison.requests();
+    for (name, count) in [(&args.baseline, baseline), (&args.candidate, candidate)] {
+        if count == 0 {
+            return Err(no_observations(&comparison, name, &args.observations));
+        }
+    }
+    let verdict = comparison.verdict();
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    print!(
+        "{}",
+        report::render_for(&verdict, args.judge.format.into(), tty)
+    );
+    Ok(verdict.exit())
+}
+
+fn no_observations(comparison: &Comparison, name: &str, paths: &[PathBuf]) -> Failure {
+    let others: Vec<&str> = comparison.ignored_targets().collect();
+    Failure::bad_input(anyhow::anyhow!(
+        "no observation of target `{name}` in {}; other targets found: {}",
+        join_paths(paths),
+        if others.is_empty() {
+            "none".to_owned()
+        } else {
+            others.join(", ")
+        }
+    ))
+}
+
+fn calibrate(args: &CalibrateArgs) -> Outcome {
+    if !(args.margin.is_finite() && args.margin >= 1.0) {
+        return Err(Failure::bad_input_msg(format!(
+            "--margin must be a number ≥ 1, got {}",
+            args.margin
+        )));
+    }
+    let judge = JudgeArgs {
+        format: FormatArg::Text,
+        min_requests: None,
+        judge: args.judge.clone(),
+    };
+    let mut comparison = new_comparison(&args.baseline, &args.noise, &judge)?;
+    feed_files(&mut comparison, &args.observations)?;
+    let (baseline, noise) = comparison.requests();
+    for (name, count) in [(&args.baseline, baseline), (&args.noise, noise)] {
+        if count == 0 {
+            return Err(no_observations(&comparison, name, &args.observations));
+        }
+    }
+    let verdict = comparison.verdict();
+    if verdict.outcome == crate::compare::Outcome::Inconclusive {
+        eprintln!("Error: too few requests to calibrate; nothing written");
+        for note in &verdict.notes {
+            eprintln!("  {note}");
+        }
+        return Ok(Exit::Inconclusive);
+    }
+    let text = crate::compare::calibrate::judge_file(&verdict, args.margin);
+    let mut file = AtomicFile::create(&args.output)?;
+    file.writer()
+        .write_all(text.as_bytes())
+        .map_err(Failure::runtime)?;
+    file.commit()?;
+    print!("{text}");
+    eprintln!("judge file written to {}", args.output.display());
+    Ok(Exit::Pass)
+}
+
+/// Whether `path` is a histogram summary (`replay --summary`) rather than observations.
+fn is_summary(path: &Path) -> Result<bool, Failure> {
+    use std::io::Read;
+    let mut start = [0u8; 64];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut start))
+        .map_err(|e| Failure::bad_input(anyhow::anyhow!("{}: {e}", path.display())))?;
+    Ok(HistogramSummary::sniff(&start[..n]))
+}
+
+/// Feeds every observation and summary of `paths` into `comparison`.
+fn feed_files(comparison: &mut Comparison, paths: &[PathBuf]) -> Result<(), Failure> {
+    let mut observation_paths = Vec::new();
+    for path in paths {
+        if is_summary(path)? {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::bad_input(anyhow::anyhow!("{}: {e}", path.display())))?;
+            let summary = HistogramSummary::from_json(&text)
+                .map_err(|e| Failure::bad_input(anyhow::anyhow!("{}: {e}", path.display())))?;
+            comparison.add_summary(&summary);
+        } else {
+            observation_paths.push(path);
+        }
+    }
+    // The files are read in turn, one line each, so that when every target has its own file
+    // (in the same exchange order) partners arrive close together and the bounded pending map
+    // of the pairing does not overflow.
+    let mut files = observation_paths
+        .into_iter()
+        .map(|path| observation::read_file(path).map_err(Failure::bad_input))
+        .collect::<Result<Vec<_>, _>>()?;
+    while !files.is_empty() {
+        let mut i = 0;
+        while i < files.len() {
+            match files[i].next() {
+                Some(obs) => {
+                    comparison.add(&obs.map_err(Failure::bad_input)?);
+                    i += 1;
+                }
+                None => {
+                    drop(files.remove(i));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn join_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
