@@ -1009,6 +1009,43 @@ pub struct Verdict {
     pub sequential: Option<SequentialReport>,
 }
 
+/// One route's numbers in report order, or the overall ones under [`OVERALL_ROUTE`]: what
+/// every renderer walks.
+#[derive(Debug, Clone, Copy)]
+pub struct Section<'a> {
+    pub route: &'a str,
+    /// Whether checks were made here (for the overall section: whether it has any).
+    pub judged: bool,
+    pub baseline: &'a TargetSummary,
+    pub candidate: &'a TargetSummary,
+    pub paired: &'a PairedSummary,
+    pub checks: &'a [Check],
+}
+
+impl Verdict {
+    /// The routes in report order, then the overall section.
+    pub fn sections(&self) -> impl Iterator<Item = Section<'_>> {
+        self.routes
+            .iter()
+            .map(|r| Section {
+                route: &r.route,
+                judged: r.judged,
+                baseline: &r.baseline,
+                candidate: &r.candidate,
+                paired: &r.paired,
+                checks: &r.checks,
+            })
+            .chain([Section {
+                route: OVERALL_ROUTE,
+                judged: !self.overall.checks.is_empty(),
+                baseline: &self.overall.baseline,
+                candidate: &self.overall.candidate,
+                paired: &self.overall.paired,
+                checks: &self.overall.checks,
+            }])
+    }
+}
+
 /// What the sequential judge decided over the pairs, in the order they formed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SequentialReport {

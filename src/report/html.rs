@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use crate::compare::{
-    Check, CheckOutcome, Outcome, PairedSummary, Severity, TargetSummary, Verdict, OVERALL_ROUTE,
+    CheckOutcome, Outcome, PairedSummary, Section, Severity, TargetSummary, Verdict,
 };
 
 use super::junit::escape;
@@ -67,29 +67,8 @@ pub fn render(v: &Verdict) -> String {
         }
         let _ = writeln!(out, "</ul>");
     }
-    let sections = v
-        .routes
-        .iter()
-        .map(|r| {
-            (
-                r.route.as_str(),
-                r.judged,
-                &r.baseline,
-                &r.candidate,
-                &r.paired,
-                &r.checks,
-            )
-        })
-        .chain([(
-            OVERALL_ROUTE,
-            !v.overall.checks.is_empty(),
-            &v.overall.baseline,
-            &v.overall.candidate,
-            &v.overall.paired,
-            &v.overall.checks,
-        )]);
-    for (route, judged, b, c, paired, checks) in sections {
-        route_section(&mut out, route, judged, b, c, paired, checks);
+    for section in v.sections() {
+        route_section(&mut out, section);
     }
     let info: Vec<_> = v
         .findings
@@ -121,15 +100,15 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding
 th{background:#f3f3f3}td.l{text-align:left}tr.fail td{background:#fde8e8}tr.ns td{background:#fff6e0}\
 .key{margin-left:1em}footer{margin-top:2em;color:#888;font-size:small}";
 
-fn route_section(
-    out: &mut String,
-    route: &str,
-    judged: bool,
-    b: &TargetSummary,
-    c: &TargetSummary,
-    paired: &PairedSummary,
-    checks: &[Check],
-) {
+fn route_section(out: &mut String, section: Section<'_>) {
+    let Section {
+        route,
+        judged,
+        baseline: b,
+        candidate: c,
+        paired,
+        checks,
+    } = section;
     let _ = writeln!(
         out,
         "<section><h2>{}{}</h2>",

@@ -3,22 +3,14 @@
 
 use std::fmt::Write;
 
-use crate::compare::{Check, CheckOutcome, Finding, Verdict, OVERALL_ROUTE};
+use crate::compare::{Check, CheckOutcome, Finding, Verdict};
 
 /// The XML document, ending with a newline.
 pub fn render(verdict: &Verdict) -> String {
     let mut cases = String::new();
     let (mut tests, mut failures, mut skipped) = (0usize, 0usize, 0usize);
-    let routes = verdict
-        .routes
-        .iter()
-        .map(|r| (r.route.as_str(), r.judged, &r.checks))
-        .chain([(
-            OVERALL_ROUTE,
-            !verdict.overall.checks.is_empty(),
-            &verdict.overall.checks,
-        )]);
-    for (route, judged, checks) in routes {
+    for section in verdict.sections() {
+        let (route, judged, checks) = (section.route, section.judged, section.checks);
         if !judged {
             tests += 1;
             skipped += 1;

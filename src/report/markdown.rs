@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::compare::{CheckOutcome, Outcome, Severity, Verdict, OVERALL_ROUTE};
+use crate::compare::{CheckOutcome, Outcome, Severity, Verdict};
 
 /// The Markdown text, ending with a newline.
 pub fn render(v: &Verdict) -> String {
@@ -26,26 +26,14 @@ pub fn render(v: &Verdict) -> String {
         out,
         "| route | requests | fail % (base → cand) | p50 ms | p99 ms | checks |\n|---|---:|---:|---:|---:|---|"
     );
-    let rows = v
-        .routes
-        .iter()
-        .map(|r| {
-            (
-                r.route.as_str(),
-                r.judged,
-                &r.baseline,
-                &r.candidate,
-                &r.checks,
-            )
-        })
-        .chain([(
-            OVERALL_ROUTE,
-            !v.overall.checks.is_empty(),
-            &v.overall.baseline,
-            &v.overall.candidate,
-            &v.overall.checks,
-        )]);
-    for (route, judged, b, c, checks) in rows {
+    for section in v.sections() {
+        let (route, judged, b, c, checks) = (
+            section.route,
+            section.judged,
+            section.baseline,
+            section.candidate,
+            section.checks,
+        );
         let status = if !judged {
             "not judged".to_owned()
         } else {

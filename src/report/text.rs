@@ -53,16 +53,13 @@ fn write_report(out: &mut String, v: &Verdict, colour: bool) -> std::fmt::Result
     )?;
     writeln!(out)?;
 
+    // The overall row is never marked "not judged": its notes say why when it was not.
     let rows: Vec<(&str, bool, &TargetSummary, &TargetSummary)> = v
-        .routes
-        .iter()
-        .map(|r| (r.route.as_str(), r.judged, &r.baseline, &r.candidate))
-        .chain([(
-            OVERALL_ROUTE,
-            true,
-            &v.overall.baseline,
-            &v.overall.candidate,
-        )])
+        .sections()
+        .map(|s| {
+            let judged = s.judged || s.route == OVERALL_ROUTE;
+            (s.route, judged, s.baseline, s.candidate)
+        })
         .collect();
     let route_width = rows
         .iter()
