@@ -323,11 +323,54 @@ impl Engine for AfPacket {
 /// The engine cannot start (interface, permissions, engine not built in), a read fails,
 /// or the recording cannot be written.
 pub fn run(live: &LiveOptions, opts: &Options, stop: &AtomicBool) -> Result<Report, CaptureError> {
+    let mut sink = Sink::create(&opts.output, opts.max_exchanges)?;
+    let mut cap = Capture::new(opts.ports.clone(), opts.limits.clone());
+    with_engine(live, &opts.ports, &mut cap, |engine, cap| {
+        pump(engine, live, cap, stop, |cap| {
+            sink.drain(cap)?;
+            Ok(sink.is_full())
+        })
+    })?;
+    sink.finish(cap, None)
+}
+
+/// Captures live like [`run`], but hands every exchange to `each` as soon as it is complete
+/// instead of writing a recording (the passive mirror). Returns the counters at the end.
+///
+/// # Errors
+/// The engine cannot start, or a read fails.
+pub fn watch(
+    live: &LiveOptions,
+    ports: &[u16],
+    limits: super::Limits,
+    stop: &AtomicBool,
+    mut each: impl FnMut(super::CapturedExchange),
+) -> Result<super::CaptureStats, CaptureError> {
+    let mut cap = Capture::new(ports.to_vec(), limits);
+    with_engine(live, ports, &mut cap, |engine, cap| {
+        pump(engine, live, cap, stop, |cap| {
+            cap.take_exchanges().into_iter().for_each(&mut each);
+            Ok(false)
+        })
+    })?;
+    cap.finish();
+    cap.take_exchanges().into_iter().for_each(&mut each);
+    Ok(cap.stats().clone())
+}
+
+/// Opens the engine `live` asks for and runs `body` with it.
+fn with_engine(
+    live: &LiveOptions,
+    ports: &[u16],
+    cap: &mut Capture,
+    body: impl FnOnce(&mut dyn Engine, &mut Capture) -> Result<(), CaptureError>,
+) -> Result<(), CaptureError> {
     if live.libpcap {
         #[cfg(feature = "libpcap")]
         {
-            let mut engine = super::libpcap::Libpcap::open(live, &opts.ports)?;
-            return run_engine(&mut engine, live, opts, stop);
+            let mut engine = super::libpcap::Libpcap::open(live, ports)?;
+            started(live, ports);
+            return body(&mut engine, cap);
         }
         #[cfg(not(feature = "libpcap"))]
         return Err(CaptureError::Live {
@@ -341,33 +384,35 @@ pub fn run(live: &LiveOptions, opts: &Options, stop: &AtomicBool) -> Result<Repo
         buf: vec![0u8; SNAPLEN],
         unknown_link: 0,
     };
-    let report = run_engine(&mut engine, live, opts, stop);
-    report.map(|mut r| {
-        r.stats.not_ip += engine.unknown_link;
-        r
-    })
+    started(live, ports);
+    let result = body(&mut engine, cap);
+    cap.stats_mut().not_ip += engine.unknown_link;
+    result
 }
 
-/// The capture loop over any engine.
-fn run_engine(
-    engine: &mut impl Engine,
+/// Tests and scripts wait for this line: from here on every packet is seen.
+fn started(live: &LiveOptions, ports: &[u16]) {
+    eprintln!("capturing on {} for ports {ports:?}", live.interface);
+}
+
+/// The capture loop over any engine: packets into `cap` until stopped; after each packet
+/// `deliver` takes what finished and says whether to stop (the output is full).
+fn pump(
+    engine: &mut dyn Engine,
     live: &LiveOptions,
-    opts: &Options,
+    cap: &mut Capture,
     stop: &AtomicBool,
-) -> Result<Report, CaptureError> {
-    let mut sink = Sink::create(&opts.output, opts.max_exchanges)?;
-    let mut cap = Capture::new(opts.ports.clone(), opts.limits.clone());
+    mut deliver: impl FnMut(&mut Capture) -> Result<bool, CaptureError>,
+) -> Result<(), CaptureError> {
     let started = Instant::now();
     let mut next_stats = live.stats_every.map(|d| started + d);
-    // Tests and scripts wait for this line: from here on every packet is seen.
-    eprintln!("capturing on {} for ports {:?}", live.interface, opts.ports);
     // After a stop, what already sits in the queue was on the wire before the stop: read
     // it until the queue is empty, for at most DRAIN.
     let mut draining: Option<Instant> = None;
     // Kernel timestamps share this clock: a packet stamped after the stop is not drained.
     let mut stop_ns = u64::MAX;
     let mut last_packet = Instant::now();
-    while !sink.is_full() {
+    loop {
         let now = Instant::now();
         match draining {
             None => {
@@ -400,8 +445,10 @@ fn run_engine(
             break;
         }
         cap.packet(p.link, p.ts_ns, p.data, p.orig_len);
-        sink.drain(&mut cap)?;
+        if deliver(cap)? {
+            break;
+        }
     }
     cap.stats_mut().kernel_drops += engine.kernel_drops();
-    sink.finish(cap, None)
+    Ok(())
 }

@@ -22,12 +22,14 @@ mod capture;
 mod deploy;
 mod output;
 mod replay;
+mod shadow;
 
 use capture::*;
 use deploy::*;
 pub(crate) use output::{write_reports, AtomicFile};
 pub(crate) use replay::ReplayRun;
 use replay::*;
+use shadow::*;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -64,6 +66,10 @@ enum Command {
     Replay(Box<ReplayArgs>),
     /// Compare the observations of a baseline and a candidate target.
     Compare(CompareArgs),
+    /// Tee proxy: forward to the primary, mirror a copy to the shadow, judge the shadow live.
+    Shadow(Box<ShadowArgs>),
+    /// Passive mirror: capture live traffic, send each request to the shadow, judge it live.
+    Mirror(Box<MirrorArgs>),
     /// Derive a judge file from an A/A run: two stable targets that got the same traffic.
     Calibrate(CalibrateArgs),
     /// List the services of a deploy.toml.
@@ -316,6 +322,8 @@ async fn run(command: Command) -> Outcome {
         Command::Replay(args) => replay(*args).await,
         Command::Compare(args) => compare(&args),
         Command::Calibrate(args) => calibrate(&args),
+        Command::Shadow(args) => shadow_proxy(*args).await,
+        Command::Mirror(args) => mirror(*args).await,
         Command::Ls(args) => deploy_ls(&args),
         Command::Show(args) => deploy_show(&args),
         Command::Deploy(args) => deploy(&args, crate::deploy::rewrite::Track::Stable).await,

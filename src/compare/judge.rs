@@ -29,6 +29,8 @@ pub enum Metric {
     LatencyShift,
     /// Share of requests slower than the allowance (one-sided KS with tolerance); values in %.
     LatencyDistribution,
+    /// The anytime-valid sequential judge over live pairs; values are e-values.
+    Sequential,
 }
 
 impl Metric {
@@ -39,6 +41,7 @@ impl Metric {
             Metric::NewStatus => "new_status",
             Metric::LatencyShift => "latency_shift",
             Metric::LatencyDistribution => "latency_distribution",
+            Metric::Sequential => "sequential",
         }
     }
 }

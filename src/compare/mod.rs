@@ -389,6 +389,13 @@ impl Comparison {
         )
     }
 
+    /// The sequential judge's current decision, when it runs (cheap: no verdict is built).
+    pub fn sequential_decision(&self) -> Option<sequential::Decision> {
+        self.sequential
+            .as_ref()
+            .map(sequential::Sequential::decision)
+    }
+
     /// Names of the other targets whose observations were ignored (at most a few dozen).
     pub fn ignored_targets(&self) -> impl Iterator<Item = &str> {
         self.ignored_targets.iter().map(String::as_str)
@@ -787,6 +794,40 @@ impl Comparison {
             ));
         }
 
+        if let (Some(s), Some(o)) = (&sequential, &opts.sequential) {
+            if let sequential::Decision::Fail {
+                stream,
+                pairs,
+                e_value,
+                ..
+            } = s.decision
+            {
+                let what = match stream {
+                    sequential::Stream::Errors => "failures".to_owned(),
+                    sequential::Stream::Latency(i) => format!(
+                        "latency above the baseline's p{}",
+                        judge::trim(sequential::LEVELS.get(i).copied().unwrap_or(0.0) * 100.0)
+                    ),
+                };
+                findings.push(Finding {
+                    route: OVERALL_ROUTE.to_owned(),
+                    metric: Metric::Sequential,
+                    severity: Severity::Fail,
+                    status: None,
+                    baseline: 1.0,
+                    candidate: e_value,
+                    threshold: Some(1.0 / o.alpha),
+                    unit: "e-value".to_owned(),
+                    message: format!(
+                        "live pairs: the candidate had more {what} than the baseline in the \
+                         pairs where they differed (e-value {e_value:.0} ≥ 1/alpha = {:.0} \
+                         after {pairs} pairs)",
+                        1.0 / o.alpha
+                    ),
+                    check: None,
+                });
+            }
+        }
         let outcome = if findings.iter().any(|f| f.severity == Severity::Fail) {
             Outcome::Fail
         } else if !overall_judged {
@@ -885,7 +926,7 @@ fn findings_of(
                 (check.over_limit() || over_before_noise)
                     .then(|| judge::statistical(route, check, opts))
             }
-            Metric::NewStatus => None,
+            Metric::NewStatus | Metric::Sequential => None,
         };
         let Some(mut finding) = finding else {
             continue;

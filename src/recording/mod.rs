@@ -26,6 +26,26 @@ pub struct Exchange {
     pub response: Option<RecordedResponse>,
 }
 
+impl Exchange {
+    /// The request body as it is sent again: the bytes after the head, de-chunked, cut to
+    /// the Content-Length. A chunked body cut short in the recording is sent as far as it goes.
+    pub fn request_body(&self) -> Bytes {
+        let body = self
+            .request
+            .slice(self.request_head.head_len.min(self.request.len())..);
+        match crate::http::request_body_length(&self.request_head) {
+            Ok(crate::http::BodyLength::Chunked) => match crate::http::decode_chunked(&body) {
+                Ok(decoded) => Bytes::from(decoded),
+                Err(_) => body,
+            },
+            Ok(crate::http::BodyLength::Fixed(n)) => {
+                body.slice(..body.len().min(usize::try_from(n).unwrap_or(usize::MAX)))
+            }
+            _ => body,
+        }
+    }
+}
+
 /// The response the recorded (stable) service gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedResponse {

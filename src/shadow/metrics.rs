@@ -1,0 +1,355 @@
+//! What the shadow proxy and the passive mirror count, exposed in the Prometheus/OpenMetrics
+//! text format on `--metrics ADDR` (prometheus-client does the encoding).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use super::forward::Skip;
+use crate::compare::sequential::Decision;
+use crate::observation::Observation;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabel {
+    target: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    target: String,
+    /// The status code, or "error" when no response arrived.
+    code: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+/// Why mirrored work was thrown away; each is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drop {
+    /// The mirror queue was full.
+    QueueFull,
+    /// The judge could not keep up; the observation was not judged.
+    JudgeBusy,
+    /// A client connection beyond `--max-connections` was closed at once.
+    Connections,
+}
+
+impl Drop {
+    fn as_str(self) -> &'static str {
+        match self {
+            Drop::QueueFull => "queue_full",
+            Drop::JudgeBusy => "judge_busy",
+            Drop::Connections => "connections",
+        }
+    }
+}
+
+const STATES: [&str; 4] = ["continue", "pass", "fail", "inconclusive"];
+
+/// The counters; cheap to update from any task (atomics), shared by `Arc`.
+pub struct Metrics {
+    registry: Registry,
+    requests: Counter,
+    mirrored: Counter,
+    skipped: Family<Reason, Counter>,
+    dropped: Family<Reason, Counter>,
+    shadow_errors: Counter,
+    latency: Family<TargetLabel, Histogram>,
+    statuses: Family<StatusLabel, Counter>,
+    verdict: Family<StateLabel, Gauge>,
+    /// Plain copies of a few counters, for the final summary line and the tests.
+    plain: [AtomicU64; 4],
+}
+
+/// Totals for the summary printed at the end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub requests: u64,
+    pub mirrored: u64,
+    pub skipped: u64,
+    pub dropped: u64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Counter::default();
+        let mirrored = Counter::default();
+        let skipped = Family::<Reason, Counter>::default();
+        let dropped = Family::<Reason, Counter>::default();
+        let shadow_errors = Counter::default();
+        // 100 µs to ~52 s, doubling.
+        let latency = Family::<TargetLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 20))
+        });
+        let statuses = Family::<StatusLabel, Counter>::default();
+        let verdict = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "nprt_shadow_requests",
+            "Requests seen (proxied or captured)",
+            requests.clone(),
+        );
+        registry.register(
+            "nprt_shadow_mirrored",
+            "Requests sent to the shadow",
+            mirrored.clone(),
+        );
+        registry.register(
+            "nprt_shadow_skipped",
+            "Requests not mirrored, by reason",
+            skipped.clone(),
+        );
+        registry.register(
+            "nprt_shadow_dropped",
+            "Mirrored work thrown away, by reason",
+            dropped.clone(),
+        );
+        registry.register(
+            "nprt_shadow_errors",
+            "Shadow requests that got no response (refused, reset, timeout)",
+            shadow_errors.clone(),
+        );
+        registry.register(
+            "nprt_shadow_latency_seconds",
+            "Latency of mirrored requests, by target (primary or shadow)",
+            latency.clone(),
+        );
+        registry.register(
+            "nprt_shadow_responses",
+            "Responses of mirrored requests, by target and status code",
+            statuses.clone(),
+        );
+        registry.register(
+            "nprt_shadow_verdict",
+            "The live judge's current state (1 for the current one)",
+            verdict.clone(),
+        );
+        let metrics = Metrics {
+            registry,
+            requests,
+            mirrored,
+            skipped,
+            dropped,
+            shadow_errors,
+            latency,
+            statuses,
+            verdict,
+            plain: Default::default(),
+        };
+        for reason in Skip::ALL {
+            metrics.skipped.get_or_create_owned(&Reason {
+                reason: reason.as_str(),
+            });
+        }
+        for reason in [Drop::QueueFull, Drop::JudgeBusy, Drop::Connections] {
+            metrics.dropped.get_or_create_owned(&Reason {
+                reason: reason.as_str(),
+            });
+        }
+        metrics.set_decision(&Decision::Continue);
+        metrics
+    }
+
+    pub fn request(&self) {
+        self.requests.inc();
+        self.plain[0].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn mirrored(&self) {
+        self.mirrored.inc();
+        self.plain[1].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn skipped(&self, reason: Skip) {
+        self.skipped
+            .get_or_create(&Reason {
+                reason: reason.as_str(),
+            })
+            .inc();
+        self.plain[2].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn dropped(&self, reason: Drop) {
+        self.dropped
+            .get_or_create(&Reason {
+                reason: reason.as_str(),
+            })
+            .inc();
+        self.plain[3].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one judged observation: its latency and status by target.
+    pub fn observed(&self, o: &Observation) {
+        if o.error.is_some() && o.target == super::SHADOW {
+            self.shadow_errors.inc();
+        }
+        let code = o
+            .status
+            .map_or_else(|| "error".to_owned(), |s| s.to_string());
+        self.statuses
+            .get_or_create(&StatusLabel {
+                target: o.target.clone(),
+                code,
+            })
+            .inc();
+        if o.error.is_none() {
+            #[allow(clippy::cast_precision_loss)]
+            self.latency
+                .get_or_create(&TargetLabel {
+                    target: o.target.clone(),
+                })
+                .observe(o.latency_us as f64 / 1e6);
+        }
+    }
+
+    pub fn set_decision(&self, decision: &Decision) {
+        let now = match decision {
+            Decision::Continue => "continue",
+            Decision::Pass { .. } => "pass",
+            Decision::Fail { .. } => "fail",
+            Decision::Inconclusive { .. } => "inconclusive",
+        };
+        for state in STATES {
+            self.verdict
+                .get_or_create(&StateLabel { state })
+                .set(i64::from(state == now));
+        }
+    }
+
+    pub fn totals(&self) -> Totals {
+        let get = |i: usize| self.plain[i].load(Ordering::Relaxed);
+        Totals {
+            requests: get(0),
+            mirrored: get(1),
+            skipped: get(2),
+            dropped: get(3),
+        }
+    }
+
+    /// The exposition in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// Serves `/metrics` (and `/healthz`) on `listener` until the task is dropped.
+///
+/// # Errors
+/// When accepting connections fails.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<()> {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let metrics = Arc::clone(&metrics);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
+                let metrics = Arc::clone(&metrics);
+                async move {
+                    let (status, content_type, body) = match req.uri().path() {
+                        "/metrics" => (
+                            200,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            metrics.encode(),
+                        ),
+                        "/healthz" => (200, "text/plain", "ok\n".to_owned()),
+                        _ => (404, "text/plain", "not found\n".to_owned()),
+                    };
+                    hyper::Response::builder()
+                        .status(status)
+                        .header("content-type", content_type)
+                        .body(Full::new(Bytes::from(body)))
+                }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await
+            {
+                tracing::debug!(error = %e, "metrics connection ended");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_appear_in_the_exposition() {
+        let m = Metrics::new();
+        m.request();
+        m.request();
+        m.mirrored();
+        m.skipped(Skip::UnsafeMethod);
+        m.dropped(Drop::QueueFull);
+        let obs = |target: &str, status: Option<u16>, error: Option<&str>| Observation {
+            id: "1".into(),
+            target: target.into(),
+            route: "GET /".into(),
+            method: "GET".into(),
+            status,
+            latency_us: 1500,
+            bytes: 3,
+            error: error.map(str::to_owned),
+        };
+        m.observed(&obs("primary", Some(200), None));
+        m.observed(&obs("shadow", None, Some("connection refused")));
+        m.set_decision(&Decision::Pass {
+            pairs: 3,
+            elapsed_us: 0,
+        });
+        let text = m.encode();
+        for line in [
+            "nprt_shadow_requests_total 2",
+            "nprt_shadow_mirrored_total 1",
+            "nprt_shadow_skipped_total{reason=\"unsafe_method\"} 1",
+            "nprt_shadow_skipped_total{reason=\"percent\"} 0",
+            "nprt_shadow_dropped_total{reason=\"queue_full\"} 1",
+            "nprt_shadow_errors_total 1",
+            "nprt_shadow_responses_total{target=\"primary\",code=\"200\"} 1",
+            "nprt_shadow_responses_total{target=\"shadow\",code=\"error\"} 1",
+            "nprt_shadow_latency_seconds_count{target=\"primary\"} 1",
+            "nprt_shadow_verdict{state=\"pass\"} 1",
+            "nprt_shadow_verdict{state=\"continue\"} 0",
+        ] {
+            assert!(text.contains(line), "missing `{line}` in\n{text}");
+        }
+        assert_eq!(
+            m.totals(),
+            Totals {
+                requests: 2,
+                mirrored: 1,
+                skipped: 1,
+                dropped: 1
+            }
+        );
+    }
+}

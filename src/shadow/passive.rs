@@ -1,0 +1,188 @@
+//! The passive mirror: nothing sits in the users' path. Live capture (see [`crate::capture`])
+//! yields each exchange with the stable service's own response; the request is sent to the
+//! shadow, and the shadow's answer is judged against the captured one.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+
+use super::forward::{strip_hop_by_hop, MirrorPolicy, Skip};
+use super::judge::JudgeHandle;
+use super::metrics::Metrics;
+use super::sender::{MirrorJob, Sender};
+use super::{Mirroring, RunOutcome, Running, PRIMARY};
+use crate::capture::live::LiveOptions;
+use crate::capture::{CaptureStats, CapturedExchange, Limits};
+use crate::observation::Observation;
+
+/// What the passive mirror ended with.
+pub struct MirrorOutcome {
+    pub run: RunOutcome,
+    pub capture: CaptureStats,
+}
+
+/// Captures on `live.interface` for `ports` and mirrors to the shadow until `shutdown`
+/// resolves, the capture's duration passes, or the judge fails the shadow.
+///
+/// # Errors
+/// When the TLS settings cannot be read, or the capture cannot start or fails.
+pub async fn run_mirror(
+    live: LiveOptions,
+    ports: Vec<u16>,
+    limits: Limits,
+    mirroring: Mirroring,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<MirrorOutcome> {
+    let (running, policy) = Running::start(mirroring, Arc::clone(&metrics))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let feed = Feed {
+        policy,
+        sender: running.sender.clone(),
+        judge: running.judge.clone(),
+        metrics: Arc::clone(&metrics),
+        stopped: Arc::clone(&running.stopped),
+    };
+    let capture_stop = Arc::clone(&stop);
+    let mut capture = tokio::task::spawn_blocking(move || {
+        crate::capture::live::watch(&live, &ports, limits, &capture_stop, |ex| feed.offer(&ex))
+    });
+    let stopped = Arc::clone(&running.stopped);
+    let failed = async move {
+        while !stopped.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let early = tokio::select! {
+        r = &mut capture => Some(r),
+        () = shutdown => None,
+        () = failed => None,
+    };
+    stop.store(true, Ordering::SeqCst);
+    let captured = match early {
+        Some(r) => r,
+        None => capture.await,
+    };
+    let judge = running.finish().await;
+    let capture = captured??;
+    Ok(MirrorOutcome {
+        run: RunOutcome {
+            judge,
+            totals: metrics.totals(),
+        },
+        capture,
+    })
+}
+
+/// Turns captured exchanges into mirror jobs and the primary's observations.
+struct Feed {
+    policy: MirrorPolicy,
+    sender: Sender,
+    judge: JudgeHandle,
+    metrics: Arc<Metrics>,
+    stopped: Arc<AtomicBool>,
+}
+
+impl Feed {
+    fn offer(&self, captured: &CapturedExchange) {
+        self.metrics.request();
+        match self.prepare(captured) {
+            Ok((job, primary)) => {
+                if self.sender.offer(job) {
+                    self.judge.send(primary);
+                }
+            }
+            Err(reason) => self.metrics.skipped(reason),
+        }
+    }
+
+    fn prepare(&self, captured: &CapturedExchange) -> Result<(MirrorJob, Observation), Skip> {
+        if self.stopped.load(Ordering::Relaxed) {
+            return Err(Skip::Stopped);
+        }
+        let exchange = &captured.exchange;
+        let Some(response) = &exchange.response else {
+            return Err(Skip::Unanswered);
+        };
+        if captured.request_truncated || captured.response_truncated {
+            return Err(Skip::Truncated);
+        }
+        let head = &exchange.request_head;
+        let headers = header_map(head);
+        let body = exchange.request_body();
+        self.policy.decide(
+            &head.method,
+            &headers,
+            Some(body.len() as u64),
+            fastrand::f64(),
+        )?;
+        let method =
+            hyper::Method::from_bytes(head.method.as_bytes()).map_err(|_| Skip::Unanswered)?;
+        let path_and_query = path_and_query(&head.target);
+        let route = crate::http::route_key(&head.method, &head.target);
+        let latency_ns = captured.latency_last_byte_ns.unwrap_or(response.latency_ns);
+        let primary = Observation {
+            id: exchange.id.clone(),
+            target: PRIMARY.to_owned(),
+            route: route.clone(),
+            method: head.method.clone(),
+            status: Some(response.head.status),
+            latency_us: latency_ns / 1000,
+            bytes: response.bytes.len().saturating_sub(response.head.head_len) as u64,
+            error: None,
+        };
+        Ok((
+            MirrorJob {
+                id: exchange.id.clone(),
+                route,
+                method,
+                path_and_query,
+                headers,
+                body,
+            },
+            primary,
+        ))
+    }
+}
+
+/// The recorded request headers as forwarded: hop-by-hop ones removed.
+fn header_map(head: &crate::http::RequestHead) -> HeaderMap {
+    let mut map = HeaderMap::with_capacity(head.headers.len());
+    for h in &head.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_bytes(&h.value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    strip_hop_by_hop(&mut map);
+    map
+}
+
+/// The path and query of a request target, also from an absolute-form target.
+fn path_and_query(target: &str) -> String {
+    match target.split_once("://") {
+        Some((_, rest)) => match rest.find('/') {
+            Some(i) => rest[i..].to_owned(),
+            None => "/".to_owned(),
+        },
+        None if target.starts_with('/') => target.to_owned(),
+        None => format!("/{target}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_targets_become_paths() {
+        assert_eq!(path_and_query("/a?b=1"), "/a?b=1");
+        assert_eq!(path_and_query("http://h:1/x/y?z"), "/x/y?z");
+        assert_eq!(path_and_query("http://h:1"), "/");
+        assert_eq!(path_and_query("*"), "/*");
+    }
+}

@@ -1,0 +1,507 @@
+//! The inline tee proxy: every request goes to the primary and the client gets the primary's
+//! response, streamed; a copy goes to the shadow through [`super::sender`], off the path.
+//!
+//! The request body is streamed to the primary as it arrives and copied on the side up to
+//! `--max-body` ([`TeeBody`]); only when it has been read whole is the copy queued for the
+//! shadow. The primary's response body is timed and counted as the client reads it
+//! ([`TimedBody`]). A [`Ticket`] joins the two: the primary's observation is judged only when
+//! its request was mirrored, so that both sides of the comparison see the same requests.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use super::forward::{add_forwarded, strip_hop_by_hop, MirrorPolicy, Skip};
+use super::judge::JudgeHandle;
+use super::metrics::{Drop, Metrics};
+use super::sender::{MirrorJob, Sender};
+use super::{Client, PRIMARY};
+use crate::observation::Observation;
+
+/// What the client gets back: the primary's body, or a short error of the proxy's own.
+pub type ProxyBody = UnsyncBoxBody<Bytes, hyper::Error>;
+
+/// Limits on client connections (against slowloris and floods).
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Connections open at once; further ones are closed at once and counted.
+    pub max_connections: usize,
+    /// A client must send a whole request head within this long, or its connection is closed.
+    pub header_timeout: Duration,
+    /// How long open requests may finish at shutdown.
+    pub grace: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 10_000,
+            header_timeout: Duration::from_secs(10),
+            grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Everything a request handler needs.
+pub struct Proxy {
+    pub primary: hyper::Uri,
+    pub client: Client<ProxyBody>,
+    pub policy: MirrorPolicy,
+    pub sender: Sender,
+    pub judge: JudgeHandle,
+    pub metrics: Arc<Metrics>,
+    /// Set when the judge failed the shadow or the proxy is stopping: nothing more is mirrored.
+    pub stopped: Arc<AtomicBool>,
+    pub next_id: AtomicU64,
+}
+
+/// Accepts clients until `shutdown` resolves, then lets open requests finish for
+/// `limits.grace`.
+///
+/// # Errors
+/// When accepting fails for a reason other than a full file table or a reset.
+pub async fn serve(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    limits: ConnectionLimits,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) if is_transient(&e) => {
+                    tracing::warn!(error = %e, "accept failed; going on");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            proxy.metrics.dropped(Drop::Connections);
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let proxy = Arc::clone(&proxy);
+        let service = hyper::service::service_fn(move |req| {
+            let proxy = Arc::clone(&proxy);
+            async move { Ok::<_, Infallible>(handle(&proxy, client, req).await) }
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "client connection ended");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still open after the grace period were cut off");
+    }
+    Ok(())
+}
+
+fn is_transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::Interrupted
+    ) || e.raw_os_error() == Some(libc::EMFILE)
+        || e.raw_os_error() == Some(libc::ENFILE)
+}
+
+/// Forwards one request to the primary and hands back its response; mirrors a copy.
+async fn handle(
+    proxy: &Arc<Proxy>,
+    client: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let started = Instant::now();
+    proxy.metrics.request();
+    let id = proxy.next_id.fetch_add(1, Ordering::Relaxed).to_string();
+    let (mut parts, body) = req.into_parts();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let method = parts.method.as_str().to_owned();
+    let route = crate::http::route_key(&method, &path_and_query);
+    let host = parts
+        .headers
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned()));
+    strip_hop_by_hop(&mut parts.headers);
+    add_forwarded(&mut parts.headers, client.ip(), host.as_deref());
+    // The client sets the primary's own Host from the URI.
+    parts.headers.remove(hyper::header::HOST);
+
+    let decision = if proxy.stopped.load(Ordering::Relaxed) {
+        Err(Skip::Stopped)
+    } else {
+        proxy.policy.decide(
+            &method,
+            &parts.headers,
+            body.size_hint().exact(),
+            fastrand::f64(),
+        )
+    };
+    let ticket = match decision {
+        Ok(()) => Some(Arc::new(Ticket {
+            judge: proxy.judge.clone(),
+            state: Mutex::new(State::Undecided(None)),
+        })),
+        Err(reason) => {
+            proxy.metrics.skipped(reason);
+            None
+        }
+    };
+    let job = |body: Bytes| MirrorJob {
+        id: id.clone(),
+        route: route.clone(),
+        method: parts.method.clone(),
+        path_and_query: path_and_query.clone(),
+        headers: parts.headers.clone(),
+        body,
+    };
+    let body: ProxyBody = match &ticket {
+        Some(ticket) if body.is_end_stream() => {
+            ticket.decide(proxy.sender.offer(job(Bytes::new())));
+            body.boxed_unsync()
+        }
+        Some(ticket) => {
+            let (job, sender, ticket, metrics) = (
+                job(Bytes::new()),
+                proxy.sender.clone(),
+                Arc::clone(ticket),
+                Arc::clone(&proxy.metrics),
+            );
+            TeeBody {
+                inner: body,
+                copy: Some(BytesMut::new()),
+                limit: usize::try_from(proxy.policy.max_body).unwrap_or(usize::MAX),
+                end: Some(Box::new(move |copy: Result<Bytes, Skip>| match copy {
+                    Ok(body) => ticket.decide(sender.offer(MirrorJob { body, ..job })),
+                    Err(reason) => {
+                        metrics.skipped(reason);
+                        ticket.decide(false);
+                    }
+                })),
+            }
+            .boxed_unsync()
+        }
+        None => body.boxed_unsync(),
+    };
+
+    let Ok(uri) = super::join(&proxy.primary, &path_and_query) else {
+        return plain(StatusCode::BAD_REQUEST, "bad request target\n");
+    };
+    parts.uri = uri;
+    parts.version = hyper::Version::HTTP_11;
+    let stamp = Stamp {
+        id,
+        route,
+        method,
+        started,
+    };
+    match proxy.client.request(Request::from_parts(parts, body)).await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let (mut head, body) = response.into_parts();
+            strip_hop_by_hop(&mut head.headers);
+            let body = match ticket {
+                Some(ticket) => TimedBody {
+                    inner: body,
+                    bytes: 0,
+                    done: Some(Box::new(move |bytes| {
+                        ticket.primary(stamp.observe(Some(status), bytes, None));
+                    })),
+                }
+                .boxed_unsync(),
+                None => body.boxed_unsync(),
+            };
+            Response::from_parts(head, body)
+        }
+        Err(e) => {
+            let message = super::describe_error(&e);
+            tracing::warn!(error = %message, "the primary did not answer");
+            if let Some(ticket) = ticket {
+                ticket.primary(stamp.observe(None, 0, Some(message)));
+            }
+            plain(
+                StatusCode::BAD_GATEWAY,
+                "the upstream service did not answer\n",
+            )
+        }
+    }
+}
+
+/// What the primary's observation of a request needs besides its answer.
+struct Stamp {
+    id: String,
+    route: String,
+    method: String,
+    started: Instant,
+}
+
+impl Stamp {
+    fn observe(self, status: Option<u16>, bytes: u64, error: Option<String>) -> Observation {
+        Observation {
+            id: self.id,
+            target: PRIMARY.to_owned(),
+            route: self.route,
+            method: self.method,
+            status,
+            latency_us: u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            bytes,
+            error,
+        }
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
+    let mut response = Response::new(
+        Full::new(Bytes::from_static(text.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("text/plain"),
+    );
+    response
+}
+
+/// Joins a request's two halves: the primary's observation is judged only once the request
+/// was mirrored, whichever of the two is known first.
+struct Ticket {
+    judge: JudgeHandle,
+    state: Mutex<State>,
+}
+
+enum State {
+    /// The body is still being read; the primary's observation may already wait here.
+    Undecided(Option<Observation>),
+    Mirrored,
+    NotMirrored,
+}
+
+impl Ticket {
+    /// Whether the copy went to the shadow.
+    fn decide(&self, mirrored: bool) {
+        let waiting = {
+            let Ok(mut state) = self.state.lock() else {
+                return;
+            };
+            let next = if mirrored {
+                State::Mirrored
+            } else {
+                State::NotMirrored
+            };
+            match std::mem::replace(&mut *state, next) {
+                State::Undecided(waiting) if mirrored => waiting,
+                _ => None,
+            }
+        };
+        if let Some(observation) = waiting {
+            self.judge.send(observation);
+        }
+    }
+
+    /// The primary's answer is complete.
+    fn primary(&self, observation: Observation) {
+        let send = {
+            let Ok(mut state) = self.state.lock() else {
+                return;
+            };
+            match &mut *state {
+                State::Undecided(slot) => {
+                    *slot = Some(observation);
+                    None
+                }
+                State::Mirrored => Some(observation),
+                State::NotMirrored => None,
+            }
+        };
+        if let Some(observation) = send {
+            self.judge.send(observation);
+        }
+    }
+}
+
+type OnEnd<T> = Option<Box<dyn FnOnce(T) + Send>>;
+
+/// The client's request body on its way to the primary, copied on the side up to a limit.
+struct TeeBody {
+    inner: Incoming,
+    /// `None` once the body outgrew the limit.
+    copy: Option<BytesMut>,
+    limit: usize,
+    /// Called once: with the copy when the body was read whole, with the reason otherwise.
+    end: OnEnd<Result<Bytes, Skip>>,
+}
+
+impl TeeBody {
+    fn finish(&mut self, result: Result<(), Skip>) {
+        if let Some(end) = self.end.take() {
+            let copy = self.copy.take();
+            end(match (result, copy) {
+                (Ok(()), Some(copy)) => Ok(copy.freeze()),
+                (Ok(()), None) => Err(Skip::TooLarge),
+                (Err(reason), _) => Err(reason),
+            });
+        }
+    }
+}
+
+impl Body for TeeBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    if this
+                        .copy
+                        .as_ref()
+                        .is_some_and(|c| c.len() + data.len() > this.limit)
+                    {
+                        this.copy = None;
+                    }
+                    if let Some(copy) = this.copy.as_mut() {
+                        copy.extend_from_slice(data);
+                    }
+                }
+                // The primary's client may stop polling once the body says it is complete.
+                if this.inner.is_end_stream() {
+                    this.finish(Ok(()));
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.finish(Err(Skip::BodyIncomplete));
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                this.finish(Ok(()));
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl std::ops::Drop for TeeBody {
+    fn drop(&mut self) {
+        self.finish(Err(Skip::BodyIncomplete));
+    }
+}
+
+/// The primary's response body on its way to the client, counted; reports once at the end.
+struct TimedBody {
+    inner: Incoming,
+    bytes: u64,
+    done: OnEnd<u64>,
+}
+
+impl TimedBody {
+    fn finish(&mut self) {
+        if let Some(done) = self.done.take() {
+            done(self.bytes);
+        }
+    }
+}
+
+impl Body for TimedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.bytes += data.len() as u64;
+                }
+                if this.inner.is_end_stream() {
+                    this.finish();
+                }
+            }
+            Poll::Ready(_) => this.finish(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl std::ops::Drop for TimedBody {
+    fn drop(&mut self) {
+        // The client went away early (or the body was empty and never polled): what was
+        // timed so far is still the primary's answer.
+        self.finish();
+    }
+}
