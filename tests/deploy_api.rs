@@ -5,7 +5,7 @@ mod common;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use nprt::deploy::api::{serve, Api};
+use nprt::deploy::api::{serve, Api, Limits};
 use nprt::deploy::cluster::Cluster;
 use nprt::deploy::ops::{Settings, Target};
 use nprt::deploy::DeployConfig;
@@ -38,10 +38,20 @@ async fn start() -> Server {
         force: false,
         skip_image_check: true,
     };
-    let api = Arc::new(Api::new(config, Target::Connected(cluster), settings).unwrap());
+    // Many failures from one address on purpose here: the limit has its own test
+    // (tests/deploy_client.rs).
+    let limits = Limits {
+        auth_failures: 0,
+        ..Limits::default()
+    };
+    let api = Arc::new(
+        Api::new(config, Target::Connected(cluster), settings)
+            .unwrap()
+            .with_limits(limits),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(listener, Arc::clone(&api)));
+    tokio::spawn(serve(listener, Arc::clone(&api), None));
     Server {
         url,
         api,
@@ -142,6 +152,72 @@ async fn authentication_and_scoping() {
         body.contains("nprt_api_requests_total{route=\"unauthorized\",code=\"401\"}"),
         "{body}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_never_acts_on_another_service() {
+    let s = start().await;
+    let basic_b = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("a:{TOKEN_B}")
+        )
+    );
+    let firing = r#"{"status":"firing","alerts":[]}"#;
+    // Every route of service a, its unknown neighbours, and spellings of the same path.
+    let routes = [
+        ("GET", "/a", ""),
+        ("GET", "/a/tags", ""),
+        ("GET", "/a/config", ""),
+        ("PUT", "/a/deploy", ""),
+        (
+            "PUT",
+            "/a/deploy?commit=main&tag=v1&skip_image_check=true",
+            "",
+        ),
+        ("PUT", "/a/canary", ""),
+        ("PUT", "/a/canary?exposure=shared", ""),
+        ("DELETE", "/a/canary", ""),
+        ("DELETE", "/a/canary", firing),
+        ("POST", "/a/promote", ""),
+        ("GET", "/a/canary", ""),
+        ("PATCH", "/a/deploy", ""),
+        ("GET", "/a/nope", ""),
+        ("PUT", "//a/canary", ""),
+        ("PUT", "/a/canary/", ""),
+        ("PUT", "/a//canary", ""),
+        ("DELETE", "/a/canary?x=1", ""),
+    ];
+    for auth in [bearer(TOKEN_B), basic_b] {
+        for (method, route, body) in routes {
+            let (code, answer) =
+                call(method, &format!("{}{route}", s.url), Some(&auth), body).await;
+            assert_eq!(code, 403, "{method} {route}: {answer}");
+            assert!(answer.contains("not for service `a`"), "{answer}");
+            assert!(!answer.contains(TOKEN_A) && !answer.contains(TOKEN_B));
+        }
+    }
+    // Nothing ran: no operation was counted with any other answer.
+    let (_, metrics) = call(
+        "GET",
+        &format!("{}/metrics", s.url),
+        Some(&bearer(TOKEN_B)),
+        "",
+    )
+    .await;
+    for line in metrics.lines().filter(|l| l.contains("/SERVICE/")) {
+        assert!(line.contains("code=\"403\""), "{line}");
+    }
+    // And A's own token does reach A (here: 502, the cluster is unreachable).
+    let (code, _) = call(
+        "DELETE",
+        &format!("{}/a/canary", s.url),
+        Some(&bearer(TOKEN_A)),
+        "",
+    )
+    .await;
+    assert_eq!(code, 502);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
