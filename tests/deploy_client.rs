@@ -6,37 +6,15 @@ mod common;
 mod deploy_fake;
 
 use bytes::Bytes;
-use deploy_fake::{Controller, Fake};
+use deploy_fake::{serve, Controller, Fake};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "example-token-3f9a1c77d2";
 const OTHER_TOKEN: &str = "other-token-88e02b5c41";
-
-/// `nprt serve` on a free loopback port; killed when dropped. Its stderr (the log) goes to
-/// a file.
-struct Served {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Served {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
 
 /// A deploy.toml with services `example` and `other` (both the example app), tokens in files.
 fn setup(dir: &Path) -> (PathBuf, String) {
@@ -51,45 +29,6 @@ fn setup(dir: &Path) -> (PathBuf, String) {
     )
     .unwrap();
     (config, commit)
-}
-
-fn serve(fake: &Fake, dir: &Path, config: &Path, extra: &[&str]) -> Served {
-    let log = dir.join(format!("serve-{}.log", fastrand::u32(..)));
-    let mut child = common::nprt()
-        .args([
-            "--log-format",
-            "json",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-        ])
-        .arg(config)
-        .args(extra)
-        .env("KUBECONFIG", fake.kubeconfig(dir))
-        .env("NPRT_CACHE_DIR", dir.join("serve-cache"))
-        .env("RUST_LOG", "nprt=debug")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .filter(|u| u.starts_with("http"))
-        .unwrap_or_else(|| {
-            panic!(
-                "unexpected banner {line:?}: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            )
-        })
-        .to_owned();
-    Served { child, url, log }
 }
 
 /// The CLI in client mode: no kubeconfig, no deploy.toml, only the server and the token.

@@ -511,9 +511,13 @@ async fn cli_finds_the_single_tag_that_contains_the_commit() {
     let config = dir.path().join("deploy.toml");
     std::fs::write(
         &config,
-        format!("[services.app]\nrepository = \"{}\"\n", repo.display()),
+        format!(
+            "[services.app]\nrepository = \"{}\"\napi_token_file = \"app.token\"\n",
+            repo.display()
+        ),
     )
     .unwrap();
+    std::fs::write(dir.path().join("app.token"), "app-token-0f0f0f0f").unwrap();
     let run = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_nprt"))
             .args(args)
@@ -598,4 +602,41 @@ async fn cli_finds_the_single_tag_that_contains_the_commit() {
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(out["tag_from"], "tag_format");
     assert_eq!(out["version"], &second[..7]);
+
+    // The same through the deploy API: `--server` finds the tag, and lists the same tags.
+    let served = deploy_fake::serve(&fake, dir.path(), &config, &[]);
+    let through_api = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_nprt"))
+            .args(args)
+            .args(["--server", &served.url])
+            .env("NPRT_TOKEN", "app-token-0f0f0f0f")
+            .output()
+            .unwrap()
+    };
+    std::fs::write(repo.join("kubernetes/app.yaml"), manifest(4)).unwrap();
+    git(&repo, &["commit", "--quiet", "-am", "four"]);
+    let third = git(&repo, &["rev-parse", "HEAD"]);
+    push(
+        &registry.addr,
+        "team/app",
+        &[format!("pr-9-{}", &third[..7])],
+    )
+    .await;
+    let out = through_api(&["canary", "app"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outcome["tag_from"], "registry");
+    assert_eq!(outcome["version"], format!("pr-9-{}", &third[..7]));
+    let out = through_api(&["tags", "app"]);
+    assert_eq!(out.status.code(), Some(0));
+    let listed = String::from_utf8(out.stdout).unwrap();
+    let direct = Command::new(env!("CARGO_BIN_EXE_nprt"))
+        .args(["tags", "app", "--config"])
+        .arg(&config)
+        .env("NPRT_CACHE_DIR", dir.path().join("cache"))
+        .output()
+        .unwrap();
+    assert_eq!(listed, String::from_utf8(direct.stdout).unwrap());
+    assert_eq!(listed.lines().count(), 110 + 4, "{listed}");
 }

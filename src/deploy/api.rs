@@ -443,6 +443,7 @@ async fn route(
                 );
             };
             if owner != config.name {
+                tracing::warn!(token_of = %owner, %service, %method, "refused: a token used on another service");
                 return (
                     route,
                     error(

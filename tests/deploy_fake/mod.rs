@@ -364,3 +364,71 @@ pub fn example_repo(dir: &std::path::Path) -> String {
     git(&repo, &["commit", "--quiet", "-m", "example"]);
     git(&repo, &["rev-parse", "HEAD"])
 }
+
+/// `nprt serve` on a free loopback port; killed when dropped. Its stderr (the log) goes to
+/// a file.
+pub struct Served {
+    child: std::process::Child,
+    pub url: String,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// `nprt serve` with `config` against `fake`, its log as JSON lines in a file under `dir`.
+pub fn serve(
+    fake: &Fake,
+    dir: &std::path::Path,
+    config: &std::path::Path,
+    extra: &[&str],
+) -> Served {
+    let log = dir.join(format!("serve-{}.log", fastrand::u32(..)));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nprt"))
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(config)
+        .args(extra)
+        .env("KUBECONFIG", fake.kubeconfig(dir))
+        .env("NPRT_CACHE_DIR", dir.join("serve-cache"))
+        .env("RUST_LOG", "nprt=debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .filter(|u| u.starts_with("http"))
+        .unwrap_or_else(|| {
+            panic!(
+                "unexpected banner {line:?}: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        })
+        .to_owned();
+    Served { child, url, log }
+}
