@@ -21,7 +21,17 @@ struct Server {
     _dir: tempfile::TempDir,
 }
 
+/// The API with the failure limit off: these tests fail authentication from one address on
+/// purpose many times; the limit has its own test (tests/deploy_client.rs).
 async fn start() -> Server {
+    start_with(Limits {
+        auth_failures: 0,
+        ..Limits::default()
+    })
+    .await
+}
+
+async fn start_with(limits: Limits) -> Server {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.token"), format!("{TOKEN_A}\n")).unwrap();
     std::fs::write(dir.path().join("b.token"), TOKEN_B).unwrap();
@@ -37,12 +47,6 @@ async fn start() -> Server {
         timeout: Duration::from_secs(5),
         force: false,
         skip_image_check: true,
-    };
-    // Many failures from one address on purpose here: the limit has its own test
-    // (tests/deploy_client.rs).
-    let limits = Limits {
-        auth_failures: 0,
-        ..Limits::default()
     };
     let api = Arc::new(
         Api::new(config, Target::Connected(cluster), settings)
@@ -331,4 +335,48 @@ fn serve_refuses_services_without_a_token() {
         err.contains("services.a: set api_token_env or api_token_file"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_others_still_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start_with(Limits {
+        header_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    })
+    .await;
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    // A head that never ends, and a body that never comes.
+    let mut idle = Vec::new();
+    for request in [
+        "GET / HTTP/1.1\r\nHost: x\r\n".to_owned(),
+        format!("DELETE /a/canary HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN_A}\r\nContent-Length: 100\r\n\r\n{{"),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        idle.push(stream);
+    }
+    let (code, _) = call(
+        "GET",
+        &format!("{}/version", s.url),
+        Some(&bearer(TOKEN_A)),
+        "",
+    )
+    .await;
+    assert_eq!(code, 200, "others are served meanwhile");
+    let mut answers = Vec::new();
+    for mut stream in idle {
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+            .await
+            .expect("the server closes a slow connection")
+            .unwrap();
+        answers.push(String::from_utf8_lossy(&answer).into_owned());
+    }
+    assert!(
+        !answers[0].contains("200 OK"),
+        "an unfinished head is never answered: {}",
+        answers[0]
+    );
+    assert!(answers[1].starts_with("HTTP/1.1 408"), "{}", answers[1]);
 }

@@ -122,7 +122,7 @@ fn client_mode_drives_serve_like_direct_mode() {
         lines[0].starts_with("example\t") && lines[0].ends_with("exposure=shadow"),
         "{text}"
     );
-    assert_eq!(lines[1], "other\t(another service's token)");
+    assert_eq!(lines[1], "other\t(not visible with this token)");
 
     let started = Instant::now();
     let out = run(&["rollback", "example"]);

@@ -161,7 +161,7 @@ pub(super) async fn deploy_ls(args: &LsArgs) -> Outcome {
     for service in shown {
         let text = |key: &str| service[key].as_str().unwrap_or("-").to_owned();
         if service.get("repository").is_none() {
-            println!("{}\t(another service's token)", text("service"));
+            println!("{}\t(not visible with this token)", text("service"));
             continue;
         }
         println!(
@@ -180,7 +180,8 @@ pub(super) async fn deploy_ls(args: &LsArgs) -> Outcome {
 }
 
 /// The API client when `--server` is given: token from the environment or file, never the
-/// command line. `timeout` is how long an operation may take (default: 30 s plus nothing).
+/// command line. The client waits for the server's own operation `timeout` (default 30 s)
+/// plus a margin for the answer.
 fn client(
     server: &ServerArgs,
     timeout: Option<Duration>,
@@ -291,7 +292,7 @@ pub(super) async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Tra
             }
         }
         if let Some(exposure) = args.exposure {
-            query.push(("exposure", exposure_name(exposure).to_owned()));
+            query.push(("exposure", exposure.as_str().to_owned()));
         }
         for w in &args.workload {
             query.push(("workload", w.clone()));
@@ -364,13 +365,6 @@ fn track_route(track: crate::deploy::rewrite::Track) -> &'static str {
     match track {
         crate::deploy::rewrite::Track::Stable => "deploy",
         crate::deploy::rewrite::Track::Canary => "canary",
-    }
-}
-
-fn exposure_name(exposure: crate::deploy::Exposure) -> &'static str {
-    match exposure {
-        crate::deploy::Exposure::Shadow => "shadow",
-        crate::deploy::Exposure::Shared => "shared",
     }
 }
 

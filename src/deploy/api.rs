@@ -41,7 +41,8 @@ pub struct Limits {
     pub auth_window: Duration,
     /// How many client addresses the failure counts track at most.
     pub tracked_clients: usize,
-    /// Time a client has to send a request head (and to finish the TLS handshake).
+    /// Time a client has to send a request head, to send its body, and to finish the TLS
+    /// handshake.
     pub header_timeout: Duration,
 }
 
@@ -383,11 +384,20 @@ pub async fn handle(
     if declared.is_some_and(|n| n > max as u64) {
         return too_large();
     }
-    let body = match Limited::new(request.into_body(), max).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-        Err(_) => {
+    // A trickled body must not hold the connection forever either.
+    let read = Limited::new(request.into_body(), max).collect();
+    let body = match tokio::time::timeout(api.limits.header_timeout, read).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Ok(Err(_)) => {
             let (s, v) = error(StatusCode::BAD_REQUEST, "the request body is unreadable");
+            return json_response(s, &v);
+        }
+        Err(_) => {
+            let (s, v) = error(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time",
+            );
             return json_response(s, &v);
         }
     };

@@ -547,7 +547,7 @@ pub async fn tags(service: &ServiceConfig, settings: &Settings) -> Result<Value,
 /// A service's settings as `nprt show` prints them: secrets by reference only (which
 /// variable or file), never their values.
 pub fn show(service: &ServiceConfig) -> Value {
-    use super::config::{Exposure, SecretRef};
+    use super::config::SecretRef;
     let secret = |s: &Option<SecretRef>| match s {
         Some(SecretRef::Env(var)) => format!("env {var}"),
         Some(SecretRef::File(path)) => format!("file {}", path.display()),
@@ -559,10 +559,7 @@ pub fn show(service: &ServiceConfig) -> Value {
         "branch": service.branch,
         "manifests": service.manifests,
         "namespace": service.namespace,
-        "exposure": match service.exposure {
-            Exposure::Shadow => "shadow",
-            Exposure::Shared => "shared",
-        },
+        "exposure": service.exposure.as_str(),
         "tag_format": service.tag_format,
         "commit_length": service.commit_length,
         "registry_username": service.registry.username,
