@@ -104,7 +104,9 @@ fn client_mode_drives_serve_like_direct_mode() {
         )),
         "{text}"
     );
-    assert!(common::stderr(&out).contains("timing: fetch "));
+    let err = common::stderr(&out);
+    assert!(err.contains("timing: fetch "), "{err}");
+    eprintln!("client-mode status against the fake: {}", err.trim());
 
     let out = run(&["show", "example"]);
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));

@@ -314,6 +314,7 @@ fn cli_canary_status_promote_and_rollback() {
     );
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(out["promoted"], "v7");
+    eprintln!("promote against the fake: {}", out["timing_ms"]);
     let web = fake.get("default/deployments/web").unwrap();
     assert_eq!(
         web["spec"]["template"]["spec"]["containers"][0]["image"],
