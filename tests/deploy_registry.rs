@@ -370,12 +370,13 @@ async fn basic_auth_flow() {
         err.to_string().contains("no credentials are configured"),
         "{err}"
     );
-    let client = RegistryClient::new(robot("nope")).unwrap();
+    let client = RegistryClient::new(robot("n0pe-pass")).unwrap();
     let err = client.tag_exists(&image, "v1").await.unwrap_err();
     assert!(
         err.to_string().contains("credentials refused (401)"),
         "{err}"
     );
+    assert!(!format!("{err} {err:?}").contains("n0pe-pass"), "{err:?}");
     // The password never shows in debug output.
     assert!(!format!("{:?}", robot("s3cret")).contains("s3cret"));
 }
@@ -639,4 +640,55 @@ async fn cli_finds_the_single_tag_that_contains_the_commit() {
         .unwrap();
     assert_eq!(listed, String::from_utf8(direct.stdout).unwrap());
     assert_eq!(listed.lines().count(), 110 + 4, "{listed}");
+}
+
+#[test]
+fn the_registry_password_never_shows_through_the_api() {
+    let registry = fake_registry(Auth::Basic);
+    let fake = deploy_fake::Fake::start(deploy_fake::Controller::Healthy);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("kubernetes")).unwrap();
+    git(&repo, &["init", "--quiet", "--initial-branch=main"]);
+    std::fs::write(
+        repo.join("kubernetes/web.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec: {{selector: {{app: web}}}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers: [{{name: web, image: \"{}/team/web\"}}]\n",
+            registry.url
+        ),
+    )
+    .unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "--quiet", "-m", "web"]);
+    const PASSWORD: &str = "Pr1vate-Regpass";
+    std::fs::write(dir.path().join("registry.pass"), PASSWORD).unwrap();
+    std::fs::write(dir.path().join("web.token"), "web-token-7a7a7a7a").unwrap();
+    let config = dir.path().join("deploy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[services.web]\nrepository = \"{}\"\napi_token_file = \"web.token\"\n[services.web.registry]\nusername = \"robot\"\npassword_file = \"registry.pass\"\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let served = deploy_fake::serve(&fake, dir.path(), &config, &[]);
+    for args in [&["canary", "web"][..], &["tags", "web"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_nprt"))
+            .args(args)
+            .args(["--server", &served.url])
+            .env("NPRT_TOKEN", "web-token-7a7a7a7a")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("credentials refused (401)"), "{err}");
+        assert!(!err.contains(PASSWORD), "{err}");
+    }
+    // The registry did get the password (it refused it), the log never did.
+    let seen = registry.seen.lock().unwrap().clone();
+    assert!(seen.iter().any(|l| l.contains("[Basic ")), "{seen:?}");
+    let log = served.log();
+    assert!(!log.contains(PASSWORD), "{log}");
+    assert!(!log.contains("web-token-7a7a7a7a"), "{log}");
 }

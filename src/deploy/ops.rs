@@ -213,6 +213,17 @@ pub fn registry_client(
     RegistryClient::new(credentials).map_err(OpError::runtime)
 }
 
+/// Refused credentials and a commit without exactly one tag are the request's (or its
+/// configuration's) fault; an unreachable or misbehaving registry is not.
+fn registry_error(e: RegistryError) -> OpError {
+    match e {
+        RegistryError::Auth { .. }
+        | RegistryError::NoTagForCommit { .. }
+        | RegistryError::AmbiguousCommit { .. } => OpError::bad(e),
+        _ => OpError::runtime(e),
+    }
+}
+
 /// Checks that the registry has every tagged image of the plan. When an image lacks the tag
 /// `tag_format` gave and `lookup` is set (no tag was requested), finds the single tag that
 /// contains the commit instead: returns it when every image has that same one.
@@ -227,12 +238,6 @@ async fn check_images(
         return Ok(None);
     }
     let client = registry_client(service, config_file)?;
-    let registry_error = |e: RegistryError| match e {
-        RegistryError::Auth { .. }
-        | RegistryError::NoTagForCommit { .. }
-        | RegistryError::AmbiguousCommit { .. } => OpError::bad(e),
-        _ => OpError::runtime(e),
-    };
     let mut missing = Vec::new();
     for image in images {
         let Some((name, tag)) = image.rsplit_once(':') else {
@@ -536,7 +541,7 @@ pub async fn tags(service: &ServiceConfig, settings: &Settings) -> Result<Value,
         let mut tags = client
             .tags(&split_image(name))
             .await
-            .map_err(OpError::runtime)?;
+            .map_err(registry_error)?;
         tags.sort();
         images.insert(name.to_owned(), json!(tags));
     }
