@@ -572,3 +572,28 @@ pub fn show(service: &ServiceConfig) -> Value {
         "api_token": secret(&service.api_token),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timing_has_every_phase_and_a_line_for_people() {
+        let mut clock = Clock::start();
+        clock.lap(Phase::Rewrite);
+        clock.lap(Phase::Rewrite);
+        let v = clock.json();
+        for key in [
+            "fetch", "validate", "rewrite", "apply", "rollout", "delete", "read", "total",
+        ] {
+            assert!(v[key].is_number(), "{key} in {v}");
+        }
+        let v = json!({"fetch": 12.04, "validate": 0.0, "rewrite": 0.4, "apply": 3.0,
+            "rollout": 0.0, "delete": 0.0, "read": 0.0, "total": 15.5});
+        assert_eq!(
+            Timing::line(&v),
+            "fetch 12.0 ms, rewrite 0.4 ms, apply 3.0 ms, total 15.5 ms"
+        );
+        assert_eq!(millis(Duration::from_micros(1_234_567)), 1234.6);
+    }
+}
