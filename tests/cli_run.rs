@@ -216,10 +216,8 @@ fn live_sources_and_the_deploy_api_say_they_are_not_wired_yet() {
     let server = write(
         dir.path(),
         "server.toml",
-        &scenario(
-            "",
-            "",
-        ) + "\n[deploy]\nservice = \"shop\"\nserver = \"http://127.0.0.1:9\"\ntoken_env = \"NPRT_TEST_TOKEN\"\n",
+        &(scenario("", "")
+            + "\n[deploy]\nservice = \"shop\"\nserver = \"http://127.0.0.1:9\"\ntoken_env = \"NPRT_TEST_TOKEN\"\n"),
     );
     let out = run(&["run", &server]);
     assert_eq!(out.status.code(), Some(4));

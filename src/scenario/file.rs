@@ -570,7 +570,20 @@ pub fn parse(text: &str, file: &Path, overrides: &[Override]) -> Result<Scenario
     let raw: RawScenario = toml::Value::Table(table).try_into().map_err(|e| {
         let (field, message) = serde_field(&e);
         match field {
-            Some(f) => ctx.err(&f, message),
+            Some(f) => {
+                // serde's path has no array indexes: a --set with one names the element.
+                let without_indexes = |key: &str| {
+                    key.split('.')
+                        .filter(|p| p.parse::<usize>().is_err())
+                        .collect::<Vec<_>>()
+                        .join(".")
+                };
+                let f = overrides
+                    .iter()
+                    .find(|o| without_indexes(&o.key) == f)
+                    .map_or(f, |o| o.key.clone());
+                ctx.err(&f, message)
+            }
             None => whole(message),
         }
     })?;
