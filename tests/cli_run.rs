@@ -567,3 +567,57 @@ fn an_interrupt_rolls_back_the_canary_unless_told_not_to() {
     );
     assert!(fake.get("default/deployments/web-canary").is_some());
 }
+
+#[test]
+fn the_ci_example_runs_the_gate_and_publishes_its_reports() {
+    let text = std::fs::read_to_string(repo_path(".github/workflows/nprt-gate.yml")).unwrap();
+    let workflow: Value = serde_saphyr::from_str(&text).unwrap();
+    let steps = workflow["jobs"]["gate"]["steps"].as_array().unwrap();
+    let step = |name: &str| {
+        steps
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no step {name}"))
+    };
+    let gate = step("Gate")["run"].as_str().unwrap();
+    assert!(
+        gate.contains("nprt run scenarios/ci-gate.toml --set \"report.dir=$RUNNER_TEMP/nprt\""),
+        "{gate}"
+    );
+    let summary = step("Job summary")["run"].as_str().unwrap();
+    assert!(summary.contains("report.md") && summary.contains("$GITHUB_STEP_SUMMARY"));
+    assert_eq!(step("Job summary")["if"], "always()");
+    assert_eq!(
+        step("Test report")["with"]["report_paths"],
+        "${{ runner.temp }}/nprt/junit.xml"
+    );
+
+    // The gate itself, with a candidate that fails half its requests: exit 1 and the files
+    // the workflow publishes.
+    let _serial = common::serial();
+    let stable = common::Testbed::start(&["--latency", "1"]);
+    let canary = common::Testbed::start(&["--latency", "1", "--error-rate", "0.5"]);
+    let dir = tempfile::tempdir().unwrap();
+    let ci_gate = repo_path("scenarios/ci-gate.toml");
+    let out = run(&[
+        "run",
+        ci_gate.to_str().unwrap(),
+        "--quiet",
+        "--set",
+        &format!("report.dir={}", dir.path().display()),
+        "--set",
+        &format!("targets.stable={}", stable.url),
+        "--set",
+        &format!("targets.canary={}", canary.url),
+        "--set",
+        "replay.limit=400",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    for name in ["scenario.md", "report.md", "junit.xml"] {
+        assert!(dir.path().join(name).is_file(), "{name}");
+    }
+    let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    assert!(junit.contains("<failure"), "{junit}");
+    let md = std::fs::read_to_string(dir.path().join("scenario.md")).unwrap();
+    assert!(md.contains("## nprt scenario `ci-gate`: FAIL"), "{md}");
+}
