@@ -72,7 +72,7 @@ pub struct Scenario {
 #[derive(Debug, Clone)]
 pub enum Source {
     /// A recording replayed to every target.
-    Recording(RecordingSpec),
+    Recording(Box<RecordingSpec>),
     /// The inline tee proxy: users' requests go to the primary, copies to the shadow.
     Shadow(LiveSpec),
     /// The passive mirror: captured requests are sent to the shadow and its answers compared
@@ -661,11 +661,11 @@ fn check(raw: RawScenario, ctx: &Ctx<'_>) -> Result<Scenario, ScenarioError> {
                 }
             }
             let replay = raw.replay.unwrap_or_default();
-            Source::Recording(RecordingSpec {
+            Source::Recording(Box::new(RecordingSpec {
                 path: ctx.path("source.recording", path),
                 skip_bad: raw.source.skip_bad,
                 options: check_replay(&replay, ctx)?,
-            })
+            }))
         }
         SourceKind::Shadow | SourceKind::Mirror => {
             if raw.source.recording.is_some() {
@@ -789,9 +789,6 @@ fn check(raw: RawScenario, ctx: &Ctx<'_>) -> Result<Scenario, ScenarioError> {
         observations: raw.report.observations,
         summary: raw.report.summary.unwrap_or(true),
     };
-    if !matches!(source, Source::Recording(_)) && targets.is_empty() && testbeds.is_empty() {
-        // Fine: a live source may name its URLs in its own section.
-    }
     let name = match raw.name {
         Some(n) if n.trim().is_empty() => return Err(ctx.err("name", "must not be empty")),
         Some(n) => n,
