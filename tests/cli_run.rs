@@ -462,7 +462,8 @@ fn a_regressed_canary_is_deployed_judged_and_rolled_back() {
         t["to_rollback_ms"].as_u64().unwrap(),
     );
     assert!(deployed <= judged && judged <= rolled_back, "{t}");
-    eprintln!("against the fake cluster: {t}");
+    let text = stdout(&out);
+    eprintln!("{}", &text[text.find("\nscenario ").unwrap_or(0)..]);
     assert!(fake.get("default/deployments/web-canary").is_none());
     assert!(fake.get("default/services/web-canary").is_none());
     assert!(
@@ -620,4 +621,28 @@ fn the_ci_example_runs_the_gate_and_publishes_its_reports() {
     assert!(junit.contains("<failure"), "{junit}");
     let md = std::fs::read_to_string(dir.path().join("scenario.md")).unwrap();
     assert!(md.contains("## nprt scenario `ci-gate`: FAIL"), "{md}");
+}
+
+#[test]
+fn an_unreachable_canary_is_rolled_back_and_the_run_exits_4() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (fake, deploy) = canary_setup(dir.path());
+    // The canary's URL answers nothing: no verdict to trust, so on_inconclusive (= on_fail).
+    let text = scenario("", "on_fail = \"rollback\"").replace(
+        "[[testbeds]]\nname = \"canary\"\nlatency_ms = 1.0\n",
+        &format!("[targets]\ncanary = \"{}\"\n", common::closed_port_url()),
+    ) + &deploy;
+    let file = write(dir.path(), "s.toml", &text);
+    let out = run_against(&fake, dir.path(), &file, &["--set", "replay.limit=50"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no request reached canary"),
+        "{}",
+        stderr(&out)
+    );
+    let r = record(dir.path());
+    assert_eq!(r["action"]["on"], "unreachable");
+    assert_eq!(r["action"]["action"], "rollback");
+    assert!(fake.get("default/deployments/web-canary").is_none());
 }

@@ -108,12 +108,10 @@ pub async fn run(loaded: Loaded, quiet: bool) -> Result<Exit, Failure> {
         action: None,
         verdict: None,
     };
-    let outcome = tokio::select! {
+    tokio::select! {
         outcome = execute(scenario, deployer.as_ref(), &canary_started, &mut record, quiet) => outcome,
         () = shutdown_signal() => Err(interrupted(scenario, deployer.as_ref(), canary_started.get()).await),
-    };
-    record.timings.total_ms = millis(record.started.elapsed());
-    outcome
+    }
 }
 
 /// The rollback of an interrupted run, and the failure it ends with.
@@ -150,6 +148,9 @@ async fn execute(
     record: &mut Record,
     quiet: bool,
 ) -> Result<Exit, Failure> {
+    let dir = &scenario.report.dir;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot create {}: {e}", dir.display())))?;
     let targets = start_targets(scenario).await?;
 
     if let (Some(deployer), Some(spec)) = (deployer, &scenario.deploy) {
@@ -186,19 +187,69 @@ async fn execute(
         }
     }
 
+    let traffic = match traffic(scenario, &targets, quiet).await {
+        Ok(t) => t,
+        Err(failure) => {
+            // A run that broke off after the deploy leaves no verdict: the canary is treated
+            // as on an inconclusive one.
+            if canary_started.get() {
+                if let Err(cleanup) = act(
+                    scenario,
+                    deployer,
+                    scenario.on_inconclusive,
+                    "error",
+                    record,
+                )
+                .await
+                {
+                    eprintln!("Error: {:#}", cleanup.error);
+                }
+            }
+            return Err(failure);
+        }
+    };
+    record.timings.to_verdict_ms = record.mark();
+    eprint!("{}", traffic.log);
+    let verdict = traffic.verdict;
+    record.verdict = Some(verdict.outcome);
+    print!("{}", report::render(&verdict, Format::Text));
+    write_reports(dir, &verdict)?;
+
+    let (on, action) = if !traffic.unreachable.is_empty() {
+        ("unreachable", scenario.on_inconclusive)
+    } else {
+        match verdict.outcome {
+            Outcome::Pass => ("pass", scenario.on_pass),
+            Outcome::Fail => ("fail", scenario.on_fail),
+            Outcome::Inconclusive => ("inconclusive", scenario.on_inconclusive),
+        }
+    };
+    let acted = act(scenario, deployer, action, on, record).await;
+    write_record(scenario, &verdict, record)?;
+    print_summary(scenario, &verdict, record);
+    acted?;
+    if !traffic.unreachable.is_empty() {
+        return Err(Failure::runtime(anyhow::anyhow!(
+            "no request reached {}",
+            traffic.unreachable.join(", ")
+        )));
+    }
+    Ok(verdict.exit())
+}
+
+/// Sends the scenario's traffic to its targets and judges it.
+async fn traffic(scenario: &Scenario, targets: &[Target], quiet: bool) -> Result<Traffic, Failure> {
     let comparison = Comparison::new(scenario.judge.options.clone()).map_err(Failure::bad_input)?;
     let dir = &scenario.report.dir;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot create {}: {e}", dir.display())))?;
     let observations = scenario
         .report
         .observations
         .then(|| dir.join("observations.ndjson"));
     let summary = scenario.report.summary.then(|| dir.join("summary.json"));
-    let traffic = match &scenario.source {
+    Ok(match &scenario.source {
         Source::Recording(spec) => {
             let mut options = spec.options.clone();
-            options.targets = targets.clone();
+            options.targets = targets.to_vec();
             let first = GorReader::open(
                 &spec.path,
                 ReadOptions {
@@ -287,34 +338,7 @@ async fn execute(
             })
             .await?
         }
-    };
-    record.timings.to_verdict_ms = record.mark();
-    eprint!("{}", traffic.log);
-    let verdict = traffic.verdict;
-    record.verdict = Some(verdict.outcome);
-    print!("{}", report::render(&verdict, Format::Text));
-    write_reports(dir, &verdict)?;
-
-    let (on, action) = if !traffic.unreachable.is_empty() {
-        ("unreachable", scenario.on_inconclusive)
-    } else {
-        match verdict.outcome {
-            Outcome::Pass => ("pass", scenario.on_pass),
-            Outcome::Fail => ("fail", scenario.on_fail),
-            Outcome::Inconclusive => ("inconclusive", scenario.on_inconclusive),
-        }
-    };
-    let acted = act(scenario, deployer, action, on, record).await;
-    write_record(scenario, &verdict, record)?;
-    print_summary(scenario, &verdict, record);
-    acted?;
-    if !traffic.unreachable.is_empty() {
-        return Err(Failure::runtime(anyhow::anyhow!(
-            "no request reached {}",
-            traffic.unreachable.join(", ")
-        )));
-    }
-    Ok(verdict.exit())
+    })
 }
 
 /// Binds the testbeds (on their own tasks, for the life of the process) and returns every
