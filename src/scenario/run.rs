@@ -78,7 +78,6 @@ struct Record {
     timings: Timings,
     deploy: Option<Value>,
     action: Option<Value>,
-    verdict: Option<Outcome>,
 }
 
 impl Record {
@@ -106,7 +105,6 @@ pub async fn run(loaded: Loaded, quiet: bool) -> Result<Exit, Failure> {
         timings: Timings::default(),
         deploy: None,
         action: None,
-        verdict: None,
     };
     tokio::select! {
         outcome = execute(scenario, deployer.as_ref(), &canary_started, &mut record, quiet) => outcome,
@@ -126,9 +124,22 @@ async fn interrupted(scenario: &Scenario, deployer: Option<&Deployer>, started: 
             spec.service
         ));
     }
-    eprintln!("interrupted: rolling back the canary of {}…", spec.service);
+    eprintln!(
+        "interrupted: rolling back the canary of {} (interrupt again to leave it)…",
+        spec.service
+    );
     let t = Instant::now();
-    match deployer.run(Op::Rollback).await {
+    let rollback = tokio::select! {
+        result = deployer.run(Op::Rollback) => result,
+        () = shutdown_signal() => {
+            return Failure::runtime(anyhow::anyhow!(
+                "interrupted twice; the rollback of {} was abandoned and its canary may still run: `nprt rollback {}` removes it",
+                spec.service,
+                spec.service
+            ))
+        }
+    };
+    match rollback {
         Ok(_) => Failure::runtime(anyhow::anyhow!(
             "interrupted; the canary of {} was rolled back in {}",
             spec.service,
@@ -211,7 +222,6 @@ async fn execute(
     record.timings.to_verdict_ms = record.mark();
     eprint!("{}", traffic.log);
     let verdict = traffic.verdict;
-    record.verdict = Some(verdict.outcome);
     print!("{}", report::render(&verdict, Format::Text));
     write_reports(dir, &verdict)?;
 
