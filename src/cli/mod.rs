@@ -22,12 +22,14 @@ mod capture;
 mod deploy;
 mod output;
 mod replay;
+mod run;
 
 use capture::*;
 use deploy::*;
 pub(crate) use output::{write_reports, AtomicFile};
 pub(crate) use replay::ReplayRun;
 use replay::*;
+use run::*;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -84,6 +86,8 @@ enum Command {
     Tags(TagsArgs),
     /// Serve the deploy HTTP API (every call authenticated with the service's token).
     Serve(ServeArgs),
+    /// Run a scenario file: deploy a canary, send traffic, judge, then report, promote or roll back.
+    Run(RunArgs),
 }
 
 #[derive(Debug, Args)]
@@ -325,6 +329,7 @@ async fn run(command: Command) -> Outcome {
         Command::Status(args) => deploy_status(&args).await,
         Command::Tags(args) => deploy_tags(&args).await,
         Command::Serve(args) => serve(&args).await,
+        Command::Run(args) => run_scenario(&args).await,
     }
 }
 
@@ -402,7 +407,7 @@ fn open_recording(path: &Path, read: &ReadArgs) -> Result<GorReader, Failure> {
 }
 
 /// Parses `30s`, `5m`, `1h`, `250ms` or a plain number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
