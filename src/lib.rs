@@ -16,6 +16,7 @@ mod progress;
 pub mod recording;
 pub mod replay;
 pub mod report;
+pub mod scenario;
 pub mod shadow;
 pub mod testbed;
 pub mod tls;

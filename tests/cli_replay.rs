@@ -671,8 +671,10 @@ fn shard_summaries_merge_exactly() {
         from_observations["overall"]["candidate"]
     );
     assert_eq!(from_observations["overall"]["candidate"]["requests"], 300);
-    // Counts alone show the failing route, paired or not.
+    // Counts alone show the failing route, paired or not: the merged verdict is the one of
+    // all the observations together.
     assert_eq!(from_summaries["verdict"], "fail");
+    assert_eq!(from_summaries["verdict"], from_observations["verdict"]);
 
     std::fs::write(
         &summaries[0],

@@ -5,7 +5,7 @@ mod common;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use nprt::deploy::api::{serve, Api};
+use nprt::deploy::api::{serve, Api, Limits};
 use nprt::deploy::cluster::Cluster;
 use nprt::deploy::ops::{Settings, Target};
 use nprt::deploy::DeployConfig;
@@ -21,7 +21,17 @@ struct Server {
     _dir: tempfile::TempDir,
 }
 
+/// The API with the failure limit off: these tests fail authentication from one address on
+/// purpose many times; the limit has its own test (tests/deploy_client.rs).
 async fn start() -> Server {
+    start_with(Limits {
+        auth_failures: 0,
+        ..Limits::default()
+    })
+    .await
+}
+
+async fn start_with(limits: Limits) -> Server {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.token"), format!("{TOKEN_A}\n")).unwrap();
     std::fs::write(dir.path().join("b.token"), TOKEN_B).unwrap();
@@ -38,10 +48,14 @@ async fn start() -> Server {
         force: false,
         skip_image_check: true,
     };
-    let api = Arc::new(Api::new(config, Target::Connected(cluster), settings).unwrap());
+    let api = Arc::new(
+        Api::new(config, Target::Connected(cluster), settings)
+            .unwrap()
+            .with_limits(limits),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(listener, Arc::clone(&api)));
+    tokio::spawn(serve(listener, Arc::clone(&api), None));
     Server {
         url,
         api,
@@ -142,6 +156,72 @@ async fn authentication_and_scoping() {
         body.contains("nprt_api_requests_total{route=\"unauthorized\",code=\"401\"}"),
         "{body}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_never_acts_on_another_service() {
+    let s = start().await;
+    let basic_b = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("a:{TOKEN_B}")
+        )
+    );
+    let firing = r#"{"status":"firing","alerts":[]}"#;
+    // Every route of service a, its unknown neighbours, and spellings of the same path.
+    let routes = [
+        ("GET", "/a", ""),
+        ("GET", "/a/tags", ""),
+        ("GET", "/a/config", ""),
+        ("PUT", "/a/deploy", ""),
+        (
+            "PUT",
+            "/a/deploy?commit=main&tag=v1&skip_image_check=true",
+            "",
+        ),
+        ("PUT", "/a/canary", ""),
+        ("PUT", "/a/canary?exposure=shared", ""),
+        ("DELETE", "/a/canary", ""),
+        ("DELETE", "/a/canary", firing),
+        ("POST", "/a/promote", ""),
+        ("GET", "/a/canary", ""),
+        ("PATCH", "/a/deploy", ""),
+        ("GET", "/a/nope", ""),
+        ("PUT", "//a/canary", ""),
+        ("PUT", "/a/canary/", ""),
+        ("PUT", "/a//canary", ""),
+        ("DELETE", "/a/canary?x=1", ""),
+    ];
+    for auth in [bearer(TOKEN_B), basic_b] {
+        for (method, route, body) in routes {
+            let (code, answer) =
+                call(method, &format!("{}{route}", s.url), Some(&auth), body).await;
+            assert_eq!(code, 403, "{method} {route}: {answer}");
+            assert!(answer.contains("not for service `a`"), "{answer}");
+            assert!(!answer.contains(TOKEN_A) && !answer.contains(TOKEN_B));
+        }
+    }
+    // Nothing ran: no operation was counted with any other answer.
+    let (_, metrics) = call(
+        "GET",
+        &format!("{}/metrics", s.url),
+        Some(&bearer(TOKEN_B)),
+        "",
+    )
+    .await;
+    for line in metrics.lines().filter(|l| l.contains("/SERVICE/")) {
+        assert!(line.contains("code=\"403\""), "{line}");
+    }
+    // And A's own token does reach A (here: 502, the cluster is unreachable).
+    let (code, _) = call(
+        "DELETE",
+        &format!("{}/a/canary", s.url),
+        Some(&bearer(TOKEN_A)),
+        "",
+    )
+    .await;
+    assert_eq!(code, 502);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,4 +335,48 @@ fn serve_refuses_services_without_a_token() {
         err.contains("services.a: set api_token_env or api_token_file"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_others_still_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start_with(Limits {
+        header_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    })
+    .await;
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    // A head that never ends, and a body that never comes.
+    let mut idle = Vec::new();
+    for request in [
+        "GET / HTTP/1.1\r\nHost: x\r\n".to_owned(),
+        format!("DELETE /a/canary HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN_A}\r\nContent-Length: 100\r\n\r\n{{"),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        idle.push(stream);
+    }
+    let (code, _) = call(
+        "GET",
+        &format!("{}/version", s.url),
+        Some(&bearer(TOKEN_A)),
+        "",
+    )
+    .await;
+    assert_eq!(code, 200, "others are served meanwhile");
+    let mut answers = Vec::new();
+    for mut stream in idle {
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+            .await
+            .expect("the server closes a slow connection")
+            .unwrap();
+        answers.push(String::from_utf8_lossy(&answer).into_owned());
+    }
+    assert!(
+        !answers[0].contains("200 OK"),
+        "an unfinished head is never answered: {}",
+        answers[0]
+    );
+    assert!(answers[1].starts_with("HTTP/1.1 408"), "{}", answers[1]);
 }

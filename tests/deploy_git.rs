@@ -453,3 +453,30 @@ fn shared_exposure_and_explicit_workloads_from_the_cli() {
         .collect();
     assert_eq!(names, ["Deployment/worker-canary"]);
 }
+
+#[test]
+fn a_password_in_the_repository_url_never_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("deploy.toml");
+    // Nothing listens there: the clone fails, and the message names the repository.
+    let url =
+        common::closed_port_url().replace("http://", "http://robot:s3cret-pass@") + "/shop.git";
+    std::fs::write(
+        &config,
+        format!("[services.shop]\nrepository = \"{url}\"\n"),
+    )
+    .unwrap();
+    for args in [&["canary", "shop", "--dry-run"][..], &["show", "shop"]] {
+        let out = common::nprt()
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env("NPRT_CACHE_DIR", dir.path().join("cache"))
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .unwrap();
+        let all = format!("{}{}", common::stdout(&out), common::stderr(&out));
+        assert!(!all.contains("s3cret-pass"), "{args:?}: {all}");
+        assert!(all.contains("robot:***@127.0.0.1"), "{args:?}: {all}");
+    }
+}

@@ -4,6 +4,7 @@
 //! basic auth.
 
 mod common;
+mod deploy_fake;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -369,12 +370,13 @@ async fn basic_auth_flow() {
         err.to_string().contains("no credentials are configured"),
         "{err}"
     );
-    let client = RegistryClient::new(robot("nope")).unwrap();
+    let client = RegistryClient::new(robot("n0pe-pass")).unwrap();
     let err = client.tag_exists(&image, "v1").await.unwrap_err();
     assert!(
         err.to_string().contains("credentials refused (401)"),
         "{err}"
     );
+    assert!(!format!("{err} {err:?}").contains("n0pe-pass"), "{err:?}");
     // The password never shows in debug output.
     assert!(!format!("{:?}", robot("s3cret")).contains("s3cret"));
 }
@@ -484,4 +486,209 @@ async fn cli_tags_and_image_check() {
         .map(|t| format!("{}/team/web\t{t}", registry.addr))
         .collect();
     assert_eq!(text.lines().collect::<Vec<_>>(), lines);
+}
+
+#[tokio::test]
+async fn cli_finds_the_single_tag_that_contains_the_commit() {
+    let Some(registry) = start_registry("cli_finds_the_single_tag_that_contains_the_commit") else {
+        return;
+    };
+    let fake = deploy_fake::Fake::start(deploy_fake::Controller::Healthy);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("kubernetes")).unwrap();
+    git(&repo, &["init", "--quiet", "--initial-branch=main"]);
+    let manifest = |replicas: u32| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: app}}\nspec: {{selector: {{app: app}}}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: app}}}}\n  template:\n    metadata: {{labels: {{app: app}}}}\n    spec:\n      containers: [{{name: app, image: \"{}/team/app\"}}]\n",
+            registry.addr
+        )
+    };
+    std::fs::write(repo.join("kubernetes/app.yaml"), manifest(2)).unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "--quiet", "-m", "app"]);
+    let commit = git(&repo, &["rev-parse", "HEAD"]);
+    let short = &commit[..7];
+    let config = dir.path().join("deploy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[services.app]\nrepository = \"{}\"\napi_token_file = \"app.token\"\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("app.token"), "app-token-0f0f0f0f").unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_nprt"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env("NPRT_CACHE_DIR", dir.path().join("cache"))
+            .env("KUBECONFIG", fake.kubeconfig(dir.path()))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let json: serde_json::Value =
+            serde_json::from_str(stdout.trim()).unwrap_or(serde_json::Value::Null);
+        (
+            out.status.code(),
+            json,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Only a tag that contains the commit (not the `{commit}` tag_format gives): found
+    // among more tags than one page lists.
+    let mut tags: Vec<String> = (0..110).map(|i| format!("build-{i:03}")).collect();
+    tags.push(format!("main-{short}"));
+    push(&registry.addr, "team/app", &tags).await;
+    let (code, out, err) = run(&["canary", "app"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out["version"], format!("main-{short}"));
+    assert_eq!(out["tag_from"], "registry");
+    assert!(
+        err.contains(&format!(
+            "tag main-{short} found in the registry for commit {commit}"
+        )),
+        "{err}"
+    );
+    let live = fake.get("default/deployments/app-canary").unwrap();
+    assert_eq!(
+        live["spec"]["template"]["spec"]["containers"][0]["image"],
+        format!("{}/team/app:main-{short}", registry.addr)
+    );
+    assert!(
+        out["timing_ms"]["validate"].as_f64().unwrap() > 0.0,
+        "{out}"
+    );
+    eprintln!(
+        "canary with tag lookup against the fake: {}",
+        out["timing_ms"]
+    );
+
+    // Two tags contain it: refused, naming both.
+    push(&registry.addr, "team/app", &[format!("release-{short}")]).await;
+    let (code, _, err) = run(&["canary", "app"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "several tags contain commit {short}: main-{short}, release-{short}; give --tag"
+        )),
+        "{err}"
+    );
+    // An explicit --tag is checked as given, never looked up.
+    let (code, out, err) = run(&["canary", "app", "--tag", &format!("release-{short}")]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out["tag_from"], "request");
+
+    // A new commit nobody built: no tag contains it.
+    std::fs::write(repo.join("kubernetes/app.yaml"), manifest(3)).unwrap();
+    git(&repo, &["commit", "--quiet", "-am", "three"]);
+    let second = git(&repo, &["rev-parse", "HEAD"]);
+    let (code, _, err) = run(&["deploy", "app"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "image {}/team/app:{} is not in the registry, and {}/team/app: no tag contains commit {}",
+            registry.addr,
+            &second[..7],
+            registry.addr,
+            &second[..7]
+        )),
+        "{err}"
+    );
+    // Once the tag_format tag is pushed, it is used as is.
+    push(&registry.addr, "team/app", &[second[..7].to_owned()]).await;
+    let (code, out, err) = run(&["deploy", "app"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out["tag_from"], "tag_format");
+    assert_eq!(out["version"], &second[..7]);
+
+    // The same through the deploy API: `--server` finds the tag, and lists the same tags.
+    let served = deploy_fake::serve(&fake, dir.path(), &config, &[]);
+    let through_api = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_nprt"))
+            .args(args)
+            .args(["--server", &served.url])
+            .env("NPRT_TOKEN", "app-token-0f0f0f0f")
+            .output()
+            .unwrap()
+    };
+    std::fs::write(repo.join("kubernetes/app.yaml"), manifest(4)).unwrap();
+    git(&repo, &["commit", "--quiet", "-am", "four"]);
+    let third = git(&repo, &["rev-parse", "HEAD"]);
+    push(
+        &registry.addr,
+        "team/app",
+        &[format!("pr-9-{}", &third[..7])],
+    )
+    .await;
+    let out = through_api(&["canary", "app"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outcome["tag_from"], "registry");
+    assert_eq!(outcome["version"], format!("pr-9-{}", &third[..7]));
+    let out = through_api(&["tags", "app"]);
+    assert_eq!(out.status.code(), Some(0));
+    let listed = String::from_utf8(out.stdout).unwrap();
+    let direct = Command::new(env!("CARGO_BIN_EXE_nprt"))
+        .args(["tags", "app", "--config"])
+        .arg(&config)
+        .env("NPRT_CACHE_DIR", dir.path().join("cache"))
+        .output()
+        .unwrap();
+    assert_eq!(listed, String::from_utf8(direct.stdout).unwrap());
+    assert_eq!(listed.lines().count(), 110 + 4, "{listed}");
+}
+
+#[test]
+fn the_registry_password_never_shows_through_the_api() {
+    let registry = fake_registry(Auth::Basic);
+    let fake = deploy_fake::Fake::start(deploy_fake::Controller::Healthy);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("kubernetes")).unwrap();
+    git(&repo, &["init", "--quiet", "--initial-branch=main"]);
+    std::fs::write(
+        repo.join("kubernetes/web.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec: {{selector: {{app: web}}}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers: [{{name: web, image: \"{}/team/web\"}}]\n",
+            registry.url
+        ),
+    )
+    .unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "--quiet", "-m", "web"]);
+    const PASSWORD: &str = "Pr1vate-Regpass";
+    std::fs::write(dir.path().join("registry.pass"), PASSWORD).unwrap();
+    std::fs::write(dir.path().join("web.token"), "web-token-7a7a7a7a").unwrap();
+    let config = dir.path().join("deploy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[services.web]\nrepository = \"{}\"\napi_token_file = \"web.token\"\n[services.web.registry]\nusername = \"robot\"\npassword_file = \"registry.pass\"\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let served = deploy_fake::serve(&fake, dir.path(), &config, &[]);
+    for args in [&["canary", "web"][..], &["tags", "web"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_nprt"))
+            .args(args)
+            .args(["--server", &served.url])
+            .env("NPRT_TOKEN", "web-token-7a7a7a7a")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("credentials refused (401)"), "{err}");
+        assert!(!err.contains(PASSWORD), "{err}");
+    }
+    // The registry did get the password (it refused it), the log never did.
+    let seen = registry.seen.lock().unwrap().clone();
+    assert!(seen.iter().any(|l| l.contains("[Basic ")), "{seen:?}");
+    let log = served.log();
+    assert!(!log.contains(PASSWORD), "{log}");
+    assert!(!log.contains("web-token-7a7a7a7a"), "{log}");
 }

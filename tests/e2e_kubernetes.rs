@@ -1,7 +1,10 @@
 //! End-to-end against a real cluster: runs only when `NPRT_E2E_KUBECONFIG` names a kubeconfig
 //! (each test prints why it skips otherwise). Every test works in its own new namespace and
 //! deletes it at the end. Needs a kube-apiserver with a controller manager and nodes that can
-//! pull `registry.k8s.io/pause`.
+//! pull `registry.k8s.io/pause`. The scenario tests at the end also need `NPRT_E2E_IMAGE` and
+//! kubectl (see there).
+
+mod common;
 
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod};
 use kube::api::{Api, DeleteParams, ListParams};
@@ -248,5 +251,271 @@ async fn a_rollout_that_cannot_finish_fails() {
         ),
         "{err}"
     );
+    env.cleanup().await;
+}
+
+// ---- whole scenarios (`nprt run`) against the cluster ----
+//
+// These also need NPRT_E2E_IMAGE: an nprt image the cluster can pull (build the repository's
+// Dockerfile and push it), as REPOSITORY:TAG. The example service is `nprt testbed` in that
+// image; the canary's commit changes its arguments. Traffic reaches the Services through
+// `kubectl proxy` on loopback, so kubectl must be installed.
+
+/// The image's repository and tag, or why the scenario tests skip.
+fn e2e_image(test: &str) -> Option<(String, String)> {
+    let image = std::env::var("NPRT_E2E_IMAGE").ok();
+    let split = image.as_deref().and_then(|i| {
+        let (repo, tag) = i.rsplit_once(':')?;
+        (!tag.contains('/')).then(|| (repo.to_owned(), tag.to_owned()))
+    });
+    if split.is_none() {
+        eprintln!("skipping {test}: NPRT_E2E_IMAGE is not set to REPOSITORY:TAG of an nprt image the cluster can pull");
+    }
+    split
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "e2e")
+        .env("GIT_AUTHOR_EMAIL", "e2e@example.invalid")
+        .env("GIT_COMMITTER_NAME", "e2e")
+        .env("GIT_COMMITTER_EMAIL", "e2e@example.invalid")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The example service's manifests: `nprt testbed` with `testbed_args`.
+fn testbed_manifests(image_repo: &str, testbed_args: &[&str]) -> String {
+    let args: Vec<String> = ["testbed", "--listen", "0.0.0.0:8080"]
+        .iter()
+        .chain(testbed_args)
+        .map(|a| format!("\"{a}\""))
+        .collect();
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec:\n  selector: {{app: web}}\n  ports: [{{port: 80, targetPort: 8080}}]\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers:\n        - name: web\n          image: {image_repo}\n          args: [{}]\n          ports: [{{containerPort: 8080}}]\n          readinessProbe: {{tcpSocket: {{port: 8080}}}}\n",
+        args.join(", ")
+    )
+}
+
+/// `kubectl proxy` on a free loopback port, killed when dropped.
+struct KubectlProxy {
+    child: std::process::Child,
+    url: String,
+}
+
+impl KubectlProxy {
+    fn start(kubeconfig: &std::ffi::OsStr) -> KubectlProxy {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["proxy", "--port=0", "--address=127.0.0.1"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl runs (install it for the scenario e2e tests)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "Starting to serve on 127.0.0.1:PORT"
+        let addr = line.trim().rsplit(' ').next().unwrap().to_owned();
+        KubectlProxy {
+            child,
+            url: format!("http://{addr}"),
+        }
+    }
+
+    fn service(&self, namespace: &str, name: &str) -> String {
+        format!(
+            "{}/api/v1/namespaces/{namespace}/services/{name}:80/proxy",
+            self.url
+        )
+    }
+}
+
+impl Drop for KubectlProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Deploys the stable release (commit A) with the CLI, then runs a scenario that deploys
+/// commit B (`canary_args`) as a canary, replays to both, and promotes or rolls back.
+/// Returns the run's exit code and scenario.json.
+async fn scenario_run(env: &Env, test: &str, canary_args: &[&str]) -> Option<(i32, Value)> {
+    let (image_repo, tag) = e2e_image(test)?;
+    let kubeconfig = std::env::var_os("NPRT_E2E_KUBECONFIG")?;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("kubernetes")).unwrap();
+    git(&repo, &["init", "--quiet", "--initial-branch=main"]);
+    let manifest = repo.join("kubernetes/web.yaml");
+    std::fs::write(
+        &manifest,
+        testbed_manifests(&image_repo, &["--latency", "2"]),
+    )
+    .unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "--quiet", "-m", "stable"]);
+    let stable_commit = git(&repo, &["rev-parse", "HEAD"]);
+    std::fs::write(&manifest, testbed_manifests(&image_repo, canary_args)).unwrap();
+    git(&repo, &["commit", "--quiet", "-am", "canary"]);
+    let canary_commit = git(&repo, &["rev-parse", "HEAD"]);
+    let config = dir.path().join("deploy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[services.e2e]\nrepository = \"{}\"\nnamespace = \"{}\"\n",
+            repo.display(),
+            env.namespace
+        ),
+    )
+    .unwrap();
+    let nprt = |args: &[&str]| {
+        common::nprt()
+            .args(args)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("NPRT_CACHE_DIR", dir.path().join("cache"))
+            .output()
+            .expect("nprt runs")
+    };
+    let out = nprt(&[
+        "deploy",
+        "e2e",
+        "--config",
+        config.to_str().unwrap(),
+        "--commit",
+        &stable_commit,
+        "--tag",
+        &tag,
+        "--skip-image-check",
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+
+    let proxy = KubectlProxy::start(&kubeconfig);
+    let scenario = dir.path().join("scenario.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"on_pass = "promote"
+on_fail = "rollback"
+
+[source]
+kind = "recording"
+recording = "{recording}"
+
+[replay]
+max = true
+concurrency = 4
+limit = 600
+timeout = "20s"
+
+[targets]
+stable = "{stable}"
+canary = "{canary}"
+
+[deploy]
+config = "deploy.toml"
+service = "e2e"
+commit = "{canary_commit}"
+tag = "{tag}"
+skip_image_check = true
+timeout = "3m"
+
+[report]
+dir = "reports"
+"#,
+            recording = common::demo_recording().display(),
+            stable = proxy.service(&env.namespace, "web"),
+            canary = proxy.service(&env.namespace, "web-canary"),
+        ),
+    )
+    .unwrap();
+    let out = nprt(&["run", scenario.to_str().unwrap(), "--quiet"]);
+    eprintln!("{}", common::stderr(&out));
+    let record: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("reports/scenario.json"))
+            .unwrap_or_else(|e| panic!("no scenario.json ({e}): {}", common::stderr(&out))),
+    )
+    .unwrap();
+    eprintln!("{test}: {}", record["timing_ms"]);
+    Some((out.status.code().unwrap_or(-1), record))
+}
+
+#[tokio::test]
+async fn scenario_a_regressed_canary_is_rolled_back() {
+    let Some(env) = env("scenario-regressed").await else {
+        return;
+    };
+    let Some((code, record)) = scenario_run(
+        &env,
+        "scenario_a_regressed_canary_is_rolled_back",
+        &["--latency", "40", "--error-rate", "0.2"],
+    )
+    .await
+    else {
+        env.cleanup().await;
+        return;
+    };
+    assert_eq!(code, 1, "{record}");
+    assert_eq!(record["action"]["action"], "rollback");
+    assert!(record["timing_ms"]["to_rollback_ms"].as_u64().is_some());
+    let canaries = env
+        .cluster
+        .canary_workloads("e2e", Some(&env.namespace))
+        .await
+        .expect("canaries");
+    assert!(canaries.is_empty(), "{canaries:?}");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn scenario_a_healthy_canary_is_promoted() {
+    let Some(env) = env("scenario-healthy").await else {
+        return;
+    };
+    let Some((code, record)) = scenario_run(
+        &env,
+        "scenario_a_healthy_canary_is_promoted",
+        &["--latency", "2", "--jitter", "0"],
+    )
+    .await
+    else {
+        env.cleanup().await;
+        return;
+    };
+    assert_eq!(code, 0, "{record}");
+    assert_eq!(record["action"]["action"], "promote");
+    let web = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(
+        env.client.clone(),
+        &env.namespace,
+    )
+    .get("web")
+    .await
+    .expect("web");
+    let args = web.spec.unwrap().template.spec.unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        args.contains(&"--jitter".to_owned()),
+        "the canary's commit is stable: {args:?}"
+    );
+    assert!(env
+        .cluster
+        .canary_workloads("e2e", Some(&env.namespace))
+        .await
+        .expect("canaries")
+        .is_empty());
     env.cleanup().await;
 }

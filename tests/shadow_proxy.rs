@@ -555,3 +555,35 @@ fn bad_arguments_exit_2_naming_the_option() {
         assert!(stderr(&out).contains(expect), "{args:?}: {}", stderr(&out));
     }
 }
+
+#[tokio::test]
+async fn h2c_clients_are_proxied_and_mirrored() {
+    use http_body_util::{BodyExt, Empty};
+    let primary = Testbed::start(&[]);
+    let canary = Server::start(Behaviour::Answer);
+    let proxy = Shadow::start(&primary.url, &canary.url, &[]);
+    let stream = tokio::net::TcpStream::connect(proxy.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (mut send, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("the proxy speaks h2c with prior knowledge");
+    tokio::spawn(connection);
+    let request = hyper::Request::builder()
+        .uri(format!("{}/api/items/7?h2=1", proxy.url))
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = send.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(
+        String::from_utf8_lossy(&body).contains("/api/items/7?h2=1"),
+        "the primary's answer"
+    );
+    eventually("the h2 request mirrored", || canary.seen().len() == 1);
+    assert_eq!(canary.seen()[0].target, "/api/items/7?h2=1");
+    proxy.stop();
+}

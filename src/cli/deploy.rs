@@ -2,12 +2,29 @@
 //! `status`, `tags` and `serve`, on top of [`crate::deploy`].
 
 use super::*;
+use hyper::Method;
 
 #[derive(Debug, Args)]
 pub(super) struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (the address is printed).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Serve https with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Largest request body accepted, in bytes (larger ones get 413).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    max_body: usize,
+    /// Failed authentications allowed per client address within --auth-window before it
+    /// gets 429 (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    auth_failures: u32,
+    /// The window of --auth-failures, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    auth_window: u64,
     #[command(flatten)]
     config: ConfigArg,
     #[command(flatten)]
@@ -20,6 +37,23 @@ pub(super) struct TagsArgs {
     service: String,
     #[command(flatten)]
     config: ConfigArg,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// Client mode: the operation goes through a running `nprt serve`.
+#[derive(Debug, Args)]
+pub(super) struct ServerArgs {
+    /// Go through the deploy API at URL (a running `nprt serve`) instead of the cluster; the
+    /// token comes from NPRT_TOKEN or --token-file.
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// Read the API token from FILE instead of the NPRT_TOKEN environment variable.
+    #[arg(long, value_name = "FILE", requires = "server")]
+    token_file: Option<PathBuf>,
+    /// Trust this PEM CA certificate for an https --server, besides the system's roots.
+    #[arg(long, alias = "ca-cert", value_name = "FILE", requires = "server")]
+    ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -43,6 +77,8 @@ pub(super) struct ServiceArgs {
     config: ConfigArg,
     #[command(flatten)]
     cluster: ClusterArgs,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +108,8 @@ pub(super) struct DeployArgs {
     config: ConfigArg,
     #[command(flatten)]
     cluster: ClusterArgs,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -85,32 +123,111 @@ pub(super) struct ConfigArg {
 pub(super) struct LsArgs {
     #[command(flatten)]
     config: ConfigArg,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 pub(super) fn load_deploy_config(arg: &ConfigArg) -> Result<crate::deploy::DeployConfig, Failure> {
     crate::deploy::DeployConfig::load(&arg.config).map_err(Failure::bad_input)
 }
 
-pub(super) fn deploy_ls(args: &LsArgs) -> Outcome {
-    let config = load_deploy_config(&args.config)?;
-    for service in config.services.values() {
+pub(super) async fn deploy_ls(args: &LsArgs) -> Outcome {
+    let shown: Vec<serde_json::Value> = match client(&args.server, None)? {
+        Some(api) => {
+            let list = api
+                .call(Method::GET, "/", &[])
+                .await
+                .map_err(client_failure)?;
+            let mut shown = Vec::new();
+            for name in list["services"].as_array().into_iter().flatten() {
+                let name = name.as_str().unwrap_or("");
+                match api.call(Method::GET, &format!("/{name}/config"), &[]).await {
+                    Ok(v) => shown.push(v),
+                    // A token sees the other services' names only.
+                    Err(crate::deploy::client::ClientError::Forbidden { .. }) => {
+                        shown.push(serde_json::json!({ "service": name }));
+                    }
+                    Err(e) => return Err(client_failure(e)),
+                }
+            }
+            shown
+        }
+        None => load_deploy_config(&args.config)?
+            .services
+            .values()
+            .map(crate::deploy::ops::show)
+            .collect(),
+    };
+    for service in shown {
+        let text = |key: &str| service[key].as_str().unwrap_or("-").to_owned();
+        if service.get("repository").is_none() {
+            println!("{}\t(not visible with this token)", text("service"));
+            continue;
+        }
         println!(
             "{}\t{}\t{}\t{}/\tnamespace={}\texposure={}",
-            service.name,
-            service.repository,
-            service.branch,
-            service.manifests,
-            service
-                .namespace
-                .as_deref()
+            text("service"),
+            text("repository"),
+            text("branch"),
+            text("manifests"),
+            service["namespace"]
+                .as_str()
                 .unwrap_or("(kubeconfig default)"),
-            match service.exposure {
-                crate::deploy::Exposure::Shadow => "shadow",
-                crate::deploy::Exposure::Shared => "shared",
-            }
+            text("exposure"),
         );
     }
     Ok(Exit::Pass)
+}
+
+/// The API client when `--server` is given: token from the environment or file, never the
+/// command line. The client waits for the server's own operation `timeout` (default 30 s)
+/// plus a margin for the answer.
+fn client(
+    server: &ServerArgs,
+    timeout: Option<Duration>,
+) -> Result<Option<crate::deploy::client::ApiClient>, Failure> {
+    use crate::deploy::client::{read_token, ApiClient};
+    let Some(url) = &server.server else {
+        return Ok(None);
+    };
+    let token = read_token(server.token_file.as_deref()).map_err(client_failure)?;
+    // The server waits up to its own timeout for rollouts; leave it room to answer.
+    let timeout = timeout.unwrap_or(Duration::from_secs(30)) + Duration::from_secs(30);
+    ApiClient::new(url, token, server.ca.as_deref(), timeout)
+        .map(Some)
+        .map_err(client_failure)
+}
+
+fn client_failure(e: crate::deploy::client::ClientError) -> Failure {
+    if e.is_bad_input() {
+        Failure::bad_input(e)
+    } else {
+        Failure::runtime(e)
+    }
+}
+
+/// Refuses direct-mode options that mean nothing through the API.
+fn direct_only(server: &ServerArgs, cluster: &ClusterArgs, dry_run: bool) -> Result<(), Failure> {
+    if server.server.is_none() {
+        return Ok(());
+    }
+    let refused = [
+        (
+            dry_run,
+            "--dry-run (run it directly: it contacts no cluster)",
+        ),
+        (cluster.force, "--force (the server decides)"),
+        (
+            cluster.context.is_some(),
+            "--context (the server has its cluster)",
+        ),
+    ];
+    match refused.iter().find(|(given, _)| *given) {
+        Some((_, what)) => Err(Failure::bad_input_msg(format!(
+            "{what} cannot be used with --server"
+        ))),
+        None => Ok(()),
+    }
 }
 
 pub(super) fn op_failure(e: crate::deploy::ops::OpError) -> Failure {
@@ -138,14 +255,24 @@ pub(super) fn target(cluster: &ClusterArgs) -> crate::deploy::ops::Target {
 }
 
 pub(super) fn print_outcome(outcome: &serde_json::Value) -> Outcome {
+    print_timing(outcome);
     println!("{outcome}");
     Ok(Exit::Pass)
 }
 
+/// The timing breakdown on stderr, for people; the JSON on stdout has it too.
+fn print_timing(outcome: &serde_json::Value) {
+    if outcome["timing_ms"].is_object() {
+        eprintln!(
+            "timing: {}",
+            crate::deploy::ops::Timing::line(&outcome["timing_ms"])
+        );
+    }
+}
+
 pub(super) async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Track) -> Outcome {
     use crate::deploy::driver::{prepare, Request};
-    let config = load_deploy_config(&args.config)?;
-    let service = config.service(&args.service).map_err(Failure::bad_input)?;
+    direct_only(&args.server, &args.cluster, args.dry_run)?;
     if let Some(tag) = &args.tag {
         if !crate::deploy::image::is_tag(tag) {
             return Err(Failure::bad_input_msg(format!(
@@ -153,6 +280,35 @@ pub(super) async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Tra
             )));
         }
     }
+    if let Some(api) = client(
+        &args.server,
+        Some(Duration::from_secs(args.cluster.timeout)),
+    )? {
+        let mut query = Vec::new();
+        let pairs = [("commit", &args.commit), ("tag", &args.tag)];
+        for (key, value) in pairs {
+            if let Some(v) = value {
+                query.push((key, v.clone()));
+            }
+        }
+        if let Some(exposure) = args.exposure {
+            query.push(("exposure", exposure.as_str().to_owned()));
+        }
+        for w in &args.workload {
+            query.push(("workload", w.clone()));
+        }
+        if args.skip_image_check {
+            query.push(("skip_image_check", "true".to_owned()));
+        }
+        let path = format!("/{}/{}", args.service, track_route(track));
+        let outcome = api
+            .call(Method::PUT, &path, &query)
+            .await
+            .map_err(client_failure)?;
+        return print_deployed(&outcome);
+    }
+    let config = load_deploy_config(&args.config)?;
+    let service = config.service(&args.service).map_err(Failure::bad_input)?;
     let request = Request {
         track,
         commit: args.commit.clone(),
@@ -167,10 +323,7 @@ pub(super) async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Tra
             crate::deploy::ops::deploy(&target(&args.cluster), service, &request, &settings)
                 .await
                 .map_err(op_failure)?;
-        for workload in outcome["left_alone"].as_array().into_iter().flatten() {
-            eprintln!("left alone: {}", workload.as_str().unwrap_or(""));
-        }
-        return print_outcome(&outcome);
+        return print_deployed(&outcome);
     }
     let prepared = prepare(service, &request, &settings.cache).map_err(|e| op_failure(e.into()))?;
     eprintln!(
@@ -194,15 +347,48 @@ pub(super) async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Tra
     Ok(Exit::Pass)
 }
 
-/// Runs one cluster operation on the service `args` names, with its config and cluster.
+fn print_deployed(outcome: &serde_json::Value) -> Outcome {
+    for workload in outcome["left_alone"].as_array().into_iter().flatten() {
+        eprintln!("left alone: {}", workload.as_str().unwrap_or(""));
+    }
+    if outcome["tag_from"] == "registry" {
+        eprintln!(
+            "tag {} found in the registry for commit {}",
+            outcome["version"].as_str().unwrap_or(""),
+            outcome["commit"].as_str().unwrap_or("")
+        );
+    }
+    print_outcome(outcome)
+}
+
+fn track_route(track: crate::deploy::rewrite::Track) -> &'static str {
+    match track {
+        crate::deploy::rewrite::Track::Stable => "deploy",
+        crate::deploy::rewrite::Track::Canary => "canary",
+    }
+}
+
+/// Runs one cluster operation on the service `args` names: through the API at `--server`
+/// (`method` on `/SERVICE{route}`), else directly with its config and cluster.
 pub(super) async fn service_op(
     args: &ServiceArgs,
+    (method, route): (Method, &str),
     op: impl AsyncFnOnce(
         &crate::deploy::ops::Target,
         &crate::deploy::config::ServiceConfig,
         &crate::deploy::ops::Settings,
     ) -> Result<serde_json::Value, crate::deploy::ops::OpError>,
 ) -> Result<serde_json::Value, Failure> {
+    direct_only(&args.server, &args.cluster, false)?;
+    if let Some(api) = client(
+        &args.server,
+        Some(Duration::from_secs(args.cluster.timeout)),
+    )? {
+        return api
+            .call(method, &format!("/{}{route}", args.service), &[])
+            .await
+            .map_err(client_failure);
+    }
     let config = load_deploy_config(&args.config)?;
     let service = config.service(&args.service).map_err(Failure::bad_input)?;
     op(
@@ -215,15 +401,18 @@ pub(super) async fn service_op(
 }
 
 pub(super) async fn rollback(args: &ServiceArgs) -> Outcome {
-    print_outcome(&service_op(args, crate::deploy::ops::rollback).await?)
+    let route = (Method::DELETE, "/canary");
+    print_outcome(&service_op(args, route, crate::deploy::ops::rollback).await?)
 }
 
 pub(super) async fn promote(args: &ServiceArgs) -> Outcome {
-    print_outcome(&service_op(args, crate::deploy::ops::promote).await?)
+    let route = (Method::POST, "/promote");
+    print_outcome(&service_op(args, route, crate::deploy::ops::promote).await?)
 }
 
 pub(super) async fn deploy_status(args: &ServiceArgs) -> Outcome {
-    let outcome = service_op(args, crate::deploy::ops::status).await?;
+    let outcome = service_op(args, (Method::GET, ""), crate::deploy::ops::status).await?;
+    print_timing(&outcome);
     for s in outcome["workloads"].as_array().into_iter().flatten() {
         let text = |key: &str| s[key].as_str().unwrap_or("-").to_owned();
         println!(
@@ -239,18 +428,27 @@ pub(super) async fn deploy_status(args: &ServiceArgs) -> Outcome {
 }
 
 pub(super) async fn deploy_tags(args: &TagsArgs) -> Outcome {
-    let config = load_deploy_config(&args.config)?;
-    let service = config.service(&args.service).map_err(Failure::bad_input)?;
-    let settings = crate::deploy::ops::Settings {
-        cache: crate::deploy::git::default_cache_dir(),
-        config_file: args.config.config.clone(),
-        timeout: Duration::from_secs(30),
-        force: false,
-        skip_image_check: false,
+    let outcome = match client(&args.server, None)? {
+        Some(api) => api
+            .call(Method::GET, &format!("/{}/tags", args.service), &[])
+            .await
+            .map_err(client_failure)?,
+        None => {
+            let config = load_deploy_config(&args.config)?;
+            let service = config.service(&args.service).map_err(Failure::bad_input)?;
+            let settings = crate::deploy::ops::Settings {
+                cache: crate::deploy::git::default_cache_dir(),
+                config_file: args.config.config.clone(),
+                timeout: Duration::from_secs(30),
+                force: false,
+                skip_image_check: false,
+            };
+            crate::deploy::ops::tags(service, &settings)
+                .await
+                .map_err(op_failure)?
+        }
     };
-    let outcome = crate::deploy::ops::tags(service, &settings)
-        .await
-        .map_err(op_failure)?;
+    print_timing(&outcome);
     for (image, tags) in outcome["images"].as_object().into_iter().flatten() {
         for tag in tags.as_array().into_iter().flatten() {
             println!("{image}\t{}", tag.as_str().unwrap_or(""));
@@ -266,44 +464,50 @@ pub(super) async fn serve(args: &ServeArgs) -> Outcome {
         target(&args.cluster),
         settings(&args.config, &args.cluster),
     )
-    .map_err(Failure::bad_input_msg)?;
+    .map_err(Failure::bad_input_msg)?
+    .with_limits(crate::deploy::api::Limits {
+        max_body: args.max_body,
+        auth_failures: args.auth_failures,
+        auth_window: Duration::from_secs(args.auth_window),
+        ..crate::deploy::api::Limits::default()
+    });
+    if args.auth_window == 0 && args.auth_failures > 0 {
+        return Err(Failure::bad_input_msg(
+            "--auth-window must be at least 1 second (or turn the limit off with --auth-failures 0)".to_owned(),
+        ));
+    }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(std::sync::Arc::new(
+            crate::tls::server_config(cert, key).map_err(Failure::bad_input)?,
+        )),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
     let addr = listener.local_addr().map_err(Failure::runtime)?;
-    println!("nprt deploy API listening on http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("nprt deploy API listening on {scheme}://{addr}");
     let _ = std::io::stdout().flush();
     tokio::select! {
-        result = crate::deploy::api::serve(listener, std::sync::Arc::new(api)) => result.map_err(Failure::runtime)?,
+        result = crate::deploy::api::serve(listener, std::sync::Arc::new(api), tls) => result.map_err(Failure::runtime)?,
         () = shutdown_signal() => {}
     }
     Ok(Exit::Pass)
 }
 
-pub(super) fn deploy_show(args: &TagsArgs) -> Outcome {
-    let config = load_deploy_config(&args.config)?;
-    let service = config.service(&args.service).map_err(Failure::bad_input)?;
-    let secret = |s: &Option<crate::deploy::SecretRef>| match s {
-        Some(crate::deploy::SecretRef::Env(var)) => format!("env {var}"),
-        Some(crate::deploy::SecretRef::File(path)) => format!("file {}", path.display()),
-        None => "none".to_owned(),
+pub(super) async fn deploy_show(args: &TagsArgs) -> Outcome {
+    let outcome = match client(&args.server, None)? {
+        Some(api) => api
+            .call(Method::GET, &format!("/{}/config", args.service), &[])
+            .await
+            .map_err(client_failure)?,
+        None => {
+            let config = load_deploy_config(&args.config)?;
+            let service = config.service(&args.service).map_err(Failure::bad_input)?;
+            crate::deploy::ops::show(service)
+        }
     };
-    let outcome = serde_json::json!({
-        "service": service.name,
-        "repository": service.repository,
-        "branch": service.branch,
-        "manifests": service.manifests,
-        "namespace": service.namespace,
-        "exposure": match service.exposure {
-            crate::deploy::Exposure::Shadow => "shadow",
-            crate::deploy::Exposure::Shared => "shared",
-        },
-        "tag_format": service.tag_format,
-        "commit_length": service.commit_length,
-        "registry_username": service.registry.username,
-        "registry_password": secret(&service.registry.password),
-        "api_token": secret(&service.api_token),
-    });
     let text = serde_json::to_string_pretty(&outcome).map_err(Failure::runtime)?;
     println!("{text}");
     Ok(Exit::Pass)

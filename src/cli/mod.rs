@@ -22,14 +22,22 @@ mod capture;
 mod deploy;
 mod output;
 mod replay;
+<<<<<<< HEAD
 mod shadow;
+=======
+mod run;
+>>>>>>> main
 
 use capture::*;
 use deploy::*;
 pub(crate) use output::{write_reports, AtomicFile};
 pub(crate) use replay::ReplayRun;
 use replay::*;
+<<<<<<< HEAD
 use shadow::*;
+=======
+use run::*;
+>>>>>>> main
 
 #[derive(Debug, Parser)]
 #[command(
@@ -90,6 +98,8 @@ enum Command {
     Tags(TagsArgs),
     /// Serve the deploy HTTP API (every call authenticated with the service's token).
     Serve(ServeArgs),
+    /// Run a scenario file: deploy a canary, send traffic, judge, then report, promote or roll back.
+    Run(RunArgs),
 }
 
 #[derive(Debug, Args)]
@@ -324,10 +334,15 @@ async fn run(command: Command) -> Outcome {
         Command::Replay(args) => replay(*args).await,
         Command::Compare(args) => compare(&args),
         Command::Calibrate(args) => calibrate(&args),
+<<<<<<< HEAD
         Command::Shadow(args) => shadow_proxy(*args).await,
         Command::Mirror(args) => mirror(*args).await,
         Command::Ls(args) => deploy_ls(&args),
         Command::Show(args) => deploy_show(&args),
+=======
+        Command::Ls(args) => deploy_ls(&args).await,
+        Command::Show(args) => deploy_show(&args).await,
+>>>>>>> main
         Command::Deploy(args) => deploy(&args, crate::deploy::rewrite::Track::Stable).await,
         Command::Canary(args) => deploy(&args, crate::deploy::rewrite::Track::Canary).await,
         Command::Rollback(args) => rollback(&args).await,
@@ -335,6 +350,7 @@ async fn run(command: Command) -> Outcome {
         Command::Status(args) => deploy_status(&args).await,
         Command::Tags(args) => deploy_tags(&args).await,
         Command::Serve(args) => serve(&args).await,
+        Command::Run(args) => run_scenario(&args).await,
     }
 }
 
@@ -412,7 +428,7 @@ fn open_recording(path: &Path, read: &ReadArgs) -> Result<GorReader, Failure> {
 }
 
 /// Parses `30s`, `5m`, `1h`, `250ms` or a plain number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

@@ -6,10 +6,19 @@
 //! `api_token_file` in deploy.toml) and are compared in constant time; a service-wide route
 //! (`/`, `/version`, `/metrics`) takes any service's token. One operation per service runs at
 //! a time; a second gets 409 instead of queueing behind a rollout.
+//!
+//! Under attack: the token is checked before the body is read; failed attempts are logged
+//! (address, method, path; never the token) and limited per client address ([`limiter`]:
+//! 429 with `Retry-After`); bodies are bounded (413); request heads must arrive within a
+//! timeout; TLS when given a certificate. Error answers never carry a secret: tokens and
+//! registry passwords are only ever compared or sent, not formatted.
+//!
+//! [`limiter`]: super::limiter
 
 use super::config::{DeployConfig, Exposure};
 use super::driver::Request as DeployRequest;
 use super::image::is_tag;
+use super::limiter::FailureLimiter;
 use super::ops::{self, OpError, Settings, Target};
 use super::rewrite::Track;
 use base64::Engine;
@@ -18,10 +27,36 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-/// Largest request body accepted (an Alertmanager webhook is a few kilobytes).
-const MAX_BODY: usize = 1 << 20;
+/// The API's limits against hostile clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body accepted (an Alertmanager webhook is a few kilobytes).
+    pub max_body: usize,
+    /// Failed authentications allowed per client address and window (0: no limit).
+    pub auth_failures: u32,
+    pub auth_window: Duration,
+    /// How many client addresses the failure counts track at most.
+    pub tracked_clients: usize,
+    /// Time a client has to send a request head, to send its body, and to finish the TLS
+    /// handshake.
+    pub header_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body: 1 << 20,
+            auth_failures: 10,
+            auth_window: Duration::from_secs(60),
+            tracked_clients: 10_000,
+            header_timeout: Duration::from_secs(10),
+        }
+    }
+}
 
 /// The API's state: configuration, tokens, which services are busy, counters.
 pub struct Api {
@@ -31,6 +66,8 @@ pub struct Api {
     target: Target,
     settings: Settings,
     counters: Mutex<BTreeMap<(String, u16), u64>>,
+    limits: Limits,
+    failures: Mutex<FailureLimiter>,
 }
 
 /// Marks a service busy until dropped.
@@ -67,6 +104,7 @@ impl Api {
             })?;
             tokens.push((service.name.clone(), token));
         }
+        let limits = Limits::default();
         Ok(Api {
             config,
             tokens,
@@ -74,7 +112,30 @@ impl Api {
             target,
             settings,
             counters: Mutex::new(BTreeMap::new()),
+            limits,
+            failures: Mutex::new(FailureLimiter::new(
+                limits.auth_failures,
+                limits.auth_window,
+                limits.tracked_clients,
+            )),
         })
+    }
+
+    /// The same API with other limits.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Api {
+        self.limits = limits;
+        self.failures = Mutex::new(FailureLimiter::new(
+            limits.auth_failures,
+            limits.auth_window,
+            limits.tracked_clients,
+        ));
+        self
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// Marks `service` busy, or returns None when an operation on it is running.
@@ -88,14 +149,18 @@ impl Api {
 
     /// The service a token belongs to.
     fn owner(&self, token: &str) -> Option<&str> {
-        // Compare against every token, so timing does not tell which one nearly matched.
-        let mut found = None;
-        for (service, t) in &self.tokens {
-            if constant_time_eq(t.as_bytes(), token.as_bytes()) {
-                found = Some(service.as_str());
-            }
-        }
-        found
+        owner_by(&self.tokens, token, constant_time_eq)
+    }
+
+    fn blocked(&self, client: IpAddr) -> Option<Duration> {
+        self.failures.lock().ok()?.blocked(client, Instant::now())
+    }
+
+    fn failed(&self, client: IpAddr) -> u32 {
+        self.failures
+            .lock()
+            .map(|mut f| f.failed(client, Instant::now()))
+            .unwrap_or(0)
     }
 
     fn count(&self, route: &str, status: StatusCode) {
@@ -105,12 +170,37 @@ impl Api {
     }
 }
 
+/// The owner of `token` among `tokens`, compared with `eq` against every one of them (no
+/// early exit), so the time taken does not tell which token nearly matched or where it sits.
+fn owner_by<'a>(
+    tokens: &'a [(String, String)],
+    token: &str,
+    mut eq: impl FnMut(&[u8], &[u8]) -> bool,
+) -> Option<&'a str> {
+    let mut found = None;
+    for (service, t) in tokens {
+        if eq(t.as_bytes(), token.as_bytes()) {
+            found = Some(service.as_str());
+        }
+    }
+    found
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    compare_all(a, b).0
+}
+
+/// Equality that reads every byte position of the longer input whatever the inputs are (a
+/// length difference is folded in, never returned early); also says how many positions it
+/// read, so tests can check that it never stops at the first difference.
+fn compare_all(a: &[u8], b: &[u8]) -> (bool, usize) {
     let mut diff = u8::from(a.len() != b.len());
+    let mut read = 0;
     for i in 0..a.len().max(b.len()) {
         diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
+        read += 1;
     }
-    diff == 0
+    (std::hint::black_box(diff) == 0, read)
 }
 
 fn bearer_or_basic(headers: &hyper::HeaderMap) -> Option<String> {
@@ -223,24 +313,95 @@ fn deploy_request(
     Ok((request, skip_image_check))
 }
 
-/// Answers one request.
-pub async fn handle(api: &Api, request: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+/// Answers one request from `peer`.
+pub async fn handle(
+    api: &Api,
+    peer: SocketAddr,
+    request: Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let query = request.uri().query().unwrap_or("").to_owned();
+    if path == "/healthz" {
+        api.count("/healthz", StatusCode::OK);
+        return json_response(StatusCode::OK, &json!({"status": "ok"}));
+    }
+    let client = peer.ip();
+    if let Some(wait) = api.blocked(client) {
+        api.count("rate_limited", StatusCode::TOO_MANY_REQUESTS);
+        tracing::warn!(%client, %method, %path, "refused: too many failed authentications");
+        let (s, v) = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed authentications from this address; try again later",
+        );
+        let mut r = json_response(s, &v);
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        r.headers_mut()
+            .insert(hyper::header::RETRY_AFTER, seconds.max(1).into());
+        return r;
+    }
+    // The token is checked before the body is read: an unauthenticated client gets no
+    // buffer and no parsing.
     let token = bearer_or_basic(request.headers());
-    let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
+    let Some(owner) = token.as_deref().and_then(|t| api.owner(t)) else {
+        let failures = api.failed(client);
+        // The token itself is never logged: a near miss is as secret as the real one.
+        tracing::warn!(
+            %client,
+            %method,
+            %path,
+            presented = token.is_some(),
+            failures,
+            "authentication failed"
+        );
+        api.count("unauthorized", StatusCode::UNAUTHORIZED);
+        let (s, v) = error(
+            StatusCode::UNAUTHORIZED,
+            "a valid token is required (Authorization: Bearer TOKEN)",
+        );
+        let mut r = json_response(s, &v);
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Bearer realm=\"nprt\""),
+        );
+        return r;
+    };
+    let owner = owner.to_owned();
+    let query = request.uri().query().unwrap_or("").to_owned();
+    let max = api.limits.max_body;
+    let declared = request
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        api.count("too_large", StatusCode::PAYLOAD_TOO_LARGE);
+        let (s, v) = error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {max} bytes"),
+        );
+        json_response(s, &v)
+    };
+    if declared.is_some_and(|n| n > max as u64) {
+        return too_large();
+    }
+    // A trickled body must not hold the connection forever either.
+    let read = Limited::new(request.into_body(), max).collect();
+    let body = match tokio::time::timeout(api.limits.header_timeout, read).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Ok(Err(_)) => {
+            let (s, v) = error(StatusCode::BAD_REQUEST, "the request body is unreadable");
+            return json_response(s, &v);
+        }
         Err(_) => {
             let (s, v) = error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body too large or unreadable",
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time",
             );
             return json_response(s, &v);
         }
     };
-    let (route, (status, value)) =
-        route(api, &method, &path, &query, token.as_deref(), &body).await;
+    let (route, (status, value)) = route(api, &method, &path, &query, &owner, &body).await;
     api.count(&route, status);
     if route == "/metrics" && status == StatusCode::OK {
         let mut r = Response::new(Full::new(Bytes::from(
@@ -260,23 +421,10 @@ async fn route(
     method: &Method,
     path: &str,
     query: &str,
-    token: Option<&str>,
+    owner: &str,
     body: &[u8],
 ) -> (String, (StatusCode, Value)) {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    if path == "/healthz" {
-        return ("/healthz".into(), (StatusCode::OK, json!({"status": "ok"})));
-    }
-    let owner = token.and_then(|t| api.owner(t));
-    let Some(owner) = owner else {
-        return (
-            "unauthorized".into(),
-            error(
-                StatusCode::UNAUTHORIZED,
-                "a valid token is required (Authorization: Bearer TOKEN)",
-            ),
-        );
-    };
     match (method, parts.as_slice()) {
         (&Method::GET, [""]) => (
             "/".into(),
@@ -305,6 +453,7 @@ async fn route(
                 );
             };
             if owner != config.name {
+                tracing::warn!(token_of = %owner, %service, %method, "refused: a token used on another service");
                 return (
                     route,
                     error(
@@ -346,7 +495,7 @@ async fn service_route(
     {
         return error(StatusCode::NOT_FOUND, "no such route");
     }
-    if read_only && !matches!(rest, [] | ["tags"]) {
+    if read_only && !matches!(rest, [] | ["tags" | "config"]) {
         return error(StatusCode::NOT_FOUND, "no such route");
     }
     if !matches!(rest, ["deploy" | "canary"]) && !query.is_empty() && *method != Method::DELETE {
@@ -372,6 +521,7 @@ async fn service_route(
     match (method, rest) {
         (&Method::GET, []) => op_result(ops::status(&api.target, service, &settings).await),
         (&Method::GET, ["tags"]) => op_result(ops::tags(service, &settings).await),
+        (&Method::GET, ["config"]) => (StatusCode::OK, ops::show(service)),
         (&Method::PUT, [kind @ ("deploy" | "canary")]) => {
             let track = if *kind == "deploy" {
                 Track::Stable
@@ -423,32 +573,115 @@ fn metrics(api: &Api) -> String {
     text
 }
 
-/// Serves the API on `listener` until the task is dropped.
+/// Serves the API on `listener` until the task is dropped: https when `tls` is given
+/// (HTTP/1.1 over TLS), else plain http.
 ///
 /// # Errors
 /// When accepting connections fails.
-pub async fn serve(listener: tokio::net::TcpListener, api: Arc<Api>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    api: Arc<Api>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> std::io::Result<()> {
+    let acceptor = tls.map(|config| {
+        let mut config = (*config).clone();
+        // The connections are served as HTTP/1.1 only.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    });
     loop {
-        let (stream, _) = listener.accept().await?;
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // Out of file descriptors and the like: wait instead of spinning or exiting.
+            Err(e) if is_transient(&e) => {
+                tracing::warn!(error = %e, "accept failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let api = Arc::clone(&api);
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let api = Arc::clone(&api);
-                async move { Ok::<_, hyper::Error>(handle(&api, req).await) }
-            });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, "API connection ended");
+            let timeout = api.limits.header_timeout;
+            match acceptor {
+                Some(acceptor) => {
+                    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => serve_connection(api, peer, tls).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+                None => serve_connection(api, peer, stream).await,
             }
         });
+    }
+}
+
+fn is_transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::Interrupted
+            | std::io::ErrorKind::WouldBlock
+    ) || e
+        .raw_os_error()
+        .is_some_and(|c| c == libc::EMFILE || c == libc::ENFILE)
+}
+
+async fn serve_connection<S>(api: Arc<Api>, peer: SocketAddr, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let timeout = api.limits.header_timeout;
+    let service = hyper::service::service_fn(move |req| {
+        let api = Arc::clone(&api);
+        async move { Ok::<_, hyper::Error>(handle(&api, peer, req).await) }
+    });
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(timeout)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(%peer, error = %e, "API connection ended");
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_token_is_compared_and_every_byte_read() {
+        let tokens: Vec<(String, String)> = ["a", "b", "c"]
+            .iter()
+            .map(|s| (s.to_string(), format!("token-{s}-0123456789")))
+            .collect();
+        // The first token matches: the others are still compared.
+        let mut calls = 0;
+        let owner = owner_by(&tokens, "token-a-0123456789", |x, y| {
+            calls += 1;
+            constant_time_eq(x, y)
+        });
+        assert_eq!(owner, Some("a"));
+        assert_eq!(calls, 3);
+        let mut calls = 0;
+        assert_eq!(
+            owner_by(&tokens, "nope", |x, y| {
+                calls += 1;
+                constant_time_eq(x, y)
+            }),
+            None
+        );
+        assert_eq!(calls, 3);
+        // A difference in the first byte or in the length does not end the comparison.
+        assert_eq!(compare_all(b"xoken-a", b"token-a"), (false, 7));
+        assert_eq!(compare_all(b"t", b"token-a"), (false, 7));
+        assert_eq!(compare_all(b"token-a-long", b"token-a"), (false, 12));
+        assert_eq!(compare_all(b"token-a", b"token-a"), (true, 7));
+    }
 
     #[test]
     fn tokens_compare_whole() {

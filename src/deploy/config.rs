@@ -51,6 +51,16 @@ pub enum Exposure {
     Shared,
 }
 
+impl Exposure {
+    /// The name `deploy.toml` and the CLI use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Exposure::Shadow => "shadow",
+            Exposure::Shared => "shared",
+        }
+    }
+}
+
 impl std::str::FromStr for Exposure {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -4,7 +4,7 @@
 //! This is the "decide" half of a deploy; applying the plan to a cluster is the "do" half.
 
 use super::config::{render_tag, Exposure, ServiceConfig};
-use super::git::{GitError, Repo};
+use super::git::{GitError, ManifestFile, Repo};
 use super::manifest::{parse_documents, ManifestError};
 use super::rewrite::{rewrite, Plan, Release, RewriteError, Track};
 use std::path::Path;
@@ -61,6 +61,13 @@ impl PrepareError {
     }
 }
 
+/// The manifests of a commit, read but not yet rewritten.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub commit: String,
+    pub files: Vec<ManifestFile>,
+}
+
 /// Resolves, reads and rewrites.
 ///
 /// # Errors
@@ -70,17 +77,43 @@ pub fn prepare(
     request: &Request,
     cache: &Path,
 ) -> Result<Prepared, PrepareError> {
+    plan(service, request, &fetch(service, request, cache)?)
+}
+
+/// The I/O half: syncs the cached clone, resolves the commit and reads its manifests.
+///
+/// # Errors
+/// [`PrepareError::Git`].
+pub fn fetch(
+    service: &ServiceConfig,
+    request: &Request,
+    cache: &Path,
+) -> Result<Fetched, PrepareError> {
     let repo = Repo::sync(&service.repository, cache, request.commit.as_deref())?;
     let commit = repo.resolve(&service.branch, request.commit.as_deref())?;
     let files = repo.manifests(&commit, &service.manifests)?;
+    Ok(Fetched { commit, files })
+}
+
+/// The pure half: parses the fetched manifests and rewrites them for the request (its tag,
+/// else the one `tag_format` gives for the commit).
+///
+/// # Errors
+/// [`PrepareError::Manifest`] or [`PrepareError::Rewrite`].
+pub fn plan(
+    service: &ServiceConfig,
+    request: &Request,
+    fetched: &Fetched,
+) -> Result<Prepared, PrepareError> {
     let mut objects = Vec::new();
-    for file in &files {
+    for file in &fetched.files {
         objects.extend(
             parse_documents(&file.text, &file.path)?
                 .into_iter()
                 .map(|m| m.object),
         );
     }
+    let commit = fetched.commit.clone();
     let tag = match &request.tag {
         Some(t) => t.clone(),
         None => render_tag(
@@ -107,7 +140,7 @@ pub fn prepare(
     Ok(Prepared {
         commit,
         release,
-        files: files.len(),
+        files: fetched.files.len(),
         plan,
     })
 }

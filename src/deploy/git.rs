@@ -55,7 +55,10 @@ pub struct ManifestFile {
 /// A cached bare clone of one repository.
 #[derive(Debug, Clone)]
 pub struct Repo {
+    /// The URL or path git is given.
     repository: String,
+    /// The same for messages, with any password masked.
+    shown: String,
     dir: PathBuf,
 }
 
@@ -89,6 +92,7 @@ impl Repo {
         })?;
         let repo = Repo {
             repository: repository.to_owned(),
+            shown: redact_url(repository),
             dir: repos.join(cache_name(repository)),
         };
         if repo.dir.join("HEAD").is_file() {
@@ -178,7 +182,7 @@ impl Repo {
 
     fn unknown(&self, reference: &str) -> GitError {
         GitError::UnknownCommit {
-            repository: self.repository.clone(),
+            repository: self.shown.clone(),
             reference: reference.to_owned(),
         }
     }
@@ -205,7 +209,7 @@ impl Repo {
         paths.sort_unstable();
         if paths.is_empty() {
             return Err(GitError::NoManifests {
-                repository: self.repository.clone(),
+                repository: self.shown.clone(),
                 folder: folder.to_owned(),
                 commit: commit.to_owned(),
             });
@@ -214,7 +218,7 @@ impl Repo {
         for path in paths {
             let bytes = self.git_bytes(&["cat-file", "blob", &format!("{commit}:{path}")])?;
             let text = String::from_utf8(bytes).map_err(|_| GitError::NotText {
-                repository: self.repository.clone(),
+                repository: self.shown.clone(),
                 path: path.to_owned(),
                 commit: commit.to_owned(),
             })?;
@@ -240,6 +244,40 @@ impl Repo {
     }
 }
 
+/// `url` with the password of its user info (`https://user:secret@host/…`) replaced by
+/// `***`, for messages: a repository URL may carry a credential, an error must not.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        // `user:password@`: the user stays; a lone `token@` is itself the credential.
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => format!("{scheme}://***@{host}{path}"),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// `text` with every occurrence of the credential in `repository`'s URL masked.
+fn redact_in(text: &str, repository: &str) -> String {
+    let redacted = redact_url(repository);
+    let mut text = text.replace(repository, &redacted);
+    if let Some(secret) = repository
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|authority| authority.rsplit_once('@'))
+        .map(|(userinfo, _)| userinfo.split_once(':').map_or(userinfo, |(_, p)| p))
+        .filter(|s| !s.is_empty())
+    {
+        text = text.replace(secret, "***");
+    }
+    text
+}
+
 fn run_git(repository: &str, dir: Option<&Path>, args: &[&str]) -> Result<Vec<u8>, GitError> {
     let mut cmd = Command::new("git");
     if let Some(dir) = dir {
@@ -257,9 +295,9 @@ fn run_git(repository: &str, dir: Option<&Path>, args: &[&str]) -> Result<Vec<u8
     } else {
         let stderr = String::from_utf8_lossy(&out.stderr);
         Err(GitError::Failed {
-            repository: repository.to_owned(),
+            repository: redact_url(repository),
             args: args.first().copied().unwrap_or("").to_owned(),
-            message: stderr.trim().lines().last().unwrap_or("").to_owned(),
+            message: redact_in(stderr.trim().lines().last().unwrap_or(""), repository),
         })
     }
 }
@@ -288,6 +326,29 @@ fn cache_name(repository: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("https://ci:s3cret@git.example/team/shop.git"),
+            "https://ci:***@git.example/team/shop.git"
+        );
+        assert_eq!(
+            redact_url("https://git.example/a@b"),
+            "https://git.example/a@b"
+        );
+        assert_eq!(redact_url("/srv/repo"), "/srv/repo");
+        assert_eq!(
+            redact_url("https://ghp_abc@github.com/x"),
+            "https://***@github.com/x"
+        );
+        assert_eq!(redact_url("git@host:team/app.git"), "git@host:team/app.git");
+        let text = redact_in(
+            "fatal: could not read from 'https://ci:s3cret@git.example/x': s3cret",
+            "https://ci:s3cret@git.example/x",
+        );
+        assert!(!text.contains("s3cret"), "{text}");
+    }
 
     #[test]
     fn cache_names() {

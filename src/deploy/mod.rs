@@ -13,14 +13,17 @@
 //! - [`registry`]: do the tagged images exist (OCI distribution v2);
 //! - [`rollout`] (pure) and [`cluster`]: server-side apply, rollout wait, canary deletion;
 //! - [`ops`]: the operations with their outcomes and timings, used by the CLI and by
-//! - [`api`]: `nprt serve`.
+//! - [`api`]: `nprt serve`, with [`limiter`] against password guessing, and
+//! - [`client`]: the CLI's `--server` mode, which calls that API instead of the cluster.
 
 pub mod api;
+pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod driver;
 pub mod git;
 pub mod image;
+pub mod limiter;
 pub mod manifest;
 pub mod ops;
 pub mod registry;

@@ -4,7 +4,7 @@
 
 use super::cluster::{Cluster, ClusterError};
 use super::config::ServiceConfig;
-use super::driver::{prepare, PrepareError, Request};
+use super::driver::{fetch, plan, Fetched, PrepareError, Prepared, Request};
 use super::registry::{split_image, Credentials, RegistryClient, RegistryError};
 use super::rewrite::{is_workload, Track, COMMIT_KEY, VERSION_KEY};
 use serde_json::{json, Value};
@@ -89,8 +89,104 @@ pub struct Settings {
     pub skip_image_check: bool,
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+/// A phase of an operation, for its timing breakdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Syncing the repository and reading the manifests at the commit.
+    Fetch,
+    /// Registry checks (and the tag-for-commit lookup).
+    Validate,
+    /// Parsing and rewriting the manifests.
+    Rewrite,
+    /// Connecting to the cluster and server-side apply.
+    Apply,
+    /// Waiting for the rollout.
+    Rollout,
+    /// Deleting the canary and waiting until it is gone.
+    Delete,
+    /// Reading state back (cluster status, canary versions, registry tags).
+    Read,
+}
+
+/// Where an operation's time went, in milliseconds. Every operation has the same fields
+/// (zero for phases it does not go through), so the API and the CLI show one shape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Timing {
+    pub fetch: f64,
+    pub validate: f64,
+    pub rewrite: f64,
+    pub apply: f64,
+    pub rollout: f64,
+    pub delete: f64,
+    pub read: f64,
+    pub total: f64,
+}
+
+impl Timing {
+    fn slot(&mut self, phase: Phase) -> &mut f64 {
+        match phase {
+            Phase::Fetch => &mut self.fetch,
+            Phase::Validate => &mut self.validate,
+            Phase::Rewrite => &mut self.rewrite,
+            Phase::Apply => &mut self.apply,
+            Phase::Rollout => &mut self.rollout,
+            Phase::Delete => &mut self.delete,
+            Phase::Read => &mut self.read,
+        }
+    }
+
+    /// One line for people: `fetch 12.0 ms, rewrite 0.4 ms, …, total 40.1 ms` (phases that
+    /// took no time left out).
+    pub fn line(timing: &Value) -> String {
+        let mut parts = Vec::new();
+        for key in [
+            "fetch", "validate", "rewrite", "apply", "rollout", "delete", "read", "total",
+        ] {
+            if let Some(ms) = timing[key]
+                .as_f64()
+                .filter(|ms| *ms > 0.0 || key == "total")
+            {
+                parts.push(format!("{key} {ms:.1} ms"));
+            }
+        }
+        parts.join(", ")
+    }
+}
+
+/// Measures the phases of one operation: each [`Clock::lap`] charges the time since the
+/// previous lap to a phase.
+struct Clock {
+    started: Instant,
+    last: Instant,
+    timing: Timing,
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+impl Clock {
+    fn start() -> Clock {
+        let now = Instant::now();
+        Clock {
+            started: now,
+            last: now,
+            timing: Timing::default(),
+        }
+    }
+
+    fn lap(&mut self, phase: Phase) {
+        let now = Instant::now();
+        *self.timing.slot(phase) += millis(now - self.last);
+        self.last = now;
+    }
+
+    /// The breakdown as JSON, with the total up to now.
+    fn json(&self) -> Value {
+        let mut timing = self.timing;
+        timing.total = millis(self.started.elapsed());
+        serde_json::to_value(timing).unwrap_or(Value::Null)
+    }
 }
 
 /// A registry client with the service's credentials.
@@ -117,47 +213,120 @@ pub fn registry_client(
     RegistryClient::new(credentials).map_err(OpError::runtime)
 }
 
+/// Refused credentials and a commit without exactly one tag are the request's (or its
+/// configuration's) fault; an unreachable or misbehaving registry is not.
+fn registry_error(e: RegistryError) -> OpError {
+    match e {
+        RegistryError::Auth { .. }
+        | RegistryError::NoTagForCommit { .. }
+        | RegistryError::AmbiguousCommit { .. } => OpError::bad(e),
+        _ => OpError::runtime(e),
+    }
+}
+
+/// Checks that the registry has every tagged image of the plan. When an image lacks the tag
+/// `tag_format` gave and `lookup` is set (no tag was requested), finds the single tag that
+/// contains the commit instead: returns it when every image has that same one.
 async fn check_images(
     service: &ServiceConfig,
     config_file: &Path,
-    images: &[String],
-) -> Result<(), OpError> {
+    prepared: &Prepared,
+    lookup: bool,
+) -> Result<Option<String>, OpError> {
+    let images = &prepared.plan.tagged_images;
     if images.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let client = registry_client(service, config_file)?;
+    let mut missing = Vec::new();
     for image in images {
         let Some((name, tag)) = image.rsplit_once(':') else {
             continue;
         };
-        let exists = client
+        if !client
             .tag_exists(&split_image(name), tag)
             .await
-            .map_err(|e| match e {
-                RegistryError::Auth { .. } => OpError::bad(e),
-                _ => OpError::runtime(e),
-            })?;
-        if !exists {
-            return Err(OpError::bad(format!(
-                "image {image} is not in the registry; push it first, or deploy with --skip-image-check"
-            )));
+            .map_err(registry_error)?
+        {
+            missing.push(image.as_str());
         }
     }
-    Ok(())
+    let Some(first) = missing.first() else {
+        return Ok(None);
+    };
+    if !lookup {
+        return Err(OpError::bad(format!(
+            "image {first} is not in the registry; push it first, or deploy with --skip-image-check"
+        )));
+    }
+    // Given only a commit: the one tag of each image that contains it.
+    let mut found: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
+    for image in images {
+        let Some((name, _)) = image.rsplit_once(':') else {
+            continue;
+        };
+        match client
+            .tag_for_commit(&split_image(name), &prepared.commit, service.commit_length)
+            .await
+        {
+            Ok(tag) => found.entry(tag).or_default().push(name),
+            Err(e @ RegistryError::NoTagForCommit { .. }) => {
+                return Err(OpError::bad(format!(
+                    "image {image} is not in the registry, and {e}; push it first, give --tag, or deploy with --skip-image-check"
+                )))
+            }
+            Err(e) => return Err(registry_error(e)),
+        }
+    }
+    let mut tags = found.into_iter();
+    match (tags.next(), tags.next()) {
+        (Some((tag, _)), None) => {
+            tracing::info!(service = %service.name, %tag, "tag found for the commit in the registry");
+            Ok(Some(tag))
+        }
+        (first, second) => {
+            let listed: Vec<String> = first
+                .into_iter()
+                .chain(second)
+                .chain(tags)
+                .map(|(tag, names)| format!("{tag} ({})", names.join(", ")))
+                .collect();
+            Err(OpError::bad(format!(
+                "service {}: the images have different tags for commit {}: {}; give --tag",
+                service.name,
+                prepared.commit,
+                listed.join(", ")
+            )))
+        }
+    }
 }
 
-/// [`prepare`] on a blocking thread: git runs as child processes and must not hold up the
+/// [`fetch`] on a blocking thread: git runs as child processes and must not hold up the
 /// async workers serving other requests.
-async fn prepare_off_thread(
+async fn fetch_off_thread(
     service: &ServiceConfig,
     request: &Request,
     settings: &Settings,
-) -> Result<super::driver::Prepared, OpError> {
+) -> Result<Fetched, OpError> {
     let (service, request, cache) = (service.clone(), request.clone(), settings.cache.clone());
-    tokio::task::spawn_blocking(move || prepare(&service, &request, &cache))
+    tokio::task::spawn_blocking(move || fetch(&service, &request, &cache))
         .await
         .map_err(OpError::runtime)?
         .map_err(OpError::from)
+}
+
+/// Fetches (timed as [`Phase::Fetch`]) and plans (timed as [`Phase::Rewrite`]).
+async fn prepare_timed(
+    service: &ServiceConfig,
+    request: &Request,
+    settings: &Settings,
+    clock: &mut Clock,
+) -> Result<(Fetched, Prepared), OpError> {
+    let fetched = fetch_off_thread(service, request, settings).await?;
+    clock.lap(Phase::Fetch);
+    let prepared = plan(service, request, &fetched)?;
+    clock.lap(Phase::Rewrite);
+    Ok((fetched, prepared))
 }
 
 /// Deploys (stable or canary) and waits for the rollout.
@@ -170,40 +339,73 @@ pub async fn deploy(
     request: &Request,
     settings: &Settings,
 ) -> Result<Value, OpError> {
-    let started = Instant::now();
-    let prepared = prepare_off_thread(service, request, settings).await?;
-    let fetch = started.elapsed();
-    let t = Instant::now();
+    let mut clock = Clock::start();
+    let (fetched, mut prepared) = prepare_timed(service, request, settings, &mut clock).await?;
+    let mut tag_from = if request.tag.is_some() {
+        "request"
+    } else {
+        "tag_format"
+    };
     if !settings.skip_image_check {
-        check_images(service, &settings.config_file, &prepared.plan.tagged_images).await?;
+        let found = check_images(
+            service,
+            &settings.config_file,
+            &prepared,
+            request.tag.is_none(),
+        )
+        .await?;
+        clock.lap(Phase::Validate);
+        if let Some(tag) = found {
+            let request = Request {
+                tag: Some(tag),
+                ..request.clone()
+            };
+            prepared = plan(service, &request, &fetched)?;
+            clock.lap(Phase::Rewrite);
+            tag_from = "registry";
+        }
     }
-    let validate = t.elapsed();
     let cluster = target.cluster().await?;
-    let t = Instant::now();
     cluster
         .apply(&prepared.plan.objects, settings.force)
         .await?;
-    let apply = t.elapsed();
-    let t = Instant::now();
+    clock.lap(Phase::Apply);
     cluster
         .wait_rollout(&prepared.plan.objects, settings.timeout)
         .await?;
-    let rollout = t.elapsed();
+    clock.lap(Phase::Rollout);
     Ok(json!({
         "service": service.name,
         "track": request.track.as_str(),
         "version": prepared.release.version,
+        "tag_from": tag_from,
         "commit": prepared.commit,
         "applied": prepared.plan.objects.iter().map(super::manifest::describe).collect::<Vec<_>>(),
         "left_alone": prepared.plan.left_alone.iter().map(|(w, _)| w).collect::<Vec<_>>(),
-        "timing_ms": {
-            "fetch_and_rewrite": millis(fetch),
-            "validate": millis(validate),
-            "apply": millis(apply),
-            "rollout": millis(rollout),
-            "total": millis(started.elapsed()),
-        },
+        "timing_ms": clock.json(),
     }))
+}
+
+/// The tail rollback and promote share: delete the service's canary, wait until it is gone,
+/// and finish the outcome with what was deleted and the timing.
+async fn remove_canary(
+    cluster: &Cluster,
+    service: &ServiceConfig,
+    settings: &Settings,
+    mut clock: Clock,
+    mut outcome: Value,
+) -> Result<Value, OpError> {
+    let deleted = cluster
+        .delete_canary(
+            &service.name,
+            service.namespace.as_deref(),
+            settings.timeout,
+        )
+        .await?;
+    clock.lap(Phase::Delete);
+    outcome["deleted"] = json!(deleted);
+    outcome["timing_ms"] = clock.json();
+    Ok(outcome)
 }
 
 /// Deletes the service's canary and waits until it is gone.
@@ -215,20 +417,10 @@ pub async fn rollback(
     service: &ServiceConfig,
     settings: &Settings,
 ) -> Result<Value, OpError> {
-    let started = Instant::now();
+    let clock = Clock::start();
     let cluster = target.cluster().await?;
-    let deleted = cluster
-        .delete_canary(
-            &service.name,
-            service.namespace.as_deref(),
-            settings.timeout,
-        )
-        .await?;
-    Ok(json!({
-        "service": service.name,
-        "deleted": deleted,
-        "timing_ms": { "total": millis(started.elapsed()) },
-    }))
+    let outcome = json!({ "service": service.name });
+    remove_canary(&cluster, service, settings, clock, outcome).await
 }
 
 /// Deploys the canary's commit and version as stable, then removes the canary.
@@ -240,11 +432,12 @@ pub async fn promote(
     service: &ServiceConfig,
     settings: &Settings,
 ) -> Result<Value, OpError> {
-    let started = Instant::now();
+    let mut clock = Clock::start();
     let cluster = target.cluster().await?;
     let canaries = cluster
         .canary_workloads(&service.name, service.namespace.as_deref())
         .await?;
+    clock.lap(Phase::Read);
     let annotation = |key: &str| -> std::collections::BTreeSet<String> {
         canaries
             .iter()
@@ -276,27 +469,21 @@ pub async fn promote(
         exposure: None,
         workloads: Vec::new(),
     };
-    let prepared = prepare_off_thread(service, &request, settings).await?;
+    let (_, prepared) = prepare_timed(service, &request, settings, &mut clock).await?;
     cluster
         .apply(&prepared.plan.objects, settings.force)
         .await?;
+    clock.lap(Phase::Apply);
     cluster
         .wait_rollout(&prepared.plan.objects, settings.timeout)
         .await?;
-    let deleted = cluster
-        .delete_canary(
-            &service.name,
-            service.namespace.as_deref(),
-            settings.timeout,
-        )
-        .await?;
-    Ok(json!({
+    clock.lap(Phase::Rollout);
+    let outcome = json!({
         "service": service.name,
         "promoted": version,
         "commit": commit,
-        "deleted": deleted,
-        "timing_ms": { "total": millis(started.elapsed()) },
-    }))
+    });
+    remove_canary(&cluster, service, settings, clock, outcome).await
 }
 
 /// What the service runs: its workloads (named by the manifests at the branch head) and
@@ -316,7 +503,8 @@ pub async fn status(
         exposure: None,
         workloads: Vec::new(),
     };
-    let prepared = prepare_off_thread(service, &request, settings).await?;
+    let mut clock = Clock::start();
+    let (_, prepared) = prepare_timed(service, &request, settings, &mut clock).await?;
     let workloads: Vec<Value> = prepared
         .plan
         .objects
@@ -327,7 +515,8 @@ pub async fn status(
     let status = cluster
         .status(&workloads, &service.name, service.namespace.as_deref())
         .await?;
-    Ok(json!({ "service": service.name, "workloads": status }))
+    clock.lap(Phase::Read);
+    Ok(json!({ "service": service.name, "workloads": status, "timing_ms": clock.json() }))
 }
 
 /// The registry tags of the service's own (untagged) images, by image.
@@ -343,7 +532,8 @@ pub async fn tags(service: &ServiceConfig, settings: &Settings) -> Result<Value,
         exposure: None,
         workloads: Vec::new(),
     };
-    let prepared = prepare_off_thread(service, &request, settings).await?;
+    let mut clock = Clock::start();
+    let (_, prepared) = prepare_timed(service, &request, settings, &mut clock).await?;
     let client = registry_client(service, &settings.config_file)?;
     let mut images = serde_json::Map::new();
     for image in &prepared.plan.tagged_images {
@@ -351,9 +541,59 @@ pub async fn tags(service: &ServiceConfig, settings: &Settings) -> Result<Value,
         let mut tags = client
             .tags(&split_image(name))
             .await
-            .map_err(OpError::runtime)?;
+            .map_err(registry_error)?;
         tags.sort();
         images.insert(name.to_owned(), json!(tags));
     }
-    Ok(json!({ "service": service.name, "images": images }))
+    clock.lap(Phase::Read);
+    Ok(json!({ "service": service.name, "images": images, "timing_ms": clock.json() }))
+}
+
+/// A service's settings as `nprt show` prints them: secrets by reference only (which
+/// variable or file), never their values.
+pub fn show(service: &ServiceConfig) -> Value {
+    use super::config::SecretRef;
+    let secret = |s: &Option<SecretRef>| match s {
+        Some(SecretRef::Env(var)) => format!("env {var}"),
+        Some(SecretRef::File(path)) => format!("file {}", path.display()),
+        None => "none".to_owned(),
+    };
+    json!({
+        "service": service.name,
+        "repository": super::git::redact_url(&service.repository),
+        "branch": service.branch,
+        "manifests": service.manifests,
+        "namespace": service.namespace,
+        "exposure": service.exposure.as_str(),
+        "tag_format": service.tag_format,
+        "commit_length": service.commit_length,
+        "registry_username": service.registry.username,
+        "registry_password": secret(&service.registry.password),
+        "api_token": secret(&service.api_token),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timing_has_every_phase_and_a_line_for_people() {
+        let mut clock = Clock::start();
+        clock.lap(Phase::Rewrite);
+        clock.lap(Phase::Rewrite);
+        let v = clock.json();
+        for key in [
+            "fetch", "validate", "rewrite", "apply", "rollout", "delete", "read", "total",
+        ] {
+            assert!(v[key].is_number(), "{key} in {v}");
+        }
+        let v = json!({"fetch": 12.04, "validate": 0.0, "rewrite": 0.4, "apply": 3.0,
+            "rollout": 0.0, "delete": 0.0, "read": 0.0, "total": 15.5});
+        assert_eq!(
+            Timing::line(&v),
+            "fetch 12.0 ms, rewrite 0.4 ms, apply 3.0 ms, total 15.5 ms"
+        );
+        assert_eq!(millis(Duration::from_micros(1_234_567)), 1234.6);
+    }
 }

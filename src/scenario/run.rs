@@ -1,0 +1,614 @@
+//! `nprt run`: one scenario from the canary's deploy to the verdict and the rollback or
+//! promotion.
+//!
+//! In order: start the testbeds, deploy the canary (if the scenario has one), send the traffic
+//! (a recording, or a live source), judge, write every report, act on the verdict (report,
+//! promote, roll back), and write `scenario.json` with the timings. Ctrl-C or SIGTERM at any
+//! point after the deploy started rolls the canary back unless `rollback_on_interrupt = false`.
+
+use super::deployer::{Deployer, Op};
+use super::file::{Action, LiveSource, Loaded, Scenario, Source};
+use super::live::{self, Live, Traffic};
+use crate::cli::{shutdown_signal, write_reports, AtomicFile, Failure, ReplayRun};
+use crate::compare::{Comparison, Outcome, Verdict};
+use crate::deploy::ops::OpError;
+use crate::recording::{GorReader, ReadOptions};
+use crate::replay::Target;
+use crate::report::{self, Format};
+use crate::Exit;
+use serde_json::{json, Value};
+use std::cell::Cell;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The report files every run writes into the report folder.
+pub const REPORT_FILES: [&str; 7] = [
+    "report.json",
+    "report.txt",
+    "report.html",
+    "report.md",
+    "junit.xml",
+    "scenario.json",
+    "scenario.md",
+];
+
+/// How long the phases of a run took, each measured from the start of the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Timings {
+    /// Until the canary had rolled out.
+    pub to_deploy_ms: Option<u64>,
+    /// Until the verdict.
+    pub to_verdict_ms: Option<u64>,
+    /// Until the canary was gone again.
+    pub to_rollback_ms: Option<u64>,
+    /// Until the canary's version was stable.
+    pub to_promote_ms: Option<u64>,
+    pub total_ms: u64,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn seconds(ms: Option<u64>) -> String {
+    match ms {
+        Some(ms) => format!("{:.1} s", ms as f64 / 1000.0),
+        None => "-".to_owned(),
+    }
+}
+
+fn bad(message: String) -> Failure {
+    Failure::bad_input(anyhow::anyhow!(message))
+}
+
+fn op_failure(what: &str, e: OpError) -> Failure {
+    let error = anyhow::anyhow!("{what}: {}", e.message);
+    if e.bad_input {
+        Failure::bad_input(error)
+    } else {
+        Failure::runtime(error)
+    }
+}
+
+/// What the run did, written as `scenario.json` and summarised on stdout.
+struct Record {
+    started: Instant,
+    timings: Timings,
+    deploy: Option<Value>,
+    action: Option<Value>,
+}
+
+impl Record {
+    fn mark(&self) -> Option<u64> {
+        Some(millis(self.started.elapsed()))
+    }
+}
+
+/// Runs a loaded scenario and returns the verdict's exit code.
+///
+/// # Errors
+/// A [`Failure`] with exit 2 (the scenario or what it names is wrong) or 4 (a target, the
+/// cluster or the deploy driver failed, or the run was interrupted).
+pub async fn run(loaded: Loaded, quiet: bool) -> Result<Exit, Failure> {
+    let scenario = &loaded.scenario;
+    let deployer = scenario
+        .deploy
+        .as_ref()
+        .map(|d| Deployer::new(d, loaded.deploy_config.as_ref()))
+        .transpose()
+        .map_err(|e| op_failure("deploy", e))?;
+    let canary_started = Cell::new(false);
+    let mut record = Record {
+        started: Instant::now(),
+        timings: Timings::default(),
+        deploy: None,
+        action: None,
+    };
+    tokio::select! {
+        outcome = execute(scenario, deployer.as_ref(), &canary_started, &mut record, quiet) => outcome,
+        () = shutdown_signal() => Err(interrupted(scenario, deployer.as_ref(), canary_started.get()).await),
+    }
+}
+
+/// The rollback of an interrupted run, and the failure it ends with.
+async fn interrupted(scenario: &Scenario, deployer: Option<&Deployer>, started: bool) -> Failure {
+    let (Some(deployer), Some(spec), true) = (deployer, &scenario.deploy, started) else {
+        return Failure::runtime(anyhow::anyhow!("interrupted; nothing was deployed"));
+    };
+    if !spec.rollback_on_interrupt {
+        return Failure::runtime(anyhow::anyhow!(
+            "interrupted; the canary of {} is left running (rollback_on_interrupt = false): `nprt rollback {}` removes it",
+            spec.service,
+            spec.service
+        ));
+    }
+    eprintln!(
+        "interrupted: rolling back the canary of {} (interrupt again to leave it)…",
+        spec.service
+    );
+    let t = Instant::now();
+    let rollback = tokio::select! {
+        result = deployer.run(Op::Rollback) => result,
+        () = shutdown_signal() => {
+            return Failure::runtime(anyhow::anyhow!(
+                "interrupted twice; the rollback of {} was abandoned and its canary may still run: `nprt rollback {}` removes it",
+                spec.service,
+                spec.service
+            ))
+        }
+    };
+    match rollback {
+        Ok(_) => Failure::runtime(anyhow::anyhow!(
+            "interrupted; the canary of {} was rolled back in {}",
+            spec.service,
+            seconds(Some(millis(t.elapsed())))
+        )),
+        Err(e) => op_failure(
+            "interrupted, and the rollback of the canary failed (run `nprt rollback` by hand)",
+            e,
+        ),
+    }
+}
+
+async fn execute(
+    scenario: &Scenario,
+    deployer: Option<&Deployer>,
+    canary_started: &Cell<bool>,
+    record: &mut Record,
+    quiet: bool,
+) -> Result<Exit, Failure> {
+    let dir = &scenario.report.dir;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot create {}: {e}", dir.display())))?;
+    let targets = start_targets(scenario).await?;
+
+    if let (Some(deployer), Some(spec)) = (deployer, &scenario.deploy) {
+        eprintln!("deploying {} as a canary…", spec.service);
+        canary_started.set(true);
+        match deployer.run(Op::Canary).await {
+            Ok(outcome) => {
+                record.timings.to_deploy_ms = record.mark();
+                eprintln!(
+                    "canary {} {} rolled out after {}",
+                    spec.service,
+                    outcome["version"].as_str().unwrap_or(""),
+                    seconds(record.timings.to_deploy_ms)
+                );
+                record.deploy = Some(outcome);
+            }
+            Err(e) => {
+                let failure = op_failure("deploy of the canary", e);
+                // A half-applied canary is cleaned up like a failed one; the deploy's error is
+                // the one reported.
+                if let Err(cleanup) = act(
+                    scenario,
+                    Some(deployer),
+                    scenario.on_inconclusive,
+                    "error",
+                    record,
+                )
+                .await
+                {
+                    eprintln!("Error: {:#}", cleanup.error);
+                }
+                return Err(failure);
+            }
+        }
+    }
+
+    let traffic = match traffic(scenario, &targets, quiet).await {
+        Ok(t) => t,
+        Err(failure) => {
+            // A run that broke off after the deploy leaves no verdict: the canary is treated
+            // as on an inconclusive one.
+            if canary_started.get() {
+                if let Err(cleanup) = act(
+                    scenario,
+                    deployer,
+                    scenario.on_inconclusive,
+                    "error",
+                    record,
+                )
+                .await
+                {
+                    eprintln!("Error: {:#}", cleanup.error);
+                }
+            }
+            return Err(failure);
+        }
+    };
+    record.timings.to_verdict_ms = record.mark();
+    eprint!("{}", traffic.log);
+    let verdict = traffic.verdict;
+    print!("{}", report::render(&verdict, Format::Text));
+    write_reports(dir, &verdict)?;
+
+    let (on, action) = if !traffic.unreachable.is_empty() {
+        ("unreachable", scenario.on_inconclusive)
+    } else {
+        match verdict.outcome {
+            Outcome::Pass => ("pass", scenario.on_pass),
+            Outcome::Fail => ("fail", scenario.on_fail),
+            Outcome::Inconclusive => ("inconclusive", scenario.on_inconclusive),
+        }
+    };
+    let acted = act(scenario, deployer, action, on, record).await;
+    write_record(scenario, &verdict, record)?;
+    print_summary(scenario, &verdict, record);
+    acted?;
+    if !traffic.unreachable.is_empty() {
+        return Err(Failure::runtime(anyhow::anyhow!(
+            "no request reached {}",
+            traffic.unreachable.join(", ")
+        )));
+    }
+    Ok(verdict.exit())
+}
+
+/// Sends the scenario's traffic to its targets and judges it.
+async fn traffic(scenario: &Scenario, targets: &[Target], quiet: bool) -> Result<Traffic, Failure> {
+    let comparison = Comparison::new(scenario.judge.options.clone()).map_err(Failure::bad_input)?;
+    let dir = &scenario.report.dir;
+    let observations = scenario
+        .report
+        .observations
+        .then(|| dir.join("observations.ndjson"));
+    let summary = scenario.report.summary.then(|| dir.join("summary.json"));
+    Ok(match &scenario.source {
+        Source::Recording(spec) => {
+            let mut options = spec.options.clone();
+            options.targets = targets.to_vec();
+            let first = GorReader::open(
+                &spec.path,
+                ReadOptions {
+                    skip_bad: spec.skip_bad,
+                    ..ReadOptions::default()
+                },
+            )
+            .map_err(Failure::bad_input)?;
+            let (path, skip_bad) = (spec.path.clone(), spec.skip_bad);
+            let mut first = Some(first);
+            let source: crate::replay::Source = Box::new(move || {
+                let reader = match first.take() {
+                    Some(r) => r,
+                    None => GorReader::open(
+                        &path,
+                        ReadOptions {
+                            skip_bad,
+                            ..ReadOptions::default()
+                        },
+                    )?,
+                };
+                Ok(Box::new(reader) as crate::replay::Exchanges)
+            });
+            eprintln!(
+                "replaying {} to {}…",
+                spec.path.display(),
+                targets
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let done = ReplayRun {
+                options,
+                observations,
+                summary,
+                comparison: Some(comparison),
+                quiet,
+            }
+            .execute(source)
+            .await?;
+            Traffic {
+                log: done.summary.render(),
+                unreachable: done
+                    .summary
+                    .unreachable_targets()
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
+                verdict: done.verdict.ok_or_else(|| {
+                    Failure::runtime(anyhow::anyhow!("the replay made no comparison"))
+                })?,
+            }
+        }
+        Source::Shadow(spec) | Source::Mirror(spec) => {
+            let kind = if matches!(scenario.source, Source::Shadow(_)) {
+                LiveSource::Shadow
+            } else {
+                LiveSource::Mirror
+            };
+            let find = |url: &Option<String>, name: &str| -> Result<Target, Failure> {
+                match url {
+                    Some(u) => Target::parse(&format!("{name}={u}")).map_err(bad),
+                    None => targets
+                        .iter()
+                        .find(|t| t.name == name)
+                        .cloned()
+                        .ok_or_else(|| bad(format!("no target named `{name}`"))),
+                }
+            };
+            let options = &scenario.judge.options;
+            let primary = match kind {
+                LiveSource::Shadow => Some(find(&spec.primary, &options.baseline)?),
+                LiveSource::Mirror => None,
+            };
+            let shadow = find(&spec.shadow, &options.candidate)?;
+            live::run(Live {
+                source: kind,
+                spec,
+                primary,
+                shadow,
+                comparison,
+                observations,
+                summary,
+                quiet,
+            })
+            .await?
+        }
+    })
+}
+
+/// Binds the testbeds (on their own tasks, for the life of the process) and returns every
+/// target: the fixed ones, then the testbeds.
+async fn start_targets(scenario: &Scenario) -> Result<Vec<Target>, Failure> {
+    let mut targets = scenario.targets.clone();
+    for tb in &scenario.testbeds {
+        let listener = tokio::net::TcpListener::bind(tb.listen)
+            .await
+            .map_err(|e| {
+                Failure::runtime(anyhow::anyhow!(
+                    "testbed {}: cannot listen on {}: {e}",
+                    tb.name,
+                    tb.listen
+                ))
+            })?;
+        let addr = listener.local_addr().map_err(Failure::runtime)?;
+        tokio::spawn(crate::testbed::serve(listener, tb.config.clone(), None));
+        eprintln!("testbed {} on http://{addr}", tb.name);
+        targets.push(Target::parse(&format!("{}=http://{addr}", tb.name)).map_err(bad)?);
+    }
+    Ok(targets)
+}
+
+/// Carries out `action` (chosen because the verdict was `on`), recording when it finished.
+async fn act(
+    scenario: &Scenario,
+    deployer: Option<&Deployer>,
+    action: Action,
+    on: &str,
+    record: &mut Record,
+) -> Result<(), Failure> {
+    let (op, Some(deployer), Some(spec)) = (
+        match action {
+            Action::Report => None,
+            Action::Rollback => Some(Op::Rollback),
+            Action::Promote => Some(Op::Promote),
+        },
+        deployer,
+        &scenario.deploy,
+    ) else {
+        record.action = Some(json!({ "on": on, "action": "report" }));
+        return Ok(());
+    };
+    let Some(op) = op else {
+        record.action = Some(json!({ "on": on, "action": "report" }));
+        return Ok(());
+    };
+    eprintln!("{on}: {} the canary of {}…", op.as_str(), spec.service);
+    let result = deployer.run(op).await;
+    let at = record.mark();
+    match op {
+        Op::Promote => record.timings.to_promote_ms = at,
+        _ => record.timings.to_rollback_ms = at,
+    }
+    match result {
+        Ok(outcome) => {
+            record.action = Some(json!({ "on": on, "action": op.as_str(), "outcome": outcome }));
+            Ok(())
+        }
+        Err(e) => {
+            record.action = Some(json!({ "on": on, "action": op.as_str(), "error": e.message }));
+            Err(op_failure(&format!("{} of the canary", op.as_str()), e))
+        }
+    }
+}
+
+fn write_record(scenario: &Scenario, verdict: &Verdict, record: &Record) -> Result<(), Failure> {
+    let mut timings = record.timings;
+    timings.total_ms = millis(record.started.elapsed());
+    let value = json!({
+        "schema": "nprt.scenario/v1",
+        "scenario": scenario.name,
+        "file": scenario.file.display().to_string(),
+        "source": scenario.source.kind(),
+        "baseline": verdict.baseline,
+        "candidate": verdict.candidate,
+        "verdict": verdict.outcome.as_str(),
+        "exit": verdict.exit() as i32,
+        "deploy": record.deploy,
+        "action": record.action,
+        "timing_ms": timings,
+    });
+    let dir = &scenario.report.dir;
+    let text = serde_json::to_string_pretty(&value).map_err(Failure::runtime)? + "\n";
+    let mut file = AtomicFile::create(&dir.join("scenario.json"))?;
+    file.writer()
+        .write_all(text.as_bytes())
+        .map_err(Failure::runtime)?;
+    file.commit()?;
+    let mut file = AtomicFile::create(&dir.join("scenario.md"))?;
+    file.writer()
+        .write_all(markdown(scenario, verdict, record, &timings).as_bytes())
+        .map_err(Failure::runtime)?;
+    file.commit()
+}
+
+/// The run at a glance, for a CI job summary above `report.md`.
+fn markdown(scenario: &Scenario, verdict: &Verdict, record: &Record, t: &Timings) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "## nprt scenario `{}`: {}\n",
+        scenario.name,
+        verdict.outcome.as_str().to_uppercase()
+    );
+    let _ = writeln!(md, "| | |\n|---|---|");
+    let _ = writeln!(
+        md,
+        "| candidate | `{}` vs baseline `{}` |",
+        verdict.candidate, verdict.baseline
+    );
+    let _ = writeln!(md, "| source | {} |", scenario.source.kind());
+    if let Some(d) = &record.deploy {
+        let _ = writeln!(
+            md,
+            "| canary | {} {} |",
+            d["service"].as_str().unwrap_or(""),
+            d["version"].as_str().unwrap_or("")
+        );
+    }
+    let _ = writeln!(md, "| time to deploy | {} |", seconds(t.to_deploy_ms));
+    let _ = writeln!(md, "| time to verdict | {} |", seconds(t.to_verdict_ms));
+    let _ = writeln!(md, "| time to rollback | {} |", seconds(t.to_rollback_ms));
+    if t.to_promote_ms.is_some() {
+        let _ = writeln!(md, "| time to promote | {} |", seconds(t.to_promote_ms));
+    }
+    if let Some(a) = &record.action {
+        let _ = writeln!(
+            md,
+            "| action | {} (on {}) |",
+            a["action"].as_str().unwrap_or(""),
+            a["on"].as_str().unwrap_or("")
+        );
+    }
+    let _ = writeln!(md, "| exit code | {} |", verdict.exit() as i32);
+    md
+}
+
+fn print_summary(scenario: &Scenario, verdict: &Verdict, record: &Record) {
+    let t = &record.timings;
+    let mut text = format!(
+        "\nscenario {} ({}): {}, exit {}\n",
+        scenario.name,
+        scenario.file.display(),
+        verdict.outcome.as_str().to_uppercase(),
+        verdict.exit() as i32
+    );
+    let _ = writeln!(text, "  time to deploy    {}", seconds(t.to_deploy_ms));
+    let _ = writeln!(text, "  time to verdict   {}", seconds(t.to_verdict_ms));
+    let _ = writeln!(text, "  time to rollback  {}", seconds(t.to_rollback_ms));
+    if t.to_promote_ms.is_some() {
+        let _ = writeln!(text, "  time to promote   {}", seconds(t.to_promote_ms));
+    }
+    if let Some(a) = &record.action {
+        let _ = writeln!(
+            text,
+            "  action            {} (on {})",
+            a["action"].as_str().unwrap_or(""),
+            a["on"].as_str().unwrap_or("")
+        );
+    }
+    let _ = writeln!(
+        text,
+        "  reports           {}/ ({})",
+        scenario.report.dir.display(),
+        REPORT_FILES.join(", ")
+    );
+    print!("{text}");
+    let _ = std::io::stdout().flush();
+}
+
+/// What `nprt run --check` prints: the scenario as understood, nothing contacted.
+pub fn describe(loaded: &Loaded) -> String {
+    let s = &loaded.scenario;
+    let mut text = format!("scenario {} ({}): valid\n", s.name, s.file.display());
+    match &s.source {
+        Source::Recording(r) => {
+            let pacing = match r.options.pacing {
+                crate::replay::Pacing::Original { speed } => {
+                    format!("at {speed}× the recorded pace")
+                }
+                crate::replay::Pacing::Rate { per_second } => format!("at {per_second} per second"),
+                crate::replay::Pacing::Max { concurrency } => {
+                    format!("as fast as possible, {concurrency} in flight")
+                }
+            };
+            let _ = writeln!(
+                text,
+                "  source     recording {}, {pacing}",
+                r.path.display()
+            );
+        }
+        Source::Shadow(l) => {
+            let _ = writeln!(
+                text,
+                "  source     shadow proxy on {}, copies {}% for {:?}",
+                l.listen.map(|a| a.to_string()).unwrap_or_default(),
+                l.mirror_percent,
+                l.duration
+            );
+        }
+        Source::Mirror(l) => {
+            let _ = writeln!(
+                text,
+                "  source     passive mirror on {} port {}, copies {}% for {:?}",
+                l.interface.as_deref().unwrap_or(""),
+                l.port.unwrap_or(0),
+                l.mirror_percent,
+                l.duration
+            );
+        }
+    }
+    for t in &s.targets {
+        let _ = writeln!(text, "  target     {} = {}", t.name, t.base);
+    }
+    for t in &s.testbeds {
+        let _ = writeln!(
+            text,
+            "  testbed    {} on {} ({} ms, {} errors, {} route rules)",
+            t.name,
+            t.listen,
+            t.config.latency_ms,
+            t.config.error_rate,
+            t.config.routes.len()
+        );
+    }
+    if let Some(d) = &s.deploy {
+        let via = match (&d.server, &d.config) {
+            (Some(server), _) => format!("through {server}"),
+            (None, Some(config)) => format!("with {}", config.display()),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            text,
+            "  deploy     {} as a canary {via} (commit {}, tag {})",
+            d.service,
+            d.request.commit.as_deref().unwrap_or("branch head"),
+            d.request.tag.as_deref().unwrap_or("from tag_format")
+        );
+    }
+    let o = &s.judge.options;
+    let _ = writeln!(
+        text,
+        "  judge      {} vs baseline {}{}",
+        o.candidate,
+        o.baseline,
+        s.judge
+            .file
+            .as_ref()
+            .map(|f| format!(" with {}", f.display()))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        text,
+        "  then       on pass {}, on fail {}, on inconclusive {}",
+        s.on_pass.as_str(),
+        s.on_fail.as_str(),
+        s.on_inconclusive.as_str()
+    );
+    let _ = writeln!(text, "  reports    {}/", s.report.dir.display());
+    text
+}

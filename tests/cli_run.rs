@@ -1,0 +1,648 @@
+//! `nprt run`: scenario files end to end with the real binary — the demo scenario with its
+//! in-process testbeds, scenario errors (exit 2 naming the file and field), every bundled
+//! scenario checked, and canary scenarios against a fake Kubernetes API on loopback: a
+//! regressed canary rolled back, a healthy one promoted, Ctrl-C rolling back.
+
+mod common;
+
+use bytes::Bytes;
+use common::{run, stderr, stdout};
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, StatusCode};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn report_files() -> [&'static str; 7] {
+    nprt::scenario::REPORT_FILES
+}
+
+#[test]
+fn the_demo_scenario_finds_the_regression_and_writes_every_report() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    let set = format!("report.dir={}", reports.display());
+    let demo = repo_path("scenarios/demo.toml");
+    let out = run(&["run", demo.to_str().unwrap(), "--set", &set, "--quiet"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("FAIL: candidate canary vs baseline stable"),
+        "{text}"
+    );
+    assert!(text.contains("GET /api/products/:id"), "{text}");
+    assert!(text.contains("scenario demo ("), "{text}");
+    assert!(text.contains("time to verdict"), "{text}");
+    for name in report_files()
+        .iter()
+        .chain(&["observations.ndjson", "summary.json"])
+    {
+        let path = reports.join(name);
+        let len = std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .len();
+        assert!(len > 0, "{} is empty", path.display());
+    }
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("scenario.json")).unwrap())
+            .unwrap();
+    assert_eq!(record["verdict"], "fail");
+    assert_eq!(record["exit"], 1);
+    assert_eq!(record["action"], json!({"on": "fail", "action": "report"}));
+    assert!(record["timing_ms"]["to_verdict_ms"].as_u64().unwrap() > 0);
+    assert!(record["timing_ms"]["to_deploy_ms"].is_null());
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["verdict"], "fail");
+    assert_eq!(report["overall"]["candidate"]["requests"], 3000);
+    let observations = std::fs::read_to_string(reports.join("observations.ndjson")).unwrap();
+    assert_eq!(observations.lines().count(), 6000);
+    // Nothing half-written beside the reports.
+    for entry in std::fs::read_dir(&reports).unwrap() {
+        let name = entry.unwrap().file_name();
+        assert!(
+            !name.to_string_lossy().starts_with(".nprt-"),
+            "{name:?} left behind"
+        );
+    }
+}
+
+#[test]
+fn every_bundled_scenario_is_valid() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(repo_path("scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let out = run(&["run", "--check", path.to_str().unwrap()]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            path.display(),
+            stderr(&out)
+        );
+        assert!(stdout(&out).contains(": valid"), "{}", stdout(&out));
+        checked += 1;
+    }
+    assert!(checked >= 4, "{checked} scenarios");
+    for config in std::fs::read_dir(repo_path("scenarios/config")).unwrap() {
+        let path = config.unwrap().path();
+        nprt::deploy::DeployConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// A scenario that replays `limit` exchanges of the demo recording to two testbeds.
+fn scenario(canary_extra: &str, rest: &str) -> String {
+    format!(
+        r#"{rest}
+[source]
+kind = "recording"
+recording = "{rec}"
+
+[replay]
+max = true
+concurrency = 4
+limit = 300
+methods = "all"
+timeout = "20s"
+
+[[testbeds]]
+name = "stable"
+latency_ms = 1.0
+
+[[testbeds]]
+name = "canary"
+latency_ms = 1.0
+{canary_extra}
+
+[report]
+dir = "reports"
+"#,
+        rec = common::demo_recording().display()
+    )
+}
+
+#[test]
+fn scenario_errors_exit_2_naming_the_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(dir.path(), "good.toml", &scenario("", ""));
+    let bad_text = scenario("", "").replace("limit = 300", "limit = 300\nspeeed = 2.0");
+    let line = bad_text
+        .lines()
+        .position(|l| l.starts_with("speeed"))
+        .unwrap()
+        + 1;
+    let bad = write(dir.path(), "bad.toml", &bad_text);
+    let out = run(&["run", &bad]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("bad.toml:{line}:1: replay.speeed: unknown field")),
+        "{err}"
+    );
+
+    let out = run(&["run", &good, "--set", "replay.concurrency=0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("good.toml: replay.concurrency (from --set): must be at least 1"),
+        "{err}"
+    );
+
+    let out = run(&["run", &good, "--set", "testbeds.1.error_rate=\"lots\""]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("testbeds.1.error_rate"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = run(&["run", &good, "--set", "source.recording=missing.gor"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("source.recording") && err.contains("missing.gor"),
+        "{err}"
+    );
+
+    let out = run(&["run", &good, "--set", "judge.file=nope.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("judge.file"), "{}", stderr(&out));
+
+    let out = run(&["run", &good, "--set", "no-equals-sign"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--set"), "{}", stderr(&out));
+
+    let out = run(&["run", &dir.path().join("absent.toml").display().to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("absent.toml"), "{}", stderr(&out));
+
+    // Nothing ran, so nothing was written.
+    assert!(!dir.path().join("reports").exists());
+}
+
+#[test]
+fn live_sources_and_the_deploy_api_say_they_are_not_wired_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let shadow = write(
+        dir.path(),
+        "shadow.toml",
+        "[source]\nkind = \"shadow\"\n[shadow]\nlisten = \"127.0.0.1:0\"\nprimary = \"http://127.0.0.1:9\"\nshadow = \"http://127.0.0.1:9\"\nduration = \"1s\"\n[report]\ndir = \"r\"\n",
+    );
+    let out = run(&["run", &shadow]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        stderr(&out).contains("needs the shadow module"),
+        "{}",
+        stderr(&out)
+    );
+
+    let server = write(
+        dir.path(),
+        "server.toml",
+        &(scenario("", "")
+            + "\n[deploy]\nservice = \"shop\"\nserver = \"http://127.0.0.1:9\"\ntoken_env = \"NPRT_TEST_TOKEN\"\n"),
+    );
+    let out = run(&["run", &server]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr(&out).contains("deploy.server"), "{}", stderr(&out));
+}
+
+// ---- canary scenarios against a fake Kubernetes API server ----
+
+/// The few API calls the deploy driver makes, over objects kept in memory: server-side apply
+/// (rolled out at once), get, list by label selector, delete.
+struct FakeKube {
+    objects: Arc<Mutex<BTreeMap<String, Value>>>,
+    url: String,
+}
+
+impl FakeKube {
+    fn start() -> FakeKube {
+        let objects = Arc::new(Mutex::new(BTreeMap::new()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let shared = Arc::clone(&objects);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                while let Ok((stream, _)) = listener.accept().await {
+                    let objects = Arc::clone(&shared);
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |req| {
+                            let objects = Arc::clone(&objects);
+                            async move { Ok::<_, hyper::Error>(kube_api(&objects, req).await) }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+        });
+        FakeKube { objects, url }
+    }
+
+    fn get(&self, key: &str) -> Option<Value> {
+        self.objects.lock().unwrap().get(key).cloned()
+    }
+
+    fn kubeconfig(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("kubeconfig");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{}\"}}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: u, namespace: default}}\ncurrent-context: fake\n",
+                self.url
+            ),
+        )
+        .unwrap();
+        path
+    }
+}
+
+fn reply(code: u16, body: &Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap();
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    r
+}
+
+fn not_found() -> Response<Full<Bytes>> {
+    reply(
+        404,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "not found", "reason": "NotFound", "code": 404}),
+    )
+}
+
+async fn kube_api(
+    objects: &Mutex<BTreeMap<String, Value>>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let selector: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("labelSelector="))
+        .flat_map(|s| s.split("%2C").map(str::to_owned).collect::<Vec<_>>())
+        .filter_map(|kv| {
+            kv.replace("%3D", "=")
+                .replace("%2F", "/")
+                .split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        })
+        .collect();
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    // /api/v1/namespaces/NS/PLURAL[/NAME] or /apis/G/V/namespaces/NS/PLURAL[/NAME]
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let rest = if parts[0] == "api" {
+        &parts[2..]
+    } else {
+        &parts[3..]
+    };
+    let (collection, name) = match rest {
+        ["namespaces", ns, plural] => (format!("{ns}/{plural}"), None),
+        ["namespaces", ns, plural, name] => (format!("{ns}/{plural}"), Some(*name)),
+        _ => return not_found(),
+    };
+    let mut objects = objects.lock().unwrap();
+    match (method.as_str(), name) {
+        ("PATCH", Some(name)) => {
+            let mut object: Value = serde_json::from_slice(&body).unwrap();
+            object["metadata"]["generation"] = json!(1);
+            if matches!(object["kind"].as_str(), Some("Deployment" | "StatefulSet")) {
+                let n = object["spec"]["replicas"].as_i64().unwrap_or(1);
+                object["status"] = json!({"observedGeneration": 1, "replicas": n, "updatedReplicas": n, "availableReplicas": n, "readyReplicas": n});
+            }
+            objects.insert(format!("{collection}/{name}"), object.clone());
+            reply(200, &object)
+        }
+        ("GET", Some(name)) => match objects.get(&format!("{collection}/{name}")) {
+            Some(o) => reply(200, o),
+            None => not_found(),
+        },
+        ("GET", None) => {
+            let items: Vec<&Value> = objects
+                .iter()
+                .filter(|(k, _)| k.starts_with(&format!("{collection}/")))
+                .map(|(_, o)| o)
+                .filter(|o| {
+                    selector
+                        .iter()
+                        .all(|(k, v)| o["metadata"]["labels"][k] == json!(v))
+                })
+                .collect();
+            reply(
+                200,
+                &json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}),
+            )
+        }
+        ("DELETE", Some(name)) => match objects.remove(&format!("{collection}/{name}")) {
+            Some(o) => reply(200, &o),
+            None => not_found(),
+        },
+        _ => not_found(),
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A git repository holding the example app's manifests, a deploy.toml for it, and a fake
+/// cluster; returns the scenario's `[deploy]` section.
+fn canary_setup(dir: &Path) -> (FakeKube, String) {
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(repo.join("kubernetes")).unwrap();
+    git(&repo, &["init", "--quiet", "--initial-branch=main"]);
+    for name in ["web.yaml", "worker.yaml", "config.yml"] {
+        std::fs::copy(
+            repo_path("kubernetes/example-app").join(name),
+            repo.join("kubernetes").join(name),
+        )
+        .unwrap();
+    }
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "--quiet", "-m", "example"]);
+    write(
+        dir,
+        "deploy.toml",
+        &format!("[services.example]\nrepository = \"{}\"\n", repo.display()),
+    );
+    let deploy = "\n[deploy]\nconfig = \"deploy.toml\"\nservice = \"example\"\ntag = \"v7\"\nskip_image_check = true\ntimeout = \"20s\"\n";
+    (FakeKube::start(), deploy.to_owned())
+}
+
+fn run_against(
+    fake: &FakeKube,
+    dir: &Path,
+    scenario: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    common::nprt()
+        .args(["run", scenario, "--quiet"])
+        .args(extra)
+        .env("KUBECONFIG", fake.kubeconfig(dir))
+        .env("NPRT_CACHE_DIR", dir.join("cache"))
+        .output()
+        .unwrap()
+}
+
+fn record(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("reports/scenario.json")).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn a_regressed_canary_is_deployed_judged_and_rolled_back() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (fake, deploy) = canary_setup(dir.path());
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &(scenario(
+            "error_rate = 0.5",
+            "on_pass = \"promote\"\non_fail = \"rollback\"",
+        ) + &deploy),
+    );
+    let out = run_against(&fake, dir.path(), &file, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r = record(dir.path());
+    assert_eq!(r["verdict"], "fail");
+    assert_eq!(r["deploy"]["version"], "v7");
+    assert_eq!(r["action"]["action"], "rollback");
+    assert_eq!(
+        r["action"]["outcome"]["deleted"],
+        json!(["Deployment/web-canary", "Service/web-canary"])
+    );
+    let t = &r["timing_ms"];
+    let (deployed, judged, rolled_back) = (
+        t["to_deploy_ms"].as_u64().unwrap(),
+        t["to_verdict_ms"].as_u64().unwrap(),
+        t["to_rollback_ms"].as_u64().unwrap(),
+    );
+    assert!(deployed <= judged && judged <= rolled_back, "{t}");
+    let text = stdout(&out);
+    eprintln!("{}", &text[text.find("\nscenario ").unwrap_or(0)..]);
+    assert!(fake.get("default/deployments/web-canary").is_none());
+    assert!(fake.get("default/services/web-canary").is_none());
+    assert!(
+        stdout(&out).contains("action            rollback (on fail)"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_healthy_canary_is_promoted() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (fake, deploy) = canary_setup(dir.path());
+    // Generous limits: the two testbeds are the same, and a loaded test machine must not turn
+    // scheduling noise into a regression.
+    write(
+        dir.path(),
+        "judge.toml",
+        "[thresholds]\nerror_rate = 0.2\np99 = { relative = 10.0, absolute_ms = 5000.0 }\nshift = { relative = 10.0, absolute_ms = 5000.0 }\ndistribution = 0.9\n",
+    );
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &(scenario("", "on_pass = \"promote\"\non_fail = \"rollback\"")
+            + &deploy
+            + "\n[judge]\nfile = \"judge.toml\"\n"),
+    );
+    let out = run_against(&fake, dir.path(), &file, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stderr(&out),
+        stdout(&out)
+    );
+    let r = record(dir.path());
+    assert_eq!(r["action"]["action"], "promote");
+    assert_eq!(r["action"]["outcome"]["promoted"], "v7");
+    assert!(r["timing_ms"]["to_promote_ms"].as_u64().is_some());
+    let web = fake.get("default/deployments/web").expect("web is stable");
+    assert_eq!(
+        web["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example:5000/shop/web:v7"
+    );
+    assert!(fake.get("default/deployments/web-canary").is_none());
+}
+
+fn interrupt_after_deploy(rollback_on_interrupt: bool) -> (std::process::Output, FakeKube) {
+    let dir = tempfile::tempdir().unwrap();
+    let (fake, deploy) = canary_setup(dir.path());
+    // A slow replay: the interrupt comes while the traffic flows.
+    let text = (scenario("", "on_fail = \"rollback\"") + &deploy)
+        .replace("max = true\n", "rate = 20\n")
+        .replace("limit = 300", "limit = 3000");
+    let file = write(dir.path(), "s.toml", &text);
+    let flag = format!("deploy.rollback_on_interrupt={rollback_on_interrupt}");
+    let child = common::nprt()
+        .args(["run", &file, "--quiet", "--set", &flag])
+        .env("KUBECONFIG", fake.kubeconfig(dir.path()))
+        .env("NPRT_CACHE_DIR", dir.path().join("cache"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while fake.get("default/deployments/web-canary").is_none() {
+        assert!(Instant::now() < deadline, "the canary was never deployed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: signalling the child this test spawned.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    (child.wait_with_output().unwrap(), fake)
+}
+
+#[test]
+fn an_interrupt_rolls_back_the_canary_unless_told_not_to() {
+    let _serial = common::serial();
+    let started = Instant::now();
+    let (out, fake) = interrupt_after_deploy(true);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("interrupted; the canary of example was rolled back"),
+        "{err}"
+    );
+    assert!(fake.get("default/deployments/web-canary").is_none());
+    assert!(fake.get("default/services/web-canary").is_none());
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "stopped promptly"
+    );
+
+    let (out, fake) = interrupt_after_deploy(false);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("left running (rollback_on_interrupt = false)"),
+        "{err}"
+    );
+    assert!(fake.get("default/deployments/web-canary").is_some());
+}
+
+#[test]
+fn the_ci_example_runs_the_gate_and_publishes_its_reports() {
+    let text = std::fs::read_to_string(repo_path(".github/workflows/nprt-gate.yml")).unwrap();
+    let workflow: Value = serde_saphyr::from_str(&text).unwrap();
+    let steps = workflow["jobs"]["gate"]["steps"].as_array().unwrap();
+    let step = |name: &str| {
+        steps
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no step {name}"))
+    };
+    let gate = step("Gate")["run"].as_str().unwrap();
+    assert!(
+        gate.contains("nprt run scenarios/ci-gate.toml --set \"report.dir=$RUNNER_TEMP/nprt\""),
+        "{gate}"
+    );
+    let summary = step("Job summary")["run"].as_str().unwrap();
+    assert!(summary.contains("report.md") && summary.contains("$GITHUB_STEP_SUMMARY"));
+    assert_eq!(step("Job summary")["if"], "always()");
+    assert_eq!(
+        step("Test report")["with"]["report_paths"],
+        "${{ runner.temp }}/nprt/junit.xml"
+    );
+
+    // The gate itself, with a candidate that fails half its requests: exit 1 and the files
+    // the workflow publishes.
+    let _serial = common::serial();
+    let stable = common::Testbed::start(&["--latency", "1"]);
+    let canary = common::Testbed::start(&["--latency", "1", "--error-rate", "0.5"]);
+    let dir = tempfile::tempdir().unwrap();
+    let ci_gate = repo_path("scenarios/ci-gate.toml");
+    let out = run(&[
+        "run",
+        ci_gate.to_str().unwrap(),
+        "--quiet",
+        "--set",
+        &format!("report.dir={}", dir.path().display()),
+        "--set",
+        &format!("targets.stable={}", stable.url),
+        "--set",
+        &format!("targets.canary={}", canary.url),
+        "--set",
+        "replay.limit=400",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    for name in ["scenario.md", "report.md", "junit.xml"] {
+        assert!(dir.path().join(name).is_file(), "{name}");
+    }
+    let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    assert!(junit.contains("<failure"), "{junit}");
+    let md = std::fs::read_to_string(dir.path().join("scenario.md")).unwrap();
+    assert!(md.contains("## nprt scenario `ci-gate`: FAIL"), "{md}");
+}
+
+#[test]
+fn an_unreachable_canary_is_rolled_back_and_the_run_exits_4() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (fake, deploy) = canary_setup(dir.path());
+    // The canary's URL answers nothing: no verdict to trust, so on_inconclusive (= on_fail).
+    let text = scenario("", "on_fail = \"rollback\"").replace(
+        "[[testbeds]]\nname = \"canary\"\nlatency_ms = 1.0\n",
+        &format!("[targets]\ncanary = \"{}\"\n", common::closed_port_url()),
+    ) + &deploy;
+    let file = write(dir.path(), "s.toml", &text);
+    let out = run_against(&fake, dir.path(), &file, &["--set", "replay.limit=50"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no request reached canary"),
+        "{}",
+        stderr(&out)
+    );
+    let r = record(dir.path());
+    assert_eq!(r["action"]["on"], "unreachable");
+    assert_eq!(r["action"]["action"], "rollback");
+    assert!(fake.get("default/deployments/web-canary").is_none());
+}
