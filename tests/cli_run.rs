@@ -198,30 +198,89 @@ fn scenario_errors_exit_2_naming_the_file_and_field() {
 }
 
 #[test]
-fn live_sources_and_the_deploy_api_say_they_are_not_wired_yet() {
+fn a_shadow_scenario_judges_live_traffic_through_the_proxy() {
+    let primary = common::Testbed::start(&[]);
+    let canary = common::Testbed::start(&["--error-rate", "0.5"]);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
     let dir = tempfile::tempdir().unwrap();
-    let shadow = write(
+    let file = write(
         dir.path(),
         "shadow.toml",
-        "[source]\nkind = \"shadow\"\n[shadow]\nlisten = \"127.0.0.1:0\"\nprimary = \"http://127.0.0.1:9\"\nshadow = \"http://127.0.0.1:9\"\nduration = \"1s\"\n[report]\ndir = \"r\"\n",
+        &format!(
+            "[source]\nkind = \"shadow\"\n[shadow]\nlisten = \"127.0.0.1:{port}\"\nprimary = \"{}\"\nshadow = \"{}\"\nduration = \"5s\"\n[report]\ndir = \"r\"\n",
+            primary.url, canary.url
+        ),
     );
-    let out = run(&["run", &shadow]);
-    assert_eq!(out.status.code(), Some(4));
-    assert!(
-        stderr(&out).contains("needs the shadow module"),
-        "{}",
-        stderr(&out)
+    let child = common::nprt()
+        .args(["run", &file])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut answered = 0;
+    while Instant::now() < deadline && answered < 150 {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        s.write_all(b"GET /api/items/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        assert!(
+            answer.starts_with(b"HTTP/1.1 200"),
+            "users get the primary's answers"
+        );
+        answered += 1;
+    }
+    assert_eq!(answered, 150, "the proxy answered");
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the broken shadow regressed: {err}"
     );
+    assert!(err.contains("mirrored"), "{err}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("r/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["verdict"], "fail");
+}
 
+#[test]
+fn the_deploy_api_needs_its_token_and_a_reachable_server() {
+    let dir = tempfile::tempdir().unwrap();
     let server = write(
         dir.path(),
         "server.toml",
         &(scenario("", "")
             + "\n[deploy]\nservice = \"shop\"\nserver = \"http://127.0.0.1:9\"\ntoken_env = \"NPRT_TEST_TOKEN\"\n"),
     );
-    let out = run(&["run", &server]);
-    assert_eq!(out.status.code(), Some(4));
-    assert!(stderr(&out).contains("deploy.server"), "{}", stderr(&out));
+    let out = common::nprt()
+        .args(["run", &server])
+        .env_remove("NPRT_TEST_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("NPRT_TEST_TOKEN"), "{}", stderr(&out));
+    let out = common::nprt()
+        .args(["run", &server])
+        .env("NPRT_TEST_TOKEN", "s3cr3t-token")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("cannot reach the deploy API"), "{err}");
+    assert!(
+        !err.contains("s3cr3t-token"),
+        "the token never shows: {err}"
+    );
 }
 
 // ---- canary scenarios against a fake Kubernetes API server ----

@@ -284,22 +284,14 @@ pub(super) async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Tra
         &args.server,
         Some(Duration::from_secs(args.cluster.timeout)),
     )? {
-        let mut query = Vec::new();
-        let pairs = [("commit", &args.commit), ("tag", &args.tag)];
-        for (key, value) in pairs {
-            if let Some(v) = value {
-                query.push((key, v.clone()));
-            }
-        }
-        if let Some(exposure) = args.exposure {
-            query.push(("exposure", exposure.as_str().to_owned()));
-        }
-        for w in &args.workload {
-            query.push(("workload", w.clone()));
-        }
-        if args.skip_image_check {
-            query.push(("skip_image_check", "true".to_owned()));
-        }
+        let request = Request {
+            track,
+            commit: args.commit.clone(),
+            tag: args.tag.clone(),
+            exposure: args.exposure,
+            workloads: args.workload.clone(),
+        };
+        let query = crate::deploy::client::deploy_query(&request, args.skip_image_check);
         let path = format!("/{}/{}", args.service, track_route(track));
         let outcome = api
             .call(Method::PUT, &path, &query)

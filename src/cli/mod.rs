@@ -22,22 +22,16 @@ mod capture;
 mod deploy;
 mod output;
 mod replay;
-<<<<<<< HEAD
-mod shadow;
-=======
 mod run;
->>>>>>> main
+mod shadow;
 
 use capture::*;
 use deploy::*;
 pub(crate) use output::{write_reports, AtomicFile};
 pub(crate) use replay::ReplayRun;
 use replay::*;
-<<<<<<< HEAD
-use shadow::*;
-=======
 use run::*;
->>>>>>> main
+use shadow::*;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -334,15 +328,10 @@ async fn run(command: Command) -> Outcome {
         Command::Replay(args) => replay(*args).await,
         Command::Compare(args) => compare(&args),
         Command::Calibrate(args) => calibrate(&args),
-<<<<<<< HEAD
         Command::Shadow(args) => shadow_proxy(*args).await,
         Command::Mirror(args) => mirror(*args).await,
-        Command::Ls(args) => deploy_ls(&args),
-        Command::Show(args) => deploy_show(&args),
-=======
         Command::Ls(args) => deploy_ls(&args).await,
         Command::Show(args) => deploy_show(&args).await,
->>>>>>> main
         Command::Deploy(args) => deploy(&args, crate::deploy::rewrite::Track::Stable).await,
         Command::Canary(args) => deploy(&args, crate::deploy::rewrite::Track::Canary).await,
         Command::Rollback(args) => rollback(&args).await,

@@ -164,7 +164,9 @@ impl MirrorSettings {
             }
         });
         Ok(Mirroring {
+            primary_name: shadow::PRIMARY.to_owned(),
             target: ShadowTarget {
+                name: shadow::SHADOW.to_owned(),
                 base,
                 concurrency: self.shadow_concurrency,
                 queue: self.queue,
@@ -183,6 +185,7 @@ impl MirrorSettings {
                 on_fail,
                 reports,
                 backlog: 65_536,
+                also: None,
             },
         })
     }

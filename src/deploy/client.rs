@@ -93,6 +93,30 @@ pub fn read_token(token_file: Option<&Path>) -> Result<String, ClientError> {
     Ok(token)
 }
 
+/// The query of `PUT /SERVICE/deploy|canary` for a deploy request.
+pub fn deploy_query(
+    request: &crate::deploy::driver::Request,
+    skip_image_check: bool,
+) -> Vec<(&'static str, String)> {
+    let mut query = Vec::new();
+    if let Some(commit) = &request.commit {
+        query.push(("commit", commit.clone()));
+    }
+    if let Some(tag) = &request.tag {
+        query.push(("tag", tag.clone()));
+    }
+    if let Some(exposure) = request.exposure {
+        query.push(("exposure", exposure.as_str().to_owned()));
+    }
+    for w in &request.workloads {
+        query.push(("workload", w.clone()));
+    }
+    if skip_image_check {
+        query.push(("skip_image_check", "true".to_owned()));
+    }
+    query
+}
+
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// A client of one deploy API.

@@ -42,7 +42,15 @@ enum How {
     Server {
         url: String,
         token_env: String,
+        settings: Server,
     },
+}
+
+/// What a call through the deploy API needs besides the URL and the token.
+struct Server {
+    ca: Option<std::path::PathBuf>,
+    timeout: std::time::Duration,
+    skip_image_check: bool,
 }
 
 impl Deployer {
@@ -54,7 +62,15 @@ impl Deployer {
         let how = match (&spec.server, config) {
             (Some(url), _) => How::Server {
                 url: url.clone(),
-                token_env: spec.token_env.clone().unwrap_or_default(),
+                token_env: spec
+                    .token_env
+                    .clone()
+                    .unwrap_or_else(|| crate::deploy::client::TOKEN_ENV.to_owned()),
+                settings: Server {
+                    ca: None,
+                    timeout: spec.timeout,
+                    skip_image_check: spec.skip_image_check,
+                },
             },
             (None, Some(config)) => {
                 let service = config.service(&spec.service).map_err(|e| OpError {
@@ -113,9 +129,11 @@ impl Deployer {
                 Op::Rollback => ops::rollback(target, service, settings).await,
                 Op::Promote => ops::promote(target, service, settings).await,
             },
-            How::Server { url, token_env } => {
-                via_server(url, token_env, &self.service, &self.request, op).await
-            }
+            How::Server {
+                url,
+                token_env,
+                settings,
+            } => via_server(url, token_env, settings, &self.service, &self.request, op).await,
         }
     }
 }
@@ -124,19 +142,44 @@ impl Deployer {
 /// `deploy.token_env`) passes here.
 ///
 /// # Errors
-/// Always, for now: the deploy API client (`src/deploy/client.rs`) is not wired in yet.
+/// Bad input for a missing token or a refused one (401/403/4xx); runtime otherwise.
 async fn via_server(
     url: &str,
     token_env: &str,
+    spec: &Server,
     service: &str,
-    _request: &Request,
+    request: &Request,
     op: Op,
 ) -> Result<Value, OpError> {
-    Err(OpError {
-        bad_input: false,
-        message: format!(
-            "deploy.server: {} of {service} through the deploy API at {url} (token from ${token_env}) is not available yet in this build; deploy directly with deploy.config and a kubeconfig",
-            op.as_str()
+    use crate::deploy::client::{deploy_query, ApiClient};
+    use hyper::Method;
+    let bad = |message: String| OpError {
+        bad_input: true,
+        message,
+    };
+    let token = std::env::var(token_env)
+        .ok()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| bad(format!("deploy.token_env: ${token_env} holds no token")))?;
+    let api =
+        ApiClient::new(url, token, spec.ca.as_deref(), spec.timeout).map_err(|e| OpError {
+            bad_input: e.is_bad_input(),
+            message: format!("deploy.server: {e}"),
+        })?;
+    let (method, route, query) = match op {
+        Op::Canary => (
+            Method::PUT,
+            "canary",
+            deploy_query(request, spec.skip_image_check),
         ),
-    })
+        Op::Rollback => (Method::DELETE, "canary", Vec::new()),
+        Op::Promote => (Method::POST, "promote", Vec::new()),
+    };
+    api.call(method, &format!("/{service}/{route}"), &query)
+        .await
+        .map_err(|e| OpError {
+            bad_input: e.is_bad_input(),
+            message: e.to_string(),
+        })
 }

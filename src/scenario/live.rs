@@ -31,16 +31,149 @@ pub struct Traffic {
     pub unreachable: Vec<String>,
 }
 
-/// Runs the live source for `live.spec.duration` and returns the verdict.
+/// Runs the live source for `live.spec.duration` and returns the verdict. (Ctrl-C is the
+/// scenario's business: it drops this future and rolls back.)
 ///
 /// # Errors
-/// For now always a runtime [`Failure`]: the shadow module is being written beside this one.
+/// Bad input for unusable settings or output files; runtime when the proxy cannot listen or
+/// the capture cannot start.
 pub async fn run(live: Live<'_>) -> Result<Traffic, Failure> {
-    let name = match live.source {
-        LiveSource::Shadow => "shadow",
-        LiveSource::Mirror => "mirror",
+    use crate::compare::summary::HistogramSummary;
+    use crate::shadow::{self, JudgeSettings, Metrics, MirrorPolicy, Mirroring, ShadowTarget};
+    use std::sync::{Arc, Mutex};
+
+    let spec = live.spec;
+    let observations: Option<Box<dyn std::io::Write + Send>> = match &live.observations {
+        Some(path) => Some(Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).map_err(|e| {
+                Failure::runtime(anyhow::anyhow!("cannot write {}: {e}", path.display()))
+            })?,
+        ))),
+        None => None,
     };
-    Err(Failure::runtime(anyhow::anyhow!(
-        "source `{name}` needs the shadow module (src/shadow), which this build does not have yet; use source.kind = \"recording\", or `nprt {name}` once it is there"
-    )))
+    let histograms = live
+        .summary
+        .as_ref()
+        .map(|_| Arc::new(Mutex::new(HistogramSummary::default())));
+    let also = histograms.clone().map(|h| {
+        Box::new(move |o: &crate::observation::Observation| {
+            if let Ok(mut h) = h.lock() {
+                h.add(o);
+            }
+        }) as Box<dyn FnMut(&crate::observation::Observation) + Send>
+    });
+    let primary_name = live.primary.as_ref().map_or_else(
+        || live.comparison.options().baseline.clone(),
+        |t| t.name.clone(),
+    );
+    let mirroring = Mirroring {
+        primary_name,
+        target: ShadowTarget {
+            name: live.shadow.name.clone(),
+            base: live.shadow.base.clone(),
+            concurrency: 64,
+            queue: spec.queue,
+            timeout: std::time::Duration::from_secs(10),
+        },
+        policy: MirrorPolicy {
+            methods: spec.methods,
+            percent: spec.mirror_percent,
+            max_body: spec.max_body as u64,
+        },
+        extra_ca: None,
+        judge: JudgeSettings {
+            comparison: live.comparison,
+            observations,
+            // The scenario writes its reports once, from the verdict returned.
+            report_every: spec.duration.max(std::time::Duration::from_secs(1)),
+            on_fail: None,
+            reports: Box::new(|_, _| {}),
+            backlog: 65_536,
+            also,
+        },
+    };
+    let metrics = Arc::new(Metrics::new());
+    if let Some(addr) = spec.metrics {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot listen on {addr}: {e}")))?;
+        tokio::spawn(shadow::metrics::serve(listener, Arc::clone(&metrics)));
+    }
+    let duration = spec.duration;
+    let (outcome, capture) = match live.source {
+        LiveSource::Shadow => {
+            let (Some(listen), Some(primary)) = (spec.listen, &live.primary) else {
+                return Err(Failure::bad_input(anyhow::anyhow!(
+                    "source.listen and a primary are needed for the shadow proxy"
+                )));
+            };
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot listen on {listen}: {e}")))?;
+            if !live.quiet {
+                eprintln!(
+                    "shadow proxy on http://{listen} for {duration:?}: {} → {}, copies → {}",
+                    primary.name, primary.base, live.shadow.base
+                );
+            }
+            let outcome = shadow::run_proxy(
+                listener,
+                primary.base.clone(),
+                mirroring,
+                shadow::ConnectionLimits::default(),
+                Arc::clone(&metrics),
+                tokio::time::sleep(duration),
+            )
+            .await
+            .map_err(Failure::runtime)?;
+            (outcome, None)
+        }
+        LiveSource::Mirror => {
+            let (Some(interface), Some(port)) = (spec.interface.clone(), spec.port) else {
+                return Err(Failure::bad_input(anyhow::anyhow!(
+                    "source.interface and source.port are needed for the passive mirror"
+                )));
+            };
+            let live_options = crate::capture::live::LiveOptions {
+                interface,
+                duration: Some(duration),
+                stats_every: None,
+                libpcap: false,
+                bpf: None,
+            };
+            let outcome = shadow::passive::run_mirror(
+                live_options,
+                vec![port],
+                crate::capture::Limits::default(),
+                mirroring,
+                Arc::clone(&metrics),
+                std::future::pending(),
+            )
+            .await
+            .map_err(Failure::runtime)?;
+            (outcome.run, Some(outcome.capture))
+        }
+    };
+    if let (Some(path), Some(histograms)) = (&live.summary, histograms) {
+        let histograms = histograms
+            .lock()
+            .map_err(|_| Failure::runtime(anyhow::anyhow!("the summary was poisoned")))?;
+        let mut file = crate::cli::AtomicFile::create(path)?;
+        std::io::Write::write_all(file.writer(), histograms.to_json().as_bytes())
+            .map_err(Failure::runtime)?;
+        file.commit()?;
+    }
+    let t = outcome.totals;
+    let mut log = format!(
+        "requests {}, mirrored {}, not mirrored {}, dropped {}\n",
+        t.requests, t.mirrored, t.skipped, t.dropped
+    );
+    if let Some(capture) = capture {
+        log.push_str(&capture.to_string());
+    }
+    Ok(Traffic {
+        verdict: outcome.judge.verdict,
+        log,
+        unreachable: Vec::new(),
+    })
 }

@@ -42,6 +42,8 @@ pub struct JudgeSettings {
     pub reports: ReportSink,
     /// Observations waiting for the judge at most; beyond, they are dropped and counted.
     pub backlog: usize,
+    /// Also sees every judged observation (e.g. to build a histogram summary).
+    pub also: Option<Box<dyn FnMut(&Observation) + Send>>,
 }
 
 /// The sending side, cloned into every task that observes something.
@@ -52,6 +54,10 @@ pub struct JudgeHandle {
 }
 
 impl JudgeHandle {
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Offers an observation without ever waiting.
     pub fn send(&self, observation: Observation) {
         self.metrics.observed(&observation);
@@ -107,6 +113,9 @@ async fn run(
                     }
                 }
                 settings.comparison.add(&observation);
+                if let Some(also) = settings.also.as_mut() {
+                    also(&observation);
+                }
                 let now = settings.comparison.sequential_decision().unwrap_or(Decision::Continue);
                 if std::mem::discriminant(&now) != std::mem::discriminant(&decision) {
                     metrics.set_decision(&now);

@@ -198,11 +198,13 @@ impl Metrics {
         self.plain[3].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A shadow request got no response.
+    pub fn shadow_error(&self) {
+        self.shadow_errors.inc();
+    }
+
     /// Counts one judged observation: its latency and status by target.
     pub fn observed(&self, o: &Observation) {
-        if o.error.is_some() && o.target == super::SHADOW {
-            self.shadow_errors.inc();
-        }
         let code = o
             .status
             .map_or_else(|| "error".to_owned(), |s| s.to_string());
@@ -322,6 +324,7 @@ mod tests {
         };
         m.observed(&obs("primary", Some(200), None));
         m.observed(&obs("shadow", None, Some("connection refused")));
+        m.shadow_error();
         m.set_decision(&Decision::Pass {
             pairs: 3,
             elapsed_us: 0,

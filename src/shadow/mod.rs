@@ -141,6 +141,8 @@ pub(crate) fn describe_error(e: &hyper_util::client::legacy::Error) -> String {
 
 /// The shadow side and the judge, shared by the proxy and the passive mirror.
 pub struct Mirroring {
+    /// The primary's target name in observations and reports (the shadow's is in `target`).
+    pub primary_name: String,
     pub target: ShadowTarget,
     pub policy: MirrorPolicy,
     pub extra_ca: Option<std::path::PathBuf>,
@@ -149,6 +151,7 @@ pub struct Mirroring {
 
 /// Everything started for one run: the judge, the shadow's sender and the metrics.
 struct Running {
+    primary_name: String,
     metrics: Arc<Metrics>,
     stopped: Arc<AtomicBool>,
     judge: judge::JudgeHandle,
@@ -174,6 +177,7 @@ impl Running {
         );
         Ok((
             Running {
+                primary_name: m.primary_name,
                 metrics,
                 stopped,
                 judge,
@@ -227,6 +231,7 @@ pub async fn run_proxy(
     let (running, policy) = Running::start(mirroring, Arc::clone(&metrics))?;
     let proxy = Arc::new(proxy::Proxy {
         primary,
+        primary_name: running.primary_name.clone(),
         client: primary_client,
         policy,
         sender: running.sender.clone(),

@@ -12,7 +12,7 @@ use super::forward::{strip_hop_by_hop, MirrorPolicy, Skip};
 use super::judge::JudgeHandle;
 use super::metrics::Metrics;
 use super::sender::{MirrorJob, Sender};
-use super::{Mirroring, RunOutcome, Running, PRIMARY};
+use super::{Mirroring, RunOutcome, Running};
 use crate::capture::live::LiveOptions;
 use crate::capture::{CaptureStats, CapturedExchange, Limits};
 use crate::observation::Observation;
@@ -39,6 +39,7 @@ pub async fn run_mirror(
     let (running, policy) = Running::start(mirroring, Arc::clone(&metrics))?;
     let stop = Arc::new(AtomicBool::new(false));
     let feed = Feed {
+        primary_name: running.primary_name.clone(),
         policy,
         sender: running.sender.clone(),
         judge: running.judge.clone(),
@@ -78,6 +79,7 @@ pub async fn run_mirror(
 
 /// Turns captured exchanges into mirror jobs and the primary's observations.
 struct Feed {
+    primary_name: String,
     policy: MirrorPolicy,
     sender: Sender,
     judge: JudgeHandle,
@@ -125,7 +127,7 @@ impl Feed {
         let latency_ns = captured.latency_last_byte_ns.unwrap_or(response.latency_ns);
         let primary = Observation {
             id: exchange.id.clone(),
-            target: PRIMARY.to_owned(),
+            target: self.primary_name.clone(),
             route: route.clone(),
             method: head.method.clone(),
             status: Some(response.head.status),

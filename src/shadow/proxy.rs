@@ -28,7 +28,7 @@ use super::forward::{add_forwarded, strip_hop_by_hop, MirrorPolicy, Skip};
 use super::judge::JudgeHandle;
 use super::metrics::{Drop, Metrics};
 use super::sender::{MirrorJob, Sender};
-use super::{Client, PRIMARY};
+use super::Client;
 use crate::observation::Observation;
 
 /// What the client gets back: the primary's body, or a short error of the proxy's own.
@@ -58,6 +58,8 @@ impl Default for ConnectionLimits {
 /// Everything a request handler needs.
 pub struct Proxy {
     pub primary: hyper::Uri,
+    /// The primary's target name in observations and reports.
+    pub primary_name: String,
     pub client: Client<ProxyBody>,
     pub policy: MirrorPolicy,
     pub sender: Sender,
@@ -237,6 +239,7 @@ async fn handle(
     parts.uri = uri;
     parts.version = hyper::Version::HTTP_11;
     let stamp = Stamp {
+        target: proxy.primary_name.clone(),
         id,
         route,
         method,
@@ -276,6 +279,7 @@ async fn handle(
 
 /// What the primary's observation of a request needs besides its answer.
 struct Stamp {
+    target: String,
     id: String,
     route: String,
     method: String,
@@ -286,7 +290,7 @@ impl Stamp {
     fn observe(self, status: Option<u16>, bytes: u64, error: Option<String>) -> Observation {
         Observation {
             id: self.id,
-            target: PRIMARY.to_owned(),
+            target: self.target,
             route: self.route,
             method: self.method,
             status,

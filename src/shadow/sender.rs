@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use super::forward::{Skip, SHADOW_HEADER};
 use super::judge::JudgeHandle;
 use super::metrics::{Drop, Metrics};
-use super::{Client, SHADOW};
+use super::Client;
 use crate::observation::Observation;
 
 /// How long the shadow's requests in flight may finish when mirroring ends.
@@ -41,6 +41,8 @@ pub struct MirrorJob {
 /// How the shadow is reached.
 #[derive(Debug, Clone)]
 pub struct ShadowTarget {
+    /// The shadow's target name in observations and reports.
+    pub name: String,
     /// Scheme and authority (and an optional path prefix) of the shadow.
     pub base: hyper::Uri,
     /// Requests in flight to the shadow at most.
@@ -125,6 +127,9 @@ async fn dispatch(
         let (client, target, judge) = (client.clone(), Arc::clone(&target), judge.clone());
         in_flight.spawn(async move {
             let observation = send(&client, &target, job).await;
+            if observation.error.is_some() {
+                judge.metrics().shadow_error();
+            }
             judge.send(observation);
         });
     }
@@ -185,7 +190,7 @@ async fn send(client: &Client<Full<Bytes>>, target: &ShadowTarget, job: MirrorJo
     };
     Observation {
         id,
-        target: SHADOW.to_owned(),
+        target: target.name.clone(),
         route,
         method: method_name,
         status,
