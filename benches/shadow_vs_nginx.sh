@@ -34,7 +34,8 @@ echo "wrk: $secs s, $conns connections, 2 threads; $(nproc) cores; nginx $(nginx
 
 # run LABEL URL: wrk, then one summary line "LABEL rps p50 p99".
 run() {
-  timeout $((secs + 30)) wrk -t2 -c"$conns" -d"${secs}s" --latency "http://$2/api/items/1" > "$work/wrk.out"
+  local c=${3:-$conns}
+  timeout $((secs + 30)) wrk -t2 -c"$c" -d"${secs}s" --latency "http://$2/api/items/1" > "$work/wrk.out"
   python3 - "$1" "$work/wrk.out" <<'PY'
 import re, sys
 label, text = sys.argv[1], open(sys.argv[2]).read()
@@ -42,8 +43,8 @@ def ms(v):
     n, u = re.match(r"([\d.]+)(\w+)", v).groups()
     return float(n) * {"us": 0.001, "ms": 1, "s": 1000}[u]
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-p50 = ms(re.search(r"50%\s+(\S+)", text).group(1))
-p99 = ms(re.search(r"99%\s+(\S+)", text).group(1))
+p50 = ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))
+p99 = ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
 errs = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 sock = re.search(r"Socket errors: (.*)", text)
 print(f"{label:<28} {rps:>10.0f} req/s   p50 {p50:7.2f} ms   p99 {p99:7.2f} ms"
@@ -56,7 +57,7 @@ nginx_up() {
   mkdir -p "$work/body" "$work/proxy" "$work/fastcgi" "$work/uwsgi" "$work/scgi"
   sed -e "s#@PORT@#127.0.0.1:$port#" -e "s#@PRIMARY@#$primary#" -e "s#@CANARY@#$1#" \
       -e "s#@DIR@#$work#g" benches/nginx-mirror.conf > "$work/nginx.conf"
-  nginx -c "$work/nginx.conf" -p "$work" &
+  nginx -c "$work/nginx.conf" -p "$work" > "$work/nginx.out" 2>&1 &
   for _ in $(seq 100); do [ -f "$work/nginx.pid" ] && break; sleep 0.05; done
   sleep 0.2
   echo "127.0.0.1:$port"
@@ -65,14 +66,17 @@ nginx_down() { kill "$(cat "$work/nginx.pid")"; while [ -f "$work/nginx.pid" ]; 
 
 shadow_up() {
   start "shadow_$2" shadow --listen 127.0.0.1:0 --primary "http://$primary" --shadow "http://$1" \
-    --shadow-timeout 10s --report-every 1h
+    --shadow-timeout 10s --report-every 1h --keep-mirroring
 }
 echo
 run "primary direct" "$primary"
+run "primary direct, 4 conns" "$primary" 4
 for state in ok slow down; do
   eval canary=\$canary_$state
-  n=$(nginx_up "$canary"); run "nginx mirror, canary $state" "$n"; nginx_down
+  n=$(nginx_up "$canary"); run "nginx mirror, canary $state" "$n"
+  run "nginx mirror, $state, 4 conns" "$n" 4; nginx_down
   s=$(shadow_up "$canary" "$state"); run "nprt shadow, canary $state" "$s"
+  run "nprt shadow, $state, 4 conns" "$s" 4
   pkill -TERM -f "shadow --listen 127.0.0.1:0 --primary http://$primary --shadow http://$canary" || true
   sleep 1
   grep -h "requests .*mirrored" "$work/shadow_$state.err" | sed "s/^/    nprt shadow ($state): /" || true

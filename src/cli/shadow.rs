@@ -86,6 +86,9 @@ struct MirrorSettings {
     /// DELETE /SERVICE/canary); a bearer token is read from the NPRT_TOKEN environment variable.
     #[arg(long, value_name = "URL")]
     on_fail_url: Option<String>,
+    /// Keep mirroring after the judge fails the shadow (default: stop at the first fail).
+    #[arg(long)]
+    keep_mirroring: bool,
     /// Method of the on-fail call.
     #[arg(long, value_name = "METHOD", default_value = "DELETE")]
     on_fail_method: String,
@@ -186,6 +189,7 @@ impl MirrorSettings {
                 reports,
                 backlog: 65_536,
                 also: None,
+                keep_mirroring: self.keep_mirroring,
             },
         })
     }

@@ -90,6 +90,7 @@ pub async fn run(live: Live<'_>) -> Result<Traffic, Failure> {
             reports: Box::new(|_, _| {}),
             backlog: 65_536,
             also,
+            keep_mirroring: false,
         },
     };
     let metrics = Arc::new(Metrics::new());

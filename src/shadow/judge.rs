@@ -44,6 +44,8 @@ pub struct JudgeSettings {
     pub backlog: usize,
     /// Also sees every judged observation (e.g. to build a histogram summary).
     pub also: Option<Box<dyn FnMut(&Observation) + Send>>,
+    /// Keep mirroring after a `fail` (to watch a known-bad canary, or to benchmark).
+    pub keep_mirroring: bool,
 }
 
 /// The sending side, cloned into every task that observes something.
@@ -122,9 +124,13 @@ async fn run(
                     decision = now;
                     if matches!(decision, Decision::Fail { .. }) && !failed {
                         failed = true;
-                        stopped.store(true, Ordering::SeqCst);
-                        tracing::warn!(?decision, "the shadow regressed: mirroring stops");
-                        eprintln!("judge: fail — the shadow regressed; mirroring stopped");
+                        if settings.keep_mirroring {
+                            eprintln!("judge: fail — the shadow regressed; mirroring goes on (--keep-mirroring)");
+                        } else {
+                            stopped.store(true, Ordering::SeqCst);
+                            eprintln!("judge: fail — the shadow regressed; mirroring stopped");
+                        }
+                        tracing::warn!(?decision, "the shadow regressed");
                         on_fail_call = settings.on_fail.clone().map(|o| tokio::spawn(call_on_fail(o)));
                         report(&mut settings, false).await;
                     }
