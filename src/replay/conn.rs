@@ -75,7 +75,10 @@ impl Endpoint {
                 vec![b"h2".to_vec(), b"http/1.1".to_vec()]
             };
             let name = ServerName::try_from(host.to_owned()).map_err(|e| {
-                format!("target {}: `{host}` is not a TLS server name: {e}", target.name)
+                format!(
+                    "target {}: `{host}` is not a TLS server name: {e}",
+                    target.name
+                )
             })?;
             Some((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
         } else {
@@ -193,22 +196,26 @@ impl Conn {
     /// time. Every outcome, failures included, is an observation.
     pub(crate) async fn exchange(&mut self, job: &Job) -> Observation {
         let endpoint = Arc::clone(&self.endpoint);
-        let result =
-            match build_request(&endpoint.target, &job.exchange, job.body.clone(), &endpoint.rewrite) {
-                Ok(request) => {
-                    match tokio::time::timeout_at(job.due + endpoint.timeout, self.round_trip(request))
-                        .await
-                    {
-                        Ok(result) => result,
-                        Err(_) => {
-                            // The connection is mid-request: it cannot carry another one.
-                            self.live = None;
-                            Err(format!("timeout after {} ms", endpoint.timeout.as_millis()))
-                        }
+        let result = match build_request(
+            &endpoint.target,
+            &job.exchange,
+            job.body.clone(),
+            &endpoint.rewrite,
+        ) {
+            Ok(request) => {
+                match tokio::time::timeout_at(job.due + endpoint.timeout, self.round_trip(request))
+                    .await
+                {
+                    Ok(result) => result,
+                    Err(_) => {
+                        // The connection is mid-request: it cannot carry another one.
+                        self.live = None;
+                        Err(format!("timeout after {} ms", endpoint.timeout.as_millis()))
                     }
                 }
-                Err(e) => Err(e),
-            };
+            }
+            Err(e) => Err(e),
+        };
         let latency_us = u64::try_from(job.due.elapsed().as_micros()).unwrap_or(u64::MAX);
         job.observed(&endpoint.target, result, latency_us)
     }
@@ -443,7 +450,9 @@ mod tests {
         for _ in 0..3 {
             // Give the server's close time to arrive, as between paced requests.
             tokio::time::sleep(Duration::from_millis(20)).await;
-            let obs = conn.exchange(&Job::new(Arc::clone(&exchange), Instant::now())).await;
+            let obs = conn
+                .exchange(&Job::new(Arc::clone(&exchange), Instant::now()))
+                .await;
             assert_eq!((obs.status, obs.bytes, &obs.error), (Some(200), 2, &None));
         }
     }
@@ -490,7 +499,10 @@ mod tests {
         assert_eq!(plain.host_header, "127.0.0.1:8080");
         assert_eq!((plain.host.as_str(), plain.port), ("127.0.0.1", 8080));
         let default = make("http://example.test");
-        assert_eq!((default.host_header.to_str().unwrap(), default.port), ("example.test", 80));
+        assert_eq!(
+            (default.host_header.to_str().unwrap(), default.port),
+            ("example.test", 80)
+        );
         let v6 = make("https://[::1]:8443");
         assert_eq!((v6.host.as_str(), v6.port), ("::1", 8443));
         assert_eq!(v6.host_header, "[::1]:8443");
