@@ -3,12 +3,22 @@
 //!
 //! Exchanges come from a recording (read on a blocking thread, through a bounded channel, so
 //! memory does not grow with the recording), are scheduled by [`Pacing`], and fan out to all
-//! targets at the same moment. Each target has its own connection pool. Latency is measured
-//! from the scheduled send time, so a sender that falls behind shows up as latency rather than
-//! being hidden (the coordinated-omission rule); how far it fell behind is reported too.
+//! targets at the same moment. Latency is measured from the scheduled send time, so a sender
+//! that falls behind shows up as latency rather than being hidden (the coordinated-omission
+//! rule); how far it fell behind is reported too.
+//!
+//! Requests go out from long-lived loops that each own their connections (`conn`): in the
+//! closed model `--concurrency` lanes (`closed`), each with one connection per target; in the
+//! open model a pool of workers per target (`open`). No task is spawned per request, and
+//! observations reach the caller through a buffer drained on a tick (`sink`), so the cost
+//! of a request is close to its socket reads and writes.
 
 mod clock;
+mod closed;
+mod conn;
 mod filter;
+mod open;
+mod sink;
 mod summary;
 mod target;
 
@@ -20,12 +30,9 @@ pub use target::{build_request, Rewrite, Target};
 use crate::observation::Observation;
 use crate::recording::{Exchange, RecordingError};
 use bytes::Bytes;
-use http_body_util::BodyExt;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// When requests are sent.
@@ -120,8 +127,6 @@ pub type Exchanges = Box<dyn Iterator<Item = Result<Exchange, RecordingError>> +
 /// Opens the recording, once per pass: `--loop` calls it again at the end.
 pub type Source = Box<dyn FnMut() -> Result<Exchanges, RecordingError> + Send>;
 
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, http_body_util::Full<Bytes>>;
-
 /// Replays the recording to every target, calling `observe` once per exchange per target.
 ///
 /// The recording is read on a blocking thread. Returns when every sent request has been
@@ -136,113 +141,78 @@ pub async fn run(
     mut observe: impl FnMut(&Observation),
 ) -> Result<ReplaySummary, ReplayError> {
     validate(options)?;
+    let tls = crate::tls::client_config(options.ca_cert.as_deref())
+        .map_err(|e| ReplayError::Options(e.to_string()))?;
+    let rewrite = Arc::new(options.rewrite.clone());
+    let endpoints = options
+        .targets
+        .iter()
+        .map(|t| {
+            conn::Endpoint::new(t, options.h2, &tls, Arc::clone(&rewrite), options.timeout)
+                .map(Arc::new)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ReplayError::Options)?;
     let (exchange_tx, exchange_rx) = mpsc::channel::<Batch>(8);
     let looping = options.looping;
     let reader = tokio::task::spawn_blocking(move || read_passes(source, looping, &exchange_tx));
-    let (obs_tx, mut obs_rx) = mpsc::channel::<Observation>(4096);
     let started = Instant::now();
-    let tls = crate::tls::client_config(options.ca_cert.as_deref())
-        .map_err(|e| ReplayError::Options(e.to_string()))?;
-    let clients: Arc<Vec<(Target, HttpClient)>> = Arc::new(
-        options
-            .targets
-            .iter()
-            .map(|t| (t.clone(), new_client(options.h2, &tls)))
-            .collect(),
-    );
-    let (timeout, rewrite) = (options.timeout, Arc::new(options.rewrite.clone()));
-    // Open model: each target has its own in-flight limit, so a target that stops answering
-    // never delays the sends to the others; what exceeds the limit is observed as not sent.
-    let open_model = !matches!(options.pacing, Pacing::Max { .. });
-    let target_slots: Arc<Vec<Arc<Semaphore>>> = Arc::new(
-        options
-            .targets
-            .iter()
-            .map(|_| Arc::new(Semaphore::new(options.max_in_flight)))
-            .collect(),
-    );
-    let max_in_flight = options.max_in_flight;
-    let dispatch = move |exchange: Arc<Exchange>,
-                         due: Instant,
-                         permit: Option<Arc<OwnedSemaphorePermit>>| {
-        let body = request_body(&exchange);
-        let route: Arc<str> =
-            crate::http::route_key(&exchange.request_head.method, &exchange.request_head.target)
-                .into();
-        for i in 0..clients.len() {
-            let target_permit = if open_model {
-                match Arc::clone(&target_slots[i]).try_acquire_owned() {
-                    Ok(p) => Some(p),
-                    Err(_) => {
-                        let obs = Observation {
-                            id: exchange.id.clone(),
-                            target: clients[i].0.name.clone(),
-                            route: route.to_string(),
-                            method: exchange.request_head.method.clone(),
-                            status: None,
-                            latency_us: 0,
-                            bytes: 0,
-                            error: Some(format!(
-                                "not sent: {max_in_flight} requests already in flight to this target"
-                            )),
-                        };
-                        let tx = obs_tx.clone();
-                        tokio::spawn(async move {
-                            let _ = tx.send(obs).await;
-                        });
-                        continue;
-                    }
+    let sink = Arc::new(sink::Sink::new());
+    let mut engine = {
+        let (options, sink) = (options.clone(), Arc::clone(&sink));
+        tokio::spawn(async move {
+            match options.pacing {
+                Pacing::Max { concurrency } => {
+                    let admission = Admission::new(&options, started);
+                    closed::run(exchange_rx, admission, concurrency, &endpoints, &sink).await
                 }
-            } else {
-                None
-            };
-            let (clients, exchange, body, permit, tx, rewrite, route) = (
-                Arc::clone(&clients),
-                Arc::clone(&exchange),
-                body.clone(),
-                permit.clone(),
-                obs_tx.clone(),
-                Arc::clone(&rewrite),
-                Arc::clone(&route),
-            );
-            tokio::spawn(async move {
-                let (target, client) = &clients[i];
-                let sent = Sent {
-                    exchange: &exchange,
-                    route: &route,
-                    body,
-                    due,
-                };
-                let obs = send_one(client, target, sent, &rewrite, timeout).await;
-                drop((permit, target_permit));
-                let _ = tx.send(obs).await;
-            });
-        }
+                Pacing::Original { .. } | Pacing::Rate { .. } => {
+                    Ok(open::run(exchange_rx, &options, started, &endpoints, &sink).await)
+                }
+            }
+        })
     };
-    let scheduler = tokio::spawn(schedule(exchange_rx, options.clone(), started, dispatch));
 
     let mut summary = ReplaySummary::new(&options.targets);
-    // Ends when the scheduler and every request task have dropped their senders.
-    while let Some(obs) = obs_rx.recv().await {
-        summary.add(&obs);
-        observe(&obs);
-    }
+    // The senders never wake this loop per observation: it takes what they have put into the
+    // sink on a short tick, or sooner when the sink fills up.
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut taken = Vec::new();
+    let finished = loop {
+        let finished = tokio::select! {
+            finished = &mut engine => Some(finished),
+            _ = tick.tick() => None,
+            () = sink.filling() => None,
+        };
+        // After the engine has finished, every observation is in the sink.
+        sink.take(&mut taken);
+        let n = taken.len();
+        for obs in taken.drain(..) {
+            summary.add(&obs);
+            observe(&obs);
+        }
+        sink.consumed(n);
+        if let Some(finished) = finished {
+            break finished;
+        }
+    };
     summary.elapsed = started.elapsed();
     let join =
         |what: &str, e: tokio::task::JoinError| ReplayError::Task(format!("{what} failed: {e}"));
-    let schedule_stats = scheduler.await.map_err(|e| join("scheduler", e))?;
+    let schedule_stats = finished.map_err(|e| join("sender", e))??;
     summary.merge_schedule(schedule_stats);
     reader.await.map_err(|e| join("recording reader", e))??;
     Ok(summary)
 }
 
-/// Feeds the scheduler, pass after pass when looping; stops when the scheduler is done.
-/// Exchanges handed from the reader thread to the scheduler, with the pass each belongs to.
+/// Exchanges handed from the reader thread to the senders, with the pass each belongs to.
 /// Batches, because one cross-thread wake-up per exchange costs more than reading it.
 type Batch = Vec<(u32, Exchange)>;
 
 const BATCH: usize = 128;
 
+/// Feeds the senders, pass after pass when looping; stops when they want no more.
 fn read_passes(
     mut source: Source,
     looping: bool,
@@ -250,7 +220,7 @@ fn read_passes(
 ) -> Result<(), ReplayError> {
     let mut batch = Vec::with_capacity(BATCH);
     // Whatever was read before an error is still replayed; a send fails only when the
-    // scheduler stopped early, and then nothing more is wanted.
+    // senders stopped early, and then nothing more is wanted.
     let flush = |batch: &mut Batch| {
         tx.blocking_send(std::mem::replace(batch, Vec::with_capacity(BATCH)))
             .is_ok()
@@ -280,7 +250,7 @@ fn read_passes(
     Ok(())
 }
 
-/// What the scheduler counted; merged into the [`ReplaySummary`].
+/// What the senders counted; merged into the [`ReplaySummary`].
 #[derive(Debug, Default)]
 pub(crate) struct ScheduleStats {
     pub exchanges_read: u64,
@@ -290,61 +260,97 @@ pub(crate) struct ScheduleStats {
     pub lag_us: summary::LagHistogram,
 }
 
-/// Paces the exchanges and hands each one, with its due time, to `dispatch`.
-///
-/// Open-model pacings (original, rate) never wait for answers: latency counts from the
-/// scheduled time. In the closed model (`Max`) an exchange takes one of `concurrency` slots,
-/// held until every target has answered it, and latency counts from when it got the slot.
-async fn schedule(
+/// Which exchanges are sent and when sending stops (filters, `--limit`, `--duration`), with
+/// the counts of what was read, skipped and sent.
+pub(crate) struct Admission {
+    filter: Filter,
+    limit: Option<u64>,
+    deadline: Option<Instant>,
+    pub stats: ScheduleStats,
+}
+
+/// What [`Admission::admit`] decided for one exchange.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Admit {
+    Send,
+    Skip,
+    /// `--limit` reached or `--duration` over: this exchange and all after it stay unsent.
+    Stop,
+}
+
+impl Admission {
+    pub(crate) fn new(options: &ReplayOptions, started: Instant) -> Self {
+        Admission {
+            filter: options.filter.clone(),
+            limit: options.limit,
+            deadline: options.duration.map(|d| started + d),
+            stats: ScheduleStats::default(),
+        }
+    }
+
+    /// Decides for the next exchange read; the caller counts it in `stats.sent` once sent.
+    pub(crate) fn admit(&mut self, exchange: &Exchange) -> Admit {
+        if self.limit.is_some_and(|limit| self.stats.sent >= limit)
+            || self.deadline.is_some_and(|d| Instant::now() >= d)
+        {
+            return Admit::Stop;
+        }
+        self.stats.exchanges_read += 1;
+        match self.filter.check(exchange) {
+            Ok(()) => Admit::Send,
+            Err(skip) => {
+                *self.stats.skipped.entry(skip).or_default() += 1;
+                Admit::Skip
+            }
+        }
+    }
+
+    fn past_deadline(&self, due: Instant) -> bool {
+        self.deadline.is_some_and(|d| due >= d)
+    }
+}
+
+/// Paces the exchanges of the open-model pacings (original, rate) and hands each one, with
+/// its due time, to `dispatch` at that time, never waiting for answers: latency counts from
+/// the scheduled time, and how late the scheduler itself was is recorded.
+async fn schedule<F, D>(
     mut batches: mpsc::Receiver<Batch>,
-    options: ReplayOptions,
+    options: &ReplayOptions,
     started: Instant,
-    mut dispatch: impl FnMut(Arc<Exchange>, Instant, Option<Arc<OwnedSemaphorePermit>>),
-) -> ScheduleStats {
-    let slots = match options.pacing {
-        Pacing::Max { concurrency } => Some(Arc::new(Semaphore::new(concurrency))),
-        Pacing::Original { .. } | Pacing::Rate { .. } => None,
-    };
+    mut dispatch: D,
+) -> ScheduleStats
+where
+    D: FnMut(Arc<Exchange>, Instant) -> F,
+    F: std::future::Future<Output = ()>,
+{
     let mut clock = Clock::new(options.pacing);
-    let mut stats = ScheduleStats::default();
-    let deadline = options.duration.map(|d| started + d);
+    let mut admission = Admission::new(options, started);
     'batches: while let Some(batch) = batches.recv().await {
         for (pass, exchange) in batch {
-            if options.limit.is_some_and(|limit| stats.sent >= limit)
-                || deadline.is_some_and(|d| Instant::now() >= d)
-            {
-                break 'batches;
-            }
-            stats.exchanges_read += 1;
-            if let Err(skip) = options.filter.check(&exchange) {
-                *stats.skipped.entry(skip).or_default() += 1;
-                continue;
+            match admission.admit(&exchange) {
+                Admit::Send => {}
+                Admit::Skip => continue,
+                Admit::Stop => break 'batches,
             }
             let scheduled = clock
-                .due(stats.sent, pass, exchange.start_ns)
+                .due(admission.stats.sent, pass, exchange.start_ns)
                 .map(|offset| started + offset);
             if let Some(due) = scheduled {
-                if deadline.is_some_and(|d| due >= d) {
+                if admission.past_deadline(due) {
                     break 'batches;
                 }
                 tokio::time::sleep_until(due).await;
             }
-            let permit = match &slots {
-                Some(slots) => match Arc::clone(slots).acquire_owned().await {
-                    Ok(permit) => Some(Arc::new(permit)),
-                    Err(_) => break 'batches,
-                },
-                None => None,
-            };
             let due = scheduled.unwrap_or_else(Instant::now);
-            stats
+            admission
+                .stats
                 .lag_us
                 .record(u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX));
-            stats.sent += 1;
-            dispatch(Arc::new(exchange), due, permit);
+            admission.stats.sent += 1;
+            dispatch(Arc::new(exchange), due).await;
         }
     }
-    stats
+    admission.stats
 }
 
 fn validate(options: &ReplayOptions) -> Result<(), ReplayError> {
@@ -399,29 +405,8 @@ fn validate(options: &ReplayOptions) -> Result<(), ReplayError> {
     }
 }
 
-/// A target's own client: its own pool, never shared with another target.
-fn new_client(h2: bool, tls: &rustls::ClientConfig) -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    // The http connector must let https URIs through to the TLS layer.
-    connector.enforce_http(false);
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls.clone())
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(connector);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(usize::MAX)
-        // HTTP/2 with prior knowledge (h2c): no upgrade dance, as gRPC-style services expect.
-        .http2_only(h2)
-        .build(connector)
-}
-
 /// The recorded request body as it is sent again: the bytes after the head, de-chunked.
-fn request_body(exchange: &Exchange) -> Bytes {
+pub(crate) fn request_body(exchange: &Exchange) -> Bytes {
     let body = exchange
         .request
         .slice(exchange.request_head.head_len.min(exchange.request.len())..);
@@ -434,85 +419,6 @@ fn request_body(exchange: &Exchange) -> Bytes {
         Ok(crate::http::BodyLength::Fixed(n)) => body.slice(..body.len().min(n as usize)),
         _ => body,
     }
-}
-
-/// One exchange on its way to one target.
-struct Sent<'a> {
-    exchange: &'a Exchange,
-    /// The exchange's route key, computed once for all targets.
-    route: &'a str,
-    body: Bytes,
-    /// When it was due: latency counts from here.
-    due: Instant,
-}
-
-async fn send_one(
-    client: &HttpClient,
-    target: &Target,
-    sent: Sent<'_>,
-    rewrite: &Rewrite,
-    timeout: Duration,
-) -> Observation {
-    let Sent {
-        exchange,
-        route,
-        body,
-        due,
-    } = sent;
-    let method = exchange.request_head.method.clone();
-    let result = match build_request(target, exchange, body, rewrite) {
-        Ok(request) => tokio::time::timeout_at(due + timeout, async {
-            let response = client.request(request).await.map_err(describe_error)?;
-            let status = response.status().as_u16();
-            let mut body = response.into_body();
-            let mut bytes = 0u64;
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| format!("reading body: {e}"))?;
-                if let Some(data) = frame.data_ref() {
-                    bytes += data.len() as u64;
-                }
-            }
-            Ok::<_, String>((status, bytes))
-        })
-        .await
-        .unwrap_or_else(|_| Err(format!("timeout after {} ms", timeout.as_millis()))),
-        Err(e) => Err(e),
-    };
-    let latency_us = u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX);
-    let (status, bytes, error) = match result {
-        Ok((status, bytes)) => (Some(status), bytes, None),
-        Err(e) => (None, 0, Some(e)),
-    };
-    Observation {
-        id: exchange.id.clone(),
-        target: target.name.clone(),
-        route: route.to_owned(),
-        method,
-        status,
-        latency_us,
-        bytes,
-        error,
-    }
-}
-
-/// A short reason with the root cause, e.g. `connect: Connection refused (os error 111)`.
-fn describe_error(e: hyper_util::client::legacy::Error) -> String {
-    let mut text = if e.is_connect() {
-        "connect".to_owned()
-    } else {
-        "request".to_owned()
-    };
-    let mut source = std::error::Error::source(&e);
-    let mut last = None;
-    while let Some(s) = source {
-        last = Some(s.to_string());
-        source = s.source();
-    }
-    if let Some(root) = last {
-        text.push_str(": ");
-        text.push_str(&root);
-    }
-    text
 }
 
 #[cfg(test)]
@@ -531,8 +437,9 @@ mod tests {
         }
     }
 
-    /// Runs the scheduler over `exchanges` with time paused; each dispatched exchange holds its
-    /// slot for `hold`. Returns (id, send offset in ms) and the stats.
+    /// Runs the pacing over `exchanges` with time paused: the open-model scheduler, or for
+    /// `Max` the closed model's feed with one stand-in lane per slot, each holding its
+    /// exchange for `hold`. Returns (id, send offset in ms) in send order, and the stats.
     async fn run_schedule(
         exchanges: Vec<(u32, Exchange)>,
         options: ReplayOptions,
@@ -546,20 +453,42 @@ mod tests {
         drop(tx);
         let started = Instant::now();
         let sent = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::clone(&sent);
-        let stats = schedule(rx, options, started, move |e, due, permit| {
-            assert!(due <= Instant::now(), "never sent before it is due");
-            log.lock()
-                .unwrap()
-                .push((e.id.clone(), started.elapsed().as_millis()));
-            if let Some(permit) = permit {
-                tokio::spawn(async move {
-                    tokio::time::sleep(hold).await;
-                    drop(permit);
-                });
+        let log = {
+            let sent = Arc::clone(&sent);
+            move |e: &Exchange, due: Instant| {
+                assert!(due <= Instant::now(), "never sent before it is due");
+                sent.lock()
+                    .unwrap()
+                    .push((e.id.clone(), started.elapsed().as_millis()));
             }
-        })
-        .await;
+        };
+        let stats = match options.pacing {
+            Pacing::Max { concurrency } => {
+                let feed = Arc::new(closed::Feed::new(rx, Admission::new(&options, started)));
+                let lanes: Vec<_> = (0..concurrency)
+                    .map(|_| {
+                        let (feed, log) = (Arc::clone(&feed), log.clone());
+                        tokio::spawn(async move {
+                            while let Some((e, due)) = feed.next().await {
+                                log(&e, due);
+                                tokio::time::sleep(hold).await;
+                            }
+                        })
+                    })
+                    .collect();
+                for lane in lanes {
+                    lane.await.unwrap();
+                }
+                feed.stats().await
+            }
+            _ => {
+                schedule(rx, &options, started, |e, due| {
+                    log(&e, due);
+                    std::future::ready(())
+                })
+                .await
+            }
+        };
         let sent = sent.lock().unwrap().clone();
         (sent, stats)
     }

@@ -1,0 +1,178 @@
+//! The closed model (`--max --concurrency N`): N lanes, each a loop that takes the next
+//! exchange, sends it to every target at once over the lane's own connections, and takes the
+//! next one when every target has answered. A lane is one of the N slots; latency counts from
+//! the moment the lane took the exchange.
+//!
+//! Lanes take exchanges from a shared [`Feed`] without waking anyone while it holds exchanges,
+//! and drive their connections themselves: the only wake-ups per request are the socket's.
+
+use super::conn::{Conn, Endpoint, Job};
+use super::sink::Sink;
+use super::{Admission, Admit, Batch, ReplayError, ScheduleStats};
+use crate::recording::Exchange;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use tokio::sync::{mpsc, Mutex};
+use tokio::time::Instant;
+
+/// Runs `concurrency` lanes until the exchanges run out or [`Admission`] stops them; returns
+/// when every lane has put its last observation into `sink`.
+///
+/// The lanes run on one thread per core, each with a single-threaded runtime, as a load
+/// generator's event loops do: a lane's task, its sockets and its timers stay on one thread,
+/// with no work stealing and no waking of idle threads between a request and its response.
+pub(super) async fn run(
+    batches: mpsc::Receiver<Batch>,
+    admission: Admission,
+    concurrency: usize,
+    endpoints: &[Arc<Endpoint>],
+    sink: &Arc<Sink>,
+) -> Result<ScheduleStats, ReplayError> {
+    let feed = Arc::new(Feed::new(batches, admission));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(concurrency);
+    let mut finished = Vec::with_capacity(threads);
+    for thread in 0..threads {
+        // Lanes thread, thread + threads, … : `concurrency` in all.
+        let lanes = (concurrency - thread).div_ceil(threads);
+        let (feed, sink, endpoints) = (Arc::clone(&feed), Arc::clone(sink), endpoints.to_vec());
+        let (done, finish) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("nprt-lanes".into())
+            .spawn(move || {
+                let result = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(run_lanes(lanes, feed, &endpoints, sink)),
+                    Err(e) => Err(format!("cannot start a runtime for the lanes: {e}")),
+                };
+                let _ = done.send(result);
+            })
+            .map_err(|e| ReplayError::Task(format!("cannot start a lane thread: {e}")))?;
+        finished.push(finish);
+    }
+    for finish in finished {
+        finish
+            .await
+            .map_err(|_| ReplayError::Task("a lane thread died".into()))?
+            .map_err(ReplayError::Task)?;
+    }
+    Ok(feed.stats().await)
+}
+
+async fn run_lanes(
+    lanes: usize,
+    feed: Arc<Feed>,
+    endpoints: &[Arc<Endpoint>],
+    sink: Arc<Sink>,
+) -> Result<(), String> {
+    let mut running = tokio::task::JoinSet::new();
+    for _ in 0..lanes {
+        let conns = endpoints.iter().map(|e| Conn::new(Arc::clone(e))).collect();
+        running.spawn(lane(Arc::clone(&feed), conns, Arc::clone(&sink)));
+    }
+    while let Some(done) = running.join_next().await {
+        done.map_err(|e| format!("lane failed: {e}"))?;
+    }
+    Ok(())
+}
+
+async fn lane(feed: Arc<Feed>, mut conns: Vec<Conn>, sink: Arc<Sink>) {
+    while let Some((exchange, due)) = feed.next().await {
+        let job = Job::new(exchange, due);
+        if let [conn] = conns.as_mut_slice() {
+            let observation = conn.exchange(&job).await;
+            sink.push(observation).await;
+        } else {
+            // Every target at the same moment, each on its own connection.
+            let observations = join_all(conns.iter_mut().map(|c| c.exchange(&job))).await;
+            for observation in observations {
+                sink.push(observation).await;
+            }
+        }
+    }
+}
+
+/// Polls all `futures` in the calling task until each has finished; outputs in input order.
+async fn join_all<F: Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<Pin<Box<F>>> = futures.map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (future, output) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(out) => *output = Some(out),
+                    Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+/// The exchanges of the closed model, handed out one at a time to whichever lane asks.
+pub(super) struct Feed {
+    state: Mutex<FeedState>,
+}
+
+struct FeedState {
+    batches: mpsc::Receiver<Batch>,
+    current: std::vec::IntoIter<(u32, Exchange)>,
+    admission: Admission,
+    stopped: bool,
+}
+
+impl Feed {
+    pub(super) fn new(batches: mpsc::Receiver<Batch>, admission: Admission) -> Self {
+        Feed {
+            state: Mutex::new(FeedState {
+                batches,
+                current: Vec::new().into_iter(),
+                admission,
+                stopped: false,
+            }),
+        }
+    }
+
+    /// The next exchange to send and the moment its lane took it; `None` when sending is over.
+    pub(super) async fn next(&self) -> Option<(Arc<Exchange>, Instant)> {
+        let mut state = self.state.lock().await;
+        while !state.stopped {
+            let Some((_pass, exchange)) = state.current.next() else {
+                match state.batches.recv().await {
+                    Some(batch) => state.current = batch.into_iter(),
+                    None => state.stopped = true,
+                }
+                continue;
+            };
+            match state.admission.admit(&exchange) {
+                Admit::Send => {
+                    // No schedule to fall behind: the exchange is due when a lane is free.
+                    state.admission.stats.sent += 1;
+                    state.admission.stats.lag_us.record(0);
+                    return Some((Arc::new(exchange), Instant::now()));
+                }
+                Admit::Skip => {}
+                Admit::Stop => state.stopped = true,
+            }
+        }
+        // Tells the reader to stop reading.
+        state.batches.close();
+        None
+    }
+
+    pub(super) async fn stats(&self) -> ScheduleStats {
+        std::mem::take(&mut self.state.lock().await.admission.stats)
+    }
+}
