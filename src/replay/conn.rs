@@ -113,7 +113,7 @@ impl Job {
         let head = &exchange.request_head;
         Job {
             route: crate::http::route_key(&head.method, &head.target).into(),
-            body: super::request_body(&exchange),
+            body: exchange.request_body(),
             exchange,
             due,
         }

@@ -29,7 +29,6 @@ pub use target::{build_request, Rewrite, Target};
 
 use crate::observation::Observation;
 use crate::recording::{Exchange, RecordingError};
-use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -402,22 +401,6 @@ fn validate(options: &ReplayOptions) -> Result<(), ReplayError> {
             "max_in_flight must be at least 1".into(),
         )),
         _ => Ok(()),
-    }
-}
-
-/// The recorded request body as it is sent again: the bytes after the head, de-chunked.
-pub(crate) fn request_body(exchange: &Exchange) -> Bytes {
-    let body = exchange
-        .request
-        .slice(exchange.request_head.head_len.min(exchange.request.len())..);
-    match crate::http::request_body_length(&exchange.request_head) {
-        Ok(crate::http::BodyLength::Chunked) => match crate::http::decode_chunked(&body) {
-            Ok(decoded) => Bytes::from(decoded),
-            // A chunked body cut short in the recording is sent as far as it goes.
-            Err(_) => body,
-        },
-        Ok(crate::http::BodyLength::Fixed(n)) => body.slice(..body.len().min(n as usize)),
-        _ => body,
     }
 }
 
