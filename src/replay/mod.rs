@@ -407,6 +407,7 @@ fn validate(options: &ReplayOptions) -> Result<(), ReplayError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use std::sync::Mutex;
 
     fn exchange(i: u64, ts_ms: u64, method: &str) -> Exchange {

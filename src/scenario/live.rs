@@ -60,7 +60,7 @@ pub async fn run(live: Live<'_>) -> Result<Traffic, Failure> {
             if let Ok(mut h) = h.lock() {
                 h.add(o);
             }
-        }) as Box<dyn FnMut(&crate::observation::Observation) + Send>
+        }) as crate::shadow::judge::Tap
     });
     let primary_name = live.primary.as_ref().map_or_else(
         || live.comparison.options().baseline.clone(),

@@ -23,6 +23,9 @@ use crate::observation::Observation;
 /// the final one. The command line writes every report format from it.
 pub type ReportSink = Box<dyn FnMut(&Verdict, bool) + Send>;
 
+/// Something else that sees every judged observation.
+pub type Tap = Box<dyn FnMut(&Observation) + Send>;
+
 /// A request made once when the judge first fails, e.g. the deploy API's rollback route.
 #[derive(Debug, Clone)]
 pub struct OnFail {
@@ -43,7 +46,7 @@ pub struct JudgeSettings {
     /// Observations waiting for the judge at most; beyond, they are dropped and counted.
     pub backlog: usize,
     /// Also sees every judged observation (e.g. to build a histogram summary).
-    pub also: Option<Box<dyn FnMut(&Observation) + Send>>,
+    pub also: Option<Tap>,
     /// Keep mirroring after a `fail` (to watch a known-bad canary, or to benchmark).
     pub keep_mirroring: bool,
 }
