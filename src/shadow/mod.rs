@@ -190,7 +190,11 @@ impl Running {
     }
 
     /// Stops mirroring, lets the shadow's requests in flight finish, and takes the verdict.
-    async fn finish(self) -> JudgeOutcome {
+    ///
+    /// # Errors
+    /// When the judge task died (a bug): the clients were served all along, but there is no
+    /// verdict.
+    async fn finish(self) -> anyhow::Result<JudgeOutcome> {
         let Running {
             stopped,
             judge,
@@ -205,7 +209,7 @@ impl Running {
         drop(judge);
         judge_task
             .await
-            .unwrap_or_else(|e| panic!("the judge task failed: {e}"))
+            .map_err(|e| anyhow::anyhow!("the live judge failed, no verdict: {e}"))
     }
 }
 
@@ -243,7 +247,7 @@ pub async fn run_proxy(
     let served = proxy::serve(listener, Arc::clone(&proxy), limits, shutdown).await;
     // Handlers of cut-off connections may still hold the proxy; its senders go with them.
     drop(proxy);
-    let judge = running.finish().await;
+    let judge = running.finish().await?;
     served?;
     Ok(RunOutcome {
         totals: metrics.totals(),

@@ -66,7 +66,7 @@ pub async fn run_mirror(
         Some(r) => r,
         None => capture.await,
     };
-    let judge = running.finish().await;
+    let judge = running.finish().await?;
     let capture = captured??;
     Ok(MirrorOutcome {
         run: RunOutcome {
