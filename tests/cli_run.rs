@@ -4,15 +4,12 @@
 //! regressed canary rolled back, a healthy one promoted, Ctrl-C rolling back.
 
 mod common;
+mod deploy_fake;
 
-use bytes::Bytes;
 use common::{run, stderr, stdout};
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, Response, StatusCode};
+use deploy_fake::{Controller, Fake};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn repo_path(rel: &str) -> PathBuf {
@@ -285,198 +282,21 @@ fn the_deploy_api_needs_its_token_and_a_reachable_server() {
 
 // ---- canary scenarios against a fake Kubernetes API server ----
 
-/// The few API calls the deploy driver makes, over objects kept in memory: server-side apply
-/// (rolled out at once), get, list by label selector, delete.
-struct FakeKube {
-    objects: Arc<Mutex<BTreeMap<String, Value>>>,
-    url: String,
-}
-
-impl FakeKube {
-    fn start() -> FakeKube {
-        let objects = Arc::new(Mutex::new(BTreeMap::new()));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let shared = Arc::clone(&objects);
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                while let Ok((stream, _)) = listener.accept().await {
-                    let objects = Arc::clone(&shared);
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |req| {
-                            let objects = Arc::clone(&objects);
-                            async move { Ok::<_, hyper::Error>(kube_api(&objects, req).await) }
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            });
-        });
-        FakeKube { objects, url }
-    }
-
-    fn get(&self, key: &str) -> Option<Value> {
-        self.objects.lock().unwrap().get(key).cloned()
-    }
-
-    fn kubeconfig(&self, dir: &Path) -> PathBuf {
-        let path = dir.join("kubeconfig");
-        std::fs::write(
-            &path,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{}\"}}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: u, namespace: default}}\ncurrent-context: fake\n",
-                self.url
-            ),
-        )
-        .unwrap();
-        path
-    }
-}
-
-fn reply(code: u16, body: &Value) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
-    *r.status_mut() = StatusCode::from_u16(code).unwrap();
-    r.headers_mut()
-        .insert("content-type", "application/json".parse().unwrap());
-    r
-}
-
-fn not_found() -> Response<Full<Bytes>> {
-    reply(
-        404,
-        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "not found", "reason": "NotFound", "code": 404}),
-    )
-}
-
-async fn kube_api(
-    objects: &Mutex<BTreeMap<String, Value>>,
-    req: Request<hyper::body::Incoming>,
-) -> Response<Full<Bytes>> {
-    let method = req.method().as_str().to_owned();
-    let path = req.uri().path().to_owned();
-    let selector: Vec<(String, String)> = req
-        .uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|kv| kv.strip_prefix("labelSelector="))
-        .flat_map(|s| s.split("%2C").map(str::to_owned).collect::<Vec<_>>())
-        .filter_map(|kv| {
-            kv.replace("%3D", "=")
-                .replace("%2F", "/")
-                .split_once('=')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        })
-        .collect();
-    let body = req.into_body().collect().await.unwrap().to_bytes();
-    // /api/v1/namespaces/NS/PLURAL[/NAME] or /apis/G/V/namespaces/NS/PLURAL[/NAME]
-    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let rest = if parts[0] == "api" {
-        &parts[2..]
-    } else {
-        &parts[3..]
-    };
-    let (collection, name) = match rest {
-        ["namespaces", ns, plural] => (format!("{ns}/{plural}"), None),
-        ["namespaces", ns, plural, name] => (format!("{ns}/{plural}"), Some(*name)),
-        _ => return not_found(),
-    };
-    let mut objects = objects.lock().unwrap();
-    match (method.as_str(), name) {
-        ("PATCH", Some(name)) => {
-            let mut object: Value = serde_json::from_slice(&body).unwrap();
-            object["metadata"]["generation"] = json!(1);
-            if matches!(object["kind"].as_str(), Some("Deployment" | "StatefulSet")) {
-                let n = object["spec"]["replicas"].as_i64().unwrap_or(1);
-                object["status"] = json!({"observedGeneration": 1, "replicas": n, "updatedReplicas": n, "availableReplicas": n, "readyReplicas": n});
-            }
-            objects.insert(format!("{collection}/{name}"), object.clone());
-            reply(200, &object)
-        }
-        ("GET", Some(name)) => match objects.get(&format!("{collection}/{name}")) {
-            Some(o) => reply(200, o),
-            None => not_found(),
-        },
-        ("GET", None) => {
-            let items: Vec<&Value> = objects
-                .iter()
-                .filter(|(k, _)| k.starts_with(&format!("{collection}/")))
-                .map(|(_, o)| o)
-                .filter(|o| {
-                    selector
-                        .iter()
-                        .all(|(k, v)| o["metadata"]["labels"][k] == json!(v))
-                })
-                .collect();
-            reply(
-                200,
-                &json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}),
-            )
-        }
-        ("DELETE", Some(name)) => match objects.remove(&format!("{collection}/{name}")) {
-            Some(o) => reply(200, &o),
-            None => not_found(),
-        },
-        _ => not_found(),
-    }
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A git repository holding the example app's manifests, a deploy.toml for it, and a fake
 /// cluster; returns the scenario's `[deploy]` section.
-fn canary_setup(dir: &Path) -> (FakeKube, String) {
+fn canary_setup(dir: &Path) -> (Fake, String) {
+    deploy_fake::example_repo(dir);
     let repo = dir.join("repo");
-    std::fs::create_dir_all(repo.join("kubernetes")).unwrap();
-    git(&repo, &["init", "--quiet", "--initial-branch=main"]);
-    for name in ["web.yaml", "worker.yaml", "config.yml"] {
-        std::fs::copy(
-            repo_path("kubernetes/example-app").join(name),
-            repo.join("kubernetes").join(name),
-        )
-        .unwrap();
-    }
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "--quiet", "-m", "example"]);
     write(
         dir,
         "deploy.toml",
         &format!("[services.example]\nrepository = \"{}\"\n", repo.display()),
     );
     let deploy = "\n[deploy]\nconfig = \"deploy.toml\"\nservice = \"example\"\ntag = \"v7\"\nskip_image_check = true\ntimeout = \"20s\"\n";
-    (FakeKube::start(), deploy.to_owned())
+    (Fake::start(Controller::Healthy), deploy.to_owned())
 }
 
-fn run_against(
-    fake: &FakeKube,
-    dir: &Path,
-    scenario: &str,
-    extra: &[&str],
-) -> std::process::Output {
+fn run_against(fake: &Fake, dir: &Path, scenario: &str, extra: &[&str]) -> std::process::Output {
     common::nprt()
         .args(["run", scenario, "--quiet"])
         .args(extra)
@@ -571,7 +391,7 @@ fn a_healthy_canary_is_promoted() {
     assert!(fake.get("default/deployments/web-canary").is_none());
 }
 
-fn interrupt_after_deploy(rollback_on_interrupt: bool) -> (std::process::Output, FakeKube) {
+fn interrupt_after_deploy(rollback_on_interrupt: bool) -> (std::process::Output, Fake) {
     let dir = tempfile::tempdir().unwrap();
     let (fake, deploy) = canary_setup(dir.path());
     // A slow replay: the interrupt comes while the traffic flows.

@@ -24,3 +24,17 @@ pub use head::{
     parse_request_head, parse_response_head, Header, HttpError, RequestHead, ResponseHead,
 };
 pub use route::route_key;
+
+/// Header fields that describe one connection hop, not the message (RFC 9110 §7.6.1): never
+/// forwarded by a proxy or a replay (nor are those the Connection header names).
+pub const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];

@@ -81,22 +81,9 @@ fn origin_form(target: &str) -> &str {
     }
 }
 
-/// Header fields that describe one connection hop and are not forwarded (RFC 9110 §7.6.1),
-/// plus those the client sets itself for the new connection and body.
-const NOT_FORWARDED: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
-    "expect",
-];
+/// Besides the hop-by-hop fields ([`crate::http::HOP_BY_HOP`]), those the client sets itself
+/// for the new connection and body.
+const SET_BY_CLIENT: [&str; 3] = ["host", "content-length", "expect"];
 
 /// How recorded requests are changed before they are sent.
 #[derive(Debug, Clone, Default)]
@@ -190,7 +177,9 @@ pub fn build_request(
         let lower = header.name.to_ascii_lowercase();
         let keep_host = rewrite.keep_host && lower == "host";
         if !keep_host
-            && (NOT_FORWARDED.contains(&lower.as_str()) || connection_tokens.contains(&lower))
+            && (crate::http::HOP_BY_HOP.contains(&lower.as_str())
+                || SET_BY_CLIENT.contains(&lower.as_str())
+                || connection_tokens.contains(&lower))
         {
             continue;
         }

@@ -9,19 +9,6 @@ use crate::replay::MethodPolicy;
 /// traffic from anything else.
 pub const SHADOW_HEADER: &str = "x-nprt-shadow";
 
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1); never forwarded.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
 /// Removes the hop-by-hop headers: the fixed list and every header the Connection header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
@@ -34,7 +21,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
+    for name in crate::http::HOP_BY_HOP {
         headers.remove(name);
     }
 }
