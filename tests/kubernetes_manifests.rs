@@ -387,3 +387,46 @@ fn the_sharded_replay_job_and_its_merge_agree_on_the_shards() {
     );
     assert!(!merge_args.contains(&format!("/data/summary-{n}.json").as_str()));
 }
+
+/// Every nprt container's arguments are ones the real binary accepts: each subcommand's own
+/// flags, spelled as `--name=value`, parsed by `nprt ARGS --help` (clap rejects an unknown
+/// flag before it gets to `--help`).
+#[test]
+fn nprt_container_arguments_are_accepted_by_the_binary() {
+    let mut checked = 0;
+    for (path, object) in all_objects() {
+        for container in containers(&object) {
+            let image = container["image"].as_str().unwrap_or_default();
+            let Some(args) = container["args"].as_array() else {
+                continue;
+            };
+            if !image.contains("nprt") {
+                continue;
+            }
+            let args: Vec<&str> = args.iter().filter_map(Value::as_str).collect();
+            // Environment references are the cluster's to expand.
+            if args.iter().any(|a| a.contains("$(")) {
+                let out = std::process::Command::new(env!("CARGO_BIN_EXE_nprt"))
+                    .args([args[0], "--help"])
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{}: unknown subcommand {}", path.display(), args[0]);
+                checked += 1;
+                continue;
+            }
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_nprt"))
+                .args(&args)
+                .arg("--help")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: nprt {args:?} is refused: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "nprt containers checked: {checked}");
+}
