@@ -355,7 +355,7 @@ fn run_engine(
     opts: &Options,
     stop: &AtomicBool,
 ) -> Result<Report, CaptureError> {
-    let mut sink = Sink::create(&opts.output, opts.max_exchanges)?;
+    let mut sink = Sink::create(opts)?;
     let mut cap = Capture::new(opts.ports.clone(), opts.limits.clone());
     let started = Instant::now();
     let mut next_stats = live.stats_every.map(|d| started + d);
