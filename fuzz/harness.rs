@@ -15,6 +15,7 @@ use nprt::http::{
     decode_chunked, final_response_head, frame_request, frame_response, route_key, ChunkedScanner,
     Framed,
 };
+use nprt::recording::gor::is_representable;
 use nprt::recording::{GorReader, ReadOptions};
 
 /// HTTP/1.x framing: pipelined requests, responses (the method and EOF taken from the first
@@ -92,7 +93,6 @@ pub fn gor_reader(data: &[u8]) {
         max_record_bytes: if ctl & 1 == 0 { 4096 } else { 64 << 20 },
         reorder_window: usize::from(ctl >> 4) + 1,
         skip_bad: ctl & 2 != 0,
-        ..ReadOptions::default()
     };
     let name = if ctl & 4 != 0 {
         "fuzz.gor.gz"
@@ -125,11 +125,11 @@ pub fn gor_reader(data: &[u8]) {
             for _ in 0..100_000 {
                 match reader.next_raw() {
                     Ok(Some(rec)) => {
+                        // Redaction never makes a record unwritable.
                         let clean = redactor.message(&rec.payload);
-                        assert!(
-                            nprt::recording::gor::is_representable(&clean)
-                                || !nprt::recording::gor::is_representable(&rec.payload)
-                        );
+                        if is_representable(&rec.payload) {
+                            assert!(is_representable(&clean));
+                        }
                     }
                     Ok(None) | Err(_) => break,
                 }

@@ -85,10 +85,7 @@ pub(super) async fn capture(args: CaptureArgs) -> Outcome {
         },
         output: args.output.clone(),
         max_exchanges: args.max_exchanges,
-        redact: args
-            .redact
-            .as_ref()
-            .map(|extra| crate::redact::Redactor::new(extra)),
+        redact: args.redact.as_ref().map(crate::redact::Redactor::new),
     };
     let fail = |e: CaptureError| {
         if e.is_bad_input() {
