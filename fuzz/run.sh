@@ -47,6 +47,13 @@ done
 cd "$here"
 # Sanitizer none: the crate has no unsafe code of its own on these paths, and the fuzzer
 # runs several times faster; overflow checks and debug assertions stay on.
-exec env RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none "$target" "$corpus" -- \
+# NPRT_FUZZ_BIN_DIR runs binaries built earlier instead (while the sources change).
+bin_dir=${NPRT_FUZZ_BIN_DIR:-}
+if [ -z "$bin_dir" ]; then
+    RUSTC_BOOTSTRAP=1 cargo fuzz build --sanitizer none "$target"
+    bin_dir=$here/target/$(rustc -vV | sed -n 's/^host: //p')/release
+fi
+mkdir -p "$here/artifacts/$target"
+exec "$bin_dir/$target" "$corpus" -artifact_prefix="$here/artifacts/$target/" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
     -print_final_stats=1 "$@"
