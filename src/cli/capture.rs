@@ -37,7 +37,8 @@ pub(super) struct CaptureArgs {
     /// Live: print the counters to stderr every SECONDS.
     #[arg(long, value_name = "SECONDS")]
     stats: Option<u64>,
-    /// Connections tracked at once.
+    /// Connections tracked at once; beyond, idle and then the least recently active ones
+    /// are ended, counted.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     max_connections: usize,
     /// Largest message kept, in bytes.
@@ -57,9 +58,9 @@ pub(super) struct CaptureArgs {
     #[arg(long, value_name = "N", default_value_t = 1024)]
     max_pipelined: usize,
     /// Redact secrets in what is written: Authorization, Proxy-Authorization, Cookie,
-    /// Set-Cookie, query parameters named like token/key/secret/password/auth, and these
-    /// extra headers (comma-separated; may be empty: `--redact ''`). Without it the
-    /// recording keeps every byte, so its requests replay as they were.
+    /// Set-Cookie, query parameters named like token/key/secret/password/auth, and the
+    /// extra headers given (comma-separated, optional). Without it the recording keeps
+    /// every byte, so its requests replay as they were.
     #[arg(long = "redact", value_name = "HEADER", num_args = 0..=1, value_delimiter = ',', default_missing_value = "")]
     redact: Option<Vec<String>>,
 }
