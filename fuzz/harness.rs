@@ -4,6 +4,10 @@
 //! build needs no fuzzing dependency).
 //!
 //! Besides "no panic, no hang, bounded memory", each checks what the reader promises.
+//!
+//! Still to add: scenario files (`nprt run SCENARIO.toml`), once their parser lands — a
+//! function here, a two-line file in `fuzz_targets/`, a `[[bin]]` in `fuzz/Cargo.toml`, and
+//! its name in `fuzz/run.sh` and `tests/hardening_fuzz.rs`.
 #![allow(dead_code)]
 
 use nprt::capture::{pcap, Capture, Limits};
