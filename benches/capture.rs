@@ -159,6 +159,7 @@ fn bench(c: &mut Criterion) {
         limits: Limits::default(),
         output: dir.path().join("out.gor"),
         max_exchanges: None,
+        redact: None,
     };
     let file_run = || run::from_file(&path, &opts).expect("capture runs").written;
     assert_eq!(file_run(), exchanges);

@@ -14,6 +14,7 @@ pub mod http;
 pub mod observation;
 mod progress;
 pub mod recording;
+pub mod redact;
 pub mod replay;
 pub mod report;
 pub mod scenario;

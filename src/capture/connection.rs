@@ -31,6 +31,9 @@ pub struct Connection {
     up_done: bool,
     down_done: bool,
     max_message: usize,
+    max_pipelined: usize,
+    /// Dropped at a limit: its packets are ignored until it closes or idles.
+    dropped: bool,
     /// Initial sequence number of the client's SYN, when seen.
     client_isn: Option<u32>,
 }
@@ -38,7 +41,8 @@ pub struct Connection {
 impl Connection {
     /// A connection first seen with `seg`; `syn` says its start was seen.
     pub fn new(client: SocketAddr, server: SocketAddr, syn: bool, limits: &Limits) -> Self {
-        let mut res = Reader::new(Side::Response, syn, limits.max_message_bytes);
+        let mut res = Reader::new(Side::Response, syn, limits.max_message_bytes)
+            .with_head_limits(limits.http());
         if !syn {
             // Nothing the server sends before the first request we see can be paired.
             res.min_start_ns = u64::MAX;
@@ -48,7 +52,8 @@ impl Connection {
             server,
             up: Reassembler::new(limits.max_pending_bytes, limits.hole_timeout_ns),
             down: Reassembler::new(limits.max_pending_bytes, limits.hole_timeout_ns),
-            req: Reader::new(Side::Request, syn, limits.max_message_bytes),
+            req: Reader::new(Side::Request, syn, limits.max_message_bytes)
+                .with_head_limits(limits.http()),
             res,
             queue: VecDeque::new(),
             last_ns: 0,
@@ -56,6 +61,8 @@ impl Connection {
             up_done: false,
             down_done: false,
             max_message: limits.max_message_bytes,
+            max_pipelined: limits.max_pipelined,
+            dropped: false,
             client_isn: None,
         }
     }
@@ -91,6 +98,16 @@ impl Connection {
         stats: &mut CaptureStats,
     ) {
         self.last_ns = self.last_ns.max(ts_ns);
+        if self.dropped {
+            if seg.rst {
+                (self.up_done, self.down_done) = (true, true);
+            } else if seg.fin && to_server {
+                self.up_done = true;
+            } else if seg.fin {
+                self.down_done = true;
+            }
+            return;
+        }
         let (stream, reader) = if to_server {
             (&mut self.up, &mut self.req)
         } else {
@@ -187,14 +204,25 @@ impl Connection {
             stats.lost_messages += r.counts.lost_messages;
             stats.too_large += r.counts.too_large;
             stats.tunnel_bytes += r.counts.tunnel_bytes;
+            stats.over_limit_heads += r.counts.over_limit_heads;
         }
     }
 
     /// Frames and pairs as far as the bytes allow.
     fn pump(&mut self, out: &mut Vec<CapturedExchange>, stats: &mut CaptureStats) {
         loop {
-            while let Step::Message(m) = self.req.step(None) {
+            loop {
+                let step = self.req.step(None);
+                if self.req.counts.over_limit_heads > 0 {
+                    // A request was dropped: the responses can no longer be paired by order.
+                    self.drop_whole(0, stats);
+                    return;
+                }
+                let Step::Message(m) = step else { break };
                 self.request(m, stats);
+                if self.dropped {
+                    return;
+                }
             }
             let method = self
                 .queue
@@ -204,7 +232,12 @@ impl Connection {
                     Head::Response(_) => None,
                 })
                 .or_else(|| self.req.partial_request().map(|h| h.method.clone()));
-            match self.res.step(method.as_deref()) {
+            let step = self.res.step(method.as_deref());
+            if self.res.counts.over_limit_heads > 0 {
+                self.drop_whole(0, stats);
+                return;
+            }
+            match step {
                 Step::Message(m) => self.response(m, out, stats),
                 Step::Interim => stats.interim_responses += 1,
                 Step::NeedMethod => {
@@ -224,8 +257,28 @@ impl Connection {
         if self.midstream && self.res.min_start_ns == u64::MAX {
             self.res.min_start_ns = m.first_ns;
         }
-        let _ = stats;
+        if self.queue.len() >= self.max_pipelined {
+            stats.pipeline_floods += 1;
+            self.drop_whole(1, stats);
+            return;
+        }
         self.queue.push_back(m);
+    }
+
+    /// A limit tripped (a pipelining flood, a head too large): the connection is dropped
+    /// whole, its buffers freed and its waiting requests (and `more` not queued) counted,
+    /// and what it sends from now on is ignored until it closes or idles.
+    fn drop_whole(&mut self, more: u64, stats: &mut CaptureStats) {
+        stats.limit_dropped_connections += 1;
+        stats.limit_dropped_requests += self.queue.len() as u64 + more;
+        self.count_into(stats);
+        self.queue = VecDeque::new();
+        // Fresh parts hold nothing; nothing is fed to them any more.
+        self.up = Reassembler::new(0, 0);
+        self.down = Reassembler::new(0, 0);
+        self.req = Reader::new(Side::Request, false, 0);
+        self.res = Reader::new(Side::Response, false, 0);
+        self.dropped = true;
     }
 
     fn response(&mut self, m: Message, out: &mut Vec<CapturedExchange>, stats: &mut CaptureStats) {

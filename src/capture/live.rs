@@ -323,7 +323,7 @@ impl Engine for AfPacket {
 /// The engine cannot start (interface, permissions, engine not built in), a read fails,
 /// or the recording cannot be written.
 pub fn run(live: &LiveOptions, opts: &Options, stop: &AtomicBool) -> Result<Report, CaptureError> {
-    let mut sink = Sink::create(&opts.output, opts.max_exchanges)?;
+    let mut sink = Sink::create(opts)?;
     let mut cap = Capture::new(opts.ports.clone(), opts.limits.clone());
     with_engine(live, &opts.ports, &mut cap, |engine, cap| {
         pump(engine, live, cap, stop, |cap| {

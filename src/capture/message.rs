@@ -8,12 +8,9 @@
 use std::collections::VecDeque;
 
 use crate::http::{
-    parse_request_head, parse_response_head, request_body_length, response_body_length, BodyLength,
-    ChunkedScanner, RequestHead, ResponseHead,
+    parse_request_head_with, parse_response_head_with, request_body_length, response_body_length,
+    BodyLength, ChunkedScanner, Limits, RequestHead, ResponseHead,
 };
-
-/// A head larger than this is not HTTP we can use: resynchronise.
-const MAX_HEAD: usize = 64 * 1024;
 
 /// Methods a resynchronising request reader looks for.
 const METHODS: [&[u8]; 9] = [
@@ -103,6 +100,8 @@ pub struct ReaderCounts {
     pub too_large: u64,
     /// Bytes after a protocol switch, ignored.
     pub tunnel_bytes: u64,
+    /// Heads beyond the header count or head size limit, dropped.
+    pub over_limit_heads: u64,
 }
 
 /// Frames the messages of one direction.
@@ -129,6 +128,8 @@ pub struct Reader {
     /// During resynchronisation, heads first seen before this time are not taken.
     pub min_start_ns: u64,
     max_message: usize,
+    /// Bounds on heads; a head beyond them is not used.
+    head_limits: Limits,
     pub counts: ReaderCounts,
 }
 
@@ -154,8 +155,18 @@ impl Reader {
             discard: None,
             min_start_ns: 0,
             max_message,
+            head_limits: Limits {
+                max_body_bytes: u64::MAX,
+                ..Limits::default()
+            },
             counts: ReaderCounts::default(),
         }
+    }
+
+    /// The same reader with these bounds on heads (bodies are bounded by `max_message`).
+    pub fn with_head_limits(mut self, limits: Limits) -> Self {
+        self.head_limits = limits;
+        self
     }
 
     /// Whether the reader is looking for the next head.
@@ -437,13 +448,20 @@ impl Reader {
             return Some(Step::Pending);
         }
         let parsed = match self.side {
-            Side::Request => parse_request_head(rest).map(|h| h.map(Head::Request)),
-            Side::Response => parse_response_head(rest).map(|h| h.map(Head::Response)),
+            Side::Request => {
+                parse_request_head_with(rest, &self.head_limits).map(|h| h.map(Head::Request))
+            }
+            Side::Response => {
+                parse_response_head_with(rest, &self.head_limits).map(|h| h.map(Head::Response))
+            }
         };
         let head = match parsed {
             Ok(Some(head)) => head,
-            Ok(None) if rest.len() <= MAX_HEAD => return Some(Step::Pending),
-            _ => {
+            Ok(None) => return Some(Step::Pending),
+            Err(e) => {
+                if e.is_limit() {
+                    self.counts.over_limit_heads += 1;
+                }
                 self.not_a_head();
                 return None;
             }
@@ -494,8 +512,12 @@ impl Reader {
             } && (i == 0 || !self.buf[i - 1].is_ascii_alphanumeric());
             if candidate && self.ts_at(self.base + i as u64) >= self.min_start_ns {
                 let parsed = match self.side {
-                    Side::Request => parse_request_head(rest).map(|h| h.is_some()),
-                    Side::Response => parse_response_head(rest).map(|h| h.is_some()),
+                    Side::Request => {
+                        parse_request_head_with(rest, &self.head_limits).map(|h| h.is_some())
+                    }
+                    Side::Response => {
+                        parse_response_head_with(rest, &self.head_limits).map(|h| h.is_some())
+                    }
                 };
                 match parsed {
                     Ok(true) => {
@@ -503,7 +525,7 @@ impl Reader {
                         self.phase = Phase::Head;
                         return true;
                     }
-                    Ok(false) if rest.len() <= MAX_HEAD => {
+                    Ok(false) => {
                         // Maybe a head, not complete yet: wait for more.
                         self.skip_to(i);
                         return false;

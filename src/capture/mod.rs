@@ -48,10 +48,14 @@ pub struct CapturedExchange {
     pub server: SocketAddr,
 }
 
-/// Bounds on the memory a capture may use.
+/// Bounds on the memory a capture may use, and on what one hostile peer can make it hold.
+/// Each bound, when it trips, drops only the offending message or connection and counts it
+/// in [`CaptureStats`].
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Connections tracked at once; packets of further connections are dropped, counted.
+    /// Connections tracked at once. A new connection beyond it first ends idle ones, then
+    /// the least recently active (about 1/64 of the table at a time), counted in
+    /// `evicted_connections`.
     pub max_connections: usize,
     /// Bytes one direction may hold behind a hole before the hole is skipped.
     pub max_pending_bytes: usize,
@@ -61,6 +65,14 @@ pub struct Limits {
     pub idle_timeout_ns: u64,
     /// A hole in a stream not filled within this much packet time is a loss: skipped.
     pub hole_timeout_ns: u64,
+    /// Header fields one head may carry; a head with more is dropped (`over_limit_heads`).
+    pub max_headers: usize,
+    /// Bytes one head may take; a longer head is dropped (`over_limit_heads`).
+    pub max_head_bytes: usize,
+    /// Requests one connection may have waiting for their responses (pipelining). A
+    /// connection beyond it is dropped whole (`pipeline_floods`): pairing by order cannot
+    /// survive losing one of its requests.
+    pub max_pipelined: usize,
 }
 
 impl Default for Limits {
@@ -71,6 +83,21 @@ impl Default for Limits {
             max_message_bytes: 64 << 20,
             idle_timeout_ns: 120_000_000_000,
             hole_timeout_ns: 1_000_000_000,
+            max_headers: crate::http::MAX_HEADERS,
+            max_head_bytes: 64 * 1024,
+            max_pipelined: 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// The bounds on one HTTP head; bodies are bounded by `max_message_bytes` instead, so
+    /// that a large body is framed past and the next message is still found.
+    pub fn http(&self) -> crate::http::Limits {
+        crate::http::Limits {
+            max_headers: self.max_headers,
+            max_head_bytes: self.max_head_bytes,
+            max_body_bytes: u64::MAX,
         }
     }
 }
@@ -90,8 +117,16 @@ pub struct CaptureStats {
     pub snaplen_bytes: u64,
     pub connections: u64,
     pub connections_midstream: u64,
-    /// Packets of new connections refused because the table was full.
-    pub connection_limit_drops: u64,
+    /// Connections ended early because the table was full (least recently active first).
+    pub evicted_connections: u64,
+    /// Heads beyond `max_headers` or `max_head_bytes`, dropped.
+    pub over_limit_heads: u64,
+    /// Connections that pipelined more than `max_pipelined` requests.
+    pub pipeline_floods: u64,
+    /// Connections dropped whole because a limit tripped on them (pipelining, heads), and
+    /// the requests they held.
+    pub limit_dropped_connections: u64,
+    pub limit_dropped_requests: u64,
     pub idle_closed: u64,
     pub duplicate_bytes: u64,
     pub out_of_window_bytes: u64,
@@ -131,8 +166,10 @@ impl fmt::Display for CaptureStats {
         writeln!(
             f,
             "drops: {} snaplen-cut packets ({} bytes), {} gap bytes ({} forced), {} out-of-window bytes, \
-             {} non-HTTP bytes ({} resyncs), {} lost messages, {} too large, {} orphan responses, \
-             {} connection-limit packets, {} idle closes, {} kernel drops",
+             {} non-HTTP bytes ({} resyncs), {} lost messages, {} too large, {} heads over limits, \
+             {} orphan responses, {} evicted connections, {} pipeline floods, \
+             {} connections dropped at a limit ({} requests), \
+             {} idle closes, {} kernel drops",
             self.snaplen_packets,
             self.snaplen_bytes,
             self.gap_bytes,
@@ -142,8 +179,12 @@ impl fmt::Display for CaptureStats {
             self.resyncs,
             self.lost_messages,
             self.too_large,
+            self.over_limit_heads,
             self.orphan_responses,
-            self.connection_limit_drops,
+            self.evicted_connections,
+            self.pipeline_floods,
+            self.limit_dropped_connections,
+            self.limit_dropped_requests,
             self.idle_closed,
             self.kernel_drops
         )?;
@@ -223,11 +264,10 @@ impl Capture {
             if seg.rst {
                 return;
             }
-            if self.conns.len() >= self.limits.max_connections {
+            if self.conns.len() >= self.limits.max_connections.max(1) {
                 self.sweep();
-                if self.conns.len() >= self.limits.max_connections {
-                    self.stats.connection_limit_drops += 1;
-                    return;
+                if self.conns.len() >= self.limits.max_connections.max(1) {
+                    self.evict();
                 }
             }
             self.stats.connections += 1;
@@ -285,6 +325,25 @@ impl Capture {
         if self.now_ns >= self.next_sweep_ns {
             self.next_sweep_ns = self.now_ns.saturating_add(1_000_000_000);
             self.sweep();
+        }
+    }
+
+    /// The table is full: ends the least recently active connections, a batch at a time so
+    /// that a flood of new connections costs amortised constant time each.
+    fn evict(&mut self) {
+        let batch = (self.conns.len() / 64).max(1);
+        let mut by_age: Vec<_> = self.conns.iter().map(|(k, c)| (c.last_ns, *k)).collect();
+        if batch < by_age.len() {
+            by_age.select_nth_unstable(batch - 1);
+            by_age.truncate(batch);
+        }
+        by_age.sort_unstable();
+        for (_, key) in by_age {
+            if let Some(mut conn) = self.conns.remove(&key) {
+                self.stats.evicted_connections += 1;
+                conn.end(false, &mut self.out, &mut self.stats);
+                conn.count_into(&mut self.stats);
+            }
         }
     }
 

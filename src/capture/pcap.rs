@@ -45,7 +45,7 @@ pub struct FilePacket<'a> {
 
 /// Streams a file through a buffer that holds at most a chunk plus one record.
 struct Buffer {
-    file: File,
+    file: Box<dyn Read>,
     name: String,
     buf: Vec<u8>,
     pos: usize,
@@ -120,15 +120,27 @@ impl Buffer {
 /// last record, or uses an unsupported link type (pcap); or `on_packet` failed.
 pub fn read_file(
     path: &Path,
-    mut on_packet: impl FnMut(FilePacket<'_>) -> Result<(), CaptureError>,
+    on_packet: impl FnMut(FilePacket<'_>) -> Result<(), CaptureError>,
 ) -> Result<FileStats, CaptureError> {
     let name = path.display().to_string();
     let file = File::open(path).map_err(|source| CaptureError::Open {
         file: name.clone(),
         source,
     })?;
+    read_from(file, name, on_packet)
+}
+
+/// Like [`read_file`], from any byte source; `name` is used in errors.
+///
+/// # Errors
+/// As [`read_file`], less opening.
+pub fn read_from(
+    input: impl Read + 'static,
+    name: String,
+    mut on_packet: impl FnMut(FilePacket<'_>) -> Result<(), CaptureError>,
+) -> Result<FileStats, CaptureError> {
     let mut b = Buffer {
-        file,
+        file: Box::new(input),
         name,
         buf: Vec::with_capacity(CHUNK),
         pos: 0,

@@ -163,6 +163,7 @@ proptest! {
             limits: Limits::default(),
             output: gor.clone(),
             max_exchanges: None,
+            redact: None,
         };
         let report = super::run::from_file(&pcap, &opts).unwrap();
         let mut from_file: Vec<(Vec<u8>, Vec<u8>)> =

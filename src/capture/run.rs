@@ -44,6 +44,9 @@ pub struct Options {
     pub output: PathBuf,
     /// Stop after writing this many exchanges.
     pub max_exchanges: Option<u64>,
+    /// Redact secrets from what is written (`--redact`); `None` keeps the bytes as
+    /// captured, so the requests replay exactly.
+    pub redact: Option<crate::redact::Redactor>,
 }
 
 /// The outcome of a run, printed at its end.
@@ -92,6 +95,7 @@ impl fmt::Display for Report {
 /// The recording being written.
 pub(crate) struct Sink {
     gor: GorWriter,
+    redact: Option<crate::redact::Redactor>,
     held: BinaryHeap<Reverse<ByStart>>,
     arrivals: u64,
     max: u64,
@@ -101,12 +105,13 @@ pub(crate) struct Sink {
 }
 
 impl Sink {
-    pub(crate) fn create(path: &Path, max: Option<u64>) -> Result<Self, CaptureError> {
+    pub(crate) fn create(opts: &Options) -> Result<Self, CaptureError> {
         Ok(Self {
-            gor: GorWriter::create(path)?,
+            gor: GorWriter::create(&opts.output)?,
+            redact: opts.redact.clone(),
             held: BinaryHeap::new(),
             arrivals: 0,
-            max: max.unwrap_or(u64::MAX),
+            max: opts.max_exchanges.unwrap_or(u64::MAX),
             written: 0,
             unrepresentable: 0,
             over_limit: 0,
@@ -166,16 +171,18 @@ impl Sink {
             });
         }
         if let Some(res) = &ex.response {
+            let bytes = scrub(self.redact.as_ref(), &res.bytes);
             self.gor.write_record(
                 RecordKind::Response,
                 &ex.id,
                 ex.start_ns.saturating_add(res.latency_ns),
                 res.latency_ns,
-                &res.bytes,
+                &bytes,
             )?;
         }
+        let request = scrub(self.redact.as_ref(), &ex.request);
         self.gor
-            .write_record(RecordKind::Request, &ex.id, ex.start_ns, 0, &ex.request)
+            .write_record(RecordKind::Request, &ex.id, ex.start_ns, 0, &request)
     }
 
     pub(crate) fn finish(
@@ -200,13 +207,24 @@ impl Sink {
     }
 }
 
+/// The bytes to write: redacted when asked to.
+fn scrub<'a>(
+    redact: Option<&crate::redact::Redactor>,
+    bytes: &'a [u8],
+) -> std::borrow::Cow<'a, [u8]> {
+    match redact {
+        Some(r) => r.message(bytes),
+        None => std::borrow::Cow::Borrowed(bytes),
+    }
+}
+
 /// Captures the exchanges in the pcap or pcapng file at `path`.
 ///
 /// # Errors
 /// The file is unreadable or corrupt (nothing is written then), or the recording cannot
 /// be written.
 pub fn from_file(path: &Path, opts: &Options) -> Result<Report, CaptureError> {
-    let mut sink = Sink::create(&opts.output, opts.max_exchanges)?;
+    let mut sink = Sink::create(opts)?;
     let mut cap = Capture::new(opts.ports.clone(), opts.limits.clone());
     let file = pcap::read_file(path, |p| {
         if sink.is_full() {

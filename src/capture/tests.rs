@@ -352,7 +352,7 @@ fn limits_and_junk_are_counted() {
     };
     let (ex, stats) = run_with(&p, &[80], limits);
     assert!(ex.is_empty());
-    assert_eq!(stats.connection_limit_drops, 2);
+    assert_eq!(stats.evicted_connections, 2);
     assert_eq!(stats.other_port, 2);
     assert!(stats.non_http_bytes > 0);
     assert_eq!(stats.not_ip + stats.malformed, 1);
@@ -371,5 +371,135 @@ fn reused_four_tuple_starts_a_new_connection() {
     let (ex, stats) = run(&p, &[80]);
     assert_eq!(ex.len(), 2, "{stats}");
     assert_eq!(stats.connections, 2);
+    assert!(ex.iter().all(|e| e.exchange.response.is_some()));
+}
+
+/// A connection on `port` sending `request` then getting one OK per request in `answers`.
+fn conversation(port: u16, requests: &[&[u8]], answers: usize) -> Vec<Vec<u8>> {
+    let mut w = Wire::new(&format!("127.0.0.1:{port}"), "127.0.0.1:80", 1, 1);
+    let mut p = w.open();
+    for r in requests {
+        p.extend(w.send(true, r, &[]));
+    }
+    for _ in 0..answers {
+        p.extend(w.send(false, OK, &[]));
+    }
+    p
+}
+
+#[test]
+fn pipelining_flood_drops_only_that_connection() {
+    let limits = Limits {
+        max_pipelined: 3,
+        ..Limits::default()
+    };
+    let mut p = conversation(5000, &[GET; 3], 3);
+    p.extend(conversation(5001, &[GET; 6], 6));
+    p.extend(conversation(5002, &[GET], 1));
+    let (ex, stats) = run_with(&p, &[80], limits);
+    assert_eq!(ex.len(), 4, "{stats}");
+    assert!(ex.iter().all(|e| e.exchange.response.is_some()));
+    assert!(ex.iter().all(|e| e.client.port() != 5001));
+    assert_eq!(stats.pipeline_floods, 1);
+    assert_eq!(stats.limit_dropped_connections, 1);
+    assert_eq!(stats.limit_dropped_requests, 4);
+    assert_eq!(
+        stats.orphan_responses, 0,
+        "the flood's responses are ignored, not orphans"
+    );
+}
+
+#[test]
+fn heads_over_limits_drop_their_connection_only() {
+    let limits = Limits {
+        max_headers: 4,
+        max_head_bytes: 200,
+        ..Limits::default()
+    };
+    let many = b"GET /m HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n";
+    let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "l".repeat(300));
+    let mut p = conversation(5000, &[many, GET], 2);
+    p.extend(conversation(5001, &[long.as_bytes(), GET], 2));
+    p.extend(conversation(5002, &[GET], 1));
+    // A response head with too many fields.
+    let mut w = Wire::new("127.0.0.1:5003", "127.0.0.1:80", 1, 1);
+    p.extend(w.open());
+    p.extend(w.send(true, GET, &[]));
+    p.extend(w.send(
+        false,
+        b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nContent-Length: 0\r\n\r\n",
+        &[],
+    ));
+    let (ex, stats) = run_with(&p, &[80], limits);
+    assert_eq!(
+        pairs(&ex),
+        [(
+            String::from_utf8_lossy(GET).into_owned(),
+            Some(String::from_utf8_lossy(OK).into_owned())
+        )],
+        "{stats}"
+    );
+    assert_eq!(ex[0].client.port(), 5002);
+    assert_eq!(stats.over_limit_heads, 3);
+    assert_eq!(stats.limit_dropped_connections, 3);
+    assert_eq!(stats.orphan_responses, 0);
+}
+
+#[test]
+fn huge_chunk_size_is_framed_past_and_counted() {
+    // A chunk of 2^64-1 bytes: the connection's bytes become that body, dropped as too
+    // large once past the message limit; other connections are untouched.
+    let limits = Limits {
+        max_message_bytes: 1000,
+        ..Limits::default()
+    };
+    let huge = b"POST /u HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n";
+    let mut w = Wire::new("127.0.0.1:5000", "127.0.0.1:80", 1, 1);
+    let mut p = w.open();
+    p.extend(w.send(true, huge, &[]));
+    for _ in 0..3 {
+        p.extend(w.send(true, &[b'x'; 600], &[]));
+    }
+    p.extend(conversation(5001, &[GET], 1));
+    let (ex, stats) = run_with(&p, &[80], limits);
+    assert_eq!(stats.too_large, 1, "{stats}");
+    assert_eq!(ex.iter().filter(|e| e.client.port() == 5001).count(), 1);
+    assert!(ex.iter().all(|e| e.exchange.request.len() <= 1000));
+}
+
+#[test]
+fn full_table_evicts_the_least_recently_active() {
+    let limits = Limits {
+        max_connections: 2,
+        ..Limits::default()
+    };
+    let mut a = Wire::new("127.0.0.1:5000", "127.0.0.1:80", 1, 1);
+    let mut b = Wire::new("127.0.0.1:5001", "127.0.0.1:80", 1, 1);
+    let mut c = Wire::new("127.0.0.1:5002", "127.0.0.1:80", 1, 1);
+    let mut p = a.open();
+    p.extend(b.open());
+    p.extend(a.send(true, GET, &[]));
+    // b is now the least recently active: c's SYN evicts it, a keeps going.
+    p.extend(c.open());
+    p.extend(a.send(false, OK, &[]));
+    p.extend(c.send(true, GET, &[]));
+    p.extend(c.send(false, OK, &[]));
+    let mut cap = Capture::new(vec![80], limits);
+    for (i, pk) in p.iter().enumerate() {
+        cap.packet(
+            LinkType::Ethernet,
+            1_000 * (i as u64 + 1),
+            pk,
+            pk.len() as u32,
+        );
+        assert!(cap.open_connections() <= 2);
+    }
+    cap.finish();
+    let ex = cap.take_exchanges();
+    let stats = cap.stats();
+    assert_eq!(stats.evicted_connections, 1, "{stats}");
+    let mut ports: Vec<_> = ex.iter().map(|e| e.client.port()).collect();
+    ports.sort_unstable();
+    assert_eq!(ports, [5000, 5002]);
     assert!(ex.iter().all(|e| e.exchange.response.is_some()));
 }

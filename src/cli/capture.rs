@@ -37,7 +37,8 @@ pub(super) struct CaptureArgs {
     /// Live: print the counters to stderr every SECONDS.
     #[arg(long, value_name = "SECONDS")]
     stats: Option<u64>,
-    /// Connections tracked at once.
+    /// Connections tracked at once; beyond, idle and then the least recently active ones
+    /// are ended, counted.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     max_connections: usize,
     /// Largest message kept, in bytes.
@@ -46,6 +47,22 @@ pub(super) struct CaptureArgs {
     /// End a connection after this many seconds without packets.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     idle_timeout: u64,
+    /// Header fields one message may carry; a connection sending more is dropped, counted.
+    #[arg(long, value_name = "N", default_value_t = crate::http::MAX_HEADERS)]
+    max_headers: usize,
+    /// Bytes one message head may take; a connection sending more is dropped, counted.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    max_head_bytes: usize,
+    /// Requests one connection may pipeline ahead of its responses; beyond, the connection
+    /// is dropped, counted.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_pipelined: usize,
+    /// Redact secrets in what is written: Authorization, Proxy-Authorization, Cookie,
+    /// Set-Cookie, query parameters named like token/key/secret/password/auth, and the
+    /// extra headers given (comma-separated, optional). Without it the recording keeps
+    /// every byte, so its requests replay as they were.
+    #[arg(long = "redact", value_name = "HEADER", num_args = 0..=1, value_delimiter = ',', default_missing_value = "")]
+    redact: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -62,10 +79,14 @@ pub(super) async fn capture(args: CaptureArgs) -> Outcome {
             max_connections: args.max_connections,
             max_message_bytes: args.max_message_bytes,
             idle_timeout_ns: args.idle_timeout.saturating_mul(1_000_000_000),
+            max_headers: args.max_headers,
+            max_head_bytes: args.max_head_bytes,
+            max_pipelined: args.max_pipelined,
             ..Limits::default()
         },
         output: args.output.clone(),
         max_exchanges: args.max_exchanges,
+        redact: args.redact.as_ref().map(crate::redact::Redactor::new),
     };
     let fail = |e: CaptureError| {
         if e.is_bad_input() {

@@ -21,6 +21,7 @@ use std::time::Duration;
 mod capture;
 mod deploy;
 mod output;
+mod redact;
 mod replay;
 mod run;
 mod shadow;
@@ -28,6 +29,7 @@ mod shadow;
 use capture::*;
 use deploy::*;
 pub(crate) use output::{write_reports, AtomicFile};
+use redact::*;
 pub(crate) use replay::ReplayRun;
 use replay::*;
 use run::*;
@@ -64,6 +66,8 @@ enum Command {
     Capture(CaptureArgs),
     /// Count what a recording holds: exchanges, methods, routes, status codes, time span.
     Inspect(InspectArgs),
+    /// Copy a recording with secrets (credential headers, token query values) redacted.
+    Redact(RedactArgs),
     /// Send every recorded request to every target and observe the answers.
     Replay(Box<ReplayArgs>),
     /// Compare the observations of a baseline and a candidate target.
@@ -283,7 +287,9 @@ pub fn main() -> i32 {
     match outcome {
         Ok(exit) => exit as i32,
         Err(failure) => {
-            eprintln!("Error: {}", error_chain(&failure.error));
+            // Errors may quote input (a request target): never with its secrets.
+            let text = error_chain(&failure.error);
+            eprintln!("Error: {}", crate::redact::redact_text(&text));
             failure.exit as i32
         }
     }
@@ -325,6 +331,7 @@ async fn run(command: Command) -> Outcome {
         Command::Testbed(args) => testbed(args).await,
         Command::Capture(args) => capture(args).await,
         Command::Inspect(args) => inspect(&args),
+        Command::Redact(args) => redact(&args),
         Command::Replay(args) => replay(*args).await,
         Command::Compare(args) => compare(&args),
         Command::Calibrate(args) => calibrate(&args),

@@ -49,6 +49,9 @@ pub struct ChunkedScanner {
     size: u64,
     /// Body bytes consumed so far, for error messages.
     offset: u64,
+    /// Chunk data announced so far, and the most allowed.
+    announced: u64,
+    max_data: u64,
 }
 
 impl Default for ChunkedScanner {
@@ -60,10 +63,18 @@ impl Default for ChunkedScanner {
 impl ChunkedScanner {
     /// A scanner positioned at the first byte of a chunked body.
     pub fn new() -> Self {
+        Self::with_max_data(u64::MAX)
+    }
+
+    /// A scanner that refuses a body whose chunk sizes add up to more than `max_data`
+    /// bytes with [`HttpError::Limit`], as soon as the size line that crosses it is read.
+    pub fn with_max_data(max_data: u64) -> Self {
         Self {
             state: State::Size { digits: 0 },
             size: 0,
             offset: 0,
+            announced: 0,
+            max_data,
         }
     }
 
@@ -196,7 +207,17 @@ impl ChunkedScanner {
             },
             SizeLf => match b {
                 b'\n' if self.size == 0 => TrailerStart,
-                b'\n' => Data,
+                b'\n' => {
+                    self.announced = self
+                        .announced
+                        .checked_add(self.size)
+                        .filter(|&n| n <= self.max_data)
+                        .ok_or(HttpError::Limit {
+                            what: "chunked body bytes",
+                            limit: self.max_data,
+                        })?;
+                    Data
+                }
                 _ => return Err(self.error("chunk size line not ended by CRLF")),
             },
             DataCr => match b {

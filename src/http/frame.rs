@@ -9,7 +9,10 @@ use std::borrow::Cow;
 
 use super::body::{request_body_length, response_body_length, BodyLength};
 use super::chunked::{decode_chunked, ChunkedScanner};
-use super::{parse_request_head, parse_response_head, HttpError, RequestHead, ResponseHead};
+use super::{
+    parse_request_head_with, parse_response_head, parse_response_head_with, HttpError, Limits,
+    RequestHead, ResponseHead,
+};
 
 /// One message found at the start of a buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,12 +64,21 @@ pub enum Framed<H> {
 /// The head is malformed, its body length cannot be decided (see
 /// [`request_body_length`]), or the chunked body is invalid.
 pub fn frame_request(buf: &[u8]) -> Result<Framed<RequestHead>, HttpError> {
-    let Some(head) = parse_request_head(buf)? else {
+    frame_request_with(buf, &Limits::default())
+}
+
+/// Frames the request at the start of `buf`, refusing one beyond `limits`.
+///
+/// # Errors
+/// As [`frame_request`]; [`HttpError::Limit`] when the head has too many fields or bytes,
+/// or the body declares or carries more than allowed.
+pub fn frame_request_with(buf: &[u8], limits: &Limits) -> Result<Framed<RequestHead>, HttpError> {
+    let Some(head) = parse_request_head_with(buf, limits)? else {
         return Ok(Framed::Incomplete);
     };
     let body = request_body_length(&head)?;
     let body_start = head.head_len;
-    Ok(match body_end(buf, body_start, body, false)? {
+    Ok(match body_end(buf, body_start, body, false, limits)? {
         Some(len) => Framed::Complete(Frame {
             head,
             body,
@@ -93,7 +105,21 @@ pub fn frame_response(
     request_method: &str,
     at_eof: bool,
 ) -> Result<Framed<ResponseHead>, HttpError> {
-    let Some(head) = parse_response_head(buf)? else {
+    frame_response_with(buf, request_method, at_eof, &Limits::default())
+}
+
+/// Frames the response at the start of `buf`, refusing one beyond `limits`.
+///
+/// # Errors
+/// As [`frame_response`]; [`HttpError::Limit`] as in [`frame_request_with`]. A
+/// close-delimited body is checked against the bytes so far.
+pub fn frame_response_with(
+    buf: &[u8],
+    request_method: &str,
+    at_eof: bool,
+    limits: &Limits,
+) -> Result<Framed<ResponseHead>, HttpError> {
+    let Some(head) = parse_response_head_with(buf, limits)? else {
         return Ok(Framed::Incomplete);
     };
     let body_start = head.head_len;
@@ -106,7 +132,7 @@ pub fn frame_response(
         }));
     }
     let body = response_body_length(&head, request_method)?;
-    Ok(match body_end(buf, body_start, body, at_eof)? {
+    Ok(match body_end(buf, body_start, body, at_eof, limits)? {
         Some(len) => Framed::Complete(Frame {
             head,
             body,
@@ -144,9 +170,15 @@ fn body_end(
     body_start: usize,
     body: BodyLength,
     at_eof: bool,
+    limits: &Limits,
 ) -> Result<Option<usize>, HttpError> {
+    let over = || HttpError::Limit {
+        what: "body bytes",
+        limit: limits.max_body_bytes,
+    };
     Ok(match body {
         BodyLength::Empty | BodyLength::Tunnel => Some(body_start),
+        BodyLength::Fixed(n) if n > limits.max_body_bytes => return Err(over()),
         BodyLength::Fixed(n) => {
             let end = usize::try_from(n)
                 .ok()
@@ -156,9 +188,12 @@ fn body_end(
                 })?;
             (buf.len() >= end).then_some(end)
         }
-        BodyLength::Chunked => ChunkedScanner::new()
+        BodyLength::Chunked => ChunkedScanner::with_max_data(limits.max_body_bytes)
             .feed(buf.get(body_start..).unwrap_or_default())?
             .map(|n| body_start + n),
+        BodyLength::CloseDelimited if (buf.len() - body_start) as u64 > limits.max_body_bytes => {
+            return Err(over())
+        }
         BodyLength::CloseDelimited => at_eof.then_some(buf.len()),
     })
 }
@@ -166,6 +201,7 @@ fn body_end(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::parse_request_head;
 
     fn complete<H: std::fmt::Debug>(framed: Result<Framed<H>, HttpError>) -> Frame<H> {
         match framed {
@@ -323,5 +359,111 @@ mod tests {
         let huge = b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n";
         // Fits in u64 but not after the head on 64-bit targets.
         assert!(frame_response(huge, "GET", false).is_err());
+    }
+
+    fn limit(framed: Result<Framed<impl std::fmt::Debug>, HttpError>) -> &'static str {
+        match framed {
+            Err(HttpError::Limit { what, .. }) => what,
+            other => panic!("expected a limit error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn header_count_limit() {
+        let limits = Limits {
+            max_headers: 3,
+            ..Limits::default()
+        };
+        let three = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+        assert!(matches!(
+            frame_request_with(three, &limits),
+            Ok(Framed::Complete(_))
+        ));
+        let four = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
+        assert_eq!(limit(frame_request_with(four, &limits)), "header fields");
+        let res = b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
+        assert_eq!(
+            limit(frame_response_with(res, "GET", true, &limits)),
+            "header fields"
+        );
+        // Above the stack array: taken from the heap, still counted.
+        let many = Limits {
+            max_headers: 300,
+            ..Limits::default()
+        };
+        let mut big = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..300 {
+            big.extend_from_slice(format!("H{i}: v\r\n").as_bytes());
+        }
+        big.extend_from_slice(b"\r\n");
+        assert!(matches!(
+            frame_request_with(&big, &many),
+            Ok(Framed::Complete(_))
+        ));
+        assert_eq!(limit(frame_request(&big)), "header fields");
+    }
+
+    #[test]
+    fn head_size_limit_also_for_unfinished_heads() {
+        let limits = Limits {
+            max_head_bytes: 64,
+            ..Limits::default()
+        };
+        let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(60));
+        assert_eq!(
+            limit(frame_request_with(long.as_bytes(), &limits)),
+            "head bytes"
+        );
+        // Never finished: refused once past the limit, not buffered forever.
+        let slow = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(70));
+        assert_eq!(
+            limit(frame_request_with(slow.as_bytes(), &limits)),
+            "head bytes"
+        );
+        assert_eq!(
+            frame_request_with(&slow.as_bytes()[..40], &limits),
+            Ok(Framed::Incomplete)
+        );
+    }
+
+    #[test]
+    fn body_size_limit() {
+        let limits = Limits {
+            max_body_bytes: 4,
+            ..Limits::default()
+        };
+        let ok = b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nabcd";
+        assert!(matches!(
+            frame_request_with(ok, &limits),
+            Ok(Framed::Complete(_))
+        ));
+        // Refused from the head alone, before any body byte arrived.
+        let big = b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n";
+        assert_eq!(limit(frame_request_with(big, &limits)), "body bytes");
+        let chunked = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\n";
+        assert_eq!(
+            limit(frame_request_with(chunked, &limits)),
+            "chunked body bytes"
+        );
+        let close = b"HTTP/1.1 200 OK\r\n\r\nabcde";
+        assert_eq!(
+            limit(frame_response_with(close, "GET", false, &limits)),
+            "body bytes"
+        );
+    }
+
+    #[test]
+    fn huge_hex_chunk_size_is_refused_before_its_data() {
+        // 16 hex digits fit in u64; the default limit refuses them at once instead of
+        // waiting for 2^64 bytes. 17 digits are malformed.
+        let huge = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n";
+        assert_eq!(limit(frame_request(huge)), "chunked body bytes");
+        let over_default = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+                    4000001\r\n";
+        assert_eq!(limit(frame_request(over_default)), "chunked body bytes");
+        let longer = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\n";
+        assert!(matches!(frame_request(longer), Err(HttpError::Framing(_))));
+        let mut unbounded = ChunkedScanner::new();
+        assert_eq!(unbounded.feed(b"ffffffffffffffff\r\nab"), Ok(None));
     }
 }

@@ -1,7 +1,30 @@
 //! Request and response heads, parsed with httparse.
 
-/// Most headers a head may carry before it is rejected.
+/// Most headers a head may carry by default before it is rejected.
 pub const MAX_HEADERS: usize = 128;
+
+/// Bounds on one message from an untrusted peer. A message beyond one is refused with
+/// [`HttpError::Limit`], so the caller can count it apart from malformed input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Header fields a head may carry.
+    pub max_headers: usize,
+    /// Bytes a head may take, start line and the blank line that ends it included.
+    pub max_head_bytes: usize,
+    /// Body bytes a message may declare (Content-Length) or carry (the sum of its chunk
+    /// sizes, checked as each size is read: a huge hex size is refused before any data).
+    pub max_body_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_headers: MAX_HEADERS,
+            max_head_bytes: 64 * 1024,
+            max_body_bytes: 64 << 20,
+        }
+    }
+}
 
 /// One header field as it appeared on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +63,16 @@ pub enum HttpError {
     Head(String),
     #[error("malformed HTTP framing: {0}")]
     Framing(String),
+    /// A configured [`Limits`] bound was exceeded; `what` names it.
+    #[error("HTTP {what} over the limit of {limit}")]
+    Limit { what: &'static str, limit: u64 },
+}
+
+impl HttpError {
+    /// Whether this is a [`Limits`] bound rather than malformed input.
+    pub fn is_limit(&self) -> bool {
+        matches!(self, HttpError::Limit { .. })
+    }
 }
 
 /// Values of every field called `name` (ASCII case-insensitive), in wire order.
@@ -110,42 +143,118 @@ fn collect_headers(headers: &[httparse::Header<'_>]) -> Vec<Header> {
         .collect()
 }
 
-/// Parses a request head at the start of `buf`.
+/// Parses a request head at the start of `buf`, within the default [`Limits`].
 ///
 /// # Errors
 /// `Ok(None)` means the head is not complete yet; an error means it can never be valid.
 pub fn parse_request_head(buf: &[u8]) -> Result<Option<RequestHead>, HttpError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(buf) {
-        Ok(httparse::Status::Complete(head_len)) => Ok(Some(RequestHead {
-            method: req.method.unwrap_or_default().to_owned(),
-            target: req.path.unwrap_or_default().to_owned(),
-            version: req.version.unwrap_or(1),
-            headers: collect_headers(req.headers),
-            head_len,
-        })),
-        Ok(httparse::Status::Partial) => Ok(None),
-        Err(e) => Err(HttpError::Head(e.to_string())),
-    }
+    parse_request_head_with(buf, &Limits::default())
 }
 
-/// Parses a response head at the start of `buf`.
+/// Parses a request head at the start of `buf`, refusing one beyond `limits`.
+///
+/// # Errors
+/// As [`parse_request_head`]; [`HttpError::Limit`] for too many header fields or too many
+/// head bytes (also when the head is not complete but already longer than allowed).
+pub fn parse_request_head_with(
+    buf: &[u8],
+    limits: &Limits,
+) -> Result<Option<RequestHead>, HttpError> {
+    with_headers(limits.max_headers, buf, |headers| {
+        let mut req = httparse::Request::new(headers);
+        let parsed = req.parse(buf);
+        match parsed {
+            Ok(httparse::Status::Complete(head_len)) => {
+                check_head_len(head_len, limits)?;
+                Ok(Some(RequestHead {
+                    method: req.method.unwrap_or_default().to_owned(),
+                    target: req.path.unwrap_or_default().to_owned(),
+                    version: req.version.unwrap_or(1),
+                    headers: collect_headers(req.headers),
+                    head_len,
+                }))
+            }
+            Ok(httparse::Status::Partial) => {
+                check_head_len(buf.len(), limits)?;
+                Ok(None)
+            }
+            Err(e) => Err(head_error(e, limits)),
+        }
+    })
+}
+
+/// Parses a response head at the start of `buf`, within the default [`Limits`].
 ///
 /// # Errors
 /// `Ok(None)` means the head is not complete yet; an error means it can never be valid.
 pub fn parse_response_head(buf: &[u8]) -> Result<Option<ResponseHead>, HttpError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut res = httparse::Response::new(&mut headers);
-    match res.parse(buf) {
-        Ok(httparse::Status::Complete(head_len)) => Ok(Some(ResponseHead {
-            version: res.version.unwrap_or(1),
-            status: res.code.unwrap_or_default(),
-            reason: res.reason.unwrap_or_default().to_owned(),
-            headers: collect_headers(res.headers),
-            head_len,
-        })),
-        Ok(httparse::Status::Partial) => Ok(None),
-        Err(e) => Err(HttpError::Head(e.to_string())),
+    parse_response_head_with(buf, &Limits::default())
+}
+
+/// Parses a response head at the start of `buf`, refusing one beyond `limits`.
+///
+/// # Errors
+/// As [`parse_response_head`]; [`HttpError::Limit`] as in [`parse_request_head_with`].
+pub fn parse_response_head_with(
+    buf: &[u8],
+    limits: &Limits,
+) -> Result<Option<ResponseHead>, HttpError> {
+    with_headers(limits.max_headers, buf, |headers| {
+        let mut res = httparse::Response::new(headers);
+        let parsed = res.parse(buf);
+        match parsed {
+            Ok(httparse::Status::Complete(head_len)) => {
+                check_head_len(head_len, limits)?;
+                Ok(Some(ResponseHead {
+                    version: res.version.unwrap_or(1),
+                    status: res.code.unwrap_or_default(),
+                    reason: res.reason.unwrap_or_default().to_owned(),
+                    headers: collect_headers(res.headers),
+                    head_len,
+                }))
+            }
+            Ok(httparse::Status::Partial) => {
+                check_head_len(buf.len(), limits)?;
+                Ok(None)
+            }
+            Err(e) => Err(head_error(e, limits)),
+        }
+    })
+}
+
+/// Runs `parse` on `buf` with room for `max` header fields: on the stack up to
+/// [`MAX_HEADERS`], else on the heap, sized by what `buf` can hold (a field line takes at
+/// least 3 bytes), never by `max` alone.
+fn with_headers<'b, T>(
+    max: usize,
+    buf: &'b [u8],
+    parse: impl FnOnce(&mut [httparse::Header<'b>]) -> T,
+) -> T {
+    if max <= MAX_HEADERS {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        parse(&mut headers[..max])
+    } else {
+        let mut headers = vec![httparse::EMPTY_HEADER; max.min(buf.len() / 3 + 1)];
+        parse(&mut headers)
+    }
+}
+
+fn check_head_len(len: usize, limits: &Limits) -> Result<(), HttpError> {
+    if len > limits.max_head_bytes {
+        return Err(HttpError::Limit {
+            what: "head bytes",
+            limit: limits.max_head_bytes as u64,
+        });
+    }
+    Ok(())
+}
+
+fn head_error(e: httparse::Error, limits: &Limits) -> HttpError {
+    match e {
+        httparse::Error::TooManyHeaders => HttpError::Limit {
+            what: "header fields",
+            limit: limits.max_headers as u64,
+        },
+        e => HttpError::Head(e.to_string()),
     }
 }

@@ -19,9 +19,13 @@ mod proptests;
 
 pub use body::{request_body_length, response_body_length, BodyLength};
 pub use chunked::{decode_chunked, ChunkedScanner};
-pub use frame::{final_response_head, frame_request, frame_response, Frame, Framed};
+pub use frame::{
+    final_response_head, frame_request, frame_request_with, frame_response, frame_response_with,
+    Frame, Framed,
+};
 pub use head::{
-    parse_request_head, parse_response_head, Header, HttpError, RequestHead, ResponseHead,
+    parse_request_head, parse_request_head_with, parse_response_head, parse_response_head_with,
+    Header, HttpError, Limits, RequestHead, ResponseHead, MAX_HEADERS,
 };
 pub use route::route_key;
 

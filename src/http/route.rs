@@ -4,7 +4,8 @@
 /// `METHOD /normalised/path`, the key an exchange is compared under.
 ///
 /// The target is normalised so that requests served by the same handler share a key:
-/// - the query (`?…`) and fragment (`#…`) are dropped;
+/// - the query (`?…`), the fragment (`#…`) and path parameters (`;…` in a segment) are
+///   dropped: they carry tokens and session ids, and routes appear in every report;
 /// - an absolute-form target (`http://host:port/path?q`, any scheme) is reduced to its
 ///   path; an empty path becomes `/`;
 /// - every path segment that looks like an identifier becomes `:id`:
@@ -32,6 +33,9 @@ pub fn route_key(method: &str, target: &str) -> String {
         if i > 0 {
             key.push('/');
         }
+        // Path parameters (`;jsessionid=…`) are dropped like the query: they carry
+        // session ids, and the route is shown in every report.
+        let segment = segment.split(';').next().unwrap_or_default();
         key.push_str(if is_id(segment) { ":id" } else { segment });
     }
     key
@@ -86,6 +90,10 @@ mod tests {
         assert_eq!(route_key("GET", "/search?q=1&p=2"), "GET /search");
         assert_eq!(route_key("GET", "/page#top"), "GET /page");
         assert_eq!(route_key("GET", "/a?x=/1#f"), "GET /a");
+        assert_eq!(
+            route_key("GET", "/cart;jsessionid=AB12/items/7;v=1"),
+            "GET /cart/items/:id"
+        );
     }
 
     #[test]

@@ -101,6 +101,8 @@ pub struct ReadStats {
     pub late: u64,
     /// Malformed records skipped with `skip_bad`.
     pub skipped: u64,
+    /// Of those, records over `max_record_bytes`.
+    pub too_large: u64,
 }
 
 /// One framed record before pairing.
@@ -109,7 +111,22 @@ struct RawRecord {
     kind: RecordKind,
     id: String,
     ts_ns: u64,
+    latency_ns: u64,
     payload: Bytes,
+}
+
+/// One record as the file holds it, for tools that copy a recording record by record
+/// (`nprt redact`): file order, no pairing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub kind: RecordKind,
+    pub id: String,
+    pub ts_ns: u64,
+    /// The latency field; a negative one (older GoReplay) or a missing one reads as 0.
+    pub latency_ns: u64,
+    pub payload: Bytes,
+    /// Byte offset of the record in the (decompressed) stream.
+    pub offset: u64,
 }
 
 /// A request waiting for its response and for its turn.
@@ -246,6 +263,33 @@ impl GorReader {
         &self.stats
     }
 
+    /// The next record in file order, unpaired and unparsed beyond its header line; malformed
+    /// records are skipped and counted under `skip_bad`. Use either this or the iterator on
+    /// one reader, not both.
+    ///
+    /// # Errors
+    /// A malformed record, an I/O error, or a stream without any record.
+    pub fn next_raw(&mut self) -> Result<Option<Record>, RecordingError> {
+        match self.next_record()? {
+            Some(r) => {
+                self.good_records += 1;
+                Ok(Some(Record {
+                    kind: r.kind,
+                    id: r.id,
+                    ts_ns: r.ts_ns,
+                    latency_ns: r.latency_ns,
+                    payload: r.payload,
+                    offset: r.offset,
+                }))
+            }
+            None if self.good_records == 0 => Err(RecordingError::Empty {
+                file: self.name.clone(),
+                offset: self.stats.bytes,
+            }),
+            None => Ok(None),
+        }
+    }
+
     /// The next record framed by a separator, `None` at a clean end of data.
     fn next_record(&mut self) -> Result<Option<RawRecord>, RecordingError> {
         loop {
@@ -260,6 +304,7 @@ impl GorReader {
                 if self.resyncing {
                     self.resyncing = false;
                     self.stats.skipped += 1;
+                    self.stats.too_large += 1;
                     continue;
                 }
                 if to - from > self.opts.max_record_bytes {
@@ -319,6 +364,7 @@ impl GorReader {
         self.stats.bytes = self.base + self.start as u64;
         if was_resyncing {
             self.stats.skipped += 1;
+            self.stats.too_large += 1;
         } else if !blank {
             // Trailing whitespace is tolerated: editors and `echo >>` leave it behind.
             self.record_error(RecordingError::Truncated {
@@ -333,6 +379,9 @@ impl GorReader {
     fn record_error(&mut self, err: RecordingError) -> Result<(), RecordingError> {
         if self.opts.skip_bad && err.is_record_error() {
             self.stats.skipped += 1;
+            if matches!(err, RecordingError::TooLarge { .. }) {
+                self.stats.too_large += 1;
+            }
             Ok(())
         } else {
             Err(err)
@@ -597,7 +646,9 @@ fn parse_record(record: &[u8], offset: u64) -> Result<RawRecord, String> {
         None => (record, &[][..]),
     };
     let line = std::str::from_utf8(line).map_err(|_| "header line is not text".to_owned())?;
-    let shown = || line.chars().take(80).collect::<String>();
+    // Not a record header, maybe an HTTP line: shown without secrets.
+    let shown =
+        || crate::redact::Redactor::default().line(&line.chars().take(80).collect::<String>());
     let mut fields = [""; 4];
     let mut count = 0;
     for field in line.split(' ').take(5) {
@@ -626,17 +677,21 @@ fn parse_record(record: &[u8], offset: u64) -> Result<RawRecord, String> {
     let ts_ns = fields[2]
         .parse::<u64>()
         .map_err(|_| format!("timestamp {:?} is not a number", fields[2]))?;
+    let mut latency_ns = 0;
     if let Some(latency) = fields.get(3).filter(|_| count == 4) {
-        // Some GoReplay versions write -1 for "no latency"; the value is not used here.
-        latency
+        // Some GoReplay versions write -1 for "no latency".
+        latency_ns = latency
             .parse::<i64>()
-            .map_err(|_| format!("latency {latency:?} is not a number"))?;
+            .map_err(|_| format!("latency {latency:?} is not a number"))?
+            .max(0)
+            .unsigned_abs();
     }
     Ok(RawRecord {
         offset,
         kind,
         id: id.to_owned(),
         ts_ns,
+        latency_ns,
         payload: Bytes::copy_from_slice(payload),
     })
 }
@@ -946,7 +1001,7 @@ mod tests {
         };
         let (ex, stats) = read_all(f, "t.gor", skip);
         assert_eq!(ex.len(), 1);
-        assert_eq!(stats.skipped, 1);
+        assert_eq!((stats.skipped, stats.too_large), (1, 1));
     }
 
     #[test]
@@ -960,6 +1015,6 @@ mod tests {
         };
         let (ex, stats) = read_all(f, "t.gor", opts);
         assert_eq!(ex.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["b"]);
-        assert_eq!(stats.skipped, 1);
+        assert_eq!((stats.skipped, stats.too_large), (1, 1));
     }
 }

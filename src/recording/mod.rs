@@ -6,7 +6,7 @@ pub mod gor;
 pub mod summary;
 
 pub use error::RecordingError;
-pub use gor::{new_id, GorReader, GorWriter, ReadOptions, ReadStats, RecordKind};
+pub use gor::{new_id, GorReader, GorWriter, ReadOptions, ReadStats, Record, RecordKind};
 pub use summary::Summary;
 
 use crate::http::{RequestHead, ResponseHead};

@@ -187,6 +187,7 @@ fn add_stats(a: ReadStats, b: &ReadStats) -> ReadStats {
         duplicates: a.duplicates + b.duplicates,
         late: a.late + b.late,
         skipped: a.skipped + b.skipped,
+        too_large: a.too_large + b.too_large,
     }
 }
 
@@ -257,6 +258,7 @@ impl fmt::Display for Summary {
                 ("duplicate records", s.duplicates),
                 ("out-of-order beyond the window", s.late),
                 ("skipped bad records", s.skipped),
+                ("  of them over the record size limit", s.too_large),
             ];
             let notes: Vec<(&str, u64)> = notes.into_iter().filter(|(_, n)| *n > 0).collect();
             if !notes.is_empty() {

@@ -66,7 +66,11 @@ impl Target {
         let scheme = self.base.scheme_str().unwrap_or("http");
         format!("{scheme}://{authority}{prefix}{path_and_query}")
             .parse()
-            .map_err(|e| format!("request target `{recorded_target}`: {e}"))
+            .map_err(|e| {
+                // Observations and reports carry this: never with secret query values.
+                let shown = crate::redact::redact_target(recorded_target);
+                format!("request target `{shown}`: {e}")
+            })
     }
 }
 
@@ -117,15 +121,16 @@ impl Rewrite {
     /// # Errors
     /// A message naming what is wrong.
     pub fn parse_header(text: &str) -> Result<(String, String), String> {
+        // Messages name the header, never its value: it may be a credential.
         let (name, value) = text
             .split_once(':')
-            .ok_or_else(|| format!("`{text}`: expected NAME:VALUE, e.g. 'X-Replay: 1'"))?;
+            .ok_or_else(|| "expected NAME:VALUE, e.g. 'X-Replay: 1'".to_owned())?;
         let name = name.trim();
         hyper::header::HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("`{text}`: `{name}` is not a header name"))?;
+            .map_err(|_| format!("`{name}` is not a header name"))?;
         let value = value.trim();
         hyper::header::HeaderValue::from_str(value)
-            .map_err(|_| format!("`{text}`: the value is not a valid header value"))?;
+            .map_err(|_| format!("`{name}`: the value is not a valid header value"))?;
         Ok((name.to_owned(), value.to_owned()))
     }
 

@@ -1,0 +1,7 @@
+//! Fuzz target `gor_reader`: see `fuzz/harness.rs`.
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::gor_reader(data));
