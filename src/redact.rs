@@ -194,8 +194,8 @@ pub fn is_secret_param(name: &str) -> bool {
 }
 
 /// A request target (origin or absolute form) with the values of secret query parameters
-/// replaced by [`MARKER`], and any user information of an absolute URL (`user:pass@`)
-/// dropped. Borrowed when nothing changed.
+/// replaced by [`MARKER`], and the password (or a bare token) in the user information of an
+/// absolute URL hidden. Borrowed when nothing changed.
 pub fn redact_target(target: &str) -> Cow<'_, str> {
     let (before_fragment, fragment) = match target.split_once('#') {
         Some((t, f)) => (t, Some(f)),
@@ -274,16 +274,26 @@ fn redact_query(query: &str) -> Cow<'_, str> {
     }
 }
 
-/// `scheme://user:pass@host/p` → `scheme://host/p`; anything else unchanged.
+/// `scheme://user:pass@host/p` → `scheme://user:***@host/p` (the user is kept, it helps to
+/// tell which credentials were used; a user without a password may itself be a token, so
+/// `scheme://token@host` → `scheme://***@host`); anything else unchanged.
 fn strip_userinfo(path: &str) -> Cow<'_, str> {
+    const HIDDEN: &str = "***";
     let Some((scheme, rest)) = path.split_once("://") else {
         return Cow::Borrowed(path);
     };
     let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => Cow::Owned(format!("{scheme}://{}", &rest[at + 1..])),
-        None => Cow::Borrowed(path),
-    }
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return Cow::Borrowed(path);
+    };
+    let (userinfo, host) = (&rest[..at], &rest[at + 1..]);
+    let kept = match userinfo.split_once(':') {
+        Some((_, HIDDEN)) => return Cow::Borrowed(path),
+        Some((user, _)) => format!("{user}:{HIDDEN}"),
+        None if userinfo == HIDDEN => return Cow::Borrowed(path),
+        None => HIDDEN.to_owned(),
+    };
+    Cow::Owned(format!("{scheme}://{kept}@{host}"))
 }
 
 fn percent_decode(s: &str) -> String {
@@ -363,8 +373,16 @@ mod tests {
         assert_eq!(redact_target("/p?%74oken=1&a=2"), "/p?%74oken=REDACTED&a=2");
         assert_eq!(
             redact_target("http://u:pw@host:80/p?secret=x"),
-            "http://host:80/p?secret=REDACTED"
+            "http://u:***@host:80/p?secret=REDACTED"
         );
+        assert_eq!(
+            redact_target("https://ghp_tok@github.com/o/r"),
+            "https://***@github.com/o/r"
+        );
+        assert!(matches!(
+            redact_target("http://u:***@h/p"),
+            Cow::Borrowed(_)
+        ));
         assert!(matches!(redact_target("/p?q=1&flag"), Cow::Borrowed(_)));
         assert_eq!(
             redact_text("request target `/x?token=abc|d`: invalid uri character"),

@@ -410,7 +410,12 @@ fn nprt_container_arguments_are_accepted_by_the_binary() {
                     .args([args[0], "--help"])
                     .output()
                     .unwrap();
-                assert!(out.status.success(), "{}: unknown subcommand {}", path.display(), args[0]);
+                assert!(
+                    out.status.success(),
+                    "{}: unknown subcommand {}",
+                    path.display(),
+                    args[0]
+                );
                 checked += 1;
                 continue;
             }
