@@ -5,9 +5,6 @@
 //!
 //! Besides "no panic, no hang, bounded memory", each checks what the reader promises.
 //!
-//! Still to add: scenario files (`nprt run SCENARIO.toml`), once their parser lands — a
-//! function here, a two-line file in `fuzz_targets/`, a `[[bin]]` in `fuzz/Cargo.toml`, and
-//! its name in `fuzz/run.sh` and `tests/hardening_fuzz.rs`.
 #![allow(dead_code)]
 
 use nprt::capture::{pcap, Capture, Limits};
@@ -230,6 +227,30 @@ pub fn judge_file(data: &[u8]) {
                 e.line <= text.lines().count() + 1,
                 "line {} past the end",
                 e.line
+            );
+        }
+    }
+}
+
+/// Scenario files (`nprt run SCENARIO.toml`): the first line is a `--set KEY=VALUE` override
+/// (or empty), the rest the file. Errors name the file and, when in the file, a line inside it.
+pub fn scenario_file(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (set, body) = text.split_once('\n').unwrap_or(("", text));
+    let overrides: Vec<_> = nprt::scenario::set::Override::parse(set)
+        .ok()
+        .into_iter()
+        .collect();
+    let file = std::path::Path::new("fuzz.toml");
+    if let Err(e) = nprt::scenario::file::parse(body, file, &overrides) {
+        let message = e.to_string();
+        assert!(message.starts_with("fuzz.toml"), "{message}");
+        if let Some((line, _)) = e.position {
+            assert!(
+                line >= 1 && line <= body.lines().count() + 1,
+                "line {line} past the end"
             );
         }
     }

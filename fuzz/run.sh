@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs one fuzz target: fuzz/run.sh TARGET SECONDS [extra libFuzzer flags]
 #
-# Targets: http_framing gor_reader pcap_capture manifest_rewrite judge_file
+# Targets: http_framing gor_reader pcap_capture manifest_rewrite judge_file scenario_file
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). Works on the stable toolchain: cargo-fuzz
 # passes nightly-only flags to rustc, which RUSTC_BOOTSTRAP=1 allows.
 # The corpus grows in fuzz/corpus/TARGET (not committed), seeded from the test fixtures;
@@ -17,11 +17,13 @@ corpus=$here/corpus/$target
 mkdir -p "$corpus"
 
 # Seeds from the repository's fixtures. Targets that read a control byte first get each
-# fixture behind a zero byte.
-seed() { # seed FILE [prefix]
+# fixture behind a zero byte; scenario files behind an empty --set line.
+seed() { # seed FILE [prefix|newline]
     name=$(basename "$1")
     if [ "${2:-}" = prefix ]; then
         { printf '\000'; cat "$1"; } > "$corpus/seed-$name"
+    elif [ "${2:-}" = newline ]; then
+        { printf '\n'; cat "$1"; } > "$corpus/seed-$name"
     else
         cp "$1" "$corpus/seed-$name"
     fi
@@ -37,6 +39,7 @@ case $target in
     pcap_capture) for f in "$root"/tests/fixtures/capture/*.pcap*; do seed "$f"; done ;;
     manifest_rewrite) for f in "$root"/kubernetes/example-app/*; do seed "$f" prefix; done ;;
     judge_file) for f in "$here"/seeds/judge_file/*; do seed "$f"; done ;;
+    scenario_file) for f in "$root"/scenarios/*.toml; do seed "$f" newline; done ;;
     *) echo "unknown target $target" >&2; exit 2 ;;
 esac
 # Earlier findings, kept as regression tests, seed the corpus too.

@@ -21,6 +21,7 @@ fn harness_for(target: &str) -> fn(&[u8]) {
         "pcap_capture" => harness::pcap_capture,
         "manifest_rewrite" => harness::manifest_rewrite,
         "judge_file" => harness::judge_file,
+        "scenario_file" => harness::scenario_file,
         other => panic!("no fuzz target {other}"),
     }
 }
@@ -73,6 +74,13 @@ fn seed_corpora_run_clean() {
             }
             input.extend(std::fs::read(&path).unwrap());
             replay(target, input, &path.display().to_string());
+        }
+    }
+    for path in files(&root().join("scenarios")) {
+        if path.extension().is_some_and(|e| e == "toml") {
+            let mut input = b"\n".to_vec();
+            input.extend(std::fs::read(&path).unwrap());
+            replay("scenario_file", input, &path.display().to_string());
         }
     }
     for path in files(&root().join("tests/fixtures/capture")) {

@@ -486,7 +486,7 @@ fn read_judge_file(path: &Path, base: CompareOptions) -> Result<CompareOptions, 
             path.display()
         ))
     })?;
-    crate::compare::judge_file::parse(&text, base).map_err(|e| {
+    let options = crate::compare::judge_file::parse(&text, base).map_err(|e| {
         Failure::bad_input(anyhow::anyhow!(
             "{}:{}:{}: {}",
             path.display(),
@@ -494,7 +494,11 @@ fn read_judge_file(path: &Path, base: CompareOptions) -> Result<CompareOptions, 
             e.column,
             e.message
         ))
-    })
+    })?;
+    options
+        .validate()
+        .map_err(|e| Failure::bad_input(anyhow::anyhow!("{}: {e}", path.display())))?;
+    Ok(options)
 }
 
 fn compare(args: &CompareArgs) -> Outcome {

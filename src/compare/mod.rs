@@ -229,6 +229,17 @@ impl Options {
         if self.max_routes == 0 {
             return Err(OptionsError::NoRoutes);
         }
+        // Memory and time grow with these: a judge file must not ask for the impossible.
+        for (name, value, max) in [
+            ("max_routes", self.max_routes, 100_000),
+            ("reservoir", self.reservoir, 1_000_000),
+            ("bootstrap_resamples", self.bootstrap_resamples, 100_000),
+            ("max_pending", self.max_pending, 10_000_000),
+        ] {
+            if value > max {
+                return Err(OptionsError::TooLarge { name, value, max });
+            }
+        }
         for r in &self.routes {
             for (name, value) in [
                 ("route error rate margin", r.error_rate_margin),
@@ -281,6 +292,12 @@ pub enum OptionsError {
     Alpha(f64),
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    #[error("{name} is {value}, more than the most allowed ({max})")]
+    TooLarge {
+        name: &'static str,
+        value: usize,
+        max: usize,
+    },
     #[error("the noise target {0:?} must be a third target, neither baseline nor candidate")]
     Noise(String),
 }

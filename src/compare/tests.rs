@@ -355,6 +355,21 @@ fn options_are_validated() {
         ..Options::new("a", "b")
     };
     assert_eq!(none.validate(), Err(OptionsError::NoRoutes));
+    // Found by fuzzing the judge file: a reservoir of 10^18 was accepted.
+    let huge = Options {
+        reservoir: 1_000_000_000_000_000_000,
+        ..Options::new("a", "b")
+    };
+    assert!(matches!(
+        huge.validate(),
+        Err(OptionsError::TooLarge {
+            name: "reservoir",
+            ..
+        })
+    ));
+    let text = "bootstrap_resamples = 1000000000000\n";
+    let parsed = crate::compare::judge_file::parse(text, Options::new("a", "b")).unwrap();
+    assert!(Comparison::new(parsed).is_err(), "the judge refuses it");
 }
 
 #[test]
