@@ -13,7 +13,7 @@ use std::path::Path;
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/goreplay/recorded-8002-keepalive_0.gor"
+    "/tests/fixtures/goreplay/recorded-8002-keepalive_0.gor"
 );
 
 fn read_path(path: &Path, opts: ReadOptions) -> Result<(Vec<Exchange>, ReadStats), RecordingError> {

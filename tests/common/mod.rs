@@ -25,10 +25,10 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// The real GoReplay recording shipped in `shared/fixtures`.
+/// The real GoReplay recording (a copy of the workplace's `shared/fixtures`, so a clone runs alone).
 pub fn goreplay_fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/goreplay/recorded-8002-keepalive_0.gor")
+        .join("tests/fixtures/goreplay/recorded-8002-keepalive_0.gor")
 }
 
 /// The bundled demo recording.
