@@ -432,30 +432,12 @@ async fn failed_authentication_is_limited_and_logged_and_bodies_are_bounded() {
     }
 }
 
-/// Writes ca.pem, cert.pem and key.pem for 127.0.0.1 into `dir`.
-fn make_certificates(dir: &Path) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), leaf_key.serialize_pem()).unwrap();
-}
-
 #[test]
 fn serve_over_tls_with_a_private_ca() {
     let fake = Fake::start(Controller::Healthy);
     let dir = tempfile::tempdir().unwrap();
     let (config, _) = setup(dir.path());
-    make_certificates(dir.path());
+    common::make_certificates(dir.path());
     let served = serve(
         &fake,
         dir.path(),
