@@ -206,9 +206,9 @@ impl ApiClient {
         let mut url = format!("{}{path}", self.base);
         for (i, (key, value)) in query.iter().enumerate() {
             url.push(if i == 0 { '?' } else { '&' });
-            url.push_str(&encode(key));
+            url.push_str(&super::registry::encode(key));
             url.push('=');
-            url.push_str(&encode(value));
+            url.push_str(&super::registry::encode(value));
         }
         let mut authorization =
             hyper::header::HeaderValue::try_from(format!("Bearer {}", self.token))
@@ -302,18 +302,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,6 +344,6 @@ mod tests {
         .contains("***"));
         assert!(is_loopback_host("[::1]") && is_loopback_host("127.0.0.2"));
         assert!(!is_loopback_host("deploy.example"));
-        assert_eq!(encode("a b/c"), "a%20b%2Fc");
+        assert_eq!(super::super::registry::encode("a b/c"), "a%20b%2Fc");
     }
 }
