@@ -156,15 +156,12 @@ async fn handle(
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     proxy.metrics.request();
-    let id = proxy.next_id.fetch_add(1, Ordering::Relaxed).to_string();
     let (mut parts, body) = req.into_parts();
     let path_and_query = parts
         .uri
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
-    let method = parts.method.as_str().to_owned();
-    let route = crate::http::route_key(&method, &path_and_query);
     let host = parts
         .headers
         .get(hyper::header::HOST)
@@ -180,55 +177,67 @@ async fn handle(
         Err(Skip::Stopped)
     } else {
         proxy.policy.decide(
-            &method,
+            parts.method.as_str(),
             &parts.headers,
             body.size_hint().exact(),
             fastrand::f64(),
         )
     };
-    let ticket = match decision {
-        Ok(()) => Some(Arc::new(Ticket {
-            judge: proxy.judge.clone(),
-            state: Mutex::new(State::Undecided(None)),
-        })),
+    // Only a mirrored request gets an id, a route key and a copy of its head.
+    let mirror = match decision {
+        Ok(()) => {
+            let method = parts.method.as_str().to_owned();
+            let stamp = Stamp {
+                target: proxy.primary_name.clone(),
+                id: proxy.next_id.fetch_add(1, Ordering::Relaxed).to_string(),
+                route: crate::http::route_key(&method, &path_and_query),
+                method,
+                started,
+            };
+            let ticket = Arc::new(Ticket {
+                judge: proxy.judge.clone(),
+                state: Mutex::new(State::Undecided(None)),
+            });
+            Some((ticket, stamp))
+        }
         Err(reason) => {
             proxy.metrics.skipped(reason);
             None
         }
     };
-    let job = |body: Bytes| MirrorJob {
-        id: id.clone(),
-        route: route.clone(),
-        method: parts.method.clone(),
-        path_and_query: path_and_query.clone(),
-        headers: parts.headers.clone(),
-        body,
-    };
-    let body: ProxyBody = match &ticket {
-        Some(ticket) if body.is_end_stream() => {
-            ticket.decide(proxy.sender.offer(job(Bytes::new())));
-            body.boxed_unsync()
-        }
-        Some(ticket) => {
-            let (job, sender, ticket, metrics) = (
-                job(Bytes::new()),
-                proxy.sender.clone(),
-                Arc::clone(ticket),
-                Arc::clone(&proxy.metrics),
-            );
-            TeeBody {
-                inner: body,
-                copy: Some(BytesMut::new()),
-                limit: usize::try_from(proxy.policy.max_body).unwrap_or(usize::MAX),
-                end: Some(Box::new(move |copy: Result<Bytes, Skip>| match copy {
-                    Ok(body) => ticket.decide(sender.offer(MirrorJob { body, ..job })),
-                    Err(reason) => {
-                        metrics.skipped(reason);
-                        ticket.decide(false);
-                    }
-                })),
+    let body: ProxyBody = match &mirror {
+        Some((ticket, stamp)) => {
+            let job = MirrorJob {
+                id: stamp.id.clone(),
+                route: stamp.route.clone(),
+                method: parts.method.clone(),
+                path_and_query: path_and_query.clone(),
+                headers: parts.headers.clone(),
+                body: Bytes::new(),
+            };
+            if body.is_end_stream() {
+                ticket.decide(proxy.sender.offer(job));
+                body.boxed_unsync()
+            } else {
+                let (sender, ticket, metrics) = (
+                    proxy.sender.clone(),
+                    Arc::clone(ticket),
+                    Arc::clone(&proxy.metrics),
+                );
+                TeeBody {
+                    inner: body,
+                    copy: Some(BytesMut::new()),
+                    limit: usize::try_from(proxy.policy.max_body).unwrap_or(usize::MAX),
+                    end: Some(Box::new(move |copy: Result<Bytes, Skip>| match copy {
+                        Ok(body) => ticket.decide(sender.offer(MirrorJob { body, ..job })),
+                        Err(reason) => {
+                            metrics.skipped(reason);
+                            ticket.decide(false);
+                        }
+                    })),
+                }
+                .boxed_unsync()
             }
-            .boxed_unsync()
         }
         None => body.boxed_unsync(),
     };
@@ -238,20 +247,13 @@ async fn handle(
     };
     parts.uri = uri;
     parts.version = hyper::Version::HTTP_11;
-    let stamp = Stamp {
-        target: proxy.primary_name.clone(),
-        id,
-        route,
-        method,
-        started,
-    };
     match proxy.client.request(Request::from_parts(parts, body)).await {
         Ok(response) => {
             let status = response.status().as_u16();
             let (mut head, body) = response.into_parts();
             strip_hop_by_hop(&mut head.headers);
-            let body = match ticket {
-                Some(ticket) => TimedBody {
+            let body = match mirror {
+                Some((ticket, stamp)) => TimedBody {
                     inner: body,
                     bytes: 0,
                     done: Some(Box::new(move |bytes| {
@@ -266,7 +268,7 @@ async fn handle(
         Err(e) => {
             let message = super::describe_error(&e);
             tracing::warn!(error = %message, "the primary did not answer");
-            if let Some(ticket) = ticket {
+            if let Some((ticket, stamp)) = mirror {
                 ticket.primary(stamp.observe(None, 0, Some(message)));
             }
             plain(
