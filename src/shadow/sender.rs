@@ -111,10 +111,6 @@ async fn dispatch(
     let mut in_flight = JoinSet::new();
     while let Some(job) = rx.recv().await {
         while in_flight.try_join_next().is_some() {}
-        if stopped.load(Ordering::Relaxed) {
-            metrics.skipped(Skip::Stopped);
-            continue;
-        }
         // Waiting here lets the queue fill up; offers beyond it are dropped, not waited for.
         // A stop ends the wait (a hanging shadow would otherwise hold it for its timeout).
         while in_flight.len() >= limit && !stopped.load(Ordering::Relaxed) {
