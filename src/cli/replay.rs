@@ -111,6 +111,15 @@ pub(super) enum Methods {
     All,
 }
 
+impl From<Methods> for MethodPolicy {
+    fn from(m: Methods) -> Self {
+        match m {
+            Methods::Safe => MethodPolicy::Safe,
+            Methods::All => MethodPolicy::All,
+        }
+    }
+}
+
 /// A replay source that yields `first` and then reopens `path` for each further pass.
 pub(super) fn recording_source(first: GorReader, path: PathBuf, skip_bad: bool) -> Source {
     let mut first = Some(first);
@@ -171,10 +180,7 @@ pub(super) async fn replay(args: ReplayArgs) -> Outcome {
             .collect::<Result<Vec<_>, _>>()
     };
     let filter = Filter {
-        methods: match args.methods {
-            Methods::Safe => MethodPolicy::Safe,
-            Methods::All => MethodPolicy::All,
-        },
+        methods: args.methods.into(),
         allow_methods: args
             .allow_method
             .iter()

@@ -301,12 +301,3 @@ fn finish(outcome: &shadow::RunOutcome) -> Outcome {
     );
     Ok(outcome.judge.verdict.exit())
 }
-
-impl From<Methods> for MethodPolicy {
-    fn from(m: Methods) -> Self {
-        match m {
-            Methods::Safe => MethodPolicy::Safe,
-            Methods::All => MethodPolicy::All,
-        }
-    }
-}
