@@ -36,6 +36,9 @@ pub async fn run_mirror(
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<MirrorOutcome> {
+    // An interface that cannot be opened (no such device, no CAP_NET_RAW) is said before the
+    // judge starts, so no empty verdict is printed before the error.
+    drop(crate::capture::live::PacketSocket::open(&live.interface)?);
     let (running, policy) = Running::start(mirroring, Arc::clone(&metrics))?;
     let stop = Arc::new(AtomicBool::new(false));
     let feed = Feed {
