@@ -59,24 +59,36 @@ pub fn response_body_length(
     head: &ResponseHead,
     request_method: &str,
 ) -> Result<BodyLength, HttpError> {
-    let status = head.status;
+    response_length(head.status, head.version, request_method, |name| {
+        head.header_values(name)
+    })
+}
+
+/// [`response_body_length`] of a head whose fields `values(name)` gives, wherever they are.
+pub(super) fn response_length<'a, I>(
+    status: u16,
+    version: u8,
+    request_method: &str,
+    values: impl Fn(&'static str) -> I,
+) -> Result<BodyLength, HttpError>
+where
+    I: Iterator<Item = &'a [u8]>,
+{
     if status == 101 || (request_method == "CONNECT" && (200..300).contains(&status)) {
         return Ok(BodyLength::Tunnel);
     }
     if request_method == "HEAD" || (100..200).contains(&status) || status == 204 || status == 304 {
         return Ok(BodyLength::Empty);
     }
-    match transfer_coding(head.header_values("transfer-encoding"), head.version)? {
+    match transfer_coding(values("transfer-encoding"), version)? {
         Coding::Absent => {}
         Coding::ChunkedFinal => return Ok(BodyLength::Chunked),
         Coding::Other => return Ok(BodyLength::CloseDelimited),
     }
-    Ok(
-        match content_length(head.header_values("content-length"))? {
-            Some(n) => BodyLength::Fixed(n),
-            None => BodyLength::CloseDelimited,
-        },
-    )
+    Ok(match content_length(values("content-length"))? {
+        Some(n) => BodyLength::Fixed(n),
+        None => BodyLength::CloseDelimited,
+    })
 }
 
 enum Coding {

@@ -199,19 +199,56 @@ pub fn parse_response_head_with(
     buf: &[u8],
     limits: &Limits,
 ) -> Result<Option<ResponseHead>, HttpError> {
+    with_response_head(buf, limits, |head| {
+        Ok(ResponseHead {
+            version: head.version,
+            status: head.status,
+            reason: head.reason.to_owned(),
+            headers: collect_headers(head.headers),
+            head_len: head.head_len,
+        })
+    })
+}
+
+/// A response head parsed in place, its fields borrowed from the buffer.
+pub(super) struct RawResponseHead<'h, 'b> {
+    pub version: u8,
+    pub status: u16,
+    pub reason: &'b str,
+    pub headers: &'h [httparse::Header<'b>],
+    pub head_len: usize,
+}
+
+impl<'b> RawResponseHead<'_, 'b> {
+    /// Every value of the field `name`, in wire order.
+    pub fn values<'n>(&self, name: &'n str) -> impl Iterator<Item = &'b [u8]> + use<'_, 'b, 'n> {
+        self.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+}
+
+/// Parses a response head at the start of `buf` within `limits` and hands it to `take`
+/// without copying it; `Ok(None)` when the head is not complete yet.
+pub(super) fn with_response_head<T>(
+    buf: &[u8],
+    limits: &Limits,
+    take: impl FnOnce(&RawResponseHead<'_, '_>) -> Result<T, HttpError>,
+) -> Result<Option<T>, HttpError> {
     with_headers(limits.max_headers, buf, |headers| {
         let mut res = httparse::Response::new(headers);
-        let parsed = res.parse(buf);
-        match parsed {
+        match res.parse(buf) {
             Ok(httparse::Status::Complete(head_len)) => {
                 check_head_len(head_len, limits)?;
-                Ok(Some(ResponseHead {
+                take(&RawResponseHead {
                     version: res.version.unwrap_or(1),
                     status: res.code.unwrap_or_default(),
-                    reason: res.reason.unwrap_or_default().to_owned(),
-                    headers: collect_headers(res.headers),
+                    reason: res.reason.unwrap_or_default(),
+                    headers: res.headers,
                     head_len,
-                }))
+                })
+                .map(Some)
             }
             Ok(httparse::Status::Partial) => {
                 check_head_len(buf.len(), limits)?;

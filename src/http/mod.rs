@@ -12,6 +12,7 @@ mod body;
 mod chunked;
 mod frame;
 mod head;
+mod response;
 mod route;
 
 #[cfg(test)]
@@ -27,6 +28,7 @@ pub use head::{
     parse_request_head, parse_request_head_with, parse_response_head, parse_response_head_with,
     Header, HttpError, Limits, RequestHead, ResponseHead, MAX_HEADERS,
 };
+pub use response::{Response, ResponseReader};
 pub use route::route_key;
 
 /// Header fields that describe one connection hop, not the message (RFC 9110 §7.6.1): never

@@ -10,6 +10,7 @@ use super::conn::{Conn, Endpoint, Job};
 use super::sink::Sink;
 use super::{Admission, Admit, Batch, ReplayError, ScheduleStats};
 use crate::recording::Exchange;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use tokio::sync::{mpsc, Mutex};
 use tokio::time::Instant;
 
 /// Runs `concurrency` lanes until the exchanges run out or [`Admission`] stops them; returns
-/// when every lane has put its last observation into `sink`.
+/// when every lane has put its last observation into `sink`, with what the lanes counted.
 ///
 /// The lanes run on one thread per core, each with a single-threaded runtime, as a load
 /// generator's event loops do: a lane's task, its sockets and its timers stay on one thread,
@@ -38,7 +39,7 @@ pub(super) async fn run(
     for thread in 0..threads {
         // Lanes thread, thread + threads, … : `concurrency` in all.
         let lanes = (concurrency - thread).div_ceil(threads);
-        let (feed, sink, endpoints) = (Arc::clone(&feed), Arc::clone(sink), endpoints.to_vec());
+        let (share, sink, endpoints) = (feed.share(), Arc::clone(sink), endpoints.to_vec());
         let (done, finish) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name("nprt-lanes".into())
@@ -47,7 +48,7 @@ pub(super) async fn run(
                     .enable_all()
                     .build()
                 {
-                    Ok(runtime) => runtime.block_on(run_lanes(lanes, feed, &endpoints, sink)),
+                    Ok(runtime) => runtime.block_on(run_lanes(lanes, share, &endpoints, sink)),
                     Err(e) => Err(format!("cannot start a runtime for the lanes: {e}")),
                 };
                 let _ = done.send(result);
@@ -55,34 +56,38 @@ pub(super) async fn run(
             .map_err(|e| ReplayError::Task(format!("cannot start a lane thread: {e}")))?;
         finished.push(finish);
     }
+    let mut stats = ScheduleStats::default();
     for finish in finished {
-        finish
+        let share_stats = finish
             .await
             .map_err(|_| ReplayError::Task("a lane thread died".into()))?
             .map_err(ReplayError::Task)?;
+        stats.merge(share_stats);
     }
-    Ok(feed.stats().await)
+    Ok(stats)
 }
 
+/// Runs `lanes` lanes on the calling thread; returns what their share of the feed counted.
 async fn run_lanes(
     lanes: usize,
-    feed: Arc<Feed>,
+    share: Share,
     endpoints: &[Arc<Endpoint>],
     sink: Arc<Sink>,
-) -> Result<(), String> {
+) -> Result<ScheduleStats, String> {
+    let share = Arc::new(share);
     let mut running = tokio::task::JoinSet::new();
     for _ in 0..lanes {
         let conns = endpoints.iter().map(|e| Conn::new(Arc::clone(e))).collect();
-        running.spawn(lane(Arc::clone(&feed), conns, Arc::clone(&sink)));
+        running.spawn(lane(Arc::clone(&share), conns, Arc::clone(&sink)));
     }
     while let Some(done) = running.join_next().await {
         done.map_err(|e| format!("lane failed: {e}"))?;
     }
-    Ok(())
+    Ok(share.stats())
 }
 
-async fn lane(feed: Arc<Feed>, mut conns: Vec<Conn>, sink: Arc<Sink>) {
-    while let Some((exchange, due)) = feed.next().await {
+async fn lane(share: Arc<Share>, mut conns: Vec<Conn>, sink: Arc<Sink>) {
+    while let Some((exchange, due)) = share.next().await {
         let job = Job::new(exchange, due);
         if let [conn] = conns.as_mut_slice() {
             let observation = conn.exchange(&job).await;
@@ -121,58 +126,109 @@ async fn join_all<F: Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
     outputs.into_iter().flatten().collect()
 }
 
-/// The exchanges of the closed model, handed out one at a time to whichever lane asks.
+/// The exchanges of the closed model, as they come from the reader in batches.
+///
+/// Every lane thread takes a [`Share`] of it: the lanes of one thread take exchanges from
+/// their share with no other thread involved, and only when it runs dry does one of them
+/// fetch the reader's next batch. One hand-over between threads per batch, not per request.
 pub(super) struct Feed {
-    state: Mutex<FeedState>,
-}
-
-struct FeedState {
-    batches: mpsc::Receiver<Batch>,
-    current: std::vec::IntoIter<(u32, Exchange)>,
+    batches: Mutex<mpsc::Receiver<Batch>>,
     admission: Admission,
-    stopped: bool,
 }
 
 impl Feed {
     pub(super) fn new(batches: mpsc::Receiver<Batch>, admission: Admission) -> Self {
         Feed {
-            state: Mutex::new(FeedState {
-                batches,
-                current: Vec::new().into_iter(),
-                admission,
+            batches: Mutex::new(batches),
+            admission,
+        }
+    }
+
+    /// A share for the lanes of one thread, admitting with its own fork of the admission.
+    pub(super) fn share(self: &Arc<Self>) -> Share {
+        Share {
+            feed: Arc::clone(self),
+            local: std::sync::Mutex::new(Local {
+                exchanges: VecDeque::new(),
+                admission: self.admission.fork(),
                 stopped: false,
+                exhausted: false,
             }),
         }
     }
 
-    /// The next exchange to send and the moment its lane took it; `None` when sending is over.
-    pub(super) async fn next(&self) -> Option<(Arc<Exchange>, Instant)> {
-        let mut state = self.state.lock().await;
-        while !state.stopped {
-            let Some((_pass, exchange)) = state.current.next() else {
-                match state.batches.recv().await {
-                    Some(batch) => state.current = batch.into_iter(),
-                    None => state.stopped = true,
-                }
-                continue;
-            };
-            match state.admission.admit(&exchange) {
-                Admit::Send => {
-                    // No schedule to fall behind: the exchange is due when a lane is free.
-                    state.admission.stats.sent += 1;
-                    state.admission.stats.lag_us.record(0);
-                    return Some((Arc::new(exchange), Instant::now()));
-                }
-                Admit::Skip => {}
-                Admit::Stop => state.stopped = true,
-            }
-        }
-        // Tells the reader to stop reading.
-        state.batches.close();
-        None
+    /// Tells the reader to stop reading.
+    async fn close(&self) {
+        self.batches.lock().await.close();
+    }
+}
+
+/// One lane thread's part of the [`Feed`].
+pub(super) struct Share {
+    feed: Arc<Feed>,
+    /// Only the lanes of one thread lock it, and never across an `.await`.
+    local: std::sync::Mutex<Local>,
+}
+
+struct Local {
+    exchanges: VecDeque<(u32, Exchange)>,
+    admission: Admission,
+    /// The admission said stop: no more exchanges are sent, queued or not.
+    stopped: bool,
+    /// The reader has nothing more: the queued exchanges are the last.
+    exhausted: bool,
+}
+
+impl Share {
+    fn local(&self) -> std::sync::MutexGuard<'_, Local> {
+        self.local
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(super) async fn stats(&self) -> ScheduleStats {
-        std::mem::take(&mut self.state.lock().await.admission.stats)
+    /// The next exchange to send and the moment its lane took it; `None` when sending is over.
+    pub(super) async fn next(&self) -> Option<(Arc<Exchange>, Instant)> {
+        loop {
+            let (stopped, exhausted) = {
+                let mut local = self.local();
+                while !local.stopped {
+                    let Some((_pass, exchange)) = local.exchanges.pop_front() else {
+                        break;
+                    };
+                    match local.admission.admit(&exchange) {
+                        Admit::Send => {
+                            // No schedule to fall behind: the exchange is due when a lane
+                            // is free.
+                            local.admission.stats.sent += 1;
+                            local.admission.stats.lag_us.record(0);
+                            return Some((Arc::new(exchange), Instant::now()));
+                        }
+                        Admit::Skip => {}
+                        Admit::Stop => local.stopped = true,
+                    }
+                }
+                (local.stopped, local.exhausted)
+            };
+            if stopped {
+                self.feed.close().await;
+                return None;
+            }
+            if exhausted {
+                return None;
+            }
+            // Dry: this lane fetches the next batch for every lane of its thread (another
+            // lane of the thread may be doing the same: both batches are queued).
+            let batch = self.feed.batches.lock().await.recv().await;
+            let mut local = self.local();
+            match batch {
+                Some(batch) => local.exchanges.extend(batch),
+                None => local.exhausted = true,
+            }
+        }
+    }
+
+    /// What this share's admission counted.
+    pub(super) fn stats(&self) -> ScheduleStats {
+        std::mem::take(&mut self.local().admission.stats)
     }
 }

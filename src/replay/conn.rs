@@ -5,21 +5,23 @@
 //! connection (see [`drive`]), so a request and its response cost no wake-up between tasks;
 //! the connection is kept alive between requests and replaced when it closes or fails.
 
+use super::target::write_request;
 use super::{build_request, Rewrite, Target};
+use crate::http::{Limits, Response, ResponseReader};
 use crate::observation::Observation;
 use crate::recording::Exchange;
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::{http1, http2};
-use hyper::header::{HeaderValue, HOST};
-use hyper::{Request, Uri};
+use hyper::client::conn::http2;
+use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls_pki_types::ServerName;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -37,7 +39,7 @@ pub(crate) struct Endpoint {
     host: String,
     port: u16,
     /// The Host header of HTTP/1.1 requests that do not keep the recorded one.
-    host_header: HeaderValue,
+    host_header: String,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
     /// HTTP/2 with prior knowledge (on https: offered alone in ALPN).
     h2: bool,
@@ -64,8 +66,12 @@ impl Endpoint {
             Some(p) if p != default_port => format!("{authority_host}:{p}"),
             _ => authority_host.to_owned(),
         };
-        let host_header = HeaderValue::from_str(&host_header)
-            .map_err(|_| format!("target {}: `{host_header}` is not a Host", target.name))?;
+        if hyper::header::HeaderValue::from_str(&host_header).is_err() {
+            return Err(format!(
+                "target {}: `{host_header}` is not a Host",
+                target.name
+            ));
+        }
         let tls = if https {
             let mut config = tls.clone();
             // What the HTTPS connector of a pooled client offers: h2 when the server picks it.
@@ -143,38 +149,115 @@ impl Job {
     }
 }
 
-enum Sender {
-    H1(http1::SendRequest<Body>),
-    H2(http2::SendRequest<Body>),
+/// A byte stream to a target: TCP, or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Room kept free in a connection's read buffer before each read.
+const READ_ROOM: usize = 16 * 1024;
+
+/// An HTTP/1.1 connection spoken by nprt itself: it writes the request bytes built by
+/// [`write_request`] and reads the answer with [`ResponseReader`], counting the body instead
+/// of keeping it. hyper's client would build a header map, a URI and a body stream for
+/// every request and parse every response into a header map, none of which a replay needs;
+/// at full rate that was most of the client's CPU time per request.
+struct Wire {
+    io: Box<dyn Io>,
+    /// What the reader left unread: the start of a head.
+    buf: BytesMut,
 }
 
-struct Live {
-    sender: Sender,
-    /// `None` once the connection has ended.
-    driver: Option<Driver>,
+/// Why a round trip on a [`Wire`] failed.
+enum WireError {
+    /// Not a byte of response came back: on a kept-alive connection, the server may have
+    /// closed it just before the request was sent, without having seen it.
+    Unanswered(String),
+    Failed(String),
+}
+
+impl Wire {
+    /// Whether the server has closed the idle connection (or sent something unasked): read
+    /// readiness the reactor already knows of, with no system call when there is none.
+    async fn closed_while_idle(&mut self) -> bool {
+        let mut probe = [0u8; 1];
+        std::future::poll_fn(|cx| {
+            let mut read = ReadBuf::new(&mut probe);
+            Poll::Ready(!matches!(
+                Pin::new(&mut self.io).poll_read(cx, &mut read),
+                Poll::Pending
+            ))
+        })
+        .await
+    }
+
+    async fn round_trip(&mut self, method: &str, request: &[u8]) -> Result<Response, WireError> {
+        self.io
+            .write_all(request)
+            .await
+            .map_err(|e| WireError::Unanswered(describe("request", &e)))?;
+        let mut reader = ResponseReader::new(method, Limits::default());
+        loop {
+            if self.buf.capacity() - self.buf.len() < READ_ROOM / 4 {
+                self.buf.reserve(READ_ROOM);
+            }
+            let read = match self.io.read_buf(&mut self.buf).await {
+                Ok(n) => n,
+                Err(e) if reader.is_untouched() && self.buf.is_empty() => {
+                    return Err(WireError::Unanswered(describe("response", &e)))
+                }
+                Err(e) => return Err(WireError::Failed(describe("response", &e))),
+            };
+            if read == 0 {
+                if reader.is_untouched() && self.buf.is_empty() {
+                    return Err(WireError::Unanswered(
+                        "response: the connection closed without an answer".into(),
+                    ));
+                }
+                reader
+                    .end()
+                    .map_err(|e| WireError::Failed(format!("response: {e}")))?;
+            } else {
+                let used = reader
+                    .feed(&self.buf)
+                    .map_err(|e| WireError::Failed(format!("response: {e}")))?;
+                self.buf.advance(used);
+            }
+            if let Some(response) = reader.finished() {
+                return Ok(response);
+            }
+        }
+    }
+}
+
+enum Live {
+    Wire(Wire),
+    /// HTTP/2, through hyper's client connection.
+    H2 {
+        sender: http2::SendRequest<Body>,
+        /// `None` once the connection has ended.
+        driver: Option<Driver>,
+    },
 }
 
 impl Live {
-    /// Lets the connection act on what arrived while nobody polled it (a close by the server
-    /// after its last answer), without waiting for anything.
-    async fn refresh(&mut self) {
-        std::future::poll_fn(|cx| {
-            if let Some(driver) = self.driver.as_mut() {
-                if driver.as_mut().poll(cx).is_ready() {
-                    self.driver = None;
-                }
+    /// Whether the kept-alive connection can take the next request: a close by the server
+    /// after its last answer is noticed here, without waiting for anything.
+    async fn usable(&mut self) -> bool {
+        match self {
+            Live::Wire(wire) => !wire.closed_while_idle().await,
+            Live::H2 { sender, driver } => {
+                std::future::poll_fn(|cx| {
+                    if let Some(d) = driver.as_mut() {
+                        if d.as_mut().poll(cx).is_ready() {
+                            *driver = None;
+                        }
+                    }
+                    Poll::Ready(())
+                })
+                .await;
+                driver.is_some() && !sender.is_closed()
             }
-            Poll::Ready(())
-        })
-        .await;
-    }
-
-    fn usable(&self) -> bool {
-        self.driver.is_some()
-            && match &self.sender {
-                Sender::H1(s) => !s.is_closed(),
-                Sender::H2(s) => !s.is_closed(),
-            }
+        }
     }
 }
 
@@ -182,6 +265,8 @@ impl Live {
 pub(crate) struct Conn {
     endpoint: Arc<Endpoint>,
     live: Option<Live>,
+    /// The HTTP/1.1 request being sent, reused from one request to the next.
+    request: Vec<u8>,
 }
 
 impl Conn {
@@ -189,6 +274,7 @@ impl Conn {
         Conn {
             endpoint,
             live: None,
+            request: Vec::new(),
         }
     }
 
@@ -196,25 +282,14 @@ impl Conn {
     /// time. Every outcome, failures included, is an observation.
     pub(crate) async fn exchange(&mut self, job: &Job) -> Observation {
         let endpoint = Arc::clone(&self.endpoint);
-        let result = match build_request(
-            &endpoint.target,
-            &job.exchange,
-            job.body.clone(),
-            &endpoint.rewrite,
-        ) {
-            Ok(request) => {
-                match tokio::time::timeout_at(job.due + endpoint.timeout, self.round_trip(request))
-                    .await
-                {
-                    Ok(result) => result,
-                    Err(_) => {
-                        // The connection is mid-request: it cannot carry another one.
-                        self.live = None;
-                        Err(format!("timeout after {} ms", endpoint.timeout.as_millis()))
-                    }
-                }
+        let deadline = job.due + endpoint.timeout;
+        let result = match tokio::time::timeout_at(deadline, self.round_trip(job)).await {
+            Ok(result) => result,
+            Err(_) => {
+                // The connection is mid-request: it cannot carry another one.
+                self.live = None;
+                Err(format!("timeout after {} ms", endpoint.timeout.as_millis()))
             }
-            Err(e) => Err(e),
         };
         let latency_us = u64::try_from(job.due.elapsed().as_micros()).unwrap_or(u64::MAX);
         job.observed(&endpoint.target, result, latency_us)
@@ -231,87 +306,118 @@ impl Conn {
         }
     }
 
-    /// Waits for `fut` while keeping the idle connection running, so that a close by the
-    /// server is noticed now rather than on the next request.
+    /// Waits for `fut` while keeping an idle HTTP/2 connection running, so that a close by
+    /// the server is noticed now rather than on the next request. (An idle HTTP/1.1
+    /// connection needs nothing: its close is noticed before the next request is written.)
     pub(crate) async fn idle<F: Future>(&mut self, fut: F) -> F::Output {
         match &mut self.live {
-            Some(live) => drive(&mut live.driver, fut).await,
-            None => fut.await,
+            Some(Live::H2 { driver, .. }) => drive(driver, fut).await,
+            _ => fut.await,
         }
     }
 
-    async fn round_trip(&mut self, mut request: Request<Body>) -> Result<(u16, u64), String> {
-        // A kept-alive connection found closed before the request was written is replaced
-        // once; a fresh connection that fails is the answer.
+    async fn round_trip(&mut self, job: &Job) -> Result<(u16, u64), String> {
+        let endpoint = Arc::clone(&self.endpoint);
+        let exchange = &job.exchange;
+        let method = exchange.request_head.method.as_str();
+        let mut written = false;
+        // A kept-alive connection found closed is replaced once; a fresh connection that
+        // fails is the answer.
         let mut fresh = false;
-        if let Some(live) = self.live.as_mut() {
-            live.refresh().await;
-        }
         loop {
-            if !self.live.as_ref().is_some_and(Live::usable) {
+            let usable = match self.live.as_mut() {
+                Some(live) => live.usable().await,
+                None => false,
+            };
+            if !usable {
                 self.live = None;
-                self.live = Some(connect(&self.endpoint).await?);
+                self.live = Some(connect(&endpoint).await?);
                 fresh = true;
             }
-            let Some(Live { sender, driver }) = self.live.as_mut() else {
-                return Err("connect: no connection".into());
-            };
-            let ready = drive(driver, std::future::poll_fn(|cx| poll_ready(sender, cx))).await;
-            if let Err(e) = ready {
-                self.live = None;
-                if fresh {
-                    return Err(describe("connect", &e));
-                }
-                continue;
-            }
-            let sent = match sender {
-                Sender::H1(s) => {
-                    let host = self.endpoint.host_header.clone();
-                    request.headers_mut().entry(HOST).or_insert(host);
-                    origin_form(request.uri_mut());
-                    drive(driver, s.try_send_request(request)).await
-                }
-                Sender::H2(s) => drive(driver, s.try_send_request(request)).await,
-            };
-            let response = match sent {
-                Ok(response) => response,
-                Err(mut e) => {
-                    self.live = None;
-                    match e.take_message() {
-                        Some(unsent) if !fresh => {
-                            request = unsent;
-                            continue;
+            match self.live.as_mut() {
+                Some(Live::Wire(wire)) => {
+                    if !written {
+                        write_request(
+                            &mut self.request,
+                            &endpoint.target,
+                            &endpoint.host_header,
+                            exchange,
+                            &job.body,
+                            &endpoint.rewrite,
+                        )?;
+                        written = true;
+                    }
+                    match wire.round_trip(method, &self.request).await {
+                        Ok(response) => {
+                            if !response.reusable {
+                                self.live = None;
+                            }
+                            return Ok((response.status, response.body_bytes));
                         }
-                        _ => return Err(describe("request", e.error())),
+                        // The server may have closed the kept-alive connection as the
+                        // request went out; sent again only when repeating it is harmless
+                        // (RFC 9110 §9.2.2).
+                        Err(WireError::Unanswered(_)) if !fresh && idempotent(method) => {
+                            self.live = None;
+                        }
+                        Err(WireError::Unanswered(e) | WireError::Failed(e)) => {
+                            self.live = None;
+                            return Err(e);
+                        }
                     }
                 }
-            };
-            let status = response.status().as_u16();
-            let mut body = response.into_body();
-            let read = drive(driver, async {
-                let mut bytes = 0u64;
-                while let Some(frame) = body.frame().await {
-                    let frame = frame.map_err(|e| format!("reading body: {e}"))?;
-                    if let Some(data) = frame.data_ref() {
-                        bytes += data.len() as u64;
+                Some(Live::H2 { sender, driver }) => {
+                    let request = build_request(
+                        &endpoint.target,
+                        exchange,
+                        job.body.clone(),
+                        &endpoint.rewrite,
+                    )?;
+                    let result = h2_round_trip(sender, driver, request).await;
+                    if result.is_err() {
+                        self.live = None;
                     }
+                    return result;
                 }
-                Ok::<_, String>(bytes)
-            })
-            .await;
-            if read.is_err() {
-                self.live = None;
+                None => return Err("connect: no connection".into()),
             }
-            return read.map(|bytes| (status, bytes));
         }
     }
 }
 
-fn poll_ready(sender: &mut Sender, cx: &mut Context<'_>) -> Poll<hyper::Result<()>> {
-    match sender {
-        Sender::H1(s) => s.poll_ready(cx),
-        Sender::H2(s) => s.poll_ready(cx),
-    }
+/// Methods whose repetition has the effect of one request (RFC 9110 §9.2.2).
+fn idempotent(method: &str) -> bool {
+    matches!(
+        method,
+        "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+    )
+}
+
+async fn h2_round_trip(
+    sender: &mut http2::SendRequest<Body>,
+    driver: &mut Option<Driver>,
+    request: Request<Body>,
+) -> Result<(u16, u64), String> {
+    drive(driver, std::future::poll_fn(|cx| sender.poll_ready(cx)))
+        .await
+        .map_err(|e| describe("connect", &e))?;
+    let response = drive(driver, sender.send_request(request))
+        .await
+        .map_err(|e| describe("request", &e))?;
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    drive(driver, async {
+        let mut bytes = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| format!("reading body: {e}"))?;
+            if let Some(data) = frame.data_ref() {
+                bytes += data.len() as u64;
+            }
+        }
+        Ok::<_, String>(bytes)
+    })
+    .await
+    .map(|bytes| (status, bytes))
 }
 
 /// Polls `fut` to completion, polling the connection's driver in the same task: the driver
@@ -347,52 +453,30 @@ async fn connect(endpoint: &Endpoint) -> Result<Live, String> {
     .map_err(|e| describe("connect", &e))?;
     // Requests are written whole; waiting to coalesce them only adds latency.
     let _ = tcp.set_nodelay(true);
-    match &endpoint.tls {
-        None => handshake(TokioIo::new(tcp), endpoint.h2).await,
+    let (io, h2): (Box<dyn Io>, bool) = match &endpoint.tls {
+        None => (Box::new(tcp), endpoint.h2),
         Some((connector, name)) => {
             let tls = connector
                 .connect(name.clone(), tcp)
                 .await
                 .map_err(|e| describe("connect", &e))?;
             let h2 = endpoint.h2 || tls.get_ref().1.alpn_protocol() == Some(b"h2");
-            handshake(TokioIo::new(tls), h2).await
+            (Box::new(tls), h2)
         }
-    }
-}
-
-async fn handshake<T>(io: T, h2: bool) -> Result<Live, String>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    if h2 {
-        let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
-            .await
-            .map_err(|e| describe("connect", &e))?;
-        Ok(Live {
-            sender: Sender::H2(sender),
-            driver: Some(Box::pin(conn)),
-        })
-    } else {
-        let (sender, conn) = http1::handshake(io)
-            .await
-            .map_err(|e| describe("connect", &e))?;
-        Ok(Live {
-            sender: Sender::H1(sender),
-            driver: Some(Box::pin(conn)),
-        })
-    }
-}
-
-/// Reduces an absolute URI to the origin form an HTTP/1.1 request line carries (`/p?q`).
-fn origin_form(uri: &mut Uri) {
-    let Some(path) = uri.path_and_query().cloned() else {
-        return;
     };
-    let mut parts = hyper::http::uri::Parts::default();
-    parts.path_and_query = Some(path);
-    if let Ok(origin) = Uri::from_parts(parts) {
-        *uri = origin;
+    if !h2 {
+        return Ok(Live::Wire(Wire {
+            io,
+            buf: BytesMut::new(),
+        }));
     }
+    let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+        .await
+        .map_err(|e| describe("connect", &e))?;
+    Ok(Live::H2 {
+        sender,
+        driver: Some(Box::pin(conn)),
+    })
 }
 
 /// A short reason with the root cause, e.g. `connect: Connection refused (os error 111)`.
@@ -408,53 +492,133 @@ fn describe(what: &str, error: &(dyn std::error::Error + 'static)) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn origin_form_keeps_path_and_query() {
-        let mut uri: Uri = "http://127.0.0.1:9/a/b?c=1".parse().unwrap();
-        origin_form(&mut uri);
-        assert_eq!(uri, "/a/b?c=1");
-    }
-
-    /// A server that answers one request per connection and then closes it, without saying
-    /// so in a `Connection: close` header.
-    fn one_answer_per_connection() -> std::net::SocketAddr {
+    /// A server that answers the requests on each connection with the next of `script`'s
+    /// responses, and closes a connection after a response marked `true`. Returns its
+    /// address and the number of connections it accepted.
+    fn scripted_server(
+        script: &'static [(&'static str, bool)],
+    ) -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
         std::thread::spawn(move || {
-            for mut conn in listener.incoming().flatten().take(10) {
-                let mut buf = [0u8; 1024];
-                let _ = conn.read(&mut buf);
-                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            let mut answers = script.iter();
+            for mut conn in listener.incoming().flatten() {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while let Ok(1) = conn.read(&mut byte) {
+                    head.push(byte[0]);
+                    if !head.ends_with(b"\r\n\r\n") {
+                        continue;
+                    }
+                    head.clear();
+                    let Some((answer, close)) = answers.next() else {
+                        return;
+                    };
+                    let _ = conn.write_all(answer.as_bytes());
+                    if *close {
+                        break;
+                    }
+                }
             }
         });
-        addr
+        (addr, accepted)
     }
 
-    #[tokio::test]
-    async fn a_connection_closed_between_requests_is_replaced() {
-        let addr = one_answer_per_connection();
+    fn conn_to(addr: std::net::SocketAddr) -> Conn {
         let target = Target::parse(&format!("t=http://{addr}")).unwrap();
         let tls = crate::tls::client_config(None).unwrap();
         let endpoint =
             Endpoint::new(&target, false, &tls, Arc::default(), Duration::from_secs(5)).unwrap();
-        let mut conn = Conn::new(Arc::new(endpoint));
+        Conn::new(Arc::new(endpoint))
+    }
+
+    fn get() -> Arc<Exchange> {
         let request = Bytes::from_static(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
-        let exchange = Arc::new(Exchange {
+        Arc::new(Exchange {
             id: "1".into(),
             start_ns: 0,
             request_head: crate::http::parse_request_head(&request).unwrap().unwrap(),
             request,
             response: None,
-        });
-        for _ in 0..3 {
-            // Give the server's close time to arrive, as between paced requests.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            let obs = conn
-                .exchange(&Job::new(Arc::clone(&exchange), Instant::now()))
-                .await;
+        })
+    }
+
+    #[tokio::test]
+    async fn every_response_framing_is_read_and_connections_kept_when_they_can_be() {
+        static SCRIPT: [(&str, bool); 6] = [
+            ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false),
+            (
+                "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+                false,
+            ),
+            (
+                "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\nContent-Length: 1\r\n\r\nx",
+                false,
+            ),
+            (
+                "HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 4\r\n\r\ngone",
+                true,
+            ),
+            ("HTTP/1.1 500 Oops\r\n\r\nuntil the end", true),
+            ("HTTP/1.0 204 No Content\r\n\r\n", true),
+        ];
+        let (addr, accepted) = scripted_server(&SCRIPT);
+        let mut conn = conn_to(addr);
+        let mut seen = Vec::new();
+        for _ in 0..SCRIPT.len() {
+            let obs = conn.exchange(&Job::new(get(), Instant::now())).await;
+            assert_eq!(obs.error, None);
+            seen.push((obs.status.unwrap(), obs.bytes));
+        }
+        assert_eq!(
+            seen,
+            [(200, 2), (201, 3), (202, 1), (404, 4), (500, 13), (204, 0)]
+        );
+        // Kept alive through the first four; the close-delimited body and HTTP/1.0 each
+        // ended their connection.
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_between_requests_is_replaced() {
+        static SCRIPT: [(&str, bool); 6] =
+            [("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true); 6];
+        // One answer per connection, closed without a `Connection: close` to say so.
+        let (addr, accepted) = scripted_server(&SCRIPT);
+        let mut conn = conn_to(addr);
+        for i in 0..6 {
+            if i % 2 == 0 {
+                // Time for the server's close to arrive, as between paced requests; without
+                // it the close may cross the next request, which is then sent again.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let obs = conn.exchange(&Job::new(get(), Instant::now())).await;
             assert_eq!((obs.status, obs.bytes, &obs.error), (Some(200), 2, &None));
         }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 6);
+    }
+
+    #[tokio::test]
+    async fn a_malformed_or_cut_response_is_an_observed_error() {
+        static SCRIPT: [(&str, bool); 2] = [
+            ("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", true),
+            ("HTTP/1.1 2x0 OK\r\n\r\n", true),
+        ];
+        let (addr, _) = scripted_server(&SCRIPT);
+        let mut conn = conn_to(addr);
+        let cut = conn.exchange(&Job::new(get(), Instant::now())).await;
+        let error = cut.error.unwrap();
+        assert!(error.contains("after 3 body bytes"), "{error}");
+        let bad = conn.exchange(&Job::new(get(), Instant::now())).await;
+        let error = bad.error.unwrap();
+        assert!(
+            error.starts_with("response: malformed HTTP head"),
+            "{error}"
+        );
     }
 
     #[tokio::test]
@@ -500,7 +664,7 @@ mod tests {
         assert_eq!((plain.host.as_str(), plain.port), ("127.0.0.1", 8080));
         let default = make("http://example.test");
         assert_eq!(
-            (default.host_header.to_str().unwrap(), default.port),
+            (default.host_header.as_str(), default.port),
             ("example.test", 80)
         );
         let v6 = make("https://[::1]:8443");

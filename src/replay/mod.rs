@@ -29,6 +29,7 @@ pub use target::{build_request, Rewrite, Target};
 
 use crate::observation::Observation;
 use crate::recording::{Exchange, RecordingError};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -259,12 +260,27 @@ pub(crate) struct ScheduleStats {
     pub lag_us: summary::LagHistogram,
 }
 
+impl ScheduleStats {
+    /// Adds the counts of another sending thread.
+    pub(crate) fn merge(&mut self, other: ScheduleStats) {
+        self.exchanges_read += other.exchanges_read;
+        for (skip, n) in other.skipped {
+            *self.skipped.entry(skip).or_default() += n;
+        }
+        self.sent += other.sent;
+        self.lag_us.add(&other.lag_us);
+    }
+}
+
 /// Which exchanges are sent and when sending stops (filters, `--limit`, `--duration`), with
 /// the counts of what was read, skipped and sent.
 pub(crate) struct Admission {
     filter: Filter,
     limit: Option<u64>,
     deadline: Option<Instant>,
+    /// Exchanges admitted by this admission and every [`fork`](Self::fork) of it: what
+    /// `limit` counts when several threads send.
+    admitted: Arc<AtomicU64>,
     pub stats: ScheduleStats,
 }
 
@@ -283,25 +299,42 @@ impl Admission {
             filter: options.filter.clone(),
             limit: options.limit,
             deadline: options.duration.map(|d| started + d),
+            admitted: Arc::default(),
+            stats: ScheduleStats::default(),
+        }
+    }
+
+    /// Another admission for another sending thread: the same rules and the same `--limit`
+    /// (counted across both), stats of its own.
+    pub(crate) fn fork(&self) -> Self {
+        Admission {
+            filter: self.filter.clone(),
+            limit: self.limit,
+            deadline: self.deadline,
+            admitted: Arc::clone(&self.admitted),
             stats: ScheduleStats::default(),
         }
     }
 
     /// Decides for the next exchange read; the caller counts it in `stats.sent` once sent.
     pub(crate) fn admit(&mut self, exchange: &Exchange) -> Admit {
-        if self.limit.is_some_and(|limit| self.stats.sent >= limit)
+        let limited = |admitted: u64| self.limit.is_some_and(|limit| admitted >= limit);
+        if limited(self.admitted.load(Ordering::Relaxed))
             || self.deadline.is_some_and(|d| Instant::now() >= d)
         {
             return Admit::Stop;
         }
-        self.stats.exchanges_read += 1;
-        match self.filter.check(exchange) {
-            Ok(()) => Admit::Send,
-            Err(skip) => {
-                *self.stats.skipped.entry(skip).or_default() += 1;
-                Admit::Skip
-            }
+        if let Err(skip) = self.filter.check(exchange) {
+            self.stats.exchanges_read += 1;
+            *self.stats.skipped.entry(skip).or_default() += 1;
+            return Admit::Skip;
         }
+        // Another thread may have taken the last place since the check above.
+        if self.limit.is_some() && limited(self.admitted.fetch_add(1, Ordering::Relaxed)) {
+            return Admit::Stop;
+        }
+        self.stats.exchanges_read += 1;
+        Admit::Send
     }
 
     fn past_deadline(&self, due: Instant) -> bool {
@@ -449,11 +482,12 @@ mod tests {
         let stats = match options.pacing {
             Pacing::Max { concurrency } => {
                 let feed = Arc::new(closed::Feed::new(rx, Admission::new(&options, started)));
+                let share = Arc::new(feed.share());
                 let lanes: Vec<_> = (0..concurrency)
                     .map(|_| {
-                        let (feed, log) = (Arc::clone(&feed), log.clone());
+                        let (share, log) = (Arc::clone(&share), log.clone());
                         tokio::spawn(async move {
-                            while let Some((e, due)) = feed.next().await {
+                            while let Some((e, due)) = share.next().await {
                                 log(&e, due);
                                 tokio::time::sleep(hold).await;
                             }
@@ -463,7 +497,7 @@ mod tests {
                 for lane in lanes {
                     lane.await.unwrap();
                 }
-                feed.stats().await
+                share.stats()
             }
             _ => {
                 schedule(rx, &options, started, |e, due| {
@@ -529,6 +563,56 @@ mod tests {
         .await;
         assert_eq!(offsets(&sent), [0, 0, 30, 30, 60, 60]);
         assert_eq!(stats.lag_us.quantile_ms(1.0), 0.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lane_threads_send_every_exchange_once_and_share_the_limit() {
+        for (threads, limit) in [(1, None), (2, None), (2, Some(37))] {
+            let (tx, rx) = mpsc::channel(64);
+            let recorded: Vec<_> = (0..100).map(|i| (0, exchange(i, 0, "GET"))).collect();
+            // A reader slower than the lanes: they often find the feed dry, and wait together.
+            tokio::spawn(async move {
+                for batch in recorded.chunks(4) {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    let _ = tx.send(batch.to_vec()).await;
+                }
+            });
+            let mut opts = options(Pacing::Max { concurrency: 4 });
+            opts.limit = limit;
+            let feed = Arc::new(closed::Feed::new(rx, Admission::new(&opts, Instant::now())));
+            // A share per thread, the four lanes spread over them, taking turns at every await.
+            let shares: Vec<_> = (0..threads).map(|_| Arc::new(feed.share())).collect();
+            let lanes: Vec<_> = (0..4)
+                .map(|lane| {
+                    let share = Arc::clone(&shares[lane % threads]);
+                    tokio::spawn(async move {
+                        let mut sent = Vec::new();
+                        while let Some((e, _)) = share.next().await {
+                            sent.push(e.id.clone());
+                            tokio::task::yield_now().await;
+                        }
+                        sent
+                    })
+                })
+                .collect();
+            let mut sent = Vec::new();
+            for lane in lanes {
+                sent.extend(lane.await.unwrap());
+            }
+            let mut stats = ScheduleStats::default();
+            for share in &shares {
+                stats.merge(share.stats());
+            }
+            let wanted = limit.unwrap_or(100);
+            assert_eq!(
+                (sent.len() as u64, stats.sent),
+                (wanted, wanted),
+                "{limit:?}"
+            );
+            sent.sort();
+            sent.dedup();
+            assert_eq!(sent.len() as u64, wanted, "each exchange once");
+        }
     }
 
     #[tokio::test(start_paused = true)]

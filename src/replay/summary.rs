@@ -24,6 +24,10 @@ impl LagHistogram {
     pub fn record(&mut self, us: u64) {
         self.0.saturating_record(us);
     }
+    pub(crate) fn add(&mut self, other: &LagHistogram) {
+        // Both have the bounds of `default()`, which cannot fail to add up.
+        let _ = self.0.add(&other.0);
+    }
     /// The given quantile in milliseconds (0 when nothing was recorded).
     pub fn quantile_ms(&self, q: f64) -> f64 {
         self.0.value_at_quantile(q) as f64 / 1000.0

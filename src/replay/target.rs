@@ -1,8 +1,11 @@
 //! Replay targets (`NAME=URL`) and the requests sent to them.
 
+use crate::http::RequestHead;
 use crate::recording::Exchange;
 use bytes::Bytes;
 use hyper::Uri;
+use std::borrow::Cow;
+use std::io::Write as _;
 
 /// A named service that receives replayed requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +77,18 @@ impl Target {
     }
 }
 
+/// The path and query as they go on the request line, checked by the rules of the `http`
+/// crate's URIs, which the HTTP/2 path (and hyper) applies: both protocols send, and refuse,
+/// the same requests. A target of plain RFC 3986 characters, nearly every one, is taken as
+/// it is; any other goes through `http`'s parser, which also drops a `#fragment`.
+fn checked_path(path: &str) -> Result<Cow<'_, str>, hyper::http::uri::InvalidUri> {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b);
+    if path.len() < usize::from(u16::MAX) && path.bytes().all(plain) {
+        return Ok(Cow::Borrowed(path));
+    }
+    hyper::http::uri::PathAndQuery::try_from(path).map(|p| Cow::Owned(p.as_str().to_owned()))
+}
+
 /// Reduces an absolute-form request target (`http://host/p?q`) to origin form (`/p?q`).
 fn origin_form(target: &str) -> &str {
     if target.starts_with('/') {
@@ -134,18 +149,64 @@ impl Rewrite {
         Ok((name.to_owned(), value.to_owned()))
     }
 
-    fn target(&self, recorded: &str) -> String {
-        let mut target = recorded.to_owned();
+    /// The request target after the `--rewrite-url` rules, borrowed when there are none.
+    fn target<'a>(&self, recorded: &'a str) -> Cow<'a, str> {
+        let mut target = Cow::Borrowed(recorded);
         for (regex, replacement) in &self.urls {
-            target = regex
-                .replace_all(&target, replacement.as_str())
-                .into_owned();
+            if let Cow::Owned(changed) = regex.replace_all(&target, replacement.as_str()) {
+                target = Cow::Owned(changed);
+            }
         }
         target
     }
 }
 
-/// Builds the request to send to `target` for a recorded exchange.
+/// The header fields a replayed request carries: the recorded ones, in order, without the
+/// hop-by-hop fields and those the Connection field names, without those the client sets
+/// itself (Host, unless the rewrite keeps it; Content-Length; Expect) and without those the
+/// rewrite removes or replaces; then the rewrite's own.
+fn forwarded_headers<'a>(
+    head: &'a RequestHead,
+    rewrite: &'a Rewrite,
+) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+    // Allocates only when the request has a Connection field.
+    let connection: Vec<&[u8]> = head.header_values("connection").collect();
+    let named_by_connection = move |name: &str| {
+        connection.iter().any(|v| {
+            v.split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+        })
+    };
+    let replaced = |name: &str| {
+        rewrite
+            .remove_headers
+            .iter()
+            .chain(rewrite.set_headers.iter().map(|(n, _)| n))
+            .any(|r| r.eq_ignore_ascii_case(name))
+    };
+    head.headers
+        .iter()
+        .filter(move |h| {
+            let name = h.name.as_str();
+            let listed = |list: &[&str]| list.iter().any(|n| n.eq_ignore_ascii_case(name));
+            let kept_host = rewrite.keep_host && name.eq_ignore_ascii_case("host");
+            let dropped = !kept_host
+                && (listed(&crate::http::HOP_BY_HOP)
+                    || listed(&SET_BY_CLIENT)
+                    || named_by_connection(name));
+            !dropped && !replaced(name)
+        })
+        .map(|h| (h.name.as_str(), h.value.as_slice()))
+        .chain(
+            rewrite
+                .set_headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_bytes())),
+        )
+}
+
+/// Builds the request to send to `target` for a recorded exchange, for hyper's HTTP/2
+/// client (HTTP/1.1 requests are written by [`write_request`]).
 ///
 /// The Host header becomes the target's (the client sets it from the URI) unless the rewrite
 /// keeps the recorded one; the body is the recorded body, de-chunked.
@@ -160,45 +221,69 @@ pub fn build_request(
     let mut builder = hyper::Request::builder()
         .method(head.method.as_str())
         .uri(uri);
-    let connection_tokens: Vec<String> = head
-        .headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-        .flat_map(|h| {
-            String::from_utf8_lossy(&h.value)
-                .split(',')
-                .map(|t| t.trim().to_ascii_lowercase())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let removed = |name: &str| {
-        rewrite
-            .remove_headers
-            .iter()
-            .chain(rewrite.set_headers.iter().map(|(n, _)| n))
-            .any(|r| r.eq_ignore_ascii_case(name))
-    };
-    for header in &head.headers {
-        let lower = header.name.to_ascii_lowercase();
-        let keep_host = rewrite.keep_host && lower == "host";
-        if !keep_host
-            && (crate::http::HOP_BY_HOP.contains(&lower.as_str())
-                || SET_BY_CLIENT.contains(&lower.as_str())
-                || connection_tokens.contains(&lower))
-        {
-            continue;
-        }
-        if removed(&lower) {
-            continue;
-        }
-        builder = builder.header(header.name.as_str(), header.value.as_slice());
-    }
-    for (name, value) in &rewrite.set_headers {
-        builder = builder.header(name.as_str(), value.as_str());
+    for (name, value) in forwarded_headers(head, rewrite) {
+        builder = builder.header(name, value);
     }
     builder
         .body(http_body_util::Full::new(body))
         .map_err(|e| format!("request {}: {e}", exchange.id))
+}
+
+/// Writes into `out` the HTTP/1.1 request `target` receives for a recorded exchange: the
+/// method, the request target rewritten and put under the target's path prefix, the
+/// forwarded header fields (as recorded, names in their recorded case), `Host: host` unless
+/// the rewrite keeps the recorded Host, Content-Length, and the recorded body, de-chunked.
+///
+/// Written by hand rather than through hyper's `Request`: replaying sends recorded bytes
+/// that are already valid HTTP, and at full rate building a header map and a URI for each
+/// request was a large part of the client's work.
+///
+/// # Errors
+/// The rewritten request target is not one a request line can carry.
+pub(crate) fn write_request(
+    out: &mut Vec<u8>,
+    target: &Target,
+    host: &str,
+    exchange: &Exchange,
+    body: &[u8],
+    rewrite: &Rewrite,
+) -> Result<(), String> {
+    let head = &exchange.request_head;
+    let rewritten = rewrite.target(&head.target);
+    let path = checked_path(origin_form(&rewritten)).map_err(|e| {
+        // Observations and reports carry this: never with secret query values.
+        let shown = crate::redact::redact_target(&head.target);
+        format!("request target `{shown}`: {e}")
+    })?;
+    out.clear();
+    for part in [
+        head.method.as_bytes(),
+        b" ",
+        target.base.path().trim_end_matches('/').as_bytes(),
+        path.as_bytes(),
+        b" HTTP/1.1\r\n",
+    ] {
+        out.extend_from_slice(part);
+    }
+    let mut host_sent = false;
+    for (name, value) in forwarded_headers(head, rewrite) {
+        host_sent |= name.eq_ignore_ascii_case("host");
+        for part in [name.as_bytes(), b": ", value, b"\r\n"] {
+            out.extend_from_slice(part);
+        }
+    }
+    if !host_sent {
+        for part in [b"Host: ", host.as_bytes(), b"\r\n"] {
+            out.extend_from_slice(part);
+        }
+    }
+    // RFC 9110 §8.6: sent when there is a body, or when the method gives a body a meaning.
+    if !body.is_empty() || matches!(head.method.as_str(), "POST" | "PUT" | "PATCH") {
+        let _ = write!(out, "Content-Length: {}\r\n", body.len());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -245,6 +330,76 @@ mod tests {
             .unwrap_err()
             .contains("REGEX=REPLACEMENT"));
         assert!(Rewrite::parse_header("Bad Name: x").is_err());
+    }
+
+    fn written(
+        target: &str,
+        request: &str,
+        body: &[u8],
+        rewrite: &Rewrite,
+    ) -> Result<String, String> {
+        let t = Target::parse(&format!("t={target}")).unwrap();
+        let mut out = b"left over".to_vec();
+        write_request(&mut out, &t, "target:9", &exchange(request), body, rewrite)?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn http1_requests_are_written_as_recorded_less_hop_headers() {
+        let recorded = "GET /v1/items?id=3 HTTP/1.1\r\nHost: prod\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nTE: trailers\r\nCookie: c\r\naccept: */*\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(
+            written("http://t:9", recorded, b"", &Rewrite::default()).unwrap(),
+            "GET /v1/items?id=3 HTTP/1.1\r\nCookie: c\r\naccept: */*\r\nHost: target:9\r\n\r\n"
+        );
+        let rewrite = Rewrite {
+            urls: vec![Rewrite::parse_url_rule("^/v1/(.*)=/v2/$1").unwrap()],
+            set_headers: vec![Rewrite::parse_header("Cookie: replay").unwrap()],
+            remove_headers: vec!["ACCEPT".into()],
+            keep_host: true,
+        };
+        assert_eq!(
+            written("http://t:9/prefix/", recorded, b"", &rewrite).unwrap(),
+            "GET /prefix/v2/items?id=3 HTTP/1.1\r\nHost: prod\r\nCookie: replay\r\n\r\n"
+        );
+        // The body goes with its length; POST says its length even when it is empty.
+        let post = "POST http://old.example/form HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(
+            written("http://t:9", post, b"a=1", &Rewrite::default()).unwrap(),
+            "POST /form HTTP/1.1\r\nHost: target:9\r\nContent-Length: 3\r\n\r\na=1"
+        );
+        assert!(written("http://t:9", post, b"", &Rewrite::default())
+            .unwrap()
+            .contains("Content-Length: 0\r\n"));
+    }
+
+    #[test]
+    fn http1_targets_follow_the_same_rules_as_http2() {
+        // Accepted by both, the fragment dropped as the URI parser does.
+        let odd = written(
+            "http://t:9",
+            "GET /a[1]|b?q={x}#frag HTTP/1.1\r\n\r\n",
+            b"",
+            &Rewrite::default(),
+        );
+        assert!(odd.unwrap().starts_with("GET /a[1]|b?q={x} HTTP/1.1\r\n"));
+        let t = Target::parse("t=http://t:9").unwrap();
+        assert_eq!(
+            t.uri_for("/a[1]|b?q={x}#frag").unwrap(),
+            "http://t:9/a[1]|b?q={x}"
+        );
+        // Refused by both, and the message hides the query's secrets.
+        let bad = "GET /bad<path?token=sekrit HTTP/1.1\r\n\r\n";
+        let e = written("http://t:9", bad, b"", &Rewrite::default()).unwrap_err();
+        assert!(
+            e.starts_with("request target `/bad<path?token=") && !e.contains("sekrit"),
+            "{e}"
+        );
+        assert!(t.uri_for("/bad<path").is_err());
+        let spaced = Rewrite {
+            urls: vec![Rewrite::parse_url_rule("a=a b").unwrap()],
+            ..Rewrite::default()
+        };
+        assert!(written("http://t:9", "GET /a HTTP/1.1\r\n\r\n", b"", &spaced).is_err());
     }
 
     #[test]
