@@ -1,5 +1,7 @@
 //! Request and response heads, parsed with httparse.
 
+use std::mem::MaybeUninit;
+
 /// Most headers a head may carry by default before it is rejected.
 pub const MAX_HEADERS: usize = 128;
 
@@ -161,8 +163,8 @@ pub fn parse_request_head_with(
     limits: &Limits,
 ) -> Result<Option<RequestHead>, HttpError> {
     with_headers(limits.max_headers, buf, |headers| {
-        let mut req = httparse::Request::new(headers);
-        let parsed = req.parse(buf);
+        let mut req = httparse::Request::new(&mut []);
+        let parsed = req.parse_with_uninit_headers(buf, headers);
         match parsed {
             Ok(httparse::Status::Complete(head_len)) => {
                 check_head_len(head_len, limits)?;
@@ -237,8 +239,9 @@ pub(super) fn with_response_head<T>(
     take: impl FnOnce(&RawResponseHead<'_, '_>) -> Result<T, HttpError>,
 ) -> Result<Option<T>, HttpError> {
     with_headers(limits.max_headers, buf, |headers| {
-        let mut res = httparse::Response::new(headers);
-        match res.parse(buf) {
+        let mut res = httparse::Response::new(&mut []);
+        let config = httparse::ParserConfig::default();
+        match config.parse_response_with_uninit_headers(&mut res, buf, headers) {
             Ok(httparse::Status::Complete(head_len)) => {
                 check_head_len(head_len, limits)?;
                 take(&RawResponseHead {
@@ -261,17 +264,19 @@ pub(super) fn with_response_head<T>(
 
 /// Runs `parse` on `buf` with room for `max` header fields: on the stack up to
 /// [`MAX_HEADERS`], else on the heap, sized by what `buf` can hold (a field line takes at
-/// least 3 bytes), never by `max` alone.
+/// least 3 bytes), never by `max` alone. The room is left uninitialised: httparse writes
+/// only the fields it finds, and clearing 4 KiB for every head cost more than parsing it.
 fn with_headers<'b, T>(
     max: usize,
     buf: &'b [u8],
-    parse: impl FnOnce(&mut [httparse::Header<'b>]) -> T,
+    parse: impl FnOnce(&mut [MaybeUninit<httparse::Header<'b>>]) -> T,
 ) -> T {
     if max <= MAX_HEADERS {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
         parse(&mut headers[..max])
     } else {
-        let mut headers = vec![httparse::EMPTY_HEADER; max.min(buf.len() / 3 + 1)];
+        let mut headers = Vec::new();
+        headers.resize_with(max.min(buf.len() / 3 + 1), MaybeUninit::uninit);
         parse(&mut headers)
     }
 }

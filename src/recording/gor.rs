@@ -177,7 +177,8 @@ pub struct GorReader {
     stopped: bool,
     good_records: u64,
     seq: u64,
-    pending: HashMap<String, Pending>,
+    /// Boxed: the table stays small enough to stay in cache when the window is full.
+    pending: HashMap<String, Box<Pending>>,
     order: BinaryHeap<Reverse<(u64, u64, String)>>,
     unmatched: HashMap<String, Unmatched>,
     unmatched_order: VecDeque<(String, u64)>,
@@ -456,13 +457,13 @@ impl GorReader {
             self.stats.duplicates += 1;
             return Ok(());
         }
-        let mut pending = Pending {
+        let mut pending = Box::new(Pending {
             seq: self.seq,
             start_ns: rec.ts_ns,
             request: rec.payload,
             head,
             response: None,
-        };
+        });
         if let Some(early) = self.unmatched.remove(&rec.id) {
             match early.response {
                 Some((bytes, head)) => {
