@@ -19,7 +19,8 @@
 /// Other segments, empty segments and a trailing `/` are kept: they can select different
 /// handlers. `*` (OPTIONS) and authority-form targets (CONNECT `host:port`) are kept whole.
 pub fn route_key(method: &str, target: &str) -> String {
-    let path = strip_origin(target.split(['?', '#']).next().unwrap_or_default());
+    let end = target.bytes().position(|b| b == b'?' || b == b'#');
+    let path = strip_origin(&target[..end.unwrap_or(target.len())]);
     if path.is_empty() {
         return format!("{method} /");
     }
@@ -43,6 +44,9 @@ pub fn route_key(method: &str, target: &str) -> String {
 
 /// The path of an absolute-form target (`scheme://authority/path`), or `target` itself.
 fn strip_origin(target: &str) -> &str {
+    if target.starts_with('/') {
+        return target;
+    }
     let Some((scheme, rest)) = target.split_once("://") else {
         return target;
     };
