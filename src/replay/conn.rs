@@ -603,6 +603,65 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn https_over_http1_keeps_its_connection() {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&leaf_key, &Issuer::new(ca_params, ca_key))
+            .unwrap();
+        let path = |name: &str| dir.path().join(name);
+        std::fs::write(path("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(path("cert.pem"), leaf.pem()).unwrap();
+        std::fs::write(path("key.pem"), leaf_key.serialize_pem()).unwrap();
+        let mut server = crate::tls::server_config(&path("cert.pem"), &path("key.pem")).unwrap();
+        // A server that speaks only HTTP/1.1: the client's own HTTP/1.1 runs over TLS.
+        server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    while let Ok(b) = tls.read_u8().await {
+                        head.push(b);
+                        if head.ends_with(b"\r\n\r\n") {
+                            head.clear();
+                            let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntls";
+                            if tls.write_all(answer).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let target = Target::parse(&format!("t=https://{addr}")).unwrap();
+        let tls = crate::tls::client_config(Some(&path("ca.pem"))).unwrap();
+        let endpoint =
+            Endpoint::new(&target, false, &tls, Arc::default(), Duration::from_secs(5)).unwrap();
+        let mut conn = Conn::new(Arc::new(endpoint));
+        for _ in 0..3 {
+            let obs = conn.exchange(&Job::new(get(), Instant::now())).await;
+            assert_eq!((obs.status, obs.bytes, &obs.error), (Some(200), 3, &None));
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
     async fn a_malformed_or_cut_response_is_an_observed_error() {
         static SCRIPT: [(&str, bool); 2] = [
             ("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", true),
