@@ -8,14 +8,14 @@
 
 use super::conn::{Conn, Endpoint, Job};
 use super::sink::Sink;
-use super::{Admission, Admit, Batch, ReplayError, ScheduleStats};
+use super::{Admission, Admit, Batch, Batches, ReplayError, ScheduleStats};
 use crate::recording::Exchange;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 /// Runs `concurrency` lanes until the exchanges run out or [`Admission`] stops them; returns
@@ -25,7 +25,7 @@ use tokio::time::Instant;
 /// generator's event loops do: a lane's task, its sockets and its timers stay on one thread,
 /// with no work stealing and no waking of idle threads between a request and its response.
 pub(super) async fn run(
-    batches: mpsc::Receiver<Batch>,
+    batches: Batches,
     admission: Admission,
     concurrency: usize,
     endpoints: &[Arc<Endpoint>],
@@ -132,13 +132,16 @@ async fn join_all<F: Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
 /// their share with no other thread involved, and only when it runs dry does one of them
 /// fetch the reader's next batch. One hand-over between threads per batch, not per request.
 pub(super) struct Feed {
-    batches: Mutex<mpsc::Receiver<Batch>>,
+    batches: Mutex<Batches>,
+    /// Where emptied batches go back to the reader.
+    spares: std::sync::mpsc::Sender<Batch>,
     admission: Admission,
 }
 
 impl Feed {
-    pub(super) fn new(batches: mpsc::Receiver<Batch>, admission: Admission) -> Self {
+    pub(super) fn new(batches: Batches, admission: Admission) -> Self {
         Feed {
+            spares: batches.spares(),
             batches: Mutex::new(batches),
             admission,
         }
@@ -148,6 +151,7 @@ impl Feed {
     pub(super) fn share(self: &Arc<Self>) -> Share {
         Share {
             feed: Arc::clone(self),
+            spares: self.spares.clone(),
             local: std::sync::Mutex::new(Local {
                 exchanges: VecDeque::new(),
                 admission: self.admission.fork(),
@@ -166,6 +170,7 @@ impl Feed {
 /// One lane thread's part of the [`Feed`].
 pub(super) struct Share {
     feed: Arc<Feed>,
+    spares: std::sync::mpsc::Sender<Batch>,
     /// Only the lanes of one thread lock it, and never across an `.await`.
     local: std::sync::Mutex<Local>,
 }
@@ -221,7 +226,10 @@ impl Share {
             let batch = self.feed.batches.lock().await.recv().await;
             let mut local = self.local();
             match batch {
-                Some(batch) => local.exchanges.extend(batch),
+                Some(mut batch) => {
+                    local.exchanges.extend(batch.drain(..));
+                    let _ = self.spares.send(batch);
+                }
                 None => local.exhausted = true,
             }
         }

@@ -7,7 +7,7 @@
 
 use super::conn::{Conn, Endpoint, Job};
 use super::sink::Sink;
-use super::{schedule, Batch, ReplayOptions, ScheduleStats};
+use super::{schedule, Batches, ReplayOptions, ScheduleStats};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::{mpsc, oneshot};
@@ -16,7 +16,7 @@ use tokio::time::Instant;
 /// Schedules the exchanges onto the targets' pools; returns when every worker has put its
 /// last observation into `sink`.
 pub(super) async fn run(
-    batches: mpsc::Receiver<Batch>,
+    batches: Batches,
     options: &ReplayOptions,
     started: Instant,
     endpoints: &[Arc<Endpoint>],
