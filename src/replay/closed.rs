@@ -176,7 +176,7 @@ pub(super) struct Share {
 }
 
 struct Local {
-    exchanges: VecDeque<(u32, Exchange)>,
+    exchanges: VecDeque<(u32, Arc<Exchange>)>,
     admission: Admission,
     /// The admission said stop: no more exchanges are sent, queued or not.
     stopped: bool,
@@ -206,7 +206,7 @@ impl Share {
                             // is free.
                             local.admission.stats.sent += 1;
                             local.admission.stats.lag_us.record(0);
-                            return Some((Arc::new(exchange), Instant::now()));
+                            return Some((exchange, Instant::now()));
                         }
                         Admit::Skip => {}
                         Admit::Stop => local.stopped = true,

@@ -108,7 +108,7 @@ impl Endpoint {
 pub(crate) struct Job {
     pub exchange: Arc<Exchange>,
     /// The exchange's route key, computed once for all targets.
-    pub route: Arc<str>,
+    pub route: String,
     pub body: Bytes,
     /// When it was due: latency counts from here.
     pub due: Instant,
@@ -118,7 +118,7 @@ impl Job {
     pub(crate) fn new(exchange: Arc<Exchange>, due: Instant) -> Self {
         let head = &exchange.request_head;
         Job {
-            route: crate::http::route_key(&head.method, &head.target).into(),
+            route: crate::http::route_key(&head.method, &head.target),
             body: exchange.request_body(),
             exchange,
             due,
@@ -139,7 +139,7 @@ impl Job {
         Observation {
             id: self.exchange.id.clone(),
             target: target.name.clone(),
-            route: self.route.to_string(),
+            route: self.route.clone(),
             method: self.exchange.request_head.method.clone(),
             status,
             latency_us,

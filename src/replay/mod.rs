@@ -207,8 +207,9 @@ pub async fn run(
 }
 
 /// Exchanges handed from the reader thread to the senders, with the pass each belongs to.
-/// Batches, because one cross-thread wake-up per exchange costs more than reading it.
-type Batch = Vec<(u32, Exchange)>;
+/// Batches, because one cross-thread wake-up per exchange costs more than reading it; each
+/// exchange already behind the `Arc` it is sent with, so it is not moved again.
+type Batch = Vec<(u32, Arc<Exchange>)>;
 
 const BATCH: usize = 128;
 
@@ -284,7 +285,7 @@ fn read_passes(mut source: Source, looping: bool, out: &BatchWriter) -> Result<(
         for exchange in source()? {
             any = true;
             match exchange {
-                Ok(exchange) => batch.push((pass, exchange)),
+                Ok(exchange) => batch.push((pass, Arc::new(exchange))),
                 Err(e) => {
                     flush(&mut batch);
                     return Err(e.into());
@@ -434,7 +435,7 @@ where
                 .lag_us
                 .record(u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX));
             admission.stats.sent += 1;
-            dispatch(Arc::new(exchange), due).await;
+            dispatch(exchange, due).await;
         }
         let _ = spares.send(batch);
     }
@@ -522,7 +523,11 @@ mod tests {
         let tx = writer.tx;
         // Batches of two, so that batch boundaries are crossed too.
         for pair in exchanges.chunks(2) {
-            tx.send(pair.to_vec()).await.unwrap();
+            let batch = pair
+                .iter()
+                .map(|(p, e)| (*p, Arc::new(e.clone())))
+                .collect();
+            tx.send(batch).await.unwrap();
         }
         drop(tx);
         let started = Instant::now();
@@ -632,7 +637,11 @@ mod tests {
             tokio::spawn(async move {
                 for batch in recorded.chunks(4) {
                     tokio::time::sleep(Duration::from_millis(1)).await;
-                    let _ = tx.send(batch.to_vec()).await;
+                    let batch = batch
+                        .iter()
+                        .map(|(p, e)| (*p, Arc::new(e.clone())))
+                        .collect();
+                    let _ = tx.send(batch).await;
                 }
             });
             let mut opts = options(Pacing::Max { concurrency: 4 });
