@@ -1,9 +1,13 @@
 //! One connection to one target, owned by one sender (a closed-model lane or an open-model
 //! worker): no pool to check out from and no task per request.
 //!
-//! Built on hyper's low-level connection API. The task that sends a request also drives the
-//! connection (see [`drive`]), so a request and its response cost no wake-up between tasks;
-//! the connection is kept alive between requests and replaced when it closes or fails.
+//! HTTP/1.1 (plain or over TLS) is written and read by nprt itself ([`Wire`]): the request
+//! bytes built from the recording go out in one write, the answer is read with
+//! [`ResponseReader`] and its body counted, not kept. HTTP/2 (`--h2`, or chosen by the
+//! server in ALPN) goes through hyper's low-level connection API, the task that sends a
+//! request also driving the connection (see [`drive`]). Either way a request and its
+//! response cost no wake-up between tasks; the connection is kept alive between requests
+//! and replaced when it closes or fails.
 
 use super::target::write_request;
 use super::{build_request, Rewrite, Target};

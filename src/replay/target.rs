@@ -206,7 +206,7 @@ fn forwarded_headers<'a>(
 }
 
 /// Builds the request to send to `target` for a recorded exchange, for hyper's HTTP/2
-/// client (HTTP/1.1 requests are written by [`write_request`]).
+/// client (HTTP/1.1 requests are written by `write_request`).
 ///
 /// The Host header becomes the target's (the client sets it from the URI) unless the rewrite
 /// keeps the recorded one; the body is the recorded body, de-chunked.
