@@ -30,8 +30,8 @@ use capture::*;
 use deploy::*;
 pub(crate) use output::{write_reports, AtomicFile};
 use redact::*;
-pub(crate) use replay::ReplayRun;
 use replay::*;
+pub(crate) use replay::{recording_source, ReplayRun};
 use run::*;
 use shadow::*;
 

@@ -121,7 +121,7 @@ impl From<Methods> for MethodPolicy {
 }
 
 /// A replay source that yields `first` and then reopens `path` for each further pass.
-pub(super) fn recording_source(first: GorReader, path: PathBuf, skip_bad: bool) -> Source {
+pub(crate) fn recording_source(first: GorReader, path: PathBuf, skip_bad: bool) -> Source {
     let mut first = Some(first);
     Box::new(move || {
         let reader = match first.take() {

@@ -9,7 +9,9 @@
 use super::deployer::{Deployer, Op};
 use super::file::{Action, LiveSource, Loaded, Scenario, Source};
 use super::live::{self, Live, Traffic};
-use crate::cli::{shutdown_signal, write_reports, AtomicFile, Failure, ReplayRun};
+use crate::cli::{
+    recording_source, shutdown_signal, write_reports, AtomicFile, Failure, ReplayRun,
+};
 use crate::compare::{Comparison, Outcome, Verdict};
 use crate::deploy::ops::OpError;
 use crate::recording::{GorReader, ReadOptions};
@@ -268,21 +270,7 @@ async fn traffic(scenario: &Scenario, targets: &[Target], quiet: bool) -> Result
                 },
             )
             .map_err(Failure::bad_input)?;
-            let (path, skip_bad) = (spec.path.clone(), spec.skip_bad);
-            let mut first = Some(first);
-            let source: crate::replay::Source = Box::new(move || {
-                let reader = match first.take() {
-                    Some(r) => r,
-                    None => GorReader::open(
-                        &path,
-                        ReadOptions {
-                            skip_bad,
-                            ..ReadOptions::default()
-                        },
-                    )?,
-                };
-                Ok(Box::new(reader) as crate::replay::Exchanges)
-            });
+            let source = recording_source(first, spec.path.clone(), spec.skip_bad);
             eprintln!(
                 "replaying {} to {}…",
                 spec.path.display(),
@@ -446,6 +434,27 @@ fn write_record(scenario: &Scenario, verdict: &Verdict, record: &Record) -> Resu
     file.commit()
 }
 
+/// The times a run took and what it did after its verdict, as (label, value) rows: the
+/// terminal summary and `scenario.md` show the same ones.
+fn outcome_rows(t: &Timings, action: Option<&Value>) -> Vec<(&'static str, String)> {
+    let mut rows = vec![
+        ("time to deploy", seconds(t.to_deploy_ms)),
+        ("time to verdict", seconds(t.to_verdict_ms)),
+        ("time to rollback", seconds(t.to_rollback_ms)),
+    ];
+    if t.to_promote_ms.is_some() {
+        rows.push(("time to promote", seconds(t.to_promote_ms)));
+    }
+    if let Some(a) = action {
+        let on = a["on"].as_str().unwrap_or("");
+        rows.push((
+            "action",
+            format!("{} (on {on})", a["action"].as_str().unwrap_or("")),
+        ));
+    }
+    rows
+}
+
 /// The run at a glance, for a CI job summary above `report.md`.
 fn markdown(scenario: &Scenario, verdict: &Verdict, record: &Record, t: &Timings) -> String {
     let mut md = String::new();
@@ -470,19 +479,8 @@ fn markdown(scenario: &Scenario, verdict: &Verdict, record: &Record, t: &Timings
             d["version"].as_str().unwrap_or("")
         );
     }
-    let _ = writeln!(md, "| time to deploy | {} |", seconds(t.to_deploy_ms));
-    let _ = writeln!(md, "| time to verdict | {} |", seconds(t.to_verdict_ms));
-    let _ = writeln!(md, "| time to rollback | {} |", seconds(t.to_rollback_ms));
-    if t.to_promote_ms.is_some() {
-        let _ = writeln!(md, "| time to promote | {} |", seconds(t.to_promote_ms));
-    }
-    if let Some(a) = &record.action {
-        let _ = writeln!(
-            md,
-            "| action | {} (on {}) |",
-            a["action"].as_str().unwrap_or(""),
-            a["on"].as_str().unwrap_or("")
-        );
+    for (label, value) in outcome_rows(t, record.action.as_ref()) {
+        let _ = writeln!(md, "| {label} | {value} |");
     }
     let _ = writeln!(md, "| exit code | {} |", verdict.exit() as i32);
     md
@@ -497,19 +495,8 @@ fn print_summary(scenario: &Scenario, verdict: &Verdict, record: &Record) {
         verdict.outcome.as_str().to_uppercase(),
         verdict.exit() as i32
     );
-    let _ = writeln!(text, "  time to deploy    {}", seconds(t.to_deploy_ms));
-    let _ = writeln!(text, "  time to verdict   {}", seconds(t.to_verdict_ms));
-    let _ = writeln!(text, "  time to rollback  {}", seconds(t.to_rollback_ms));
-    if t.to_promote_ms.is_some() {
-        let _ = writeln!(text, "  time to promote   {}", seconds(t.to_promote_ms));
-    }
-    if let Some(a) = &record.action {
-        let _ = writeln!(
-            text,
-            "  action            {} (on {})",
-            a["action"].as_str().unwrap_or(""),
-            a["on"].as_str().unwrap_or("")
-        );
+    for (label, value) in outcome_rows(t, record.action.as_ref()) {
+        let _ = writeln!(text, "  {label:<17} {value}");
     }
     let _ = writeln!(
         text,
