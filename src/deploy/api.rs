@@ -593,7 +593,7 @@ pub async fn serve(
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             // Out of file descriptors and the like: wait instead of spinning or exiting.
-            Err(e) if is_transient(&e) => {
+            Err(e) if crate::accept_error_is_transient(&e) => {
                 tracing::warn!(error = %e, "accept failed; retrying");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
@@ -616,18 +616,6 @@ pub async fn serve(
             }
         });
     }
-}
-
-fn is_transient(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::ConnectionAborted
-            | std::io::ErrorKind::ConnectionReset
-            | std::io::ErrorKind::Interrupted
-            | std::io::ErrorKind::WouldBlock
-    ) || e
-        .raw_os_error()
-        .is_some_and(|c| c == libc::EMFILE || c == libc::ENFILE)
 }
 
 async fn serve_connection<S>(api: Arc<Api>, peer: SocketAddr, stream: S)

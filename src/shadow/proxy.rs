@@ -97,7 +97,7 @@ pub async fn serve(
         let (stream, client) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
-                Err(e) if is_transient(&e) => {
+                Err(e) if crate::accept_error_is_transient(&e) => {
                     tracing::warn!(error = %e, "accept failed; going on");
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
@@ -136,16 +136,6 @@ pub async fn serve(
         tracing::warn!("requests still open after the grace period were cut off");
     }
     Ok(())
-}
-
-fn is_transient(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::ConnectionAborted
-            | std::io::ErrorKind::ConnectionReset
-            | std::io::ErrorKind::Interrupted
-    ) || e.raw_os_error() == Some(libc::EMFILE)
-        || e.raw_os_error() == Some(libc::ENFILE)
 }
 
 /// Forwards one request to the primary and hands back its response; mirrors a copy.
