@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{run, stderr, stdout};
+use common::{capture_pcap, run, stderr, stdout};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -14,15 +14,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn capture(input: &Path, out: &Path) -> std::process::Output {
-    run(&[
-        "capture",
-        "--pcap",
-        input.to_str().unwrap(),
-        "--port",
-        "18080",
-        "--output",
-        out.to_str().unwrap(),
-    ])
+    capture_pcap(input, out, &[])
 }
 
 #[test]

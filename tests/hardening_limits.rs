@@ -3,94 +3,10 @@
 
 mod common;
 
-use common::{run, stderr, stdout};
-use std::path::Path;
-
-/// A little-endian microsecond pcap of Ethernet frames, 1 ms apart.
-fn pcap(packets: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&262_144u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes());
-    for (i, p) in packets.iter().enumerate() {
-        out.extend_from_slice(&(1_700_000_000 + i as u32 / 1000).to_le_bytes());
-        out.extend_from_slice(&((i as u32 % 1000) * 1000).to_le_bytes());
-        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-        out.extend_from_slice(p);
-    }
-    out
-}
-
-/// One TCP connection from client port `port` to the server at 127.0.0.2:18080.
-struct Conn {
-    port: u16,
-    cseq: u32,
-    sseq: u32,
-}
-
-impl Conn {
-    fn open(port: u16, packets: &mut Vec<Vec<u8>>) -> Conn {
-        let mut c = Conn {
-            port,
-            cseq: 1000,
-            sseq: 9000,
-        };
-        packets.push(c.packet(true, true, b""));
-        packets.push(c.packet(false, true, b""));
-        c.cseq += 1;
-        c.sseq += 1;
-        c
-    }
-
-    fn packet(&self, from_client: bool, syn: bool, payload: &[u8]) -> Vec<u8> {
-        let (client, server) = ([127, 0, 0, 1], [127, 0, 0, 2]);
-        let b = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6]);
-        let b = if from_client {
-            b.ipv4(client, server, 64)
-                .tcp(self.port, 18080, self.cseq, 65535)
-        } else {
-            b.ipv4(server, client, 64)
-                .tcp(18080, self.port, self.sseq, 65535)
-        };
-        let b = if syn { b.syn() } else { b };
-        let mut out = Vec::new();
-        b.write(&mut out, payload).unwrap();
-        out
-    }
-
-    fn send(&mut self, from_client: bool, payload: &[u8], packets: &mut Vec<Vec<u8>>) {
-        // At most 1400 bytes a segment, as on a real link.
-        for piece in payload.chunks(1400) {
-            packets.push(self.packet(from_client, false, piece));
-            if from_client {
-                self.cseq += piece.len() as u32;
-            } else {
-                self.sseq += piece.len() as u32;
-            }
-        }
-    }
-}
+use common::{capture_pcap, pcap, run, stderr, stdout, TcpConn};
 
 const GET: &[u8] = b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n";
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-
-fn capture(input: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "capture",
-        "--pcap",
-        input.to_str().unwrap(),
-        "--port",
-        "18080",
-        "--output",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
-}
 
 /// The number printed before `label` in the capture's counters.
 fn counter(text: &str, label: &str) -> u64 {
@@ -110,12 +26,12 @@ fn every_capture_limit_trips_alone_and_is_counted() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = Vec::new();
     // A pipelining flood: 6 requests, no answer yet (limit 3).
-    let mut flood = Conn::open(5001, &mut p);
+    let mut flood = TcpConn::open(5001, &mut p);
     for _ in 0..6 {
         flood.send(true, GET, &mut p);
     }
     // Too many header fields (limit 8).
-    let mut many = Conn::open(5002, &mut p);
+    let mut many = TcpConn::open(5002, &mut p);
     let mut head = b"GET /many HTTP/1.1\r\n".to_vec();
     for i in 0..20 {
         head.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
@@ -124,14 +40,14 @@ fn every_capture_limit_trips_alone_and_is_counted() {
     many.send(true, &head, &mut p);
     many.send(false, OK, &mut p);
     // A head of 3000 bytes (limit 2048), never finished.
-    let mut long = Conn::open(5003, &mut p);
+    let mut long = TcpConn::open(5003, &mut p);
     long.send(
         true,
         format!("GET /{} HTTP/1.1\r\nX: ", "a".repeat(3000)).as_bytes(),
         &mut p,
     );
     // A chunk size of 2^64-1 (message limit 4096): framed past as too large.
-    let mut chunk = Conn::open(5004, &mut p);
+    let mut chunk = TcpConn::open(5004, &mut p);
     chunk.send(
         true,
         b"POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n",
@@ -139,7 +55,7 @@ fn every_capture_limit_trips_alone_and_is_counted() {
     );
     chunk.send(true, &[b'z'; 6000], &mut p);
     // A body larger than the message limit.
-    let mut body = Conn::open(5005, &mut p);
+    let mut body = TcpConn::open(5005, &mut p);
     body.send(
         true,
         b"POST /big HTTP/1.1\r\nContent-Length: 9000\r\n\r\n",
@@ -149,10 +65,10 @@ fn every_capture_limit_trips_alone_and_is_counted() {
     body.send(false, OK, &mut p);
     // Connections that only say SYN, filling the table (limit 8).
     for port in 6000..6020 {
-        Conn::open(port, &mut p);
+        TcpConn::open(port, &mut p);
     }
     // The well-behaved client, after all of it.
-    let mut good = Conn::open(5000, &mut p);
+    let mut good = TcpConn::open(5000, &mut p);
     for _ in 0..3 {
         good.send(true, GET, &mut p);
         good.send(false, OK, &mut p);
@@ -165,7 +81,7 @@ fn every_capture_limit_trips_alone_and_is_counted() {
     std::fs::write(&input, pcap(&p)).unwrap();
 
     let out = dir.path().join("out.gor");
-    let o = capture(
+    let o = capture_pcap(
         &input,
         &out,
         &[
@@ -205,7 +121,7 @@ fn every_capture_limit_trips_alone_and_is_counted() {
 
     // The same file with the defaults: nothing trips except what really is too much.
     let out = dir.path().join("defaults.gor");
-    let o = capture(&input, &out, &[]);
+    let o = capture_pcap(&input, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
     assert_eq!(counter(&err, "pipeline floods"), 0, "{err}");

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{nprt, run, stderr, stdout, Testbed};
+use common::{capture_pcap, nprt, pcap, run, stderr, stdout, TcpConn, Testbed};
 use nprt::recording::{GorWriter, RecordKind};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -252,67 +252,19 @@ fn redact_command_scrubs_every_record_and_keeps_the_rest() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
-/// A little-endian microsecond pcap of Ethernet frames.
-fn pcap(packets: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&262_144u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes());
-    for (i, p) in packets.iter().enumerate() {
-        out.extend_from_slice(&1_700_000_000u32.to_le_bytes());
-        out.extend_from_slice(&(i as u32 * 1000).to_le_bytes());
-        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-        out.extend_from_slice(p);
-    }
-    out
-}
-
-fn tcp(from_client: bool, seq: u32, syn: bool, payload: &[u8]) -> Vec<u8> {
-    let (client, server) = ([127, 0, 0, 1], [127, 0, 0, 2]);
-    let b = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6]);
-    let b = if from_client {
-        b.ipv4(client, server, 64).tcp(40000, 18080, seq, 65535)
-    } else {
-        b.ipv4(server, client, 64).tcp(18080, 40000, seq, 65535)
-    };
-    let b = if syn { b.syn() } else { b };
-    let mut out = Vec::new();
-    b.write(&mut out, payload).unwrap();
-    out
-}
-
 #[test]
 fn capture_with_redact_writes_no_secret_and_without_keeps_them() {
     let dir = tempfile::tempdir().unwrap();
-    let mut packets = vec![tcp(true, 100, true, b""), tcp(false, 500, true, b"")];
-    let (mut cseq, mut sseq) = (101u32, 501u32);
+    let mut packets = Vec::new();
+    let mut conn = TcpConn::open(40000, &mut packets);
     for i in 0..3 {
-        let req = request(i);
-        packets.push(tcp(true, cseq, false, req.as_bytes()));
-        cseq += req.len() as u32;
-        packets.push(tcp(false, sseq, false, RESPONSE.as_bytes()));
-        sseq += RESPONSE.len() as u32;
+        conn.send(true, request(i).as_bytes(), &mut packets);
+        conn.send(false, RESPONSE.as_bytes(), &mut packets);
     }
     let input = dir.path().join("secrets.pcap");
     std::fs::write(&input, pcap(&packets)).unwrap();
 
-    let capture = |out: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "capture",
-            "--pcap",
-            input.to_str().unwrap(),
-            "--port",
-            "18080",
-            "--output",
-            out.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        run(&args)
-    };
+    let capture = |out: &Path, extra: &[&str]| capture_pcap(&input, out, extra);
     let redacted = dir.path().join("redacted.gor");
     let o = capture(&redacted, &["--redact", "X-Api-Key"]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -121,3 +121,87 @@ pub fn make_certificates(dir: &Path) {
     std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
     std::fs::write(dir.join("key.pem"), leaf_key.serialize_pem()).unwrap();
 }
+
+/// A little-endian microsecond pcap of Ethernet frames, 1 ms apart.
+pub fn pcap(packets: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&262_144u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    for (i, p) in packets.iter().enumerate() {
+        out.extend_from_slice(&(1_700_000_000 + i as u32 / 1000).to_le_bytes());
+        out.extend_from_slice(&((i as u32 % 1000) * 1000).to_le_bytes());
+        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+/// One TCP connection from client port `port` to the server at 127.0.0.2:18080.
+pub struct TcpConn {
+    port: u16,
+    cseq: u32,
+    sseq: u32,
+}
+
+impl TcpConn {
+    pub fn open(port: u16, packets: &mut Vec<Vec<u8>>) -> TcpConn {
+        let mut c = TcpConn {
+            port,
+            cseq: 1000,
+            sseq: 9000,
+        };
+        packets.push(c.packet(true, true, b""));
+        packets.push(c.packet(false, true, b""));
+        c.cseq += 1;
+        c.sseq += 1;
+        c
+    }
+
+    fn packet(&self, from_client: bool, syn: bool, payload: &[u8]) -> Vec<u8> {
+        let (client, server) = ([127, 0, 0, 1], [127, 0, 0, 2]);
+        let b = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6]);
+        let b = if from_client {
+            b.ipv4(client, server, 64)
+                .tcp(self.port, 18080, self.cseq, 65535)
+        } else {
+            b.ipv4(server, client, 64)
+                .tcp(18080, self.port, self.sseq, 65535)
+        };
+        let b = if syn { b.syn() } else { b };
+        let mut out = Vec::new();
+        b.write(&mut out, payload).unwrap();
+        out
+    }
+
+    pub fn send(&mut self, from_client: bool, payload: &[u8], packets: &mut Vec<Vec<u8>>) {
+        // At most 1400 bytes a segment, as on a real link.
+        for piece in payload.chunks(1400) {
+            packets.push(self.packet(from_client, false, piece));
+            if from_client {
+                self.cseq += piece.len() as u32;
+            } else {
+                self.sseq += piece.len() as u32;
+            }
+        }
+    }
+}
+
+/// Runs `nprt capture` on the pcap file `input` for server port 18080 into `out`.
+pub fn capture_pcap(input: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "capture",
+        "--pcap",
+        input.to_str().unwrap(),
+        "--port",
+        "18080",
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
