@@ -250,74 +250,58 @@ const BASIC_GOOD: &str = "Basic cm9ib3Q6czNjcmV0"; // robot:s3cret
 
 fn fake_registry(auth: Auth) -> Fake {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let log = Arc::clone(&log);
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let log = Arc::clone(&log);
-                        async move {
-                            let authz = req
-                                .headers()
-                                .get("authorization")
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("")
-                                .to_owned();
-                            let accept = req
-                                .headers()
-                                .get("accept")
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("")
-                                .to_owned();
-                            let path = req.uri().to_string();
-                            log.lock().unwrap().push(format!("{} {path} [{authz}]", req.method()));
-                            let mut res = Response::new(Full::new(Bytes::new()));
-                            if path.starts_with("/token") {
-                                if authz == BASIC_GOOD && path.contains("scope=repository%3Ateam%2Fweb%3Apull") {
-                                    *res.body_mut() = Full::new(Bytes::from(r#"{"token":"t0ken"}"#));
-                                } else {
-                                    *res.status_mut() = StatusCode::UNAUTHORIZED;
-                                }
-                                return Ok::<_, hyper::Error>(res);
-                            }
-                            let good = match auth {
-                                Auth::Bearer => authz == "Bearer t0ken",
-                                Auth::Basic => authz == BASIC_GOOD,
-                            };
-                            if !good {
-                                *res.status_mut() = StatusCode::UNAUTHORIZED;
-                                let challenge = match auth {
-                                    Auth::Bearer => format!(r#"Bearer realm="http://{addr}/token",service="fake",scope="repository:team/web:pull""#),
-                                    Auth::Basic => r#"Basic realm="fake""#.to_owned(),
-                                };
-                                res.headers_mut().insert("www-authenticate", challenge.parse().unwrap());
-                            } else if !accept.contains("application/vnd.oci.image.index.v1+json")
-                                || !path.ends_with("/manifests/v1")
-                            {
-                                *res.status_mut() = StatusCode::NOT_FOUND;
-                            }
-                            Ok(res)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
+    deploy_fake::serve_http(listener, move |req: Request<hyper::body::Incoming>| {
+        let log = Arc::clone(&log);
+        async move {
+            let authz = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let accept = req
+                .headers()
+                .get("accept")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let path = req.uri().to_string();
+            log.lock()
+                .unwrap()
+                .push(format!("{} {path} [{authz}]", req.method()));
+            let mut res = Response::new(Full::new(Bytes::new()));
+            if path.starts_with("/token") {
+                if authz == BASIC_GOOD && path.contains("scope=repository%3Ateam%2Fweb%3Apull") {
+                    *res.body_mut() = Full::new(Bytes::from(r#"{"token":"t0ken"}"#));
+                } else {
+                    *res.status_mut() = StatusCode::UNAUTHORIZED;
+                }
+                return res;
             }
-        });
+            let good = match auth {
+                Auth::Bearer => authz == "Bearer t0ken",
+                Auth::Basic => authz == BASIC_GOOD,
+            };
+            if !good {
+                *res.status_mut() = StatusCode::UNAUTHORIZED;
+                let challenge = match auth {
+                    Auth::Bearer => format!(
+                        r#"Bearer realm="http://{addr}/token",service="fake",scope="repository:team/web:pull""#
+                    ),
+                    Auth::Basic => r#"Basic realm="fake""#.to_owned(),
+                };
+                res.headers_mut()
+                    .insert("www-authenticate", challenge.parse().unwrap());
+            } else if !accept.contains("application/vnd.oci.image.index.v1+json")
+                || !path.ends_with("/manifests/v1")
+            {
+                *res.status_mut() = StatusCode::NOT_FOUND;
+            }
+            res
+        }
     });
     Fake {
         url: addr.to_string(),

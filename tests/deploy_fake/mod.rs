@@ -54,32 +54,11 @@ impl Fake {
             version: 0,
         }));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let shared = Arc::clone(&state);
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let state = Arc::clone(&shared);
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |req| {
-                            let state = Arc::clone(&state);
-                            async move { Ok::<_, hyper::Error>(handle(&state, req).await) }
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            });
+        serve_http(listener, move |req| {
+            let state = Arc::clone(&shared);
+            async move { handle(&state, req).await }
         });
         Fake { state, url }
     }
@@ -139,6 +118,41 @@ fn decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8(out).unwrap()
+}
+
+/// Serves HTTP/1.1 on `listener` from a thread of its own, every request answered by
+/// `handler`: the fake API server, and the fake registries of other tests.
+pub fn serve_http<H, F>(listener: std::net::TcpListener, handler: H)
+where
+    H: Fn(Request<hyper::body::Incoming>) -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    listener.set_nonblocking(true).unwrap();
+    let handler = Arc::new(handler);
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let handler = Arc::clone(&handler);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let answer = handler(req);
+                        async move { Ok::<_, hyper::Error>(answer.await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    });
 }
 
 fn query(req: &Request<hyper::body::Incoming>) -> BTreeMap<String, String> {
