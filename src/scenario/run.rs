@@ -182,19 +182,9 @@ async fn execute(
             }
             Err(e) => {
                 let failure = op_failure("deploy of the canary", e);
-                // A half-applied canary is cleaned up like a failed one; the deploy's error is
-                // the one reported.
-                if let Err(cleanup) = act(
-                    scenario,
-                    Some(deployer),
-                    scenario.on_inconclusive,
-                    "error",
-                    record,
-                )
-                .await
-                {
-                    eprintln!("Error: {:#}", cleanup.error);
-                }
+                // A half-applied canary is cleaned up too; the deploy's error is the one
+                // reported.
+                clean_up_after_error(scenario, Some(deployer), record).await;
                 return Err(failure);
             }
         }
@@ -206,17 +196,7 @@ async fn execute(
             // A run that broke off after the deploy leaves no verdict: the canary is treated
             // as on an inconclusive one.
             if canary_started.get() {
-                if let Err(cleanup) = act(
-                    scenario,
-                    deployer,
-                    scenario.on_inconclusive,
-                    "error",
-                    record,
-                )
-                .await
-                {
-                    eprintln!("Error: {:#}", cleanup.error);
-                }
+                clean_up_after_error(scenario, deployer, record).await;
             }
             return Err(failure);
         }
@@ -362,6 +342,26 @@ async fn start_targets(scenario: &Scenario) -> Result<Vec<Target>, Failure> {
 }
 
 /// Carries out `action` (chosen because the verdict was `on`), recording when it finished.
+/// After a run broke off with an error, the canary is handled as on an inconclusive verdict;
+/// a failure of that is printed, and the run's own error stays the one reported.
+async fn clean_up_after_error(
+    scenario: &Scenario,
+    deployer: Option<&Deployer>,
+    record: &mut Record,
+) {
+    if let Err(cleanup) = act(
+        scenario,
+        deployer,
+        scenario.on_inconclusive,
+        "error",
+        record,
+    )
+    .await
+    {
+        eprintln!("Error: {:#}", cleanup.error);
+    }
+}
+
 async fn act(
     scenario: &Scenario,
     deployer: Option<&Deployer>,
