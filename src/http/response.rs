@@ -20,19 +20,14 @@ pub struct Response {
 /// A push reader for one response: feed it bytes in the order they arrive.
 #[derive(Debug)]
 pub struct ResponseReader {
-    request_method: Method,
+    /// `HEAD`, `CONNECT` or `GET` standing for every other method: all that decides how a
+    /// response is framed.
+    request_method: &'static str,
     limits: Limits,
     state: State,
     status: u16,
     body_bytes: u64,
     reusable: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Method {
-    Head,
-    Connect,
-    Other,
 }
 
 #[derive(Debug)]
@@ -50,9 +45,9 @@ impl ResponseReader {
     pub fn new(request_method: &str, limits: Limits) -> Self {
         ResponseReader {
             request_method: match request_method {
-                "HEAD" => Method::Head,
-                "CONNECT" => Method::Connect,
-                _ => Method::Other,
+                "HEAD" => "HEAD",
+                "CONNECT" => "CONNECT",
+                _ => "GET",
             },
             limits,
             state: State::Head,
@@ -74,11 +69,7 @@ impl ResponseReader {
             let rest = &buf[used..];
             match &mut self.state {
                 State::Head => {
-                    let method = match self.request_method {
-                        Method::Head => "HEAD",
-                        Method::Connect => "CONNECT",
-                        Method::Other => "GET",
-                    };
+                    let method = self.request_method;
                     let parsed = with_response_head(rest, &self.limits, |head| {
                         let length = response_length(head.status, head.version, method, |name| {
                             head.values(name)

@@ -285,18 +285,17 @@ impl Conn {
     /// Sends `job` and reads the whole response, within the timeout counted from its due
     /// time. Every outcome, failures included, is an observation.
     pub(crate) async fn exchange(&mut self, job: &Job) -> Observation {
-        let endpoint = Arc::clone(&self.endpoint);
-        let deadline = job.due + endpoint.timeout;
-        let result = match tokio::time::timeout_at(deadline, self.round_trip(job)).await {
+        let timeout = self.endpoint.timeout;
+        let result = match tokio::time::timeout_at(job.due + timeout, self.round_trip(job)).await {
             Ok(result) => result,
             Err(_) => {
                 // The connection is mid-request: it cannot carry another one.
                 self.live = None;
-                Err(format!("timeout after {} ms", endpoint.timeout.as_millis()))
+                Err(format!("timeout after {} ms", timeout.as_millis()))
             }
         };
         let latency_us = u64::try_from(job.due.elapsed().as_micros()).unwrap_or(u64::MAX);
-        job.observed(&endpoint.target, result, latency_us)
+        job.observed(&self.endpoint.target, result, latency_us)
     }
 
     /// Opens the connection before the first request needs it, within the request timeout;
