@@ -214,9 +214,9 @@ type Batch = Vec<(u32, Arc<Exchange>)>;
 const BATCH: usize = 128;
 
 /// The senders' end of the reader's batches, with the way back for emptied ones: a batch is
-/// tens of KiB, and allocating one per 128 exchanges on the reader's thread to free it on a
-/// sender's made the allocator consolidate its free lists every time (3% of the CPU of a
-/// full-rate replay). Only batches that exist come back, so no more circulate than the
+/// a few KiB, beyond glibc's per-thread caches, and allocating one per 128 exchanges on the
+/// reader's thread to free it on a sender's made the allocator consolidate its free lists
+/// every time (3% of the CPU of a full-rate replay, measured with batches of whole exchanges). Only batches that exist come back, so no more circulate than the
 /// channel holds plus one per sender thread and the one being filled.
 pub(crate) struct Batches {
     rx: mpsc::Receiver<Batch>,
