@@ -252,8 +252,14 @@ pub(crate) fn write_request(
     let rewritten = rewrite.target(&head.target);
     let path = checked_path(origin_form(&rewritten)).map_err(|e| {
         // Observations and reports carry this: never with secret query values.
-        let shown = crate::redact::redact_target(&head.target);
-        format!("request target `{shown}`: {e}")
+        let shown = crate::redact::redact_target(&rewritten);
+        match rewritten {
+            Cow::Borrowed(_) => format!("request target `{shown}`: {e}"),
+            Cow::Owned(_) => {
+                let recorded = crate::redact::redact_target(&head.target);
+                format!("request target `{shown}` (`{recorded}` after --rewrite-url): {e}")
+            }
+        }
     })?;
     out.clear();
     for part in [
@@ -399,7 +405,11 @@ mod tests {
             urls: vec![Rewrite::parse_url_rule("a=a b").unwrap()],
             ..Rewrite::default()
         };
-        assert!(written("http://t:9", "GET /a HTTP/1.1\r\n\r\n", b"", &spaced).is_err());
+        let e = written("http://t:9", "GET /a HTTP/1.1\r\n\r\n", b"", &spaced).unwrap_err();
+        assert!(
+            e.starts_with("request target `/a b` (`/a` after --rewrite-url): "),
+            "{e}"
+        );
     }
 
     #[test]
