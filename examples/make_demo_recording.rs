@@ -56,7 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let Framed::Complete(req) = frame_request(&request)? else {
             return Err("generated an incomplete request".into());
         };
-        let Framed::Complete(res) = frame_response(&response, &req.head.method, false)? else {
+        let Framed::Complete(res) = frame_response(&response, req.head.method(), false)? else {
             return Err("read an incomplete response".into());
         };
         writer.write_exchange(&Exchange {

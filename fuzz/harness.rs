@@ -34,7 +34,7 @@ pub fn http_framing(data: &[u8]) {
             Ok(Framed::Complete(f)) => {
                 assert!(f.body_start <= f.len && f.len <= rest.len());
                 f.decoded_body(rest).expect("a framed body decodes");
-                let _ = route_key(&f.head.method, &f.head.target);
+                let _ = route_key(f.head.method(), f.head.target());
                 let _ = nprt::redact::Redactor::default().message(&rest[..f.len]);
                 if f.len == 0 {
                     break;
@@ -107,7 +107,7 @@ pub fn gor_reader(data: &[u8]) {
         for _ in 0..100_000 {
             match reader.next() {
                 Some(Ok(ex)) => {
-                    let _ = route_key(&ex.request_head.method, &ex.request_head.target);
+                    let _ = route_key(ex.request_head.method(), ex.request_head.target());
                 }
                 Some(Err(e)) => {
                     let _ = e.to_string();

@@ -51,7 +51,7 @@ fn fixture_pairs_what_it_can_and_counts_the_rest() {
     // terminator `0\r\n\r\n` have no request; the `100 Continue` was a record of its own.
     let chunked = ex
         .iter()
-        .find(|e| e.request_head.target == "/chunked")
+        .find(|e| e.request_head.target() == "/chunked")
         .unwrap();
     assert!(chunked.response.is_none());
     assert_eq!(stats.records, 14);
@@ -64,7 +64,7 @@ fn fixture_pairs_what_it_can_and_counts_the_rest() {
     // The slow route took ~200 ms from request start to response.
     let slow = ex
         .iter()
-        .find(|e| e.request_head.target == "/slow/hello.txt")
+        .find(|e| e.request_head.target() == "/slow/hello.txt")
         .unwrap();
     let latency = slow.response.as_ref().unwrap().latency_ns;
     assert!((150_000_000..400_000_000).contains(&latency), "{latency}");

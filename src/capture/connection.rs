@@ -228,11 +228,11 @@ impl Connection {
                 .queue
                 .front()
                 .and_then(|m| match &m.head {
-                    Head::Request(h) => Some(h.method.clone()),
+                    Head::Request(h) => Some(h.method()),
                     Head::Response(_) => None,
                 })
-                .or_else(|| self.req.partial_request().map(|h| h.method.clone()));
-            let step = self.res.step(method.as_deref());
+                .or_else(|| self.req.partial_request().map(|h| h.method()));
+            let step = self.res.step(method);
             if self.res.counts.over_limit_heads > 0 {
                 self.drop_whole(0, stats);
                 return;
@@ -294,7 +294,8 @@ impl Connection {
             },
         };
         if let (Head::Request(req), Head::Response(res)) = (&request.head, &m.head) {
-            if res.status == 101 || (req.method == "CONNECT" && (200..300).contains(&res.status)) {
+            if res.status == 101 || (req.method() == "CONNECT" && (200..300).contains(&res.status))
+            {
                 self.req.enter_tunnel();
                 self.res.enter_tunnel();
             }

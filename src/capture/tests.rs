@@ -234,7 +234,7 @@ fn early_response_keeps_exchange_marked_truncated() {
     assert!(ex[0].request_truncated);
     assert!(ex[0].exchange.request.ends_with(b"abc"));
     assert_eq!(ex[0].exchange.response.as_ref().unwrap().head.status, 413);
-    assert_eq!(ex[1].exchange.request_head.target, "/a");
+    assert_eq!(ex[1].exchange.request_head.target(), "/a");
     assert_eq!(stats.truncated_exchanges, 1);
 }
 

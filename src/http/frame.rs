@@ -220,7 +220,7 @@ mod tests {
         let mut seen = Vec::new();
         while let Framed::Complete(frame) = frame_request(rest).unwrap() {
             seen.push((
-                frame.head.target.clone(),
+                frame.head.target().to_owned(),
                 frame.decoded_body(rest).unwrap().into_owned(),
             ));
             rest = &rest[frame.len..];

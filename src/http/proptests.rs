@@ -292,7 +292,7 @@ proptest! {
         let _ = frame_request(&bytes);
         let _ = frame_response(&bytes, "HEAD", true);
         if let Ok(Some(head)) = parse_request_head(&bytes) {
-            let _ = route_key(&head.method, &head.target);
+            let _ = route_key(head.method(), head.target());
         }
     }
 }

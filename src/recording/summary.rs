@@ -86,8 +86,8 @@ impl Summary {
         self.requests += 1;
         self.request_bytes += ex.request.len() as u64;
         let head = &ex.request_head;
-        bump(&mut self.methods, &head.method, 1, METHOD_CAP);
-        let route = route_key(&head.method, &head.target);
+        bump(&mut self.methods, head.method(), 1, METHOD_CAP);
+        let route = route_key(head.method(), head.target());
         bump(&mut self.routes, &route, 1, self.route_cap);
         if let Some(res) = &ex.response {
             self.responses += 1;

@@ -122,7 +122,7 @@ impl Job {
     pub(crate) fn new(exchange: Arc<Exchange>, due: Instant) -> Self {
         let head = &exchange.request_head;
         Job {
-            route: crate::http::route_key(&head.method, &head.target),
+            route: crate::http::route_key(head.method(), head.target()),
             body: exchange.request_body(),
             exchange,
             due,
@@ -144,7 +144,7 @@ impl Job {
             id: self.exchange.id.clone(),
             target: target.name.clone(),
             route: self.route.clone(),
-            method: self.exchange.request_head.method.clone(),
+            method: self.exchange.request_head.method().to_owned(),
             status,
             latency_us,
             bytes,
@@ -322,7 +322,7 @@ impl Conn {
     async fn round_trip(&mut self, job: &Job) -> Result<(u16, u64), String> {
         let endpoint = Arc::clone(&self.endpoint);
         let exchange = &job.exchange;
-        let method = exchange.request_head.method.as_str();
+        let method = exchange.request_head.method();
         let mut written = false;
         // A kept-alive connection found closed is replaced once; a fresh connection that
         // fails is the answer.

@@ -97,15 +97,15 @@ impl Filter {
             }
         }
         if !self.allow_methods.is_empty() {
-            if !self.allow_methods.iter().any(|m| m == &head.method) {
+            if !self.allow_methods.iter().any(|m| m == head.method()) {
                 return Err(Skip::Method);
             }
-        } else if !self.methods.allows(&head.method) {
+        } else if !self.methods.allows(head.method()) {
             return Err(Skip::UnsafeMethod);
         }
         if (!self.allow_urls.is_empty()
-            && !self.allow_urls.iter().any(|r| r.is_match(&head.target)))
-            || self.deny_urls.iter().any(|r| r.is_match(&head.target))
+            && !self.allow_urls.iter().any(|r| r.is_match(head.target())))
+            || self.deny_urls.iter().any(|r| r.is_match(head.target()))
         {
             return Err(Skip::Url);
         }

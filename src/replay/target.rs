@@ -184,10 +184,9 @@ fn forwarded_headers<'a>(
             .chain(rewrite.set_headers.iter().map(|(n, _)| n))
             .any(|r| r.eq_ignore_ascii_case(name))
     };
-    head.headers
-        .iter()
+    head.headers()
         .filter(move |h| {
-            let name = h.name.as_str();
+            let name = h.name;
             let listed = |list: &[&str]| list.iter().any(|n| n.eq_ignore_ascii_case(name));
             let kept_host = rewrite.keep_host && name.eq_ignore_ascii_case("host");
             let dropped = !kept_host
@@ -196,7 +195,7 @@ fn forwarded_headers<'a>(
                     || named_by_connection(name));
             !dropped && !replaced(name)
         })
-        .map(|h| (h.name.as_str(), h.value.as_slice()))
+        .map(|h| (h.name, h.value))
         .chain(
             rewrite
                 .set_headers
@@ -217,10 +216,8 @@ pub fn build_request(
     rewrite: &Rewrite,
 ) -> Result<hyper::Request<http_body_util::Full<Bytes>>, String> {
     let head = &exchange.request_head;
-    let uri = target.uri_for(&rewrite.target(&head.target))?;
-    let mut builder = hyper::Request::builder()
-        .method(head.method.as_str())
-        .uri(uri);
+    let uri = target.uri_for(&rewrite.target(head.target()))?;
+    let mut builder = hyper::Request::builder().method(head.method()).uri(uri);
     for (name, value) in forwarded_headers(head, rewrite) {
         builder = builder.header(name, value);
     }
@@ -249,21 +246,21 @@ pub(crate) fn write_request(
     rewrite: &Rewrite,
 ) -> Result<(), String> {
     let head = &exchange.request_head;
-    let rewritten = rewrite.target(&head.target);
+    let rewritten = rewrite.target(head.target());
     let path = checked_path(origin_form(&rewritten)).map_err(|e| {
         // Observations and reports carry this: never with secret query values.
         let shown = crate::redact::redact_target(&rewritten);
         match rewritten {
             Cow::Borrowed(_) => format!("request target `{shown}`: {e}"),
             Cow::Owned(_) => {
-                let recorded = crate::redact::redact_target(&head.target);
+                let recorded = crate::redact::redact_target(head.target());
                 format!("request target `{shown}` (`{recorded}` after --rewrite-url): {e}")
             }
         }
     })?;
     out.clear();
     for part in [
-        head.method.as_bytes(),
+        head.method().as_bytes(),
         b" ",
         target.base.path().trim_end_matches('/').as_bytes(),
         path.as_bytes(),
@@ -284,7 +281,7 @@ pub(crate) fn write_request(
         }
     }
     // RFC 9110 §8.6: sent when there is a body, or when the method gives a body a meaning.
-    if !body.is_empty() || matches!(head.method.as_str(), "POST" | "PUT" | "PATCH") {
+    if !body.is_empty() || matches!(head.method(), "POST" | "PUT" | "PATCH") {
         let _ = write!(out, "Content-Length: {}\r\n", body.len());
     }
     out.extend_from_slice(b"\r\n");

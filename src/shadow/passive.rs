@@ -118,21 +118,21 @@ impl Feed {
         let headers = header_map(head);
         let body = exchange.request_body();
         self.policy.decide(
-            &head.method,
+            head.method(),
             &headers,
             Some(body.len() as u64),
             fastrand::f64(),
         )?;
         let method =
-            hyper::Method::from_bytes(head.method.as_bytes()).map_err(|_| Skip::Unanswered)?;
-        let path_and_query = path_and_query(&head.target);
-        let route = crate::http::route_key(&head.method, &head.target);
+            hyper::Method::from_bytes(head.method().as_bytes()).map_err(|_| Skip::Unanswered)?;
+        let path_and_query = path_and_query(head.target());
+        let route = crate::http::route_key(head.method(), head.target());
         let latency_ns = captured.latency_last_byte_ns.unwrap_or(response.latency_ns);
         let primary = Observation {
             id: exchange.id.clone(),
             target: self.primary_name.clone(),
             route: route.clone(),
-            method: head.method.clone(),
+            method: head.method().to_owned(),
             status: Some(response.head.status),
             latency_us: latency_ns / 1000,
             bytes: response.bytes.len().saturating_sub(response.head.head_len) as u64,
@@ -154,11 +154,11 @@ impl Feed {
 
 /// The recorded request headers as forwarded: hop-by-hop ones removed.
 fn header_map(head: &crate::http::RequestHead) -> HeaderMap {
-    let mut map = HeaderMap::with_capacity(head.headers.len());
-    for h in &head.headers {
+    let mut map = HeaderMap::with_capacity(head.headers().len());
+    for h in head.headers() {
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(h.name.as_bytes()),
-            HeaderValue::from_bytes(&h.value),
+            HeaderValue::from_bytes(h.value),
         ) {
             map.append(name, value);
         }
