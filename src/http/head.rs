@@ -171,6 +171,14 @@ impl RequestHead {
         })
     }
 
+    /// The header fields in wire order as bytes, for loops that only compare or copy
+    /// names: [`RequestHead::headers`] checks each name is UTF-8 again.
+    pub fn header_bytes(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> + '_ {
+        self.fields
+            .iter()
+            .map(|&(name, value)| (&self.raw[name.range()], &self.raw[value.range()]))
+    }
+
     /// The first value of the field `name`, compared ASCII case-insensitively.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.header_values(name).next()
@@ -179,10 +187,9 @@ impl RequestHead {
     /// Every value of the field `name`: a field may be repeated, and some (Content-Length,
     /// Transfer-Encoding) must be read across all their lines.
     pub fn header_values<'n>(&self, name: &'n str) -> impl Iterator<Item = &[u8]> + use<'_, 'n> {
-        self.fields
-            .iter()
-            .filter(move |(n, _)| self.raw[n.range()].eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, value)| &self.raw[value.range()])
+        self.header_bytes()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, value)| value)
     }
 
     /// Whether the client will wait for a `100 Continue` before sending its body, so the

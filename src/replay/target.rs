@@ -168,39 +168,38 @@ impl Rewrite {
 fn forwarded_headers<'a>(
     head: &'a RequestHead,
     rewrite: &'a Rewrite,
-) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
     // Allocates only when the request has a Connection field.
     let connection: Vec<&[u8]> = head.header_values("connection").collect();
-    let named_by_connection = move |name: &str| {
+    let named_by_connection = move |name: &[u8]| {
         connection.iter().any(|v| {
             v.split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(name))
         })
     };
-    let replaced = |name: &str| {
+    let replaced = |name: &[u8]| {
         rewrite
             .remove_headers
             .iter()
             .chain(rewrite.set_headers.iter().map(|(n, _)| n))
-            .any(|r| r.eq_ignore_ascii_case(name))
+            .any(|r| r.as_bytes().eq_ignore_ascii_case(name))
     };
-    head.headers()
-        .filter(move |h| {
-            let name = h.name;
-            let listed = |list: &[&str]| list.iter().any(|n| n.eq_ignore_ascii_case(name));
-            let kept_host = rewrite.keep_host && name.eq_ignore_ascii_case("host");
+    head.header_bytes()
+        .filter(move |&(name, _)| {
+            let listed =
+                |list: &[&str]| list.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(name));
+            let kept_host = rewrite.keep_host && name.eq_ignore_ascii_case(b"host");
             let dropped = !kept_host
                 && (listed(&crate::http::HOP_BY_HOP)
                     || listed(&SET_BY_CLIENT)
                     || named_by_connection(name));
             !dropped && !replaced(name)
         })
-        .map(|h| (h.name, h.value))
         .chain(
             rewrite
                 .set_headers
                 .iter()
-                .map(|(n, v)| (n.as_str(), v.as_bytes())),
+                .map(|(n, v)| (n.as_bytes(), v.as_bytes())),
         )
 }
 
@@ -270,8 +269,8 @@ pub(crate) fn write_request(
     }
     let mut host_sent = false;
     for (name, value) in forwarded_headers(head, rewrite) {
-        host_sent |= name.eq_ignore_ascii_case("host");
-        for part in [name.as_bytes(), b": ", value, b"\r\n"] {
+        host_sent |= name.eq_ignore_ascii_case(b"host");
+        for part in [name, b": ", value, b"\r\n"] {
             out.extend_from_slice(part);
         }
     }
