@@ -13,9 +13,11 @@ use crate::http::{parse_request_head, parse_response_head, HttpError, RequestHea
 use bytes::Bytes;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::fs::File;
+use std::hash::BuildHasher;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -131,6 +133,7 @@ pub struct Record {
 
 /// A request waiting for its response and for its turn.
 struct Pending {
+    id: String,
     seq: u64,
     start_ns: u64,
     request: Bytes,
@@ -177,9 +180,13 @@ pub struct GorReader {
     stopped: bool,
     good_records: u64,
     seq: u64,
-    /// Boxed: the table stays small enough to stay in cache when the window is full.
-    pending: HashMap<String, Box<Pending>>,
-    order: BinaryHeap<Reverse<(u64, u64, String)>>,
+    /// Requests waiting for their turn, found by id (responses) or by `seq` (release), so
+    /// the id is kept once, in the entry, and the order heap holds its hash instead of a
+    /// copy. Boxed: the table stays small enough to stay in cache when the window is full.
+    pending: HashTable<Box<Pending>>,
+    hasher: DefaultHashBuilder,
+    /// (start time, seq, hash of the id) of every pending request, earliest first.
+    order: BinaryHeap<Reverse<(u64, u64, u64)>>,
     unmatched: HashMap<String, Unmatched>,
     unmatched_order: VecDeque<(String, u64)>,
     last_start: Option<u64>,
@@ -245,7 +252,8 @@ impl GorReader {
             stopped: false,
             good_records: 0,
             seq: 0,
-            pending: HashMap::new(),
+            pending: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
             order: BinaryHeap::new(),
             unmatched: HashMap::new(),
             unmatched_order: VecDeque::new(),
@@ -453,11 +461,13 @@ impl GorReader {
             }
         };
         self.stats.requests += 1;
-        if self.pending.contains_key(&rec.id) {
+        let hash = self.hasher.hash_one(&rec.id);
+        if self.pending.find(hash, |p| p.id == rec.id).is_some() {
             self.stats.duplicates += 1;
             return Ok(());
         }
         let mut pending = Box::new(Pending {
+            id: String::new(),
             seq: self.seq,
             start_ns: rec.ts_ns,
             request: rec.payload,
@@ -476,9 +486,11 @@ impl GorReader {
                 None => self.stats.bad_responses += 1,
             }
         }
-        self.order
-            .push(Reverse((rec.ts_ns, self.seq, rec.id.clone())));
-        self.pending.insert(rec.id, pending);
+        pending.id = rec.id;
+        self.order.push(Reverse((rec.ts_ns, self.seq, hash)));
+        let hasher = &self.hasher;
+        self.pending
+            .insert_unique(hash, pending, |p| hasher.hash_one(&p.id));
         Ok(())
     }
 
@@ -492,7 +504,8 @@ impl GorReader {
             ResponseClass::Final(bytes, head) => Some((bytes, head)),
             ResponseClass::Unparsable => None,
         };
-        if let Some(pending) = self.pending.get_mut(&rec.id) {
+        let hash = self.hasher.hash_one(&rec.id);
+        if let Some(pending) = self.pending.find_mut(hash, |p| p.id == rec.id) {
             match (response, &pending.response) {
                 (_, Some(_)) => self.stats.duplicates += 1,
                 (Some((bytes, head)), None) => {
@@ -547,15 +560,11 @@ impl GorReader {
         if !drain && self.pending.len() <= self.opts.reorder_window {
             return None;
         }
-        while let Some(Reverse((_, seq, id))) = self.order.pop() {
-            let Some(p) = self.pending.remove(&id) else {
+        while let Some(Reverse((_, seq, hash))) = self.order.pop() {
+            let Ok(entry) = self.pending.find_entry(hash, |p| p.seq == seq) else {
                 continue;
             };
-            if p.seq != seq {
-                // Not the entry this heap item was pushed for: put it back.
-                self.pending.insert(id, p);
-                continue;
-            }
+            let p = entry.remove().0;
             self.stats.exchanges += 1;
             if p.response.is_some() {
                 self.stats.paired += 1;
@@ -567,7 +576,7 @@ impl GorReader {
             }
             self.last_start = Some(self.last_start.map_or(p.start_ns, |l| l.max(p.start_ns)));
             return Some(Exchange {
-                id,
+                id: p.id,
                 start_ns: p.start_ns,
                 request: p.request,
                 request_head: p.head,
