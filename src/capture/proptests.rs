@@ -31,10 +31,14 @@ fn exchange() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
             ),
             3 => (
                 b"GET /stream HTTP/1.1\r\n\r\n".to_vec(),
-                format!(
-                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{text}\r\n0\r\n\r\n",
-                    n
-                )
+                // An empty body is the last chunk alone: a chunk of size 0 would end it.
+                if n == 0 {
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_owned()
+                } else {
+                    format!(
+                        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{n:x}\r\n{text}\r\n0\r\n\r\n"
+                    )
+                }
                 .into_bytes(),
             ),
             4 => (
