@@ -6,17 +6,22 @@
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// What one target answered to one recorded exchange.
+///
+/// The text fields are shared, not owned: every target's observation of an exchange has the
+/// same id, route and method, and every observation of a target the same name, so a replay
+/// at full rate makes no copy of them per observation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observation {
     /// The exchange id from the recording; the same id across targets pairs the observations.
-    pub id: String,
+    pub id: Arc<str>,
     /// The target's name as given on the command line (`--target NAME=URL`).
-    pub target: String,
+    pub target: Arc<str>,
     /// Route key (method + normalised path), see [`crate::http::route_key`].
-    pub route: String,
-    pub method: String,
+    pub route: Arc<str>,
+    pub method: Arc<str>,
     /// Final status code, `None` when no response arrived.
     pub status: Option<u16>,
     /// Latency in microseconds, from the scheduled send time to the end of the response.

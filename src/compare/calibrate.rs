@@ -152,7 +152,7 @@ mod tests {
             for target in ["stable", "stable-2"] {
                 let jitter = (rng.f64() - 0.5) * 4.0;
                 c.add(&Observation {
-                    id: i.to_string(),
+                    id: i.to_string().into(),
                     target: target.into(),
                     route: route.into(),
                     method: "GET".into(),

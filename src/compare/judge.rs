@@ -265,7 +265,7 @@ mod tests {
         for (i, &ms) in latencies_ms.iter().enumerate() {
             let status = statuses.get(i).copied().unwrap_or(Some(200));
             t.add(&Observation {
-                id: i.to_string(),
+                id: i.to_string().into(),
                 target: "x".into(),
                 route: "GET /".into(),
                 method: "GET".into(),

@@ -420,11 +420,12 @@ impl Comparison {
 
     /// Folds one observation in. Observations of other targets are only counted.
     pub fn add(&mut self, observation: &Observation) {
-        let candidate = if observation.target == self.options.baseline {
+        let target = &*observation.target;
+        let candidate = if target == self.options.baseline {
             false
-        } else if observation.target == self.options.candidate {
+        } else if target == self.options.candidate {
             true
-        } else if self.options.noise.as_deref() == Some(observation.target.as_str()) {
+        } else if self.options.noise.as_deref() == Some(target) {
             self.add_noise(observation);
             return;
         } else {
@@ -513,18 +514,18 @@ impl Comparison {
         let seen = &mut self.warm_seen[usize::from(candidate)];
         if self
             .warm_ids
-            .get(&observation.id)
+            .get(&*observation.id)
             .is_some_and(|s| *s != side)
         {
             // The partner was warm-up: so is this one, and it counts towards this side's.
             *seen += 1;
-            self.warm_ids.remove(&observation.id);
+            self.warm_ids.remove(&*observation.id);
             self.warm_skipped += 1;
             return true;
         }
         if *seen < self.options.warmup {
             *seen += 1;
-            self.warm_ids.insert(observation.id.clone(), side);
+            self.warm_ids.insert(observation.id.to_string(), side);
             self.warm_skipped += 1;
             return true;
         }
@@ -637,8 +638,8 @@ impl Comparison {
         let mut waiting: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
         let mut waiting_total = (0u64, 0u64);
         for (_, side, half) in self.pairer.waiting() {
-            let route = if self.routes.contains_key(&half.route) {
-                half.route.as_str()
+            let route = if self.routes.contains_key(&*half.route) {
+                &*half.route
             } else {
                 OTHER_ROUTE
             };

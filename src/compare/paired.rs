@@ -20,7 +20,7 @@ pub const RESERVOIR_SEED: u64 = 0x6e70_7274;
 /// What is kept of one observation while it waits for its partner, and of each side of a pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Half {
-    pub route: String,
+    pub route: std::sync::Arc<str>,
     pub status: Option<u16>,
     /// 5xx or no response.
     pub failed: bool,
@@ -51,7 +51,7 @@ pub enum Side {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unpaired {
     pub side: Side,
-    pub route: String,
+    pub route: std::sync::Arc<str>,
 }
 
 /// What offering a half produced.

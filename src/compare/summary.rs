@@ -56,8 +56,8 @@ struct TargetFile {
 
 impl HistogramSummary {
     pub fn add(&mut self, obs: &Observation) {
-        let route = if self.routes.contains_key(&obs.route) || self.routes.len() < MAX_ROUTES {
-            obs.route.as_str()
+        let route = if self.routes.contains_key(&*obs.route) || self.routes.len() < MAX_ROUTES {
+            &*obs.route
         } else {
             super::OTHER_ROUTE
         };
@@ -65,9 +65,9 @@ impl HistogramSummary {
             Some(t) => t,
             None => self.routes.entry(route.to_owned()).or_default(),
         };
-        match targets.get_mut(&obs.target) {
+        match targets.get_mut(&*obs.target) {
             Some(stats) => stats.add(obs),
-            None => targets.entry(obs.target.clone()).or_default().add(obs),
+            None => targets.entry(obs.target.to_string()).or_default().add(obs),
         }
     }
 
@@ -158,7 +158,7 @@ mod tests {
 
     fn obs(id: u64, target: &str, route: &str, status: Option<u16>, us: u64) -> Observation {
         Observation {
-            id: id.to_string(),
+            id: id.to_string().into(),
             target: target.into(),
             route: route.into(),
             method: "GET".into(),

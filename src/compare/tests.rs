@@ -19,7 +19,7 @@ fn feed(
         let spread = 0.5 + ((i * 37) % 100) as f64 / 100.0;
         let status = status(i);
         c.add(&Observation {
-            id: format!("{route}#{i}"),
+            id: format!("{route}#{i}").into(),
             target: target.into(),
             route: route.into(),
             method: route.split(' ').next().unwrap_or("GET").into(),
@@ -286,9 +286,9 @@ fn merge_finely_interleaved_observations() {
     for i in 0..400u64 {
         let target = if i % 3 == 0 { BASE } else { CAND };
         let obs = Observation {
-            id: i.to_string(),
+            id: i.to_string().into(),
             target: target.into(),
-            route: format!("GET /r{}", i % 7),
+            route: format!("GET /r{}", i % 7).into(),
             method: "GET".into(),
             status: (i % 13 != 0).then_some(if i % 11 == 0 { 502 } else { 200 }),
             latency_us: (i * 7919) % 90_000,
@@ -399,7 +399,7 @@ fn unpaired_observations_use_fishers_test() {
     for i in 0..200u64 {
         for (target, failed) in [(BASE, false), (CAND, i % 5 == 0)] {
             c.add(&Observation {
-                id: format!("{target}-{i}"),
+                id: format!("{target}-{i}").into(),
                 target: target.into(),
                 route: "GET /a".into(),
                 method: "GET".into(),
@@ -466,7 +466,7 @@ fn a_spread_only_regression_is_seen_by_the_distribution_check() {
         let cand = 50.0 + (u - 0.5) * 60.0; // 20..80 ms
         for (target, ms) in [(BASE, base), (CAND, cand)] {
             c.add(&Observation {
-                id: i.to_string(),
+                id: i.to_string().into(),
                 target: target.into(),
                 route: "GET /a".into(),
                 method: "GET".into(),
@@ -551,7 +551,7 @@ fn warm_up_leaves_out_the_first_observations_and_their_partners() {
         for target in [BASE, CAND] {
             let slow = target == CAND && i < 10;
             c.add(&Observation {
-                id: i.to_string(),
+                id: i.to_string().into(),
                 target: target.into(),
                 route: "GET /a".into(),
                 method: "GET".into(),
@@ -587,7 +587,7 @@ fn a_difference_the_two_stables_share_is_discounted() {
             for i in 0..400u64 {
                 let spread = 0.5 + ((i * 37) % 100) as f64 / 100.0;
                 c.add(&Observation {
-                    id: format!("GET /a#{i}"),
+                    id: format!("GET /a#{i}").into(),
                     target: target.into(),
                     route: "GET /a".into(),
                     method: "GET".into(),
@@ -642,7 +642,7 @@ fn the_sequential_judge_rides_along_the_pairs() {
     for i in 0..100u64 {
         for (target, status) in [(BASE, 200), (CAND, 503)] {
             c.add(&Observation {
-                id: i.to_string(),
+                id: i.to_string().into(),
                 target: target.into(),
                 route: "GET /a".into(),
                 method: "GET".into(),

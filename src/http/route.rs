@@ -19,17 +19,26 @@
 /// Other segments, empty segments and a trailing `/` are kept: they can select different
 /// handlers. `*` (OPTIONS) and authority-form targets (CONNECT `host:port`) are kept whole.
 pub fn route_key(method: &str, target: &str) -> String {
+    let mut key = String::with_capacity(method.len() + 1 + target.len());
+    route_key_into(method, target, &mut key);
+    key
+}
+
+/// [`route_key`] written into `key` (cleared first), to reuse one buffer.
+pub fn route_key_into(method: &str, target: &str, key: &mut String) {
+    key.clear();
+    key.push_str(method);
+    key.push(' ');
     let end = target.bytes().position(|b| b == b'?' || b == b'#');
     let path = strip_origin(&target[..end.unwrap_or(target.len())]);
     if path.is_empty() {
-        return format!("{method} /");
+        key.push('/');
+        return;
     }
     if !path.starts_with('/') {
-        return format!("{method} {path}");
+        key.push_str(path);
+        return;
     }
-    let mut key = String::with_capacity(method.len() + 1 + path.len());
-    key.push_str(method);
-    key.push(' ');
     for (i, segment) in path.split('/').enumerate() {
         if i > 0 {
             key.push('/');
@@ -39,7 +48,6 @@ pub fn route_key(method: &str, target: &str) -> String {
         let segment = segment.split(';').next().unwrap_or_default();
         key.push_str(if is_id(segment) { ":id" } else { segment });
     }
-    key
 }
 
 /// The path of an absolute-form target (`scheme://authority/path`), or `target` itself.

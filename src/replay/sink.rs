@@ -82,7 +82,7 @@ mod tests {
 
     fn obs(i: usize) -> Observation {
         Observation {
-            id: i.to_string(),
+            id: i.to_string().into(),
             target: "t".into(),
             route: "GET /".into(),
             method: "GET".into(),
@@ -108,7 +108,7 @@ mod tests {
         let mut got = Vec::new();
         sink.take(&mut got);
         assert_eq!(got.len(), CAPACITY);
-        assert!(got.iter().enumerate().all(|(i, o)| o.id == i.to_string()));
+        assert!(got.iter().enumerate().all(|(i, o)| *o.id == *i.to_string()));
         sink.consumed(got.len());
         pusher.await.unwrap();
         let mut rest = Vec::new();

@@ -72,9 +72,9 @@ impl ReplaySummary {
 
     pub fn add(&mut self, obs: &Observation) {
         // Targets are known up front; looking up first saves an allocation per observation.
-        let t = match self.targets.get_mut(&obs.target) {
+        let t = match self.targets.get_mut(&*obs.target) {
             Some(t) => t,
-            None => self.targets.entry(obs.target.clone()).or_default(),
+            None => self.targets.entry(obs.target.to_string()).or_default(),
         };
         t.requests += 1;
         match obs.status {

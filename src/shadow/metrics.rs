@@ -210,7 +210,7 @@ impl Metrics {
             .map_or_else(|| "error".to_owned(), |s| s.to_string());
         self.statuses
             .get_or_create(&StatusLabel {
-                target: o.target.clone(),
+                target: o.target.to_string(),
                 code,
             })
             .inc();
@@ -218,7 +218,7 @@ impl Metrics {
             #[allow(clippy::cast_precision_loss)]
             self.latency
                 .get_or_create(&TargetLabel {
-                    target: o.target.clone(),
+                    target: o.target.to_string(),
                 })
                 .observe(o.latency_us as f64 / 1e6);
         }

@@ -129,10 +129,10 @@ impl Feed {
         let route = crate::http::route_key(head.method(), head.target());
         let latency_ns = captured.latency_last_byte_ns.unwrap_or(response.latency_ns);
         let primary = Observation {
-            id: exchange.id.clone(),
-            target: self.primary_name.clone(),
-            route: route.clone(),
-            method: head.method().to_owned(),
+            id: exchange.id.as_str().into(),
+            target: self.primary_name.as_str().into(),
+            route: route.as_str().into(),
+            method: head.method().into(),
             status: Some(response.head.status),
             latency_us: latency_ns / 1000,
             bytes: response.bytes.len().saturating_sub(response.head.head_len) as u64,

@@ -281,10 +281,10 @@ struct Stamp {
 impl Stamp {
     fn observe(self, status: Option<u16>, bytes: u64, error: Option<String>) -> Observation {
         Observation {
-            id: self.id,
-            target: self.target,
-            route: self.route,
-            method: self.method,
+            id: self.id.into(),
+            target: self.target.into(),
+            route: self.route.into(),
+            method: self.method.into(),
             status,
             latency_us: u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX),
             bytes,

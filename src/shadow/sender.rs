@@ -185,10 +185,10 @@ async fn send(client: &Client<Full<Bytes>>, target: &ShadowTarget, job: MirrorJo
         Err(e) => (None, 0, Some(e)),
     };
     Observation {
-        id,
-        target: target.name.clone(),
-        route,
-        method: method_name,
+        id: id.into(),
+        target: target.name.as_str().into(),
+        route: route.into(),
+        method: method_name.into(),
         status,
         latency_us,
         bytes,
