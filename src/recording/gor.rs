@@ -466,18 +466,11 @@ impl GorReader {
             self.stats.duplicates += 1;
             return Ok(());
         }
-        let mut pending = Box::new(Pending {
-            id: String::new(),
-            seq: self.seq,
-            start_ns: rec.ts_ns,
-            request: rec.payload,
-            head,
-            response: None,
-        });
+        let mut response = None;
         if let Some(early) = self.unmatched.remove(&rec.id) {
             match early.response {
                 Some((bytes, head)) => {
-                    pending.response = Some(RecordedResponse {
+                    response = Some(RecordedResponse {
                         bytes,
                         head,
                         latency_ns: early.ts_ns.saturating_sub(rec.ts_ns),
@@ -486,7 +479,14 @@ impl GorReader {
                 None => self.stats.bad_responses += 1,
             }
         }
-        pending.id = rec.id;
+        let pending = Box::new(Pending {
+            id: rec.id,
+            seq: self.seq,
+            start_ns: rec.ts_ns,
+            request: rec.payload,
+            head,
+            response,
+        });
         self.order.push(Reverse((rec.ts_ns, self.seq, hash)));
         let hasher = &self.hasher;
         self.pending
