@@ -23,7 +23,7 @@ fn exchange(i: u64) -> Exchange {
         body.len()
     );
     Exchange {
-        id: new_id(),
+        id: new_id().into(),
         // Slightly out of order, as GoReplay writes them.
         start_ns: 1_700_000_000_000_000_000 + i * 1_000_000 + (i % 5) * 3_000_000,
         request_head: parse_request_head(request.as_bytes())

@@ -60,7 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err("read an incomplete response".into());
         };
         writer.write_exchange(&Exchange {
-            id: nprt::recording::new_id(),
+            id: nprt::recording::new_id().into(),
             start_ns: at_ns,
             request: request.into(),
             request_head: req.head,

@@ -27,7 +27,7 @@ fn make_recording(dir: &Path, gets: usize, posts: usize) -> PathBuf {
         let request = Bytes::from(request);
         writer
             .write_exchange(&Exchange {
-                id: format!("{i:024x}"),
+                id: format!("{i:024x}").into(),
                 start_ns: t0 + i as u64 * 2_000_000,
                 request_head: parse_request_head(&request).unwrap().unwrap(),
                 request,

@@ -182,7 +182,7 @@ fn skip_bad_continues_at_the_next_separator() {
         ..ReadOptions::default()
     };
     let (ex, stats) = read_bytes("skip.gor", &f, opts).unwrap();
-    let ids: Vec<&str> = ex.iter().map(|e| e.id.as_str()).collect();
+    let ids: Vec<&str> = ex.iter().map(|e| &*e.id).collect();
     assert_eq!(ids, ["a", "d"]);
     assert_eq!(stats.skipped, 3);
     assert_eq!(stats.paired, 1);
@@ -249,13 +249,7 @@ fn out_of_order_records_are_paired_and_sorted() {
     let (ex, stats) = read_bytes("ooo.gor", &f, ReadOptions::default()).unwrap();
     let got: Vec<(&str, u64, u64)> = ex
         .iter()
-        .map(|e| {
-            (
-                e.id.as_str(),
-                e.start_ns,
-                e.response.as_ref().unwrap().latency_ns,
-            )
-        })
+        .map(|e| (&*e.id, e.start_ns, e.response.as_ref().unwrap().latency_ns))
         .collect();
     assert_eq!(got, [("a", 100, 800), ("b", 200, 60), ("c", 300, 50)]);
     assert_eq!(stats.late, 0);
@@ -302,7 +296,11 @@ fn exchange() -> impl Strategy<Value = Exchange> {
                 }
             });
             Exchange {
-                id: id.iter().map(|b| format!("{b:02x}")).collect(),
+                id: id
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+                    .into(),
                 start_ns,
                 request_head: parse_request_head(&request).unwrap().unwrap(),
                 request: Bytes::from(request),

@@ -339,7 +339,7 @@ impl Connection {
         stats.exchanges += 1;
         out.push(CapturedExchange {
             exchange: Exchange {
-                id: new_id(),
+                id: new_id().into(),
                 start_ns: request.first_ns,
                 request: Bytes::from(request.bytes),
                 request_head,

@@ -166,7 +166,7 @@ impl Sink {
         {
             return Err(RecordingError::Unrepresentable {
                 file: String::new(),
-                id: ex.id.clone(),
+                id: ex.id.to_string(),
                 reason: "the payload contains the record separator",
             });
         }

@@ -20,6 +20,7 @@ use std::fs::File;
 use std::hash::BuildHasher;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The bytes that end every record: `"\n🐵🙈🙉\n"`.
 pub const SEPARATOR: &[u8] = b"\n\xf0\x9f\x90\xb5\xf0\x9f\x99\x88\xf0\x9f\x99\x89\n";
@@ -111,7 +112,7 @@ pub struct ReadStats {
 struct RawRecord {
     offset: u64,
     kind: RecordKind,
-    id: String,
+    id: Arc<str>,
     ts_ns: u64,
     latency_ns: u64,
     payload: Bytes,
@@ -133,7 +134,7 @@ pub struct Record {
 
 /// A request waiting for its response and for its turn.
 struct Pending {
-    id: String,
+    id: Arc<str>,
     seq: u64,
     start_ns: u64,
     request: Bytes,
@@ -187,8 +188,8 @@ pub struct GorReader {
     hasher: DefaultHashBuilder,
     /// (start time, seq, hash of the id) of every pending request, earliest first.
     order: BinaryHeap<Reverse<(u64, u64, u64)>>,
-    unmatched: HashMap<String, Unmatched>,
-    unmatched_order: VecDeque<(String, u64)>,
+    unmatched: HashMap<Arc<str>, Unmatched>,
+    unmatched_order: VecDeque<(Arc<str>, u64)>,
     last_start: Option<u64>,
     stats: ReadStats,
 }
@@ -284,7 +285,7 @@ impl GorReader {
                 self.good_records += 1;
                 Ok(Some(Record {
                     kind: r.kind,
-                    id: r.id,
+                    id: r.id.to_string(),
                     ts_ns: r.ts_ns,
                     latency_ns: r.latency_ns,
                     payload: r.payload,
@@ -699,7 +700,7 @@ fn parse_record(record: &[u8], offset: u64) -> Result<RawRecord, String> {
     Ok(RawRecord {
         offset,
         kind,
-        id: id.to_owned(),
+        id: id.into(),
         ts_ns,
         latency_ns,
         payload: Bytes::copy_from_slice(payload),
@@ -907,10 +908,7 @@ mod tests {
         f.extend(rec(1, "b", 1_000, GET));
         f.extend(rec(1, "a", 900, GET));
         let (ex, stats) = read_all(f, "t.gor", ReadOptions::default());
-        assert_eq!(
-            ex.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
-            ["a", "b"]
-        );
+        assert_eq!(ex.iter().map(|e| &*e.id).collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(ex[1].response.as_ref().unwrap().latency_ns, 500);
         assert_eq!((stats.paired, stats.unanswered), (1, 1));
     }
@@ -1024,7 +1022,7 @@ mod tests {
             ..ReadOptions::default()
         };
         let (ex, stats) = read_all(f, "t.gor", opts);
-        assert_eq!(ex.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(ex.iter().map(|e| &*e.id).collect::<Vec<_>>(), ["b"]);
         assert_eq!((stats.skipped, stats.too_large), (1, 1));
     }
 }

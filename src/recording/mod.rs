@@ -16,7 +16,8 @@ use bytes::Bytes;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exchange {
     /// Record id; a request and its original response share it (24 hex chars in captures).
-    pub id: String,
+    /// Shared: every observation of the exchange holds it.
+    pub id: std::sync::Arc<str>,
     /// When the request started, in nanoseconds since the Unix epoch.
     pub start_ns: u64,
     /// The raw request bytes: head and body, as they were on the wire.

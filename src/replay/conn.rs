@@ -111,8 +111,6 @@ impl Endpoint {
 #[derive(Clone)]
 pub(crate) struct Job {
     pub exchange: Arc<Exchange>,
-    /// Shared by every target's observation of the exchange.
-    id: Arc<str>,
     /// The exchange's route key, computed once for all targets.
     route: Arc<str>,
     method: Arc<str>,
@@ -129,7 +127,6 @@ impl Job {
             (route, names.shared(head.method()))
         });
         Job {
-            id: exchange.id.as_str().into(),
             route,
             method,
             body: exchange.request_body(),
@@ -150,7 +147,7 @@ impl Job {
             Err(e) => (None, 0, Some(e)),
         };
         Observation {
-            id: Arc::clone(&self.id),
+            id: Arc::clone(&self.exchange.id),
             target: Names::with(|names| names.shared(&target.name)),
             route: Arc::clone(&self.route),
             method: Arc::clone(&self.method),

@@ -148,7 +148,7 @@ mod tests {
     fn exchange(id: &str, request: &str) -> Exchange {
         let request = Bytes::from(request.to_owned());
         Exchange {
-            id: id.to_owned(),
+            id: id.into(),
             start_ns: 0,
             request_head: crate::http::parse_request_head(&request).unwrap().unwrap(),
             request,

@@ -503,7 +503,7 @@ mod tests {
     fn exchange(i: u64, ts_ms: u64, method: &str) -> Exchange {
         let request = Bytes::from(format!("{method} /r/{i} HTTP/1.1\r\n\r\n"));
         Exchange {
-            id: format!("{i:024x}"),
+            id: format!("{i:024x}").into(),
             start_ns: 1_700_000_000_000_000_000 + ts_ms * 1_000_000,
             request_head: crate::http::parse_request_head(&request).unwrap().unwrap(),
             request,
@@ -518,7 +518,7 @@ mod tests {
         exchanges: Vec<(u32, Exchange)>,
         options: ReplayOptions,
         hold: Duration,
-    ) -> (Vec<(String, u128)>, ScheduleStats) {
+    ) -> (Vec<(std::sync::Arc<str>, u128)>, ScheduleStats) {
         let (writer, rx) = Batches::channel(exchanges.len().max(1));
         let tx = writer.tx;
         // Batches of two, so that batch boundaries are crossed too.
@@ -573,7 +573,7 @@ mod tests {
         (sent, stats)
     }
 
-    fn offsets(sent: &[(String, u128)]) -> Vec<u128> {
+    fn offsets(sent: &[(std::sync::Arc<str>, u128)]) -> Vec<u128> {
         sent.iter().map(|(_, ms)| *ms).collect()
     }
 

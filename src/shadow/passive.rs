@@ -129,7 +129,7 @@ impl Feed {
         let route = crate::http::route_key(head.method(), head.target());
         let latency_ns = captured.latency_last_byte_ns.unwrap_or(response.latency_ns);
         let primary = Observation {
-            id: exchange.id.as_str().into(),
+            id: Arc::clone(&exchange.id),
             target: self.primary_name.as_str().into(),
             route: route.as_str().into(),
             method: head.method().into(),
@@ -140,7 +140,7 @@ impl Feed {
         };
         Ok((
             MirrorJob {
-                id: exchange.id.clone(),
+                id: exchange.id.to_string(),
                 route,
                 method,
                 path_and_query,
