@@ -548,6 +548,30 @@ fn describe(what: &str, error: &(dyn std::error::Error + 'static)) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn names_are_shared_and_bounded() {
+        let mut names = Names::default();
+        let a = names.route("GET", "/users/17?x=1");
+        let b = names.route("GET", "/users/42");
+        assert_eq!(&*a, "GET /users/:id");
+        assert!(Arc::ptr_eq(&a, &b), "one route, one copy");
+        assert!(Arc::ptr_eq(&names.shared("GET"), &names.shared("GET")));
+        for i in 0..NAMES_CAP {
+            names.shared(&format!("t{i}"));
+        }
+        assert_eq!(names.set.len(), NAMES_CAP);
+        let late = names.shared("late");
+        assert_eq!(&*late, "late");
+        assert!(
+            !Arc::ptr_eq(&late, &names.shared("late")),
+            "past the cap, not kept"
+        );
+        assert!(
+            Arc::ptr_eq(&a, &names.route("GET", "/users/9")),
+            "known ones still shared"
+        );
+    }
+
     /// A server that answers the requests on each connection with the next of `script`'s
     /// responses, and closes a connection after a response marked `true`. Returns its
     /// address and the number of connections it accepted.
