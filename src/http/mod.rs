@@ -44,3 +44,12 @@ pub const HOP_BY_HOP: [&str; 9] = [
     "transfer-encoding",
     "upgrade",
 ];
+
+/// Whether a comma-separated field (`Connection: keep-alive, Upgrade`), read across all its
+/// lines, lists `token`, compared ASCII case-insensitively.
+pub fn lists_token<'a>(values: impl IntoIterator<Item = &'a [u8]>, token: &[u8]) -> bool {
+    values.into_iter().any(|v| {
+        v.split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+    })
+}

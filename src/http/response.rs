@@ -184,12 +184,7 @@ fn connection_persists<'a, I>(version: u8, values: impl Fn(&'static str) -> I) -
 where
     I: Iterator<Item = &'a [u8]>,
 {
-    let has = |token: &[u8]| {
-        values("connection").any(|v| {
-            v.split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-        })
-    };
+    let has = |token: &[u8]| super::lists_token(values("connection"), token);
     if version == 0 {
         has(b"keep-alive")
     } else {

@@ -171,12 +171,8 @@ fn forwarded_headers<'a>(
 ) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
     // Allocates only when the request has a Connection field.
     let connection: Vec<&[u8]> = head.header_values("connection").collect();
-    let named_by_connection = move |name: &[u8]| {
-        connection.iter().any(|v| {
-            v.split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(name))
-        })
-    };
+    let named_by_connection =
+        move |name: &[u8]| crate::http::lists_token(connection.iter().copied(), name);
     let replaced = |name: &[u8]| {
         rewrite
             .remove_headers
