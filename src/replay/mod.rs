@@ -216,8 +216,9 @@ const BATCH: usize = 128;
 /// The senders' end of the reader's batches, with the way back for emptied ones: a batch is
 /// a few KiB, beyond glibc's per-thread caches, and allocating one per 128 exchanges on the
 /// reader's thread to free it on a sender's made the allocator consolidate its free lists
-/// every time (3% of the CPU of a full-rate replay, measured with batches of whole exchanges). Only batches that exist come back, so no more circulate than the
-/// channel holds plus one per sender thread and the one being filled.
+/// every time (3% of the CPU of a full-rate replay, measured with batches of whole
+/// exchanges). Only batches that exist come back, so no more circulate than the channel
+/// holds plus one per sender thread and the one being filled.
 pub(crate) struct Batches {
     rx: mpsc::Receiver<Batch>,
     spares: std::sync::mpsc::Sender<Batch>,

@@ -154,12 +154,11 @@ impl Feed {
 
 /// The recorded request headers as forwarded: hop-by-hop ones removed.
 fn header_map(head: &crate::http::RequestHead) -> HeaderMap {
-    let mut map = HeaderMap::with_capacity(head.headers().len());
-    for h in head.headers() {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(h.name.as_bytes()),
-            HeaderValue::from_bytes(h.value),
-        ) {
+    let mut map = HeaderMap::with_capacity(head.header_bytes().len());
+    for (name, value) in head.header_bytes() {
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+        {
             map.append(name, value);
         }
     }
