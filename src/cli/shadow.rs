@@ -46,6 +46,15 @@ struct MirrorSettings {
     /// The shadow (the isolated canary): copies of requests go here; its answers are only judged.
     #[arg(long, value_name = "URL")]
     shadow: String,
+    /// A fresh copy of stable beside the canary (e.g. `nprt canary --with-baseline`'s
+    /// SVC-baseline): every copy goes to it and to the canary at the same moment, the canary
+    /// is judged against it, and primary vs baseline is the live A/A noise.
+    #[arg(long, value_name = "URL")]
+    shadow_baseline: Option<String>,
+    /// Copies that waited inside nprt longer than this count as nprt saturated; above 1% of
+    /// them the verdict is INCONCLUSIVE, never FAIL, on latency.
+    #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "50ms")]
+    max_queue_wait: Duration,
     /// Share of eligible requests mirrored, 0 to 100.
     #[arg(long, value_name = "P", default_value_t = 100.0)]
     mirror_percent: f64,
@@ -101,6 +110,13 @@ impl MirrorSettings {
     /// Validates everything and opens the output files; nothing runs yet.
     fn mirroring(&self) -> Result<Mirroring, Failure> {
         let base = shadow::parse_base(&self.shadow).map_err(usage("--shadow"))?;
+        let baseline = match &self.shadow_baseline {
+            Some(url) => Some(shadow::Endpoint {
+                name: shadow::SHADOW_BASELINE.to_owned(),
+                base: shadow::parse_base(url).map_err(usage("--shadow-baseline"))?,
+            }),
+            None => None,
+        };
         if !(0.0..=100.0).contains(&self.mirror_percent) {
             return Err(Failure::bad_input_msg(format!(
                 "--mirror-percent {} is not between 0 and 100",
@@ -127,9 +143,17 @@ impl MirrorSettings {
             }),
             None => None,
         };
-        let mut options = CompareOptions::new(shadow::PRIMARY, shadow::SHADOW);
+        // With a baseline copy the canary is judged against it, and the primary is the noise
+        // target: a difference that also shows between the two stables is not the canary's.
+        let mut options = match &baseline {
+            Some(b) => CompareOptions::new(&b.name, shadow::SHADOW),
+            None => CompareOptions::new(shadow::PRIMARY, shadow::SHADOW),
+        };
         if let Some(path) = &self.judge {
             options = read_judge_file(path, options)?;
+        }
+        if baseline.is_some() {
+            options.noise = Some(shadow::PRIMARY.to_owned());
         }
         options.sequential = Some(crate::compare::sequential::SequentialOptions {
             alpha: options.alpha,
@@ -169,11 +193,16 @@ impl MirrorSettings {
         Ok(Mirroring {
             primary_name: shadow::PRIMARY.to_owned(),
             target: ShadowTarget {
-                name: shadow::SHADOW.to_owned(),
-                base,
+                canary: shadow::Endpoint {
+                    name: shadow::SHADOW.to_owned(),
+                    base,
+                },
+                baseline,
                 concurrency: self.shadow_concurrency,
                 queue: self.queue,
                 timeout: self.shadow_timeout,
+                max_queue_wait: self.max_queue_wait,
+                breaker: shadow::BreakerSettings::default(),
             },
             policy: MirrorPolicy {
                 methods: self.methods.into(),
@@ -190,6 +219,7 @@ impl MirrorSettings {
                 backlog: 65_536,
                 also: None,
                 keep_mirroring: self.keep_mirroring,
+                decided: None,
             },
         })
     }

@@ -118,6 +118,9 @@ pub struct LiveSpec {
     pub primary: Option<String>,
     /// Where the copies go (default: the judge's candidate target).
     pub shadow: Option<String>,
+    /// A fresh copy of stable that gets every copy at the same moment as the shadow; the
+    /// shadow is then judged against it, with the primary as the noise target.
+    pub shadow_baseline: Option<String>,
     /// Share of requests copied, 0 to 100.
     pub mirror_percent: f64,
     pub methods: MethodPolicy,
@@ -313,6 +316,7 @@ struct RawLive {
     port: Option<u16>,
     primary: Option<String>,
     shadow: Option<String>,
+    shadow_baseline: Option<String>,
     mirror_percent: Option<f64>,
     methods: Option<Methods>,
     max_body: Option<ByteSize>,
@@ -1120,6 +1124,11 @@ fn check_live(kind: SourceKind, l: &RawLive, ctx: &Ctx<'_>) -> Result<LiveSpec, 
             .shadow
             .as_deref()
             .map(|u| url(ctx, &f("shadow"), u))
+            .transpose()?,
+        shadow_baseline: l
+            .shadow_baseline
+            .as_deref()
+            .map(|u| url(ctx, &f("shadow_baseline"), u))
             .transpose()?,
         mirror_percent,
         methods: l.methods.unwrap_or(Methods::Safe).into(),

@@ -16,6 +16,8 @@ pub struct Live<'a> {
     /// The shadow proxy's primary (for the mirror: none, the captured answers are the baseline).
     pub primary: Option<Target>,
     pub shadow: Target,
+    /// The shadow's baseline copy: a fresh stable sent every copy beside the shadow.
+    pub baseline: Option<Target>,
     pub comparison: Comparison,
     pub observations: Option<PathBuf>,
     pub summary: Option<PathBuf>,
@@ -29,10 +31,15 @@ pub struct Traffic {
     pub log: String,
     /// Targets that answered nothing.
     pub unreachable: Vec<String>,
+    /// Live runs: when the first request was mirrored, and when the live judge decided
+    /// (the run ends then, not at its duration).
+    pub first_mirrored: Option<std::time::Instant>,
+    pub decided: Option<std::time::Instant>,
 }
 
-/// Runs the live source for `live.spec.duration` and returns the verdict. (Ctrl-C is the
-/// scenario's business: it drops this future and rolls back.)
+/// Runs the live source until the live judge decides or `live.spec.duration` passes, and
+/// returns the verdict. (Ctrl-C is the scenario's business: it drops this future and rolls
+/// back.)
 ///
 /// # Errors
 /// Bad input for unusable settings or output files; runtime when the proxy cannot listen or
@@ -62,6 +69,29 @@ pub async fn run(live: Live<'_>) -> Result<Traffic, Failure> {
             }
         }) as crate::shadow::judge::Tap
     });
+    // The run ends the moment the live judge decides, so the scenario acts at once.
+    let (decided_tx, decided_rx) = tokio::sync::oneshot::channel();
+    let decided_at = Arc::new(Mutex::new(None));
+    let until_decided = {
+        let decided_at = Arc::clone(&decided_at);
+        let duration = spec.duration;
+        async move {
+            let decided = async {
+                if decided_rx.await.is_ok() {
+                    if let Ok(mut at) = decided_at.lock() {
+                        *at = Some(std::time::Instant::now());
+                    }
+                } else {
+                    // The judge ended without deciding: the duration ends the run.
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                () = decided => {}
+                () = tokio::time::sleep(duration) => {}
+            }
+        }
+    };
     let primary_name = live.primary.as_ref().map_or_else(
         || live.comparison.options().baseline.clone(),
         |t| t.name.clone(),
@@ -69,11 +99,19 @@ pub async fn run(live: Live<'_>) -> Result<Traffic, Failure> {
     let mirroring = Mirroring {
         primary_name,
         target: ShadowTarget {
-            name: live.shadow.name.clone(),
-            base: live.shadow.base.clone(),
+            canary: shadow::Endpoint {
+                name: live.shadow.name.clone(),
+                base: live.shadow.base.clone(),
+            },
+            baseline: live.baseline.as_ref().map(|b| shadow::Endpoint {
+                name: b.name.clone(),
+                base: b.base.clone(),
+            }),
             concurrency: 64,
             queue: spec.queue,
             timeout: std::time::Duration::from_secs(10),
+            max_queue_wait: std::time::Duration::from_millis(50),
+            breaker: shadow::BreakerSettings::default(),
         },
         policy: MirrorPolicy {
             methods: spec.methods,
@@ -91,6 +129,7 @@ pub async fn run(live: Live<'_>) -> Result<Traffic, Failure> {
             backlog: 65_536,
             also,
             keep_mirroring: false,
+            decided: Some(decided_tx),
         },
     };
     let metrics = Arc::new(Metrics::new());
@@ -123,7 +162,7 @@ pub async fn run(live: Live<'_>) -> Result<Traffic, Failure> {
                 mirroring,
                 shadow::ConnectionLimits::default(),
                 Arc::clone(&metrics),
-                tokio::time::sleep(duration),
+                until_decided,
             )
             .await
             .map_err(Failure::runtime)?;
@@ -148,7 +187,7 @@ pub async fn run(live: Live<'_>) -> Result<Traffic, Failure> {
                 crate::capture::Limits::default(),
                 mirroring,
                 Arc::clone(&metrics),
-                std::future::pending(),
+                until_decided,
             )
             .await
             .map_err(Failure::runtime)?;
@@ -172,9 +211,12 @@ pub async fn run(live: Live<'_>) -> Result<Traffic, Failure> {
     if let Some(capture) = capture {
         log.push_str(&capture.to_string());
     }
+    let decided = decided_at.lock().ok().and_then(|at| *at);
     Ok(Traffic {
         verdict: outcome.judge.verdict,
         log,
         unreachable: Vec::new(),
+        first_mirrored: metrics.first_mirrored(),
+        decided,
     })
 }

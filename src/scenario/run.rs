@@ -270,6 +270,8 @@ async fn traffic(scenario: &Scenario, targets: &[Target], quiet: bool) -> Result
             .execute(source)
             .await?;
             Traffic {
+                first_mirrored: None,
+                decided: None,
                 log: done.summary.render(),
                 unreachable: done
                     .summary
@@ -304,11 +306,29 @@ async fn traffic(scenario: &Scenario, targets: &[Target], quiet: bool) -> Result
                 LiveSource::Mirror => None,
             };
             let shadow = find(&spec.shadow, &options.candidate)?;
+            let baseline = spec
+                .shadow_baseline
+                .as_ref()
+                .map(|u| Target::parse(&format!("{}={u}", crate::shadow::SHADOW_BASELINE)))
+                .transpose()
+                .map_err(bad)?;
+            let comparison = match &baseline {
+                // The shadow is judged against its baseline copy; the primary (or the
+                // captured stable) is the noise: what differs between the two stables is
+                // not the canary's.
+                Some(b) => {
+                    let mut o = options.clone();
+                    o.noise = Some(std::mem::replace(&mut o.baseline, b.name.clone()));
+                    Comparison::new(o).map_err(Failure::bad_input)?
+                }
+                None => comparison,
+            };
             live::run(Live {
                 source: kind,
                 spec,
                 primary,
                 shadow,
+                baseline,
                 comparison,
                 observations,
                 summary,

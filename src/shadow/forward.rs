@@ -64,10 +64,12 @@ pub enum Skip {
     Unanswered,
     /// Passive mirror: bytes of the captured request or response are missing.
     Truncated,
+    /// The shadow (or its baseline copy) refused or timed out repeatedly: its circuit is open.
+    ShadowDown,
 }
 
 impl Skip {
-    pub const ALL: [Skip; 8] = [
+    pub const ALL: [Skip; 9] = [
         Skip::UnsafeMethod,
         Skip::Percent,
         Skip::TooLarge,
@@ -76,6 +78,7 @@ impl Skip {
         Skip::Stopped,
         Skip::Unanswered,
         Skip::Truncated,
+        Skip::ShadowDown,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +91,7 @@ impl Skip {
             Skip::Stopped => "stopped",
             Skip::Unanswered => "unanswered",
             Skip::Truncated => "truncated",
+            Skip::ShadowDown => "shadow_down",
         }
     }
 }

@@ -2,6 +2,12 @@
 //! [`Comparison`] with the sequential judge riding along, writes periodic reports, and on the
 //! first `fail` stops mirroring and calls the on-fail URL exactly once.
 //!
+//! nprt's own queueing is judged too: when copies waited inside nprt longer than the bound
+//! (or were dropped because nprt could not keep up), a latency difference may be nprt's, not
+//! the canary's. Then latency findings are not held against the canary and the verdict is
+//! INCONCLUSIVE with that reason, never FAIL ([`saturation`]); failures (5xx, no answer) are
+//! still judged.
+//!
 //! Nothing here is on the users' path: observations arrive through a bounded channel that is
 //! only ever offered to (`try_send`); when it is full the observation is dropped and counted.
 
@@ -49,6 +55,9 @@ pub struct JudgeSettings {
     pub also: Option<Tap>,
     /// Keep mirroring after a `fail` (to watch a known-bad canary, or to benchmark).
     pub keep_mirroring: bool,
+    /// Told once when the sequential judge decides (pass, fail or inconclusive), so that a
+    /// scenario can act at once instead of at the end of its duration.
+    pub decided: Option<tokio::sync::oneshot::Sender<Decision>>,
 }
 
 /// The sending side, cloned into every task that observes something.
@@ -121,10 +130,21 @@ async fn run(
                 if let Some(also) = settings.also.as_mut() {
                     also(&observation);
                 }
-                let now = settings.comparison.sequential_decision().unwrap_or(Decision::Continue);
+                let mut now = settings.comparison.sequential_decision().unwrap_or(Decision::Continue);
+                if let Decision::Fail { pairs, elapsed_us, stream, .. } = now {
+                    if !stream_is_failures(stream) && saturation(&metrics).is_some() {
+                        // The latency difference may be nprt's own queueing.
+                        now = Decision::Inconclusive { pairs, elapsed_us };
+                    }
+                }
                 if std::mem::discriminant(&now) != std::mem::discriminant(&decision) {
                     metrics.set_decision(&now);
                     decision = now;
+                    if decision != Decision::Continue {
+                        if let Some(decided) = settings.decided.take() {
+                            let _ = decided.send(decision);
+                        }
+                    }
                     if matches!(decision, Decision::Fail { .. }) && !failed {
                         failed = true;
                         if settings.keep_mirroring {
@@ -135,16 +155,16 @@ async fn run(
                         }
                         tracing::warn!(?decision, "the shadow regressed");
                         on_fail_call = settings.on_fail.clone().map(|o| tokio::spawn(call_on_fail(o)));
-                        report(&mut settings, false).await;
+                        report(&mut settings, &metrics, false).await;
                     }
                 }
             }
             _ = ticker.tick() => {
-                report(&mut settings, false).await;
+                report(&mut settings, &metrics, false).await;
             }
         }
     }
-    let verdict = report(&mut settings, true).await;
+    let verdict = report(&mut settings, &metrics, true).await;
     let on_fail_called = on_fail_call.is_some();
     if let Some(call) = on_fail_call {
         // The call has its own timeout; waiting for it here keeps it from being cut off.
@@ -157,17 +177,110 @@ async fn run(
 }
 
 /// Builds a verdict off the async threads (the bootstrap takes a while) and hands it on.
-async fn report(settings: &mut JudgeSettings, last: bool) -> Verdict {
+async fn report(settings: &mut JudgeSettings, metrics: &Metrics, last: bool) -> Verdict {
     if let Some(out) = settings.observations.as_mut() {
         let _ = out.flush();
     }
     let comparison = settings.comparison.clone();
-    let verdict = match tokio::task::spawn_blocking(move || comparison.verdict()).await {
+    let mut verdict = match tokio::task::spawn_blocking(move || comparison.verdict()).await {
         Ok(v) => v,
         Err(_) => settings.comparison.verdict(),
     };
+    account_for_nprt(&mut verdict, metrics);
     (settings.reports)(&verdict, last);
     verdict
+}
+
+/// Whether a sequential stream is the failures' (not a latency level's).
+fn stream_is_failures(stream: crate::compare::sequential::Stream) -> bool {
+    matches!(stream, crate::compare::sequential::Stream::Errors)
+}
+
+/// Share of copies beyond which nprt counts as saturated.
+const SATURATED_SHARE: f64 = 0.01;
+
+/// Why nprt's own measurement cannot be trusted, if it cannot: copies waited inside nprt
+/// longer than the bound, or were dropped because the queue or the judge could not keep up.
+pub fn saturation(metrics: &Metrics) -> Option<String> {
+    let q = metrics.queueing();
+    let queue_full = metrics.dropped_count(Drop::QueueFull);
+    let judge_busy = metrics.dropped_count(Drop::JudgeBusy);
+    #[allow(clippy::cast_precision_loss)]
+    let share = |part: u64, whole: u64| part as f64 / whole.max(1) as f64;
+    let mut reasons = Vec::new();
+    if q.sent >= 100 && share(q.late, q.sent) > SATURATED_SHARE {
+        reasons.push(format!(
+            "{:.1}% of copies waited inside nprt longer than the bound (p99 wait {:.1} ms)",
+            100.0 * share(q.late, q.sent),
+            q.wait_p99_ms
+        ));
+    }
+    if share(queue_full, q.sent + queue_full) > SATURATED_SHARE {
+        reasons.push(format!(
+            "{queue_full} copies dropped because nprt's queue was full"
+        ));
+    }
+    if judge_busy > 0 {
+        reasons.push(format!(
+            "{judge_busy} observations dropped because the judge could not keep up"
+        ));
+    }
+    (!reasons.is_empty()).then(|| reasons.join("; "))
+}
+
+/// Adds what nprt itself did to a live verdict: its queue wait (kept out of the latencies),
+/// the shadow's circuit breaker, and, when nprt was saturated, takes latency findings off the
+/// canary: INCONCLUSIVE instead of FAIL, with the reason.
+fn account_for_nprt(verdict: &mut crate::compare::Verdict, metrics: &Metrics) {
+    use crate::compare::judge::{Metric, Severity};
+    use crate::compare::Outcome;
+    let q = metrics.queueing();
+    if q.sent > 0 {
+        verdict.notes.push(format!(
+            "nprt's queue: copies waited p50 {:.2} ms, p99 {:.2} ms inside nprt before they \
+             were sent (not counted in any latency)",
+            q.wait_p50_ms, q.wait_p99_ms
+        ));
+    }
+    let down = metrics.skipped_count(super::Skip::ShadowDown);
+    if q.breaker_opened > 0 || down > 0 {
+        verdict.notes.push(format!(
+            "the shadow refused or timed out repeatedly: its circuit opened {} time{}, {down} \
+             cop{} not sent while it was open",
+            q.breaker_opened,
+            if q.breaker_opened == 1 { "" } else { "s" },
+            if down == 1 { "y" } else { "ies" },
+        ));
+    }
+    let Some(reason) = saturation(metrics) else {
+        return;
+    };
+    let sequential_latency = verdict.sequential.as_ref().is_some_and(|s| {
+        matches!(s.decision, Decision::Fail { stream, .. } if !stream_is_failures(stream))
+    });
+    let mut demoted = 0;
+    for f in &mut verdict.findings {
+        let latency = match f.metric {
+            Metric::P99Latency | Metric::LatencyShift | Metric::LatencyDistribution => true,
+            Metric::Sequential => sequential_latency,
+            Metric::FailureRate | Metric::NewStatus => false,
+        };
+        if latency && f.severity == Severity::Fail {
+            f.severity = Severity::Info;
+            f.message = format!("not judged, nprt was saturated: {}", f.message);
+            demoted += 1;
+        }
+    }
+    verdict.notes.push(format!(
+        "nprt itself was saturated ({reason}): latency differences are not held against the \
+         candidate"
+    ));
+    if demoted > 0
+        && verdict.outcome == Outcome::Fail
+        && !verdict.findings.iter().any(|f| f.severity == Severity::Fail)
+    {
+        verdict.outcome = Outcome::Inconclusive;
+    }
 }
 
 /// Makes the on-fail request, with an Alertmanager-shaped body so that the deploy API's

@@ -2,7 +2,8 @@
 //! text format on `--metrics ADDR` (prometheus-client does the encoding).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -71,8 +72,35 @@ pub struct Metrics {
     latency: Family<TargetLabel, Histogram>,
     statuses: Family<StatusLabel, Counter>,
     verdict: Family<StateLabel, Gauge>,
+    queue_wait: Histogram,
+    breaker_opened: Family<TargetLabel, Counter>,
     /// Plain copies of a few counters, for the final summary line and the tests.
     plain: [AtomicU64; 4],
+    /// nprt's own queueing of the copies, for the verdict's saturation rule.
+    waits: Mutex<Waits>,
+    first_mirrored: OnceLock<Instant>,
+}
+
+/// How long copies waited inside nprt before they were sent, in µs.
+struct Waits {
+    histogram: hdrhistogram::Histogram<u64>,
+    /// Copies that waited longer than the bound given with them.
+    late: u64,
+    breaker_opened: u64,
+}
+
+/// nprt's own queueing so far: excluded from the latencies, and the reason for an
+/// INCONCLUSIVE verdict when it grows too large.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Queueing {
+    /// Copies that were sent (their wait measured).
+    pub sent: u64,
+    pub wait_p50_ms: f64,
+    pub wait_p99_ms: f64,
+    /// Copies that waited longer than the saturation bound.
+    pub late: u64,
+    /// Times a shadow endpoint's circuit opened.
+    pub breaker_opened: u64,
 }
 
 /// Totals for the summary printed at the end.
@@ -104,6 +132,19 @@ impl Metrics {
         });
         let statuses = Family::<StatusLabel, Counter>::default();
         let verdict = Family::<StateLabel, Gauge>::default();
+        // 10 µs to ~5 s, doubling.
+        let queue_wait = Histogram::new(exponential_buckets(0.000_01, 2.0, 20));
+        let breaker_opened = Family::<TargetLabel, Counter>::default();
+        registry.register(
+            "nprt_shadow_queue_wait_seconds",
+            "How long copies waited inside nprt before they were sent (not part of any latency)",
+            queue_wait.clone(),
+        );
+        registry.register(
+            "nprt_shadow_breaker_opened",
+            "Times a shadow endpoint's circuit opened after it refused or timed out repeatedly",
+            breaker_opened.clone(),
+        );
         registry.register(
             "nprt_shadow_requests",
             "Requests seen (proxied or captured)",
@@ -154,7 +195,17 @@ impl Metrics {
             latency,
             statuses,
             verdict,
+            queue_wait,
+            breaker_opened,
             plain: Default::default(),
+            waits: Mutex::new(Waits {
+                // 1 µs .. 1 h at 2 significant digits.
+                histogram: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 2)
+                    .expect("1 µs to 1 h at 2 significant digits is valid"),
+                late: 0,
+                breaker_opened: 0,
+            }),
+            first_mirrored: OnceLock::new(),
         };
         for reason in Skip::ALL {
             metrics.skipped.get_or_create_owned(&Reason {
@@ -176,6 +227,7 @@ impl Metrics {
     }
 
     pub fn mirrored(&self) {
+        let _ = self.first_mirrored.set(Instant::now());
         self.mirrored.inc();
         self.plain[1].fetch_add(1, Ordering::Relaxed);
     }
@@ -196,6 +248,68 @@ impl Metrics {
             })
             .inc();
         self.plain[3].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// When the first request was mirrored (the start of the time to a verdict).
+    pub fn first_mirrored(&self) -> Option<Instant> {
+        self.first_mirrored.get().copied()
+    }
+
+    /// A copy is being sent after waiting `wait` inside nprt; `late` when that is longer than
+    /// the saturation bound.
+    pub fn queue_wait(&self, wait: Duration, late: bool) {
+        self.queue_wait.observe(wait.as_secs_f64());
+        let us = u64::try_from(wait.as_micros()).unwrap_or(u64::MAX);
+        if let Ok(mut w) = self.waits.lock() {
+            let _ = w.histogram.record(us.clamp(1, 3_600_000_000));
+            w.late += u64::from(late);
+        }
+    }
+
+    /// The circuit of the shadow endpoint `target` opened.
+    pub fn breaker_opened(&self, target: &str) {
+        self.breaker_opened
+            .get_or_create(&TargetLabel {
+                target: target.to_owned(),
+            })
+            .inc();
+        if let Ok(mut w) = self.waits.lock() {
+            w.breaker_opened += 1;
+        }
+    }
+
+    /// nprt's own queueing so far.
+    pub fn queueing(&self) -> Queueing {
+        let Ok(w) = self.waits.lock() else {
+            return Queueing::default();
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let ms = |q: f64| w.histogram.value_at_quantile(q) as f64 / 1000.0;
+        Queueing {
+            sent: w.histogram.len(),
+            wait_p50_ms: ms(0.5),
+            wait_p99_ms: ms(0.99),
+            late: w.late,
+            breaker_opened: w.breaker_opened,
+        }
+    }
+
+    /// Work thrown away so far for `reason`.
+    pub fn dropped_count(&self, reason: Drop) -> u64 {
+        self.dropped
+            .get_or_create(&Reason {
+                reason: reason.as_str(),
+            })
+            .get()
+    }
+
+    /// Requests not mirrored so far for `reason`.
+    pub fn skipped_count(&self, reason: Skip) -> u64 {
+        self.skipped
+            .get_or_create(&Reason {
+                reason: reason.as_str(),
+            })
+            .get()
     }
 
     /// A shadow request got no response.

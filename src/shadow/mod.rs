@@ -9,6 +9,7 @@
 //!  primary's and shadow's observations ─► judge (sequential) ─► reports, metrics, on-fail
 //! ```
 
+pub mod breaker;
 pub mod forward;
 pub mod judge;
 pub mod metrics;
@@ -27,12 +28,15 @@ pub use forward::{MirrorPolicy, Skip, SHADOW_HEADER};
 pub use judge::{JudgeOutcome, JudgeSettings, OnFail};
 pub use metrics::{Metrics, Totals};
 pub use proxy::ConnectionLimits;
-pub use sender::ShadowTarget;
+pub use breaker::BreakerSettings;
+pub use sender::{Endpoint, ShadowTarget};
 
 /// The target name of the primary (stable) in observations and reports.
 pub const PRIMARY: &str = "primary";
 /// The target name of the shadow (canary) in observations and reports.
 pub const SHADOW: &str = "shadow";
+/// The target name of the shadow's baseline copy (a fresh stable beside the canary).
+pub const SHADOW_BASELINE: &str = "shadow-baseline";
 
 /// A pooled HTTP/1.1 client (https too) with its own connections.
 pub type Client<B> =

@@ -114,6 +114,7 @@ impl Feed {
         if captured.request_truncated || captured.response_truncated {
             return Err(Skip::Truncated);
         }
+        self.sender.accepting()?;
         let head = &exchange.request_head;
         let headers = header_map(head);
         let body = exchange.request_body();
@@ -127,7 +128,8 @@ impl Feed {
             hyper::Method::from_bytes(head.method().as_bytes()).map_err(|_| Skip::Unanswered)?;
         let path_and_query = path_and_query(head.target());
         let route = crate::http::route_key(head.method(), head.target());
-        let latency_ns = captured.latency_last_byte_ns.unwrap_or(response.latency_ns);
+        // To the response's first byte: the copies are timed to their response head too.
+        let latency_ns = response.latency_ns;
         let primary = Observation {
             id: Arc::clone(&exchange.id),
             target: self.primary_name.as_str().into(),
@@ -146,6 +148,7 @@ impl Feed {
                 path_and_query,
                 headers,
                 body,
+                queued: std::time::Instant::now(),
             },
             primary,
         ))

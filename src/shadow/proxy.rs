@@ -144,7 +144,6 @@ async fn handle(
     client: SocketAddr,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    let started = Instant::now();
     proxy.metrics.request();
     let (mut parts, body) = req.into_parts();
     let path_and_query = parts
@@ -166,12 +165,15 @@ async fn handle(
     let decision = if proxy.stopped.load(Ordering::Relaxed) {
         Err(Skip::Stopped)
     } else {
-        proxy.policy.decide(
-            parts.method.as_str(),
-            &parts.headers,
-            body.size_hint().exact(),
-            fastrand::f64(),
-        )
+        proxy
+            .policy
+            .decide(
+                parts.method.as_str(),
+                &parts.headers,
+                body.size_hint().exact(),
+                fastrand::f64(),
+            )
+            .and_then(|()| proxy.sender.accepting())
     };
     // Only a mirrored request gets an id, a route key and a copy of its head.
     let mirror = match decision {
@@ -182,7 +184,6 @@ async fn handle(
                 id: proxy.next_id.fetch_add(1, Ordering::Relaxed).to_string(),
                 route: crate::http::route_key(&method, &path_and_query),
                 method,
-                started,
             };
             let ticket = Arc::new(Ticket {
                 judge: proxy.judge.clone(),
@@ -204,6 +205,7 @@ async fn handle(
                 path_and_query: path_and_query.clone(),
                 headers: parts.headers.clone(),
                 body: Bytes::new(),
+                queued: Instant::now(),
             };
             if body.is_end_stream() {
                 ticket.decide(proxy.sender.offer(job));
@@ -219,7 +221,11 @@ async fn handle(
                     copy: Some(BytesMut::new()),
                     limit: usize::try_from(proxy.policy.max_body).unwrap_or(usize::MAX),
                     end: Some(Box::new(move |copy: Result<Bytes, Skip>| match copy {
-                        Ok(body) => ticket.decide(sender.offer(MirrorJob { body, ..job })),
+                        Ok(body) => ticket.decide(sender.offer(MirrorJob {
+                            body,
+                            queued: Instant::now(),
+                            ..job
+                        })),
                         Err(reason) => {
                             metrics.skipped(reason);
                             ticket.decide(false);
@@ -237,7 +243,12 @@ async fn handle(
     };
     parts.uri = uri;
     parts.version = hyper::Version::HTTP_11;
-    match proxy.client.request(Request::from_parts(parts, body)).await {
+    // Timed from the request handed to the connection to the response head, as the shadow's
+    // copies are: both sides of a pair are measured between the same two points.
+    let sent = Instant::now();
+    let answer = proxy.client.request(Request::from_parts(parts, body)).await;
+    let latency = sent.elapsed();
+    match answer {
         Ok(response) => {
             let status = response.status().as_u16();
             let (mut head, body) = response.into_parts();
@@ -247,7 +258,7 @@ async fn handle(
                     inner: body,
                     bytes: 0,
                     done: Some(Box::new(move |bytes| {
-                        ticket.primary(stamp.observe(Some(status), bytes, None));
+                        ticket.primary(stamp.observe(Some(status), latency, bytes, None));
                     })),
                 }
                 .boxed_unsync(),
@@ -259,7 +270,7 @@ async fn handle(
             let message = super::describe_error(&e);
             tracing::warn!(error = %message, "the primary did not answer");
             if let Some((ticket, stamp)) = mirror {
-                ticket.primary(stamp.observe(None, 0, Some(message)));
+                ticket.primary(stamp.observe(None, latency, 0, Some(message)));
             }
             plain(
                 StatusCode::BAD_GATEWAY,
@@ -275,18 +286,23 @@ struct Stamp {
     id: String,
     route: String,
     method: String,
-    started: Instant,
 }
 
 impl Stamp {
-    fn observe(self, status: Option<u16>, bytes: u64, error: Option<String>) -> Observation {
+    fn observe(
+        self,
+        status: Option<u16>,
+        latency: Duration,
+        bytes: u64,
+        error: Option<String>,
+    ) -> Observation {
         Observation {
             id: self.id.into(),
             target: self.target.into(),
             route: self.route.into(),
             method: self.method.into(),
             status,
-            latency_us: u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
             bytes,
             error,
         }

@@ -1,9 +1,16 @@
 //! The shadow's side: a bounded queue of mirrored requests, drained by a dispatcher that sends
 //! at most `concurrency` of them at once through the shadow's own connection pool. Offering
 //! to the queue never waits: when it is full the request is dropped and counted.
+//!
+//! With a baseline copy (`--shadow-baseline`), every job goes to the baseline and to the
+//! canary at the same moment, through the same pool and limits, so that anything nprt adds
+//! to a copy's latency falls on both alike. The time a job waited inside nprt (queue,
+//! concurrency limit, task start) is measured and kept out of every latency; a circuit
+//! breaker per endpoint ([`super::breaker`]) stops sending to an endpoint that refuses or
+//! times out, until a probe gets an answer.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -12,6 +19,7 @@ use hyper::header::{HeaderMap, HeaderValue};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use super::breaker::{Admit, Breaker, BreakerSettings};
 use super::forward::{Skip, SHADOW_HEADER};
 use super::judge::JudgeHandle;
 use super::metrics::{Drop, Metrics};
@@ -36,21 +44,57 @@ pub struct MirrorJob {
     /// Already without hop-by-hop headers.
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// When the job was offered: the time until it is sent is nprt's, not the shadow's.
+    pub queued: Instant,
+}
+
+/// One place copies go to.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The target name in observations and reports.
+    pub name: String,
+    /// Scheme and authority (and an optional path prefix).
+    pub base: hyper::Uri,
 }
 
 /// How the shadow is reached.
 #[derive(Debug, Clone)]
 pub struct ShadowTarget {
-    /// The shadow's target name in observations and reports.
-    pub name: String,
-    /// Scheme and authority (and an optional path prefix) of the shadow.
-    pub base: hyper::Uri,
-    /// Requests in flight to the shadow at most.
+    /// The canary.
+    pub canary: Endpoint,
+    /// A fresh copy of stable that gets every copy at the same moment as the canary.
+    pub baseline: Option<Endpoint>,
+    /// Jobs in flight at most (a job with a baseline copy is two requests).
     pub concurrency: usize,
     /// Requests waiting for a free slot at most.
     pub queue: usize,
     /// A shadow request without a complete answer after this long is an error.
     pub timeout: Duration,
+    /// A copy that waited inside nprt longer than this counts towards saturation.
+    pub max_queue_wait: Duration,
+    pub breaker: BreakerSettings,
+}
+
+/// Whether copies are sent at all: closed while an endpoint's circuit is open, so that the
+/// proxy does not even build a copy then.
+struct Gate {
+    start: Instant,
+    /// Until when (ms since `start`) nothing is sent.
+    closed_until_ms: AtomicU64,
+}
+
+impl Gate {
+    fn open_at(&self, now: Instant) -> bool {
+        let ms = u64::try_from(now.saturating_duration_since(self.start).as_millis())
+            .unwrap_or(u64::MAX);
+        ms >= self.closed_until_ms.load(Ordering::Relaxed)
+    }
+
+    fn close_until(&self, until: Instant) {
+        let ms = u64::try_from(until.saturating_duration_since(self.start).as_millis())
+            .unwrap_or(u64::MAX);
+        self.closed_until_ms.fetch_max(ms, Ordering::Relaxed);
+    }
 }
 
 /// The offering side of the queue.
@@ -58,6 +102,7 @@ pub struct ShadowTarget {
 pub struct Sender {
     tx: mpsc::Sender<MirrorJob>,
     metrics: Arc<Metrics>,
+    gate: Arc<Gate>,
 }
 
 impl Sender {
@@ -78,6 +123,18 @@ impl Sender {
             }
         }
     }
+
+    /// Whether a copy made now would be sent: `Err(ShadowDown)` while a circuit is open.
+    ///
+    /// # Errors
+    /// [`Skip::ShadowDown`] while an endpoint is left alone.
+    pub fn accepting(&self) -> Result<(), Skip> {
+        if self.gate.open_at(Instant::now()) {
+            Ok(())
+        } else {
+            Err(Skip::ShadowDown)
+        }
+    }
 }
 
 /// Starts the dispatcher. It ends when every [`Sender`] is dropped and the requests in
@@ -90,12 +147,67 @@ pub fn start(
     stopped: Arc<AtomicBool>,
 ) -> (Sender, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(target.queue.max(1));
+    let gate = Arc::new(Gate {
+        start: Instant::now(),
+        closed_until_ms: AtomicU64::new(0),
+    });
     let sender = Sender {
         tx,
         metrics: Arc::clone(&metrics),
+        gate: Arc::clone(&gate),
     };
-    let task = tokio::spawn(dispatch(rx, target, client, judge, metrics, stopped));
+    let task = tokio::spawn(dispatch(rx, target, client, judge, metrics, stopped, gate));
     (sender, task)
+}
+
+/// The endpoints of a run and their breakers.
+struct Endpoints {
+    target: ShadowTarget,
+    breakers: Mutex<Vec<Breaker>>,
+    gate: Arc<Gate>,
+    metrics: Arc<Metrics>,
+}
+
+impl Endpoints {
+    fn all(&self) -> impl Iterator<Item = &Endpoint> {
+        std::iter::once(&self.target.canary).chain(self.target.baseline.as_ref())
+    }
+
+    /// Whether a job may go now: every endpoint must take it, so that a job is sent to both
+    /// or to neither (a copy only one side got would stay unpaired).
+    fn admit(&self, now: Instant) -> bool {
+        let Ok(mut breakers) = self.breakers.lock() else {
+            return true;
+        };
+        if !breakers.iter().all(|b| b.ready(now)) {
+            return false;
+        }
+        breakers.iter_mut().all(|b| b.admit(now) != Admit::Reject)
+    }
+
+    /// Books the outcome of one endpoint's copy.
+    fn record(&self, index: usize, answered: bool) {
+        let now = Instant::now();
+        let Ok(mut breakers) = self.breakers.lock() else {
+            return;
+        };
+        let Some(breaker) = breakers.get_mut(index) else {
+            return;
+        };
+        let opened = breaker.opened();
+        breaker.record(now, answered);
+        if breaker.opened() > opened {
+            let name = self.all().nth(index).map_or("shadow", |e| e.name.as_str());
+            tracing::warn!(
+                target = name,
+                "the shadow endpoint refused or timed out repeatedly; copies paused"
+            );
+            self.metrics.breaker_opened(name);
+            if let Some(until) = breaker.open_until() {
+                self.gate.close_until(until);
+            }
+        }
+    }
 }
 
 async fn dispatch(
@@ -105,9 +217,22 @@ async fn dispatch(
     judge: JudgeHandle,
     metrics: Arc<Metrics>,
     stopped: Arc<AtomicBool>,
+    gate: Arc<Gate>,
 ) {
     let limit = target.concurrency.max(1);
-    let target = Arc::new(target);
+    let timeout = target.timeout;
+    let breakers = Mutex::new(
+        std::iter::once(target.breaker)
+            .chain(target.baseline.as_ref().map(|_| target.breaker))
+            .map(Breaker::new)
+            .collect(),
+    );
+    let endpoints = Arc::new(Endpoints {
+        target,
+        breakers,
+        gate,
+        metrics: Arc::clone(&metrics),
+    });
     let mut in_flight = JoinSet::new();
     while let Some(job) = rx.recv().await {
         while in_flight.try_join_next().is_some() {}
@@ -120,49 +245,69 @@ async fn dispatch(
             metrics.skipped(Skip::Stopped);
             continue;
         }
-        let (client, target, judge) = (client.clone(), Arc::clone(&target), judge.clone());
+        if !endpoints.admit(Instant::now()) {
+            metrics.skipped(Skip::ShadowDown);
+            continue;
+        }
+        let (client, endpoints, judge) = (client.clone(), Arc::clone(&endpoints), judge.clone());
         in_flight.spawn(async move {
-            let observation = send(&client, &target, job).await;
-            if observation.error.is_some() {
-                judge.metrics().shadow_error();
+            let wait = job.queued.elapsed();
+            judge
+                .metrics()
+                .queue_wait(wait, wait > endpoints.target.max_queue_wait);
+            let timeout = endpoints.target.timeout;
+            let canary = send(&client, &endpoints.target.canary, timeout, &job);
+            let observations = match &endpoints.target.baseline {
+                Some(baseline) => {
+                    let (c, b) = tokio::join!(canary, send(&client, baseline, timeout, &job));
+                    vec![c, b]
+                }
+                None => vec![canary.await],
+            };
+            for (index, observation) in observations.into_iter().enumerate() {
+                endpoints.record(index, observation.error.is_none());
+                if observation.error.is_some() {
+                    judge.metrics().shadow_error();
+                }
+                judge.send(observation);
             }
-            judge.send(observation);
         });
     }
     // At the end, the requests in flight get a little while; then they are cut off (their
     // partners stay unpaired), so that a hanging shadow cannot hold up the verdict.
-    let drain = DRAIN.min(target.timeout);
+    let drain = DRAIN.min(timeout);
     let _ = tokio::time::timeout(drain, async {
         while in_flight.join_next().await.is_some() {}
     })
     .await;
 }
 
-/// Sends one job and observes the answer; latency counts from the send, not from the queue.
-async fn send(client: &Client<Full<Bytes>>, target: &ShadowTarget, job: MirrorJob) -> Observation {
-    let started = Instant::now();
-    let MirrorJob {
-        id,
-        route,
-        method,
-        path_and_query,
-        mut headers,
-        body,
-    } = job;
-    let method_name = method.as_str().to_owned();
+/// Sends one job to `endpoint` and observes the answer. The latency runs from the request
+/// handed to the connection to the response head read, the same points the primary is timed
+/// at; the body is read (and counted) after.
+async fn send(
+    client: &Client<Full<Bytes>>,
+    endpoint: &Endpoint,
+    timeout: Duration,
+    job: &MirrorJob,
+) -> Observation {
+    let mut headers = job.headers.clone();
     headers.insert(SHADOW_HEADER, HeaderValue::from_static("1"));
     headers.remove(hyper::header::HOST);
-    let result = match super::join(&target.base, &path_and_query) {
+    let mut latency = Duration::ZERO;
+    let result = match super::join(&endpoint.base, &job.path_and_query) {
         Ok(uri) => {
-            let mut request = hyper::Request::new(Full::new(body));
-            *request.method_mut() = method;
+            let mut request = hyper::Request::new(Full::new(job.body.clone()));
+            *request.method_mut() = job.method.clone();
             *request.uri_mut() = uri;
             *request.headers_mut() = headers;
-            tokio::time::timeout(target.timeout, async {
+            let started = Instant::now();
+            let answer = tokio::time::timeout(timeout, async {
                 let response = client
                     .request(request)
                     .await
                     .map_err(|e| super::describe_error(&e))?;
+                latency = started.elapsed();
                 let status = response.status().as_u16();
                 let mut body = response.into_body();
                 let mut bytes = 0u64;
@@ -174,21 +319,24 @@ async fn send(client: &Client<Full<Bytes>>, target: &ShadowTarget, job: MirrorJo
                 }
                 Ok::<_, String>((status, bytes))
             })
-            .await
-            .unwrap_or_else(|_| Err(format!("timeout after {:?}", target.timeout)))
+            .await;
+            if latency.is_zero() {
+                latency = started.elapsed();
+            }
+            answer.unwrap_or_else(|_| Err(format!("timeout after {timeout:?}")))
         }
         Err(e) => Err(e),
     };
-    let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
     let (status, bytes, error) = match result {
         Ok((status, bytes)) => (Some(status), bytes, None),
         Err(e) => (None, 0, Some(e)),
     };
     Observation {
-        id: id.into(),
-        target: target.name.as_str().into(),
-        route: route.into(),
-        method: method_name.into(),
+        id: job.id.as_str().into(),
+        target: endpoint.name.as_str().into(),
+        route: job.route.as_str().into(),
+        method: job.method.as_str().into(),
         status,
         latency_us,
         bytes,
