@@ -525,3 +525,65 @@ fn an_unreachable_canary_is_rolled_back_and_the_run_exits_4() {
     assert_eq!(r["action"]["action"], "rollback");
     assert!(fake.get("default/deployments/web-canary").is_none());
 }
+
+#[test]
+fn a_live_fail_rolls_the_canary_back_at_once_not_at_the_end_of_duration() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (fake, deploy) = canary_setup(dir.path());
+    let primary = common::Testbed::start(&[]);
+    let canary = common::Testbed::start(&["--error-rate", "0.5"]);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let file = write(
+        dir.path(),
+        "live.toml",
+        &(format!(
+            "on_fail = \"rollback\"\n[source]\nkind = \"shadow\"\n[shadow]\nlisten = \"127.0.0.1:{port}\"\nprimary = \"{}\"\nshadow = \"{}\"\nduration = \"60s\"\n[report]\ndir = \"reports\"\n",
+            primary.url, canary.url
+        ) + &deploy),
+    );
+    let started = Instant::now();
+    let mut child = common::nprt()
+        .args(["run", &file, "--quiet"])
+        .env("KUBECONFIG", fake.kubeconfig(dir.path()))
+        .env("NPRT_CACHE_DIR", dir.path().join("cache"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Users' requests until the run ends (bounded: 30 s).
+    let deadline = started + Duration::from_secs(30);
+    while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        let _ = s.write_all(b"GET /api/items/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let _ = s.read_to_end(&mut Vec::new());
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        took < Duration::from_secs(30),
+        "the run ended at the verdict, not after its 60 s: {took:?}"
+    );
+    let r = record(dir.path());
+    assert_eq!(r["verdict"], "fail");
+    assert_eq!(r["action"]["action"], "rollback");
+    let t = &r["timing_ms"];
+    let start = t["action_start_after_verdict_ms"].as_u64().expect("timed");
+    assert!(
+        start < 1000,
+        "the rollback started {start} ms after the FAIL"
+    );
+    let verdict = t["verdict_after_first_mirror_ms"].as_u64().expect("timed");
+    let done = t["action_after_first_mirror_ms"].as_u64().expect("timed");
+    assert!(verdict <= done, "{t}");
+    assert!(fake.get("default/deployments/web-canary").is_none());
+}

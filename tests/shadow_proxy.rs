@@ -7,7 +7,6 @@ mod common;
 use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -145,81 +144,6 @@ fn socket_linger_zero(stream: &TcpStream) -> std::io::Result<()> {
         Ok(())
     } else {
         Err(std::io::Error::last_os_error())
-    }
-}
-
-/// An `nprt shadow` process; stopped with SIGTERM by [`Shadow::stop`], killed when dropped.
-struct Shadow {
-    child: Child,
-    url: String,
-    metrics: Option<String>,
-}
-
-impl Shadow {
-    fn start(primary: &str, shadow: &str, extra: &[&str]) -> Shadow {
-        let mut child = nprt()
-            .args(["shadow", "--listen", "127.0.0.1:0", "--primary", primary])
-            .args(["--shadow", shadow])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("nprt shadow starts");
-        let mut reader = BufReader::new(child.stdout.take().unwrap());
-        let mut metrics = None;
-        let url = loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap() == 0 {
-                let mut err = String::new();
-                let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-                panic!("nprt shadow ended before listening: {err}");
-            }
-            let url = line.trim().rsplit(' ').next().unwrap().to_owned();
-            if line.starts_with("nprt metrics on") {
-                metrics = Some(url.trim_end_matches("/metrics").to_owned());
-            } else if line.starts_with("nprt shadow listening on") {
-                break url;
-            }
-        };
-        // The rest of stdout (the final report) is read by `stop`.
-        child.stdout = Some(reader.into_inner());
-        Shadow {
-            child,
-            url,
-            metrics,
-        }
-    }
-
-    /// SIGTERM, then the exit code, stdout and stderr.
-    fn stop(mut self) -> (i32, String, String) {
-        let pid = self.child.id().to_string();
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        let mut out = String::new();
-        let mut err = String::new();
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
-        let status = self.child.wait().unwrap();
-        (status.code().unwrap_or(-1), out, err)
-    }
-}
-
-impl Drop for Shadow {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -53,7 +53,7 @@ struct MirrorSettings {
     shadow_baseline: Option<String>,
     /// Copies that waited inside nprt longer than this count as nprt saturated; above 1% of
     /// them the verdict is INCONCLUSIVE, never FAIL, on latency.
-    #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "50ms")]
+    #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "100ms")]
     max_queue_wait: Duration,
     /// Share of eligible requests mirrored, 0 to 100.
     #[arg(long, value_name = "P", default_value_t = 100.0)]

@@ -110,7 +110,7 @@ pub async fn run(live: Live<'_>) -> Result<Traffic, Failure> {
             concurrency: 64,
             queue: spec.queue,
             timeout: std::time::Duration::from_secs(10),
-            max_queue_wait: std::time::Duration::from_millis(50),
+            max_queue_wait: std::time::Duration::from_millis(100),
             breaker: shadow::BreakerSettings::default(),
         },
         policy: MirrorPolicy {

@@ -48,6 +48,13 @@ pub struct Timings {
     /// Until the canary's version was stable.
     pub to_promote_ms: Option<u64>,
     pub total_ms: u64,
+    /// Live runs, from the first mirrored request: until the live judge decided (the run
+    /// ends then, not at its duration; until the end of the run when it never decided)...
+    pub verdict_after_first_mirror_ms: Option<u64>,
+    /// ...and until the rollback or promotion was done.
+    pub action_after_first_mirror_ms: Option<u64>,
+    /// From the live judge's decision until the rollback or promotion started.
+    pub action_start_after_verdict_ms: Option<u64>,
 }
 
 fn millis(d: Duration) -> u64 {
@@ -77,6 +84,9 @@ fn op_failure(what: &str, e: OpError) -> Failure {
 /// What the run did, written as `scenario.json` and summarised on stdout.
 struct Record {
     started: Instant,
+    /// Live runs: the first mirrored request, and the live judge's decision.
+    first_mirrored: Option<std::time::Instant>,
+    decided: Option<std::time::Instant>,
     timings: Timings,
     deploy: Option<Value>,
     action: Option<Value>,
@@ -104,6 +114,8 @@ pub async fn run(loaded: Loaded, quiet: bool) -> Result<Exit, Failure> {
     let canary_started = Cell::new(false);
     let mut record = Record {
         started: Instant::now(),
+        first_mirrored: None,
+        decided: None,
         timings: Timings::default(),
         deploy: None,
         action: None,
@@ -202,10 +214,16 @@ async fn execute(
         }
     };
     record.timings.to_verdict_ms = record.mark();
+    record.first_mirrored = traffic.first_mirrored;
+    record.decided = traffic.decided;
+    if let Some(first) = record.first_mirrored {
+        let at = record.decided.unwrap_or_else(std::time::Instant::now);
+        record.timings.verdict_after_first_mirror_ms =
+            Some(millis(at.saturating_duration_since(first)));
+    }
     eprint!("{}", traffic.log);
     let verdict = traffic.verdict;
     print!("{}", report::render(&verdict, Format::Text));
-    write_reports(dir, &verdict)?;
 
     let (on, action) = if !traffic.unreachable.is_empty() {
         ("unreachable", scenario.on_inconclusive)
@@ -216,7 +234,9 @@ async fn execute(
             Outcome::Inconclusive => ("inconclusive", scenario.on_inconclusive),
         }
     };
+    // The canary is handled first: the reports can wait, a regressed canary should not.
     let acted = act(scenario, deployer, action, on, record).await;
+    write_reports(dir, &verdict)?;
     write_record(scenario, &verdict, record)?;
     print_summary(scenario, &verdict, record);
     acted?;
@@ -312,17 +332,25 @@ async fn traffic(scenario: &Scenario, targets: &[Target], quiet: bool) -> Result
                 .map(|u| Target::parse(&format!("{}={u}", crate::shadow::SHADOW_BASELINE)))
                 .transpose()
                 .map_err(bad)?;
-            let comparison = match &baseline {
+            let mut live_options = options.clone();
+            // A live run is decided by the sequential judge: it ends the run the moment it
+            // decides, as `nprt shadow` does.
+            if live_options.sequential.is_none() {
+                live_options.sequential = Some(crate::compare::sequential::SequentialOptions {
+                    alpha: live_options.alpha,
+                    ..Default::default()
+                });
+            }
+            if let Some(b) = &baseline {
                 // The shadow is judged against its baseline copy; the primary (or the
                 // captured stable) is the noise: what differs between the two stables is
                 // not the canary's.
-                Some(b) => {
-                    let mut o = options.clone();
-                    o.noise = Some(std::mem::replace(&mut o.baseline, b.name.clone()));
-                    Comparison::new(o).map_err(Failure::bad_input)?
-                }
-                None => comparison,
-            };
+                live_options.noise = Some(std::mem::replace(
+                    &mut live_options.baseline,
+                    b.name.clone(),
+                ));
+            }
+            let comparison = Comparison::new(live_options).map_err(Failure::bad_input)?;
             live::run(Live {
                 source: kind,
                 spec,
@@ -406,8 +434,14 @@ async fn act(
         return Ok(());
     };
     eprintln!("{on}: {} the canary of {}…", op.as_str(), spec.service);
+    if let Some(decided) = record.decided {
+        record.timings.action_start_after_verdict_ms = Some(millis(decided.elapsed()));
+    }
     let result = deployer.run(op).await;
     let at = record.mark();
+    if let Some(first) = record.first_mirrored {
+        record.timings.action_after_first_mirror_ms = Some(millis(first.elapsed()));
+    }
     match op {
         Op::Promote => record.timings.to_promote_ms = at,
         _ => record.timings.to_rollback_ms = at,
@@ -464,6 +498,18 @@ fn outcome_rows(t: &Timings, action: Option<&Value>) -> Vec<(&'static str, Strin
     ];
     if t.to_promote_ms.is_some() {
         rows.push(("time to promote", seconds(t.to_promote_ms)));
+    }
+    if t.verdict_after_first_mirror_ms.is_some() {
+        rows.push((
+            "verdict after first copy",
+            seconds(t.verdict_after_first_mirror_ms),
+        ));
+    }
+    if t.action_start_after_verdict_ms.is_some() {
+        rows.push((
+            "action started after verdict",
+            seconds(t.action_start_after_verdict_ms),
+        ));
     }
     if let Some(a) = action {
         let on = a["on"].as_str().unwrap_or("");

@@ -255,9 +255,9 @@ fn account_for_nprt(verdict: &mut crate::compare::Verdict, metrics: &Metrics) {
     let Some(reason) = saturation(metrics) else {
         return;
     };
-    let sequential_latency = verdict.sequential.as_ref().is_some_and(|s| {
-        matches!(s.decision, Decision::Fail { stream, .. } if !stream_is_failures(stream))
-    });
+    let sequential_latency = verdict.sequential.as_ref().is_some_and(
+        |s| matches!(s.decision, Decision::Fail { stream, .. } if !stream_is_failures(stream)),
+    );
     let mut demoted = 0;
     for f in &mut verdict.findings {
         let latency = match f.metric {
@@ -277,7 +277,10 @@ fn account_for_nprt(verdict: &mut crate::compare::Verdict, metrics: &Metrics) {
     ));
     if demoted > 0
         && verdict.outcome == Outcome::Fail
-        && !verdict.findings.iter().any(|f| f.severity == Severity::Fail)
+        && !verdict
+            .findings
+            .iter()
+            .any(|f| f.severity == Severity::Fail)
     {
         verdict.outcome = Outcome::Inconclusive;
     }

@@ -24,11 +24,11 @@ use std::time::Duration;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+pub use breaker::BreakerSettings;
 pub use forward::{MirrorPolicy, Skip, SHADOW_HEADER};
 pub use judge::{JudgeOutcome, JudgeSettings, OnFail};
 pub use metrics::{Metrics, Totals};
 pub use proxy::ConnectionLimits;
-pub use breaker::BreakerSettings;
 pub use sender::{Endpoint, ShadowTarget};
 
 /// The target name of the primary (stable) in observations and reports.

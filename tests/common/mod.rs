@@ -1,7 +1,7 @@
 //! Shared set-up for the integration tests: the real `nprt` binary, testbeds on port 0.
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -204,4 +204,79 @@ pub fn capture_pcap(input: &Path, out: &Path, extra: &[&str]) -> Output {
     ];
     args.extend_from_slice(extra);
     run(&args)
+}
+
+/// An `nprt shadow` process; stopped with SIGTERM by [`Shadow::stop`], killed when dropped.
+pub struct Shadow {
+    child: Child,
+    pub url: String,
+    pub metrics: Option<String>,
+}
+
+impl Shadow {
+    pub fn start(primary: &str, shadow: &str, extra: &[&str]) -> Shadow {
+        let mut child = nprt()
+            .args(["shadow", "--listen", "127.0.0.1:0", "--primary", primary])
+            .args(["--shadow", shadow])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nprt shadow starts");
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        let mut metrics = None;
+        let url = loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 {
+                let mut err = String::new();
+                let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+                panic!("nprt shadow ended before listening: {err}");
+            }
+            let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+            if line.starts_with("nprt metrics on") {
+                metrics = Some(url.trim_end_matches("/metrics").to_owned());
+            } else if line.starts_with("nprt shadow listening on") {
+                break url;
+            }
+        };
+        // The rest of stdout (the final report) is read by `stop`.
+        child.stdout = Some(reader.into_inner());
+        Shadow {
+            child,
+            url,
+            metrics,
+        }
+    }
+
+    /// SIGTERM, then the exit code, stdout and stderr.
+    pub fn stop(mut self) -> (i32, String, String) {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        let mut out = String::new();
+        let mut err = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        (status.code().unwrap_or(-1), out, err)
+    }
+}
+
+impl Drop for Shadow {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
