@@ -414,6 +414,63 @@ fn the_judge_fails_a_broken_canary_and_calls_the_on_fail_url_once() {
 }
 
 #[test]
+fn a_refusing_canary_is_left_alone_by_the_circuit_breaker_and_probed_again() {
+    let primary = Testbed::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    let proxy = Shadow::start(
+        &primary.url,
+        &closed_port_url(),
+        &[
+            "--keep-mirroring",
+            "--metrics",
+            "127.0.0.1:0",
+            "--report",
+            reports.to_str().unwrap(),
+        ],
+    );
+    // 300 requests over about 1.5 s: the breaker opens after 20 refusals, and its first
+    // probe comes after a second.
+    let started = Instant::now();
+    for i in 0..300 {
+        let answer = raw(&proxy.url, &get(&format!("/api/items/{i}")));
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "users are served");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if started.elapsed() < Duration::from_millis(1500) {
+        std::thread::sleep(Duration::from_millis(1500) - started.elapsed());
+    }
+    raw(&proxy.url, &get("/after-the-cooldown"));
+    let metrics = raw(proxy.metrics.as_ref().unwrap(), &get("/metrics"));
+    let metrics = String::from_utf8_lossy(&metrics).into_owned();
+    let (code, out, err) = proxy.stop();
+    let count = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+    };
+    let opened = count("nprt_shadow_breaker_opened_total{target=\"shadow\"}");
+    let down = count("nprt_shadow_skipped_total{reason=\"shadow_down\"}");
+    let tried = count("nprt_shadow_errors_total");
+    assert!(opened >= 1, "the circuit opened: {metrics}");
+    assert!(
+        down >= 200,
+        "copies were not even made while it was open: {down}"
+    );
+    // Twenty refusals open it; the probe after the cool-down is refused again.
+    assert!((20..=30).contains(&tried), "copies tried: {tried}");
+    assert!(
+        opened >= 2 || tried > 20,
+        "probed again after the cool-down"
+    );
+    assert_eq!(code, 1, "a canary that refuses everything regressed: {err}");
+    assert!(out.contains("its circuit opened"), "{out}");
+}
+
+#[test]
 fn idle_half_open_connections_do_not_starve_clients() {
     let primary = Testbed::start(&[]);
     let canary = Testbed::start(&[]);

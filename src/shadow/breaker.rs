@@ -21,8 +21,11 @@ pub struct BreakerSettings {
 
 impl Default for BreakerSettings {
     fn default() -> Self {
+        // Twenty: the live judge fails a canary that refuses everything after about ten
+        // pairs, so the breaker only acts once mirroring goes on regardless (or with a
+        // baseline copy that refuses).
         BreakerSettings {
-            failures: 5,
+            failures: 20,
             cooldown: Duration::from_secs(1),
             max_cooldown: Duration::from_secs(30),
         }

@@ -149,3 +149,41 @@ fn with_a_baseline_copy_the_canary_is_judged_against_it() {
     // The primary is the live A/A noise beside it.
     assert!(out.contains("noise target primary"), "{out}");
 }
+
+#[test]
+fn a_saturated_nprt_is_inconclusive_with_its_reason_never_fail() {
+    let _serial = serial();
+    // The shadow is 30 ms slower, but nprt may send only one copy at a time into a queue of
+    // eight: copies wait and are dropped, so the difference cannot be trusted to be the
+    // canary's.
+    let primary = Testbed::start(&["--latency", "1"]);
+    let shadow = Testbed::start(&["--latency", "30"]);
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    let proxy = Shadow::start(
+        &primary.url,
+        &shadow.url,
+        &[
+            "--shadow-concurrency",
+            "1",
+            "--queue",
+            "8",
+            "--report",
+            reports.to_str().unwrap(),
+        ],
+    );
+    load(&proxy.url, 6);
+    let (code, out, err) = proxy.stop();
+    eprintln!("exit {code}\n{out}\n{err}");
+    assert_eq!(code, 3, "inconclusive, not a regression:\n{out}");
+    assert!(out.contains("nprt itself was saturated"), "{out}");
+    assert!(
+        out.contains("dropped because nprt's queue was full"),
+        "{out}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["verdict"], "inconclusive");
+    assert!(failing(&json).is_empty(), "{:?}", failing(&json));
+}
