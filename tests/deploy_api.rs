@@ -233,6 +233,7 @@ async fn bad_parameters_are_400_with_a_message() {
         ("tag=a%20b", "not a valid image tag"),
         ("exposure=public", "unknown exposure `public`"),
         ("commit=%zz", "bad %-escape"),
+        ("with_baseline=true", "only a canary gets a baseline"),
     ] {
         let (code, body) = call(
             "PUT",
@@ -244,6 +245,38 @@ async fn bad_parameters_are_400_with_a_message() {
         assert_eq!(code, 400, "{query}: {body}");
         assert!(body.contains(message), "{query}: {body}");
     }
+    for (query, message) in [
+        (
+            "with_baseline=maybe",
+            "with_baseline=`maybe`: use true or false",
+        ),
+        (
+            "baseline_commit=abc",
+            "baseline_commit (--baseline-commit) needs with_baseline",
+        ),
+        (
+            "with_baseline=1&baseline_tag=a%20b",
+            "baseline_tag `a b` is not a valid image tag",
+        ),
+    ] {
+        let (code, body) = call(
+            "PUT",
+            &format!("{}/a/canary?{query}", s.url),
+            Some(&auth),
+            "",
+        )
+        .await;
+        assert_eq!(code, 400, "{query}: {body}");
+        assert!(body.contains(message), "{query}: {body}");
+    }
+    let (code, body) = call(
+        "PUT",
+        &format!("{}/a/canary?with_baseline=true", s.url),
+        Some(&auth),
+        "",
+    )
+    .await;
+    assert_eq!(code, 502, "accepted, then git fails: {body}");
     let (code, body) = call("PUT", &format!("{}/a/canary", s.url), Some(&auth), "").await;
     assert_eq!(
         code, 502,

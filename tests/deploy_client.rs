@@ -494,3 +494,108 @@ fn serve_over_tls_with_a_private_ca() {
     assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
     assert!(common::stderr(&out).contains("missing.pem"));
 }
+
+#[test]
+fn client_mode_canary_with_baseline_rollback_and_promote() {
+    let fake = Fake::start(Controller::Healthy);
+    let dir = tempfile::tempdir().unwrap();
+    let (config, commit) = setup(dir.path());
+    let served = serve(&fake, dir.path(), &config, &["--timeout", "10"]);
+    let url = served.url.as_str();
+    let run = |args: &[&str]| client(dir.path(), url, Some(TOKEN), args);
+
+    let out = run(&["deploy", "example", "--skip-image-check", "--tag", "v1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let out = run(&[
+        "canary",
+        "example",
+        "--with-baseline",
+        "--skip-image-check",
+        "--tag",
+        "v2",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let canary = json_out(&out);
+    assert_eq!(canary["baseline"]["version"], "v1");
+    assert_eq!(canary["baseline"]["commit"], json!(commit));
+    assert_eq!(
+        canary["baseline"]["services"][0]["url"],
+        "http://web-baseline.default.svc:80"
+    );
+    assert_eq!(
+        canary["services"][0]["url"],
+        "http://web-canary.default.svc:80"
+    );
+    timing_keys(&canary);
+    assert!(fake
+        .names()
+        .contains(&"default/deployments/web-baseline".to_owned()));
+
+    let out = run(&["status", "example"]);
+    let text = common::stdout(&out);
+    assert!(
+        text.contains("Deployment/web-baseline\tbaseline\tv1\t"),
+        "{text}"
+    );
+
+    // DELETE /SERVICE/canary removes both.
+    let out = run(&["rollback", "example"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert_eq!(
+        json_out(&out)["deleted"],
+        json!([
+            "Deployment/web-canary",
+            "Service/web-canary",
+            "Deployment/web-baseline",
+            "Service/web-baseline"
+        ])
+    );
+    assert!(!fake
+        .names()
+        .iter()
+        .any(|n| n.contains("-canary") || n.contains("-baseline")));
+
+    // The baseline's release given by hand through the API, then POST /SERVICE/promote
+    // removes both after promoting.
+    let out = run(&[
+        "canary",
+        "example",
+        "--with-baseline",
+        "--baseline-commit",
+        &commit,
+        "--baseline-tag",
+        "v0",
+        "--skip-image-check",
+        "--tag",
+        "v3",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert_eq!(json_out(&out)["baseline"]["tag_from"], "request");
+    let baseline = fake.get("default/deployments/web-baseline").unwrap();
+    assert_eq!(
+        baseline["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example:5000/shop/web:v0"
+    );
+    let out = run(&["promote", "example"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let promoted = json_out(&out);
+    assert_eq!(promoted["promoted"], "v3");
+    assert_eq!(
+        promoted["deleted"].as_array().unwrap().len(),
+        4,
+        "{promoted}"
+    );
+    assert!(!fake
+        .names()
+        .iter()
+        .any(|n| n.contains("-canary") || n.contains("-baseline")));
+
+    // Refused before any call, exit 2, naming the flag.
+    let out = run(&["deploy", "example", "--with-baseline", "--skip-image-check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("only a canary gets a baseline"),
+        "{}",
+        common::stderr(&out)
+    );
+}

@@ -342,3 +342,376 @@ fn cli_canary_status_promote_and_rollback() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("promote needs a canary"), "{err}");
 }
+
+// ---- the baseline beside the canary ----
+
+/// The example repository with a stable commit, then a canary commit on top; returns
+/// (stable commit, canary commit, config path).
+fn two_commits(dir: &std::path::Path) -> (String, String, String) {
+    let stable = deploy_fake::example_repo(dir);
+    let repo = dir.join("repo");
+    let web = repo.join("kubernetes/web.yaml");
+    let text = std::fs::read_to_string(&web).unwrap();
+    std::fs::write(
+        &web,
+        text.replace("containerPort: 8080", "containerPort: 8081"),
+    )
+    .unwrap();
+    deploy_fake::git(&repo, &["commit", "--quiet", "-am", "canary"]);
+    let canary = deploy_fake::git(&repo, &["rev-parse", "HEAD"]);
+    let config = dir.join("deploy.toml");
+    std::fs::write(
+        &config,
+        format!("[services.example]\nrepository = \"{}\"\n", repo.display()),
+    )
+    .unwrap();
+    (stable, canary, config.display().to_string())
+}
+
+fn pod_labels(object: &Value) -> serde_json::Map<String, Value> {
+    object["spec"]["template"]["metadata"]["labels"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn selects(selector: &Value, labels: &serde_json::Map<String, Value>) -> bool {
+    let selector = selector.as_object().unwrap();
+    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+fn env_of(object: &Value) -> Vec<(String, String)> {
+    object["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["env"].as_array().unwrap().iter())
+        .filter_map(|e| {
+            Some((
+                e["name"].as_str()?.to_owned(),
+                e["value"].as_str()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn cli_canary_with_baseline_then_rollback() {
+    let fake = Fake::start(Controller::Healthy);
+    let dir = tempfile::tempdir().unwrap();
+    let (stable, canary, config) = two_commits(dir.path());
+    let canary_args = [
+        "canary",
+        "example",
+        "--with-baseline",
+        "--skip-image-check",
+        "--config",
+        &config,
+        "--tag",
+        "v2",
+    ];
+
+    // Nothing deployed yet: the stable release cannot be told, and nothing is applied.
+    let (code, _, err) = nprt(&fake, dir.path(), &canary_args);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("Deployment/web is not in the cluster"),
+        "{err}"
+    );
+    assert!(err.contains("--baseline-commit"), "{err}");
+    assert!(fake.names().is_empty(), "{:?}", fake.names());
+
+    let (code, _, err) = nprt(
+        &fake,
+        dir.path(),
+        &[
+            "deploy",
+            "example",
+            "--skip-image-check",
+            "--config",
+            &config,
+            "--commit",
+            &stable,
+            "--tag",
+            "v1",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+
+    let (code, out, err) = nprt(&fake, dir.path(), &canary_args);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("baseline v1 at"), "{err}");
+    assert_eq!(out["commit"], json!(canary));
+    assert_eq!(
+        out["applied"],
+        json!(["Service/web-canary", "Deployment/web-canary"])
+    );
+    assert_eq!(out["baseline"]["version"], "v1");
+    assert_eq!(out["baseline"]["commit"], json!(stable));
+    assert_eq!(out["baseline"]["tag_from"], "cluster");
+    assert_eq!(
+        out["baseline"]["applied"],
+        json!(["Service/web-baseline", "Deployment/web-baseline"])
+    );
+    // What a caller builds the URLs from, the same shape for both.
+    assert_eq!(
+        out["services"],
+        json!([{"name": "web-canary", "namespace": "default", "of": "web",
+                "ports": [{"name": "http", "port": 80}],
+                "url": "http://web-canary.default.svc:80"}])
+    );
+    assert_eq!(
+        out["baseline"]["services"],
+        json!([{"name": "web-baseline", "namespace": "default", "of": "web",
+                "ports": [{"name": "http", "port": 80}],
+                "url": "http://web-baseline.default.svc:80"}])
+    );
+
+    // The baseline runs the stable release, one replica, on its own track.
+    let baseline = fake.get("default/deployments/web-baseline").unwrap();
+    assert_eq!(baseline["spec"]["replicas"], 1);
+    let containers = &baseline["spec"]["template"]["spec"]["containers"];
+    assert_eq!(containers[0]["image"], "registry.example:5000/shop/web:v1");
+    assert_eq!(containers[0]["ports"][0]["containerPort"], 8080);
+    let env = env_of(&baseline);
+    assert!(
+        env.contains(&("NPRT_TRACK".into(), "baseline".into())),
+        "{env:?}"
+    );
+    assert!(
+        env.contains(&("NPRT_VERSION".into(), "v1".into())),
+        "{env:?}"
+    );
+    assert_eq!(
+        env.iter().filter(|(k, _)| k == "NPRT_TRACK").count(),
+        2,
+        "every container: {env:?}"
+    );
+    let canary_workload = fake.get("default/deployments/web-canary").unwrap();
+    assert_eq!(
+        canary_workload["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"],
+        8081
+    );
+    // Production's Service selects neither; each track's Service selects its own pods only.
+    let production = fake.get("default/services/web").unwrap();
+    let (b, c) = (pod_labels(&baseline), pod_labels(&canary_workload));
+    assert!(selects(
+        &production["spec"]["selector"],
+        &pod_labels(&fake.get("default/deployments/web").unwrap())
+    ));
+    assert!(!selects(&production["spec"]["selector"], &b));
+    assert!(!selects(&production["spec"]["selector"], &c));
+    let baseline_service = fake.get("default/services/web-baseline").unwrap();
+    let canary_service = fake.get("default/services/web-canary").unwrap();
+    assert!(selects(&baseline_service["spec"]["selector"], &b));
+    assert!(!selects(&baseline_service["spec"]["selector"], &c));
+    assert!(selects(&canary_service["spec"]["selector"], &c));
+    assert!(!selects(&canary_service["spec"]["selector"], &b));
+
+    let out = common::nprt()
+        .args(["status", "example", "--config", &config])
+        .env("KUBECONFIG", fake.kubeconfig(dir.path()))
+        .env("NPRT_CACHE_DIR", dir.path().join("cache"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let text = common::stdout(&out);
+    assert!(
+        text.contains("Deployment/web-baseline\tbaseline\tv1\t"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Deployment/web-canary\tcanary\tv2\t"),
+        "{text}"
+    );
+
+    let (code, out, err) = nprt(
+        &fake,
+        dir.path(),
+        &["rollback", "example", "--config", &config],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out["deleted"],
+        json!([
+            "Deployment/web-canary",
+            "Service/web-canary",
+            "Deployment/web-baseline",
+            "Service/web-baseline"
+        ])
+    );
+    let left = fake.names();
+    assert!(
+        left.iter()
+            .all(|n| !n.contains("-canary") && !n.contains("-baseline")),
+        "{left:?}"
+    );
+    assert!(
+        left.contains(&"default/deployments/web".to_owned()),
+        "{left:?}"
+    );
+    assert!(
+        left.contains(&"default/services/web".to_owned()),
+        "{left:?}"
+    );
+    // Again, with nothing left: fine.
+    let (code, out, err) = nprt(
+        &fake,
+        dir.path(),
+        &["rollback", "example", "--config", &config],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out["deleted"], json!([]));
+}
+
+#[test]
+fn cli_canary_with_baseline_then_promote() {
+    let fake = Fake::start(Controller::Healthy);
+    let dir = tempfile::tempdir().unwrap();
+    let (stable, canary, config) = two_commits(dir.path());
+    // The stable workloads were not deployed by nprt: no annotations to read.
+    let foreign = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "x"}]}}}});
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        fake.client()
+            .apply(std::slice::from_ref(&foreign), false)
+            .await
+    })
+    .unwrap();
+    let (code, _, err) = nprt(
+        &fake,
+        dir.path(),
+        &[
+            "canary",
+            "example",
+            "--with-baseline",
+            "--skip-image-check",
+            "--config",
+            &config,
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("has no nprt.io/commit annotation"), "{err}");
+    assert!(
+        !fake.names().iter().any(|n| n.contains("-canary")),
+        "nothing applied"
+    );
+
+    // Given by hand instead.
+    let (code, out, err) = nprt(
+        &fake,
+        dir.path(),
+        &[
+            "canary",
+            "example",
+            "--with-baseline",
+            "--baseline-commit",
+            &stable,
+            "--baseline-tag",
+            "v1",
+            "--skip-image-check",
+            "--config",
+            &config,
+            "--tag",
+            "v2",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out["baseline"]["tag_from"], "request");
+    assert_eq!(out["baseline"]["commit"], json!(stable));
+    assert!(fake.get("default/deployments/web-baseline").is_some());
+
+    let (code, out, err) = nprt(
+        &fake,
+        dir.path(),
+        &["promote", "example", "--config", &config],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out["promoted"], "v2");
+    assert_eq!(out["commit"], json!(canary));
+    assert_eq!(
+        out["deleted"],
+        json!([
+            "Deployment/web-canary",
+            "Service/web-canary",
+            "Deployment/web-baseline",
+            "Service/web-baseline"
+        ])
+    );
+    let web = fake.get("default/deployments/web").unwrap();
+    assert_eq!(
+        web["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example:5000/shop/web:v2"
+    );
+    let left = fake.names();
+    assert!(
+        left.iter()
+            .all(|n| !n.contains("-canary") && !n.contains("-baseline")),
+        "{left:?}"
+    );
+}
+
+#[test]
+fn cli_baseline_options_are_checked() {
+    let fake = Fake::start(Controller::Healthy);
+    let dir = tempfile::tempdir().unwrap();
+    let (stable, _, config) = two_commits(dir.path());
+    for (args, message) in [
+        (
+            vec!["deploy", "example", "--with-baseline"],
+            "--with-baseline: only a canary gets a baseline",
+        ),
+        (
+            vec!["canary", "example", "--with-baseline", "--dry-run"],
+            "give --baseline-commit",
+        ),
+        (
+            vec![
+                "canary",
+                "example",
+                "--with-baseline",
+                "--baseline-commit",
+                &stable,
+                "--baseline-tag",
+                "a b",
+            ],
+            "--baseline-tag `a b` is not a valid image tag",
+        ),
+        (
+            vec!["canary", "example", "--baseline-commit", &stable],
+            "--with-baseline",
+        ),
+    ] {
+        let mut all = args.clone();
+        all.extend(["--config", &config]);
+        let (code, _, err) = nprt(&fake, dir.path(), &all);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+    assert!(fake.log().is_empty(), "no cluster call: {:?}", fake.log());
+
+    // A dry run with the baseline's commit prints both, contacting nothing.
+    let (code, _, err) = nprt(
+        &fake,
+        dir.path(),
+        &[
+            "canary",
+            "example",
+            "--with-baseline",
+            "--baseline-commit",
+            &stable,
+            "--baseline-tag",
+            "v1",
+            "--dry-run",
+            "--config",
+            &config,
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("baseline example at"), "{err}");
+    assert!(fake.log().is_empty(), "{:?}", fake.log());
+}

@@ -519,3 +519,283 @@ async fn scenario_a_healthy_canary_is_promoted() {
         .is_empty());
     env.cleanup().await;
 }
+
+// ---- the baseline beside the canary, through the driver's operations ----
+//
+// A repository of pause-image manifests at two commits: the stable one, deployed with
+// `ops::deploy`, and a canary commit. The canary goes out `with_baseline`: the baseline is the
+// stable release read back from the cluster.
+
+/// Two production Services selecting on different labels, so isolation is checked against
+/// more than one.
+fn baseline_manifests(replicas: u32) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec:\n  selector: {{app: web}}\n  ports: [{{port: 80}}]\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: frontends}}\nspec:\n  selector: {{tier: frontend}}\n  ports: [{{port: 81}}]\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web, tier: frontend}}}}\n    spec:\n      containers:\n        - name: web\n          image: registry.k8s.io/pause\n"
+    )
+}
+
+struct Driver {
+    service: nprt::deploy::ServiceConfig,
+    settings: nprt::deploy::ops::Settings,
+    target: nprt::deploy::ops::Target,
+    stable_commit: String,
+    canary_commit: String,
+    _dir: tempfile::TempDir,
+}
+
+fn driver(env: &Env) -> Driver {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("kubernetes")).unwrap();
+    git(&repo, &["init", "--quiet", "--initial-branch=main"]);
+    let manifest = repo.join("kubernetes/web.yaml");
+    std::fs::write(&manifest, baseline_manifests(2)).unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "--quiet", "-m", "stable"]);
+    let stable_commit = git(&repo, &["rev-parse", "HEAD"]);
+    std::fs::write(&manifest, baseline_manifests(3)).unwrap();
+    git(&repo, &["commit", "--quiet", "-am", "canary"]);
+    let canary_commit = git(&repo, &["rev-parse", "HEAD"]);
+    let config = nprt::deploy::DeployConfig::parse(
+        &format!(
+            "[services.e2e]\nrepository = \"{}\"\nnamespace = \"{}\"\n",
+            repo.display(),
+            env.namespace
+        ),
+        "deploy.toml",
+        dir.path(),
+    )
+    .expect("deploy.toml");
+    Driver {
+        service: config.services["e2e"].clone(),
+        settings: nprt::deploy::ops::Settings {
+            cache: dir.path().join("cache"),
+            config_file: dir.path().join("deploy.toml"),
+            timeout: TIMEOUT,
+            force: false,
+            skip_image_check: true,
+        },
+        target: nprt::deploy::ops::Target::Connected(env.cluster.clone()),
+        stable_commit,
+        canary_commit,
+        _dir: dir,
+    }
+}
+
+impl Driver {
+    fn request(&self, track: Track, commit: &str, tag: &str) -> nprt::deploy::driver::Request {
+        nprt::deploy::driver::Request {
+            track,
+            commit: Some(commit.to_owned()),
+            tag: Some(tag.to_owned()),
+            exposure: None,
+            workloads: Vec::new(),
+            with_baseline: track == Track::Canary,
+            baseline_commit: None,
+            baseline_tag: None,
+        }
+    }
+
+    /// Stable at 3.9, then the canary at 3.10 with its baseline; returns the canary outcome.
+    async fn canary_with_baseline(&self) -> Value {
+        let stable = self.request(Track::Stable, &self.stable_commit, "3.9");
+        nprt::deploy::ops::deploy(&self.target, &self.service, &stable, &self.settings)
+            .await
+            .expect("stable deploy");
+        let canary = self.request(Track::Canary, &self.canary_commit, "3.10");
+        let started = std::time::Instant::now();
+        let outcome =
+            nprt::deploy::ops::deploy(&self.target, &self.service, &canary, &self.settings)
+                .await
+                .expect("canary with baseline");
+        eprintln!(
+            "canary and baseline deploy incl. pod start: {:?}",
+            started.elapsed()
+        );
+        outcome
+    }
+}
+
+async fn pod_ips(env: &Env, selector: &str) -> Vec<String> {
+    let pods = Api::<Pod>::namespaced(env.client.clone(), &env.namespace)
+        .list(&ListParams::default().labels(selector))
+        .await
+        .expect("pods");
+    pods.items
+        .into_iter()
+        .filter_map(|p| p.status.and_then(|s| s.pod_ip))
+        .collect()
+}
+
+/// Every Endpoints object of the namespace with the pod IPs behind it.
+async fn all_endpoints(env: &Env) -> Vec<(String, Vec<String>)> {
+    Api::<Endpoints>::namespaced(env.client.clone(), &env.namespace)
+        .list(&ListParams::default())
+        .await
+        .expect("endpoints")
+        .items
+        .into_iter()
+        .map(|e| {
+            let ips = e
+                .subsets
+                .unwrap_or_default()
+                .into_iter()
+                .flat_map(|s| {
+                    s.addresses
+                        .unwrap_or_default()
+                        .into_iter()
+                        .chain(s.not_ready_addresses.unwrap_or_default())
+                })
+                .map(|a| a.ip)
+                .collect();
+            (e.metadata.name.unwrap_or_default(), ips)
+        })
+        .collect()
+}
+
+/// Checks that no production Service has a canary or baseline pod behind it and that each
+/// track's Services have only that track's pod.
+async fn assert_apart(env: &Env) {
+    // Give the endpoints controller a moment.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let canaries = pod_ips(env, "track=canary").await;
+    let baselines = pod_ips(env, "track=baseline").await;
+    assert_eq!(canaries.len(), 1, "one canary pod");
+    assert_eq!(baselines.len(), 1, "one baseline pod");
+    let endpoints = all_endpoints(env).await;
+    let mut seen = Vec::new();
+    for (name, ips) in &endpoints {
+        seen.push(name.as_str());
+        let (own, other): (&[String], Vec<&String>) = if name.ends_with("-canary") {
+            (&canaries, baselines.iter().collect())
+        } else if name.ends_with("-baseline") {
+            (&baselines, canaries.iter().collect())
+        } else {
+            (&[], canaries.iter().chain(&baselines).collect())
+        };
+        assert!(
+            other.iter().all(|ip| !ips.contains(ip)),
+            "{name} has {ips:?}, which includes one of {other:?}"
+        );
+        if !own.is_empty() {
+            assert_eq!(ips, own, "{name} has its own track's pod");
+        }
+    }
+    for name in [
+        "web",
+        "frontends",
+        "web-canary",
+        "frontends-canary",
+        "web-baseline",
+        "frontends-baseline",
+    ] {
+        assert!(seen.contains(&name), "no Endpoints {name} in {seen:?}");
+    }
+    let production: Vec<&String> = endpoints
+        .iter()
+        .filter(|(n, _)| n == "web")
+        .flat_map(|(_, ips)| ips)
+        .collect();
+    assert_eq!(production.len(), 2, "{production:?}");
+}
+
+#[tokio::test]
+async fn canary_and_baseline_are_isolated_then_rolled_back() {
+    let Some(env) = env("baseline").await else {
+        return;
+    };
+    let driver = driver(&env);
+    let outcome = driver.canary_with_baseline().await;
+    assert_eq!(outcome["baseline"]["version"], "3.9");
+    assert_eq!(outcome["baseline"]["tag_from"], "cluster");
+    assert_eq!(outcome["baseline"]["commit"], json!(driver.stable_commit));
+    let baseline = env
+        .cluster
+        .track_workloads("e2e", Some(&env.namespace), Track::Baseline)
+        .await
+        .expect("baselines");
+    assert_eq!(baseline.len(), 1);
+    assert_eq!(
+        baseline[0]["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.k8s.io/pause:3.9"
+    );
+    assert_eq!(baseline[0]["spec"]["replicas"], 1);
+    assert_apart(&env).await;
+
+    let started = std::time::Instant::now();
+    let outcome = nprt::deploy::ops::rollback(&driver.target, &driver.service, &driver.settings)
+        .await
+        .expect("rollback");
+    eprintln!("rollback of canary and baseline: {:?}", started.elapsed());
+    assert_eq!(
+        outcome["deleted"],
+        json!([
+            "Deployment/web-canary",
+            "Service/frontends-canary",
+            "Service/web-canary",
+            "Deployment/web-baseline",
+            "Service/frontends-baseline",
+            "Service/web-baseline"
+        ])
+    );
+    for track in [Track::Canary, Track::Baseline] {
+        assert!(env
+            .cluster
+            .track_workloads("e2e", Some(&env.namespace), track)
+            .await
+            .expect("workloads")
+            .is_empty());
+    }
+    let names: Vec<String> = all_endpoints(&env)
+        .await
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.ends_with("-canary") && !n.ends_with("-baseline")),
+        "{names:?}"
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn promote_removes_canary_and_baseline() {
+    let Some(env) = env("baseline-promote").await else {
+        return;
+    };
+    let driver = driver(&env);
+    driver.canary_with_baseline().await;
+    assert_apart(&env).await;
+    let outcome = nprt::deploy::ops::promote(&driver.target, &driver.service, &driver.settings)
+        .await
+        .expect("promote");
+    assert_eq!(outcome["promoted"], "3.10");
+    assert_eq!(
+        outcome["deleted"].as_array().map(Vec::len),
+        Some(6),
+        "{outcome}"
+    );
+    for track in [Track::Canary, Track::Baseline] {
+        assert!(env
+            .cluster
+            .track_workloads("e2e", Some(&env.namespace), track)
+            .await
+            .expect("workloads")
+            .is_empty());
+    }
+    let web = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(
+        env.client.clone(),
+        &env.namespace,
+    )
+    .get("web")
+    .await
+    .expect("web");
+    assert_eq!(
+        web.spec.unwrap().replicas,
+        Some(3),
+        "the canary's commit is stable"
+    );
+    env.cleanup().await;
+}

@@ -104,6 +104,19 @@ pub(super) struct DeployArgs {
     /// Apply without checking that the registry has every image tag the release uses.
     #[arg(long)]
     skip_image_check: bool,
+    /// Canary only: also deploy a baseline, NAME-baseline, the stable release (the commit
+    /// and version the stable workloads run) rewritten exactly like the canary, to judge the
+    /// canary against.
+    #[arg(long)]
+    with_baseline: bool,
+    /// The baseline's commit (or branch, or tag) when the stable workloads do not tell it
+    /// (not deployed with `nprt deploy`), or instead of theirs.
+    #[arg(long, value_name = "C", requires = "with_baseline")]
+    baseline_commit: Option<String>,
+    /// The baseline's image tag instead of the stable workloads' version (or, with
+    /// --baseline-commit, the one tag_format gives).
+    #[arg(long, value_name = "T", requires = "with_baseline")]
+    baseline_tag: Option<String>,
     #[command(flatten)]
     config: ConfigArg,
     #[command(flatten)]
@@ -271,26 +284,41 @@ fn print_timing(outcome: &serde_json::Value) {
 }
 
 pub(super) async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Track) -> Outcome {
-    use crate::deploy::driver::{prepare, Request};
+    use crate::deploy::driver::{fetch, plan, Request};
     direct_only(&args.server, &args.cluster, args.dry_run)?;
-    if let Some(tag) = &args.tag {
-        if !crate::deploy::image::is_tag(tag) {
-            return Err(Failure::bad_input_msg(format!(
-                "--tag `{tag}` is not a valid image tag"
-            )));
+    for (flag, tag) in [("--tag", &args.tag), ("--baseline-tag", &args.baseline_tag)] {
+        if let Some(tag) = tag {
+            if !crate::deploy::image::is_tag(tag) {
+                return Err(Failure::bad_input_msg(format!(
+                    "{flag} `{tag}` is not a valid image tag"
+                )));
+            }
         }
     }
+    if args.with_baseline && track != crate::deploy::rewrite::Track::Canary {
+        return Err(Failure::bad_input_msg(
+            "--with-baseline: only a canary gets a baseline; use `nprt canary`".to_owned(),
+        ));
+    }
+    if args.dry_run && args.with_baseline && args.baseline_commit.is_none() {
+        return Err(Failure::bad_input_msg(
+            "--with-baseline --dry-run contacts no cluster, so it cannot read which release the stable workloads run: give --baseline-commit (and --baseline-tag)".to_owned(),
+        ));
+    }
+    let request = Request {
+        track,
+        commit: args.commit.clone(),
+        tag: args.tag.clone(),
+        exposure: args.exposure,
+        workloads: args.workload.clone(),
+        with_baseline: args.with_baseline,
+        baseline_commit: args.baseline_commit.clone(),
+        baseline_tag: args.baseline_tag.clone(),
+    };
     if let Some(api) = client(
         &args.server,
         Some(Duration::from_secs(args.cluster.timeout)),
     )? {
-        let request = Request {
-            track,
-            commit: args.commit.clone(),
-            tag: args.tag.clone(),
-            exposure: args.exposure,
-            workloads: args.workload.clone(),
-        };
         let query = crate::deploy::client::deploy_query(&request, args.skip_image_check);
         let path = format!("/{}/{}", args.service, track_route(track));
         let outcome = api
@@ -301,13 +329,6 @@ pub(super) async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Tra
     }
     let config = load_deploy_config(&args.config)?;
     let service = config.service(&args.service).map_err(Failure::bad_input)?;
-    let request = Request {
-        track,
-        commit: args.commit.clone(),
-        tag: args.tag.clone(),
-        exposure: args.exposure,
-        workloads: args.workload.clone(),
-    };
     let mut settings = settings(&args.config, &args.cluster);
     settings.skip_image_check = args.skip_image_check;
     if !args.dry_run {
@@ -317,21 +338,40 @@ pub(super) async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Tra
                 .map_err(op_failure)?;
         return print_deployed(&outcome);
     }
-    let prepared = prepare(service, &request, &settings.cache).map_err(|e| op_failure(e.into()))?;
-    eprintln!(
-        "{} {} at {} as {} ({} objects from {} files)",
-        track.as_str(),
-        service.name,
-        prepared.commit,
-        prepared.release.version,
-        prepared.plan.objects.len(),
-        prepared.files
-    );
+    let fail = |e: crate::deploy::driver::PrepareError| op_failure(e.into());
+    let fetched = fetch(service, &request, &settings.cache).map_err(fail)?;
+    let prepared = plan(service, &request, &fetched).map_err(fail)?;
+    let mut releases = vec![(track, prepared.clone())];
+    if let (true, Some(commit)) = (args.with_baseline, &args.baseline_commit) {
+        use crate::deploy::driver::{baseline_request, check_apart};
+        let baseline = baseline_request(&prepared, commit.clone(), args.baseline_tag.clone());
+        let baseline_fetched = fetch(service, &baseline, &settings.cache).map_err(fail)?;
+        let baseline_prepared = plan(service, &baseline, &baseline_fetched).map_err(fail)?;
+        check_apart(
+            service,
+            (&fetched, &prepared),
+            (&baseline_fetched, &baseline_prepared),
+        )
+        .map_err(fail)?;
+        releases.push((crate::deploy::rewrite::Track::Baseline, baseline_prepared));
+    }
+    let mut objects = Vec::new();
+    for (track, prepared) in &releases {
+        eprintln!(
+            "{} {} at {} as {} ({} objects from {} files)",
+            track.as_str(),
+            service.name,
+            prepared.commit,
+            prepared.release.version,
+            prepared.plan.objects.len(),
+            prepared.files
+        );
+        objects.extend(prepared.plan.objects.iter().cloned());
+    }
     for (workload, why) in &prepared.plan.left_alone {
         eprintln!("left alone: {workload}: {why}");
     }
-    let yaml =
-        crate::deploy::manifest::to_yaml(&prepared.plan.objects).map_err(Failure::runtime)?;
+    let yaml = crate::deploy::manifest::to_yaml(&objects).map_err(Failure::runtime)?;
     print!("{yaml}");
     if !yaml.ends_with('\n') {
         println!();
@@ -350,13 +390,22 @@ fn print_deployed(outcome: &serde_json::Value) -> Outcome {
             outcome["commit"].as_str().unwrap_or("")
         );
     }
+    let baseline = &outcome["baseline"];
+    if baseline.is_object() {
+        eprintln!(
+            "baseline {} at {} (tag from {})",
+            baseline["version"].as_str().unwrap_or(""),
+            baseline["commit"].as_str().unwrap_or(""),
+            baseline["tag_from"].as_str().unwrap_or("")
+        );
+    }
     print_outcome(outcome)
 }
 
 fn track_route(track: crate::deploy::rewrite::Track) -> &'static str {
     match track {
         crate::deploy::rewrite::Track::Stable => "deploy",
-        crate::deploy::rewrite::Track::Canary => "canary",
+        crate::deploy::rewrite::Track::Canary | crate::deploy::rewrite::Track::Baseline => "canary",
     }
 }
 

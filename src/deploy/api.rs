@@ -285,8 +285,16 @@ fn deploy_request(
         tag: None,
         exposure: None,
         workloads: Vec::new(),
+        with_baseline: false,
+        baseline_commit: None,
+        baseline_tag: None,
     };
     let mut skip_image_check = false;
+    let flag = |key: &str, value: &str| match value {
+        "" | "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        other => Err(format!("{key}=`{other}`: use true or false")),
+    };
     for (key, value) in query {
         match key.as_str() {
             "commit" if !value.is_empty() && !value.starts_with('-') => {
@@ -296,20 +304,21 @@ fn deploy_request(
             "tag" => return Err(format!("tag `{value}` is not a valid image tag")),
             "exposure" => request.exposure = Some(value.parse::<Exposure>()?),
             "workload" => request.workloads.push(value.clone()),
-            "skip_image_check" => {
-                skip_image_check = match value.as_str() {
-                    "" | "true" | "1" => true,
-                    "false" | "0" => false,
-                    other => return Err(format!("skip_image_check=`{other}`: use true or false")),
-                }
+            "skip_image_check" => skip_image_check = flag(key, value)?,
+            "with_baseline" => request.with_baseline = flag(key, value)?,
+            "baseline_commit" if !value.is_empty() && !value.starts_with('-') => {
+                request.baseline_commit = Some(value.clone());
             }
+            "baseline_tag" if is_tag(value) => request.baseline_tag = Some(value.clone()),
+            "baseline_tag" => return Err(format!("baseline_tag `{value}` is not a valid image tag")),
             other => {
                 return Err(format!(
-                    "unknown parameter `{other}` (or bad value `{value}`); use commit, tag, exposure, workload, skip_image_check"
+                    "unknown parameter `{other}` (or bad value `{value}`); use commit, tag, exposure, workload, skip_image_check, with_baseline, baseline_commit, baseline_tag"
                 ))
             }
         }
     }
+    request.check_baseline()?;
     Ok((request, skip_image_check))
 }
 
@@ -689,6 +698,33 @@ mod tests {
         assert_eq!(r.exposure, Some(Exposure::Shared));
         assert_eq!(r.workloads, ["a-b"]);
         assert!(!skip);
+        assert!(!r.with_baseline);
+        let q = parse_query("with_baseline=true&baseline_commit=abc&baseline_tag=v0").unwrap();
+        let (r, _) = deploy_request(Track::Canary, &q).unwrap();
+        assert!(r.with_baseline);
+        assert_eq!(r.baseline_commit.as_deref(), Some("abc"));
+        assert_eq!(r.baseline_tag.as_deref(), Some("v0"));
+        let (r, _) = deploy_request(Track::Canary, &parse_query("with_baseline").unwrap()).unwrap();
+        assert!(r.with_baseline);
+        for (bad, message) in [
+            ("with_baseline=maybe", "with_baseline=`maybe`"),
+            (
+                "with_baseline=true&baseline_tag=a%20b",
+                "baseline_tag `a b`",
+            ),
+            ("baseline_commit=abc", "needs with_baseline"),
+            ("with_baseline=false&baseline_tag=v1", "needs with_baseline"),
+            (
+                "with_baseline=true&baseline_commit=--all",
+                "unknown parameter",
+            ),
+        ] {
+            let err = deploy_request(Track::Canary, &parse_query(bad).unwrap()).unwrap_err();
+            assert!(err.contains(message), "{bad}: {err}");
+        }
+        let err =
+            deploy_request(Track::Stable, &parse_query("with_baseline=1").unwrap()).unwrap_err();
+        assert!(err.contains("only a canary gets a baseline"), "{err}");
         for bad in [
             "tag=a%20b",
             "exposure=public",

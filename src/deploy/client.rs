@@ -114,6 +114,15 @@ pub fn deploy_query(
     if skip_image_check {
         query.push(("skip_image_check", "true".to_owned()));
     }
+    if request.with_baseline {
+        query.push(("with_baseline", "true".to_owned()));
+    }
+    if let Some(commit) = &request.baseline_commit {
+        query.push(("baseline_commit", commit.clone()));
+    }
+    if let Some(tag) = &request.baseline_tag {
+        query.push(("baseline_tag", tag.clone()));
+    }
     query
 }
 

@@ -1,12 +1,12 @@
 //! The cluster side of a deploy (kube-rs): server-side apply with field manager `nprt`, waiting
-//! for rollouts with [`rollout_state`], deleting a service's canary objects, reading versions
-//! back.
+//! for rollouts with [`rollout_state`], deleting a service's canary (and baseline) objects,
+//! reading versions back.
 //!
 //! Objects stay generic (`DynamicObject`) here as in the rewrite; the resource path of a kind
 //! comes from a table of the kinds services ship, with the usual English plural for others.
 
 use super::manifest::{describe, kind, name, namespace};
-use super::rewrite::{is_cluster_scoped, SERVICE_KEY, TRACK_LABEL, VERSION_KEY};
+use super::rewrite::{is_cluster_scoped, Track, SERVICE_KEY, TRACK_LABEL, VERSION_KEY};
 use super::rollout::{rollout_state, Rollout};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
@@ -119,6 +119,28 @@ impl Cluster {
         }
     }
 
+    /// The namespace of objects that name none.
+    pub fn default_namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The object the cluster holds under `object`'s kind, namespace and name, if any.
+    ///
+    /// # Errors
+    /// The API's errors.
+    pub async fn live(&self, object: &Value) -> Result<Option<Value>, ClusterError> {
+        let found = self
+            .api(object)
+            .get_opt(name(object))
+            .await
+            .map_err(|e| classify(describe(object), e))?;
+        Ok(found.map(|o| {
+            let mut v = serde_json::to_value(o).unwrap_or(Value::Null);
+            v["kind"] = object["kind"].clone();
+            v
+        }))
+    }
+
     fn api_for(&self, api_version: &str, kind_: &str, ns: Option<&str>) -> Api<DynamicObject> {
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
         let gvk = GroupVersionKind::gvk(group, version, kind_);
@@ -221,10 +243,11 @@ impl Cluster {
         ("v1", "Service"),
     ];
 
-    fn canary_selector(service: &str) -> String {
+    fn track_selector(service: &str, track: Track) -> String {
         format!(
-            "{SERVICE_KEY}={},{TRACK_LABEL}=canary",
-            super::rewrite::label_value(service)
+            "{SERVICE_KEY}={},{TRACK_LABEL}={}",
+            super::rewrite::label_value(service),
+            track.as_str()
         )
     }
 
@@ -239,26 +262,45 @@ impl Cluster {
         ns: Option<&str>,
         timeout: Duration,
     ) -> Result<Vec<String>, ClusterError> {
+        self.delete_tracks(service, ns, &[Track::Canary], timeout)
+            .await
+    }
+
+    /// Deletes the objects of `service` in `ns` on each of `tracks` (canary, baseline; the
+    /// driver's labels `nprt.io/service` and `track`, never stable objects) and waits until
+    /// they are gone. Returns what was deleted, track by track; nothing to delete is success.
+    ///
+    /// # Errors
+    /// [`ClusterError::Timeout`] when objects linger (finalizers), or the API's errors.
+    pub async fn delete_tracks(
+        &self,
+        service: &str,
+        ns: Option<&str>,
+        tracks: &[Track],
+        timeout: Duration,
+    ) -> Result<Vec<String>, ClusterError> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let selector = Cluster::canary_selector(service);
         let mut deleted = Vec::new();
         let mut pending = Vec::new();
-        for (api_version, kind_) in Cluster::CANARY_KINDS {
-            let api = self.api_for(api_version, kind_, ns);
-            let list = api
-                .list(&ListParams::default().labels(&selector))
-                .await
-                .map_err(|e| classify(format!("{kind_} list"), e))?;
-            for item in list {
-                let item_name = item.metadata.name.clone().unwrap_or_default();
-                let what = format!("{kind_}/{item_name}");
-                match api.delete(&item_name, &DeleteParams::background()).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(r)) if r.code == 404 => {}
-                    Err(e) => return Err(classify(what, e)),
+        for track in tracks.iter().filter(|t| **t != Track::Stable) {
+            let selector = Cluster::track_selector(service, *track);
+            for (api_version, kind_) in Cluster::CANARY_KINDS {
+                let api = self.api_for(api_version, kind_, ns);
+                let list = api
+                    .list(&ListParams::default().labels(&selector))
+                    .await
+                    .map_err(|e| classify(format!("{kind_} list"), e))?;
+                for item in list {
+                    let item_name = item.metadata.name.clone().unwrap_or_default();
+                    let what = format!("{kind_}/{item_name}");
+                    match api.delete(&item_name, &DeleteParams::background()).await {
+                        Ok(_) => {}
+                        Err(kube::Error::Api(r)) if r.code == 404 => {}
+                        Err(e) => return Err(classify(what, e)),
+                    }
+                    deleted.push(what);
+                    pending.push((api.clone(), item_name));
                 }
-                deleted.push(what);
-                pending.push((api.clone(), item_name));
             }
         }
         for (api, item_name) in pending {
@@ -292,7 +334,20 @@ impl Cluster {
         service: &str,
         ns: Option<&str>,
     ) -> Result<Vec<Value>, ClusterError> {
-        let selector = Cluster::canary_selector(service);
+        self.track_workloads(service, ns, Track::Canary).await
+    }
+
+    /// The workloads of `service` on `track` (canary or baseline), as the cluster holds them.
+    ///
+    /// # Errors
+    /// The API's errors.
+    pub async fn track_workloads(
+        &self,
+        service: &str,
+        ns: Option<&str>,
+        track: Track,
+    ) -> Result<Vec<Value>, ClusterError> {
+        let selector = Cluster::track_selector(service, track);
         let mut out = Vec::new();
         for (api_version, kind_) in &Cluster::CANARY_KINDS[..2] {
             let api = self.api_for(api_version, kind_, ns);
@@ -310,7 +365,8 @@ impl Cluster {
         Ok(out)
     }
 
-    /// Versions and readiness of the named workloads and of `service`'s canaries.
+    /// Versions and readiness of the named workloads and of `service`'s canaries and
+    /// baselines.
     ///
     /// # Errors
     /// The API's errors.
@@ -322,18 +378,10 @@ impl Cluster {
     ) -> Result<Vec<WorkloadStatus>, ClusterError> {
         let mut live = Vec::new();
         for w in workloads {
-            if let Some(obj) = self
-                .api(w)
-                .get_opt(name(w))
-                .await
-                .map_err(|e| classify(describe(w), e))?
-            {
-                let mut v = serde_json::to_value(obj).unwrap_or(Value::Null);
-                v["kind"] = w["kind"].clone();
-                live.push(v);
-            }
+            live.extend(self.live(w).await?);
         }
-        live.extend(self.canary_workloads(service, ns).await?);
+        live.extend(self.track_workloads(service, ns, Track::Canary).await?);
+        live.extend(self.track_workloads(service, ns, Track::Baseline).await?);
         Ok(live.iter().map(workload_status).collect())
     }
 }

@@ -4,7 +4,11 @@
 
 use super::cluster::{Cluster, ClusterError};
 use super::config::ServiceConfig;
-use super::driver::{fetch, plan, Fetched, PrepareError, Prepared, Request};
+use super::driver::{
+    baseline_request, check_apart, fetch, originals, plan, stable_release, Fetched, PrepareError,
+    Prepared, Request,
+};
+use super::manifest::{describe, kind, name, namespace};
 use super::registry::{split_image, Credentials, RegistryClient, RegistryError};
 use super::rewrite::{is_workload, Track, COMMIT_KEY, VERSION_KEY};
 use serde_json::{json, Value};
@@ -329,23 +333,25 @@ async fn prepare_timed(
     Ok((fetched, prepared))
 }
 
-/// Deploys (stable or canary) and waits for the rollout.
-///
-/// # Errors
-/// [`OpError`].
-pub async fn deploy(
-    target: &Target,
+/// One release decided: its fetched manifests, its plan, and where its tag came from
+/// (`request`, `tag_format`, `registry`, or `cluster` for a baseline's stable version).
+struct Decided {
+    fetched: Fetched,
+    prepared: Prepared,
+    tag_from: &'static str,
+}
+
+/// Fetches, plans and (unless skipped) checks the images of one release, planning again
+/// with the registry's tag when the one `tag_format` gave is missing.
+async fn decide(
     service: &ServiceConfig,
     request: &Request,
     settings: &Settings,
-) -> Result<Value, OpError> {
-    let mut clock = Clock::start();
-    let (fetched, mut prepared) = prepare_timed(service, request, settings, &mut clock).await?;
-    let mut tag_from = if request.tag.is_some() {
-        "request"
-    } else {
-        "tag_format"
-    };
+    clock: &mut Clock,
+    tag_from: &'static str,
+) -> Result<Decided, OpError> {
+    let (fetched, mut prepared) = prepare_timed(service, request, settings, clock).await?;
+    let mut tag_from = tag_from;
     if !settings.skip_image_check {
         let found = check_images(
             service,
@@ -365,29 +371,156 @@ pub async fn deploy(
             tag_from = "registry";
         }
     }
+    Ok(Decided {
+        fetched,
+        prepared,
+        tag_from,
+    })
+}
+
+/// The Services of a plan, for callers that build URLs: name, namespace (the cluster's
+/// default when the manifests name none), the Service it mirrors, its ports, and
+/// `http://NAME.NAMESPACE.svc:PORT` of its first port.
+fn plan_services(prepared: &Prepared, track: Track, default_namespace: &str) -> Vec<Value> {
+    prepared
+        .plan
+        .objects
+        .iter()
+        .filter(|o| kind(o) == "Service")
+        .map(|s| {
+            let ns = namespace(s).unwrap_or(default_namespace);
+            let ports: Vec<Value> = s["spec"]["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| json!({ "name": p["name"], "port": p["port"] }))
+                .collect();
+            let url = ports
+                .first()
+                .and_then(|p| p["port"].as_u64())
+                .map(|port| format!("http://{}.{ns}.svc:{port}", name(s)));
+            let of = track
+                .mirror_of_key()
+                .map(|k| s["metadata"]["annotations"][k].clone())
+                .unwrap_or(Value::Null);
+            json!({ "name": name(s), "namespace": ns, "of": of, "ports": ports, "url": url })
+        })
+        .collect()
+}
+
+/// The baseline beside a decided canary: the stable release read from the cluster (or given
+/// in the request), decided like the canary, and checked to be apart from it and production.
+async fn decide_baseline(
+    cluster: &Cluster,
+    service: &ServiceConfig,
+    request: &Request,
+    settings: &Settings,
+    clock: &mut Clock,
+    canary: &Decided,
+) -> Result<Decided, OpError> {
+    let (commit, tag, tag_from) = match &request.baseline_commit {
+        Some(commit) => (
+            commit.clone(),
+            request.baseline_tag.clone(),
+            if request.baseline_tag.is_some() {
+                "request"
+            } else {
+                "tag_format"
+            },
+        ),
+        None => {
+            let mut live = Vec::new();
+            for original in originals(&canary.prepared.plan) {
+                let object = cluster.live(&original).await?;
+                live.push((original, object));
+            }
+            clock.lap(Phase::Read);
+            let stable = stable_release(&service.name, &live).map_err(OpError::bad)?;
+            match (&request.baseline_tag, stable.version) {
+                (Some(tag), _) => (stable.commit, Some(tag.clone()), "request"),
+                (None, Some(version)) => (stable.commit, Some(version), "cluster"),
+                (None, None) => (stable.commit, None, "tag_format"),
+            }
+        }
+    };
+    let request = baseline_request(&canary.prepared, commit, tag);
+    let baseline = decide(service, &request, settings, clock, tag_from).await?;
+    check_apart(
+        service,
+        (&canary.fetched, &canary.prepared),
+        (&baseline.fetched, &baseline.prepared),
+    )?;
+    clock.lap(Phase::Rewrite);
+    Ok(baseline)
+}
+
+/// Deploys (stable or canary, with `request.with_baseline` a baseline beside the canary)
+/// and waits for the rollout.
+///
+/// The outcome has `service`, `track`, `version`, `tag_from`, `commit`, `applied`,
+/// `left_alone`, `services` (the canary's own Services: `name`, `namespace`, `of`, `ports`,
+/// `url`) and `timing_ms`; with a baseline also `baseline`: `version`, `commit`, `tag_from`
+/// (`cluster` when read from the stable workloads), `applied` and `services` of the same shape.
+///
+/// # Errors
+/// [`OpError`]; bad input when the baseline's release cannot be told (give
+/// `baseline_commit`) or canary, baseline and production would not be apart.
+pub async fn deploy(
+    target: &Target,
+    service: &ServiceConfig,
+    request: &Request,
+    settings: &Settings,
+) -> Result<Value, OpError> {
+    request.check_baseline().map_err(OpError::bad)?;
+    let mut clock = Clock::start();
+    let tag_from = if request.tag.is_some() {
+        "request"
+    } else {
+        "tag_format"
+    };
+    let release = decide(service, request, settings, &mut clock, tag_from).await?;
     let cluster = target.cluster().await?;
-    cluster
-        .apply(&prepared.plan.objects, settings.force)
-        .await?;
+    let baseline = if request.with_baseline {
+        Some(decide_baseline(&cluster, service, request, settings, &mut clock, &release).await?)
+    } else {
+        None
+    };
+    let mut objects = release.prepared.plan.objects.clone();
+    if let Some(b) = &baseline {
+        objects.extend(b.prepared.plan.objects.iter().cloned());
+    }
+    cluster.apply(&objects, settings.force).await?;
     clock.lap(Phase::Apply);
-    cluster
-        .wait_rollout(&prepared.plan.objects, settings.timeout)
-        .await?;
+    cluster.wait_rollout(&objects, settings.timeout).await?;
     clock.lap(Phase::Rollout);
-    Ok(json!({
+    let prepared = &release.prepared;
+    let applied = |p: &Prepared| p.plan.objects.iter().map(describe).collect::<Vec<_>>();
+    let mut outcome = json!({
         "service": service.name,
         "track": request.track.as_str(),
         "version": prepared.release.version,
-        "tag_from": tag_from,
+        "tag_from": release.tag_from,
         "commit": prepared.commit,
-        "applied": prepared.plan.objects.iter().map(super::manifest::describe).collect::<Vec<_>>(),
+        "applied": applied(prepared),
         "left_alone": prepared.plan.left_alone.iter().map(|(w, _)| w).collect::<Vec<_>>(),
-        "timing_ms": clock.json(),
-    }))
+        "services": plan_services(prepared, request.track, cluster.default_namespace()),
+    });
+    if let Some(b) = &baseline {
+        let p = &b.prepared;
+        outcome["baseline"] = json!({
+            "version": p.release.version,
+            "commit": p.commit,
+            "tag_from": b.tag_from,
+            "applied": applied(p),
+            "services": plan_services(p, Track::Baseline, cluster.default_namespace()),
+        });
+    }
+    outcome["timing_ms"] = clock.json();
+    Ok(outcome)
 }
 
-/// The tail rollback and promote share: delete the service's canary, wait until it is gone,
-/// and finish the outcome with what was deleted and the timing.
+/// The tail rollback and promote share: delete the service's canary and baseline, wait until
+/// they are gone, and finish the outcome with what was deleted and the timing.
 async fn remove_canary(
     cluster: &Cluster,
     service: &ServiceConfig,
@@ -396,9 +529,10 @@ async fn remove_canary(
     mut outcome: Value,
 ) -> Result<Value, OpError> {
     let deleted = cluster
-        .delete_canary(
+        .delete_tracks(
             &service.name,
             service.namespace.as_deref(),
+            &[Track::Canary, Track::Baseline],
             settings.timeout,
         )
         .await?;
@@ -408,7 +542,7 @@ async fn remove_canary(
     Ok(outcome)
 }
 
-/// Deletes the service's canary and waits until it is gone.
+/// Deletes the service's canary and baseline and waits until they are gone.
 ///
 /// # Errors
 /// [`OpError`].
@@ -423,7 +557,7 @@ pub async fn rollback(
     remove_canary(&cluster, service, settings, clock, outcome).await
 }
 
-/// Deploys the canary's commit and version as stable, then removes the canary.
+/// Deploys the canary's commit and version as stable, then removes the canary and baseline.
 ///
 /// # Errors
 /// [`OpError`]; bad input when there is no canary of exactly one commit.
@@ -468,6 +602,9 @@ pub async fn promote(
         tag: Some(version.clone()),
         exposure: None,
         workloads: Vec::new(),
+        with_baseline: false,
+        baseline_commit: None,
+        baseline_tag: None,
     };
     let (_, prepared) = prepare_timed(service, &request, settings, &mut clock).await?;
     cluster
@@ -486,8 +623,8 @@ pub async fn promote(
     remove_canary(&cluster, service, settings, clock, outcome).await
 }
 
-/// What the service runs: its workloads (named by the manifests at the branch head) and
-/// canaries, with versions read back from the cluster.
+/// What the service runs: its workloads (named by the manifests at the branch head),
+/// canaries and baselines, with versions read back from the cluster.
 ///
 /// # Errors
 /// [`OpError`].
@@ -502,6 +639,9 @@ pub async fn status(
         tag: Some("status".to_owned()),
         exposure: None,
         workloads: Vec::new(),
+        with_baseline: false,
+        baseline_commit: None,
+        baseline_tag: None,
     };
     let mut clock = Clock::start();
     let (_, prepared) = prepare_timed(service, &request, settings, &mut clock).await?;
@@ -531,6 +671,9 @@ pub async fn tags(service: &ServiceConfig, settings: &Settings) -> Result<Value,
         tag: Some(PROBE.to_owned()),
         exposure: None,
         workloads: Vec::new(),
+        with_baseline: false,
+        baseline_commit: None,
+        baseline_tag: None,
     };
     let mut clock = Clock::start();
     let (_, prepared) = prepare_timed(service, &request, settings, &mut clock).await?;

@@ -15,10 +15,15 @@
 //!   workloads some Service selects get a canary unless named explicitly: a canary of a queue
 //!   worker would consume real jobs.
 //! - Canary, exposure `shared`: the thesis's canary, keeping the selector labels.
+//! - Baseline (Kayenta's practice: judge the canary against a fresh copy of production
+//!   deployed at the same time, not against long-running production): the same rewrite as
+//!   the canary at the stable release's commit and version, as `NAME-baseline`, `SVC-baseline`,
+//!   `track: baseline`, selector label values ending in `-baseline`. Canary and baseline
+//!   selectors never select each other's pods ([`cross_track_violations`]).
 //!
-//! A canary plan holds only the canary objects: ConfigMaps, Secrets and the stable workloads
-//! belong to the stable release, and re-applying them at the canary's commit would change
-//! production.
+//! A canary (or baseline) plan holds only the canary (or baseline) objects: ConfigMaps,
+//! Secrets and the stable workloads belong to the stable release, and re-applying them at the
+//! canary's commit would change production.
 
 use super::config::Exposure;
 use super::image;
@@ -34,17 +39,23 @@ pub const VERSION_KEY: &str = "nprt.io/version";
 pub const COMMIT_KEY: &str = "nprt.io/commit";
 /// Annotation on a canary Service naming the Service it mirrors.
 pub const CANARY_OF_KEY: &str = "nprt.io/canary-of";
+/// Annotation on a baseline Service naming the Service it mirrors.
+pub const BASELINE_OF_KEY: &str = "nprt.io/baseline-of";
 /// Label on every canary object naming the deploy.toml service it belongs to, so rollback
 /// finds exactly the driver's objects and nothing a user labelled `track: canary` by hand.
 pub const SERVICE_KEY: &str = "nprt.io/service";
 /// Suffix of canary object names and of changed selector label values.
 pub const CANARY_SUFFIX: &str = "-canary";
+/// Suffix of baseline object names and of changed selector label values.
+pub const BASELINE_SUFFIX: &str = "-baseline";
 
 /// Which release a plan is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Track {
     Stable,
     Canary,
+    /// A fresh copy of the stable release beside the canary, rewritten like it.
+    Baseline,
 }
 
 impl Track {
@@ -52,6 +63,26 @@ impl Track {
         match self {
             Track::Stable => "stable",
             Track::Canary => "canary",
+            Track::Baseline => "baseline",
+        }
+    }
+
+    /// The suffix of the track's object names and changed label values (empty for stable).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Track::Stable => "",
+            Track::Canary => CANARY_SUFFIX,
+            Track::Baseline => BASELINE_SUFFIX,
+        }
+    }
+
+    /// The annotation on the track's Services naming the Service each mirrors (none for
+    /// stable).
+    pub fn mirror_of_key(self) -> Option<&'static str> {
+        match self {
+            Track::Stable => None,
+            Track::Canary => Some(CANARY_OF_KEY),
+            Track::Baseline => Some(BASELINE_OF_KEY),
         }
     }
 }
@@ -91,8 +122,10 @@ pub struct Plan {
 pub enum RewriteError {
     #[error("{object}: {message}")]
     Invalid { object: String, message: String },
-    #[error("Service/{service} would select pods of canary {workload}; refusing to apply (rename its selector labels or remove the Service)")]
+    #[error("Service/{service} would select pods of {workload}; refusing to apply (rename its selector labels or remove the Service)")]
     CanarySelected { service: String, workload: String },
+    #[error("{selector} would select pods of {workload}; refusing to apply (canary and baseline must stay apart from production and from each other)")]
+    SelectedAcross { selector: String, workload: String },
     #[error("no Deployment or StatefulSet named `{0}` in the manifests")]
     UnknownWorkload(String),
     #[error("no workload gets a canary: {0}")]
@@ -172,11 +205,13 @@ pub fn rewrite(objects: &[Value], release: &Release) -> Result<Plan, RewriteErro
                 left_alone: Vec::new(),
             })
         }
-        Track::Canary => canary(&objects, release),
+        Track::Canary | Track::Baseline => mirror(&objects, release),
     }
 }
 
-fn canary(objects: &[Value], release: &Release) -> Result<Plan, RewriteError> {
+/// The canary or baseline plan (`release.track`).
+fn mirror(objects: &[Value], release: &Release) -> Result<Plan, RewriteError> {
+    let track = release.track;
     let services: Vec<&Value> = objects.iter().filter(|o| kind(o) == "Service").collect();
     let mut workloads = Vec::new();
     let mut canary_services: BTreeMap<String, Value> = BTreeMap::new();
@@ -211,9 +246,9 @@ fn canary(objects: &[Value], release: &Release) -> Result<Plan, RewriteError> {
                     .flat_map(|s| string_map(&s["spec"]["selector"]).into_keys())
                     .filter(|k| pod_labels.contains_key(k))
                     .collect();
-                isolate_labels(&mut copy, &changed)?;
+                isolate_labels(&mut copy, &changed, track)?;
                 for service in &selecting {
-                    let canary_service = canary_service(service, &changed, release)?;
+                    let canary_service = mirror_service(service, &changed, release)?;
                     if let Some(serving) = copy["spec"]["serviceName"].as_str() {
                         if serving == name(service) {
                             copy["spec"]["serviceName"] =
@@ -224,11 +259,11 @@ fn canary(objects: &[Value], release: &Release) -> Result<Plan, RewriteError> {
                 }
             }
             Exposure::Shared => {
-                copy["spec"]["selector"]["matchLabels"][TRACK_LABEL] = json!("canary");
-                copy["spec"]["template"]["metadata"]["labels"][TRACK_LABEL] = json!("canary");
+                copy["spec"]["selector"]["matchLabels"][TRACK_LABEL] = json!(track.as_str());
+                copy["spec"]["template"]["metadata"]["labels"][TRACK_LABEL] = json!(track.as_str());
             }
         }
-        make_canary_copy(&mut copy, &release.service)?;
+        make_copy(&mut copy, &release.service, track)?;
         stamp_workload(&mut copy, release)?;
         workloads.push(copy);
     }
@@ -282,16 +317,72 @@ fn tagged_images(objects: &[Value], tag: &str) -> Vec<String> {
     images.into_iter().collect()
 }
 
-/// The pairs (Service, canary workload) where a production Service selects the canary's pods.
-/// Empty means the canaries are isolated. Use it again on the Services found in the cluster.
+/// The pairs (Service, canary or baseline workload) where a production Service selects the
+/// workload's pods. Empty means they are isolated. Use it again on the Services found in the
+/// cluster.
 pub fn isolation_violations(services: &[Value], canaries: &[Value]) -> Vec<(String, String)> {
     let mut found = Vec::new();
     for canary in canaries {
         let labels = string_map(&canary["spec"]["template"]["metadata"]["labels"]);
         for service in services {
-            let is_ours = service["metadata"]["annotations"][CANARY_OF_KEY].is_string();
-            if !is_ours && same_namespace(service, canary) && selects(service, &labels) {
+            if mirror_track(service).is_none()
+                && same_namespace(service, canary)
+                && selects(service, &labels)
+            {
                 found.push((name(service).to_owned(), name(canary).to_owned()));
+            }
+        }
+    }
+    found
+}
+
+/// The track of a canary or baseline Service made by the driver (by its `*-of` annotation and
+/// `track` label); None for any other Service.
+fn mirror_track(service: &Value) -> Option<&str> {
+    let annotations = &service["metadata"]["annotations"];
+    let ours = [CANARY_OF_KEY, BASELINE_OF_KEY]
+        .iter()
+        .any(|k| annotations[*k].is_string());
+    ours.then(|| {
+        service["metadata"]["labels"][TRACK_LABEL]
+            .as_str()
+            .unwrap_or("")
+    })
+}
+
+/// The pairs (selecting object, workload) where something selects pods of a canary or
+/// baseline workload it must not: a production Service among `services` (pass none for the
+/// `shared` exposure, where production takes both on purpose), a canary or baseline Service
+/// of the other track, or the workload selector of a copy of the other track (two workloads
+/// fighting over pods). `workloads` are the copies of both tracks. Empty means canary,
+/// baseline and production are apart.
+pub fn cross_track_violations(services: &[Value], workloads: &[Value]) -> Vec<(String, String)> {
+    let track_of = |w: &Value| {
+        w["spec"]["template"]["metadata"]["labels"][TRACK_LABEL]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    let mut found = Vec::new();
+    for workload in workloads {
+        let labels = string_map(&workload["spec"]["template"]["metadata"]["labels"]);
+        let track = track_of(workload);
+        for service in services {
+            let allowed = mirror_track(service) == Some(track.as_str());
+            if !allowed && same_namespace(service, workload) && selects(service, &labels) {
+                found.push((describe(service), describe(workload)));
+            }
+        }
+        for other in workloads {
+            let selector = string_map(&other["spec"]["selector"]["matchLabels"]);
+            if track_of(other) != track
+                && same_namespace(other, workload)
+                && !selector.is_empty()
+                && selector
+                    .iter()
+                    .all(|(k, v)| labels.get(k).is_some_and(|l| l == v))
+            {
+                found.push((describe(other), describe(workload)));
             }
         }
     }
@@ -325,21 +416,34 @@ fn string_map(value: &Value) -> BTreeMap<String, String> {
 
 /// The value a selector label takes on canary pods.
 pub fn canary_label_value(value: &str) -> String {
+    track_label_value(value, Track::Canary)
+}
+
+/// The value a selector label takes on pods of `track` (canary or baseline; stable keeps it).
+pub fn track_label_value(value: &str, track: Track) -> String {
+    if track == Track::Stable {
+        return value.to_owned();
+    }
     // Cut the original, not the suffix: a 63-character value plus a cut suffix would be the
     // original again, and production would still select the canary.
+    let suffix = track.suffix();
     let mut base = label_value(value);
-    base.truncate(63 - CANARY_SUFFIX.len());
+    base.truncate(63 - suffix.len());
     while base.ends_with(|c: char| !c.is_ascii_alphanumeric()) {
         base.pop();
     }
     if base.is_empty() {
-        "canary".to_owned()
+        track.as_str().to_owned()
     } else {
-        format!("{base}{CANARY_SUFFIX}")
+        format!("{base}{suffix}")
     }
 }
 
-fn isolate_labels(workload: &mut Value, changed: &BTreeSet<String>) -> Result<(), RewriteError> {
+fn isolate_labels(
+    workload: &mut Value,
+    changed: &BTreeSet<String>,
+    track: Track,
+) -> Result<(), RewriteError> {
     let snapshot = workload.clone();
     if let Some(expressions) = workload["spec"]["selector"]["matchExpressions"].as_array() {
         for e in expressions {
@@ -361,18 +465,18 @@ fn isolate_labels(workload: &mut Value, changed: &BTreeSet<String>) -> Result<()
             for (key, value) in labels.iter_mut() {
                 if changed.contains(key) {
                     let old = value.as_str().unwrap_or("").to_owned();
-                    *value = json!(canary_label_value(&old));
+                    *value = json!(track_label_value(&old, track));
                 }
             }
         }
     }
-    workload["spec"]["selector"]["matchLabels"][TRACK_LABEL] = json!("canary");
-    workload["spec"]["template"]["metadata"]["labels"][TRACK_LABEL] = json!("canary");
+    workload["spec"]["selector"]["matchLabels"][TRACK_LABEL] = json!(track.as_str());
+    workload["spec"]["template"]["metadata"]["labels"][TRACK_LABEL] = json!(track.as_str());
     Ok(())
 }
 
-fn make_canary_copy(workload: &mut Value, service: &str) -> Result<(), RewriteError> {
-    let canary_name = format!("{}{CANARY_SUFFIX}", name(workload));
+fn make_copy(workload: &mut Value, service: &str, track: Track) -> Result<(), RewriteError> {
+    let canary_name = format!("{}{}", name(workload), track.suffix());
     // A StatefulSet's pods carry a controller-revision-hash label of name + hash, and label
     // values stop at 63 characters.
     let limit = if kind(workload) == "StatefulSet" {
@@ -383,7 +487,10 @@ fn make_canary_copy(workload: &mut Value, service: &str) -> Result<(), RewriteEr
     if canary_name.len() > limit {
         return Err(invalid(
             workload,
-            format!("the canary name `{canary_name}` is longer than {limit} characters"),
+            format!(
+                "the {} name `{canary_name}` is longer than {limit} characters",
+                track.as_str()
+            ),
         ));
     }
     if let Some(meta) = workload["metadata"].as_object_mut() {
@@ -403,34 +510,40 @@ fn make_canary_copy(workload: &mut Value, service: &str) -> Result<(), RewriteEr
     }
     workload["metadata"]["name"] = json!(canary_name);
     workload["metadata"]["labels"] = merged(&workload["metadata"]["labels"]);
-    workload["metadata"]["labels"][TRACK_LABEL] = json!("canary");
+    workload["metadata"]["labels"][TRACK_LABEL] = json!(track.as_str());
     workload["metadata"]["labels"][SERVICE_KEY] = json!(label_value(service));
     workload["spec"]["replicas"] = json!(1);
     Ok(())
 }
 
-fn canary_service(
+/// The canary's (or baseline's) own Service beside a production Service that selected the
+/// original pods.
+fn mirror_service(
     service: &Value,
     changed: &BTreeSet<String>,
     release: &Release,
 ) -> Result<Value, RewriteError> {
-    let canary_name = format!("{}{CANARY_SUFFIX}", name(service));
+    let track = release.track;
+    let canary_name = format!("{}{}", name(service), track.suffix());
     if canary_name.len() > 63 {
         return Err(invalid(
             service,
-            format!("the canary Service name `{canary_name}` is longer than 63 characters"),
+            format!(
+                "the {} Service name `{canary_name}` is longer than 63 characters",
+                track.as_str()
+            ),
         ));
     }
     let mut selector = Map::new();
     for (key, value) in string_map(&service["spec"]["selector"]) {
         let value = if changed.contains(&key) {
-            canary_label_value(&value)
+            track_label_value(&value, track)
         } else {
             value
         };
         selector.insert(key, json!(value));
     }
-    selector.insert(TRACK_LABEL.to_owned(), json!("canary"));
+    selector.insert(TRACK_LABEL.to_owned(), json!(track.as_str()));
     // Only what a mirror needs: node ports, load balancers and fixed IPs belong to the
     // production Service and would clash.
     let ports: Vec<Value> = service["spec"]["ports"]
@@ -456,12 +569,18 @@ fn canary_service(
     if !labels.is_object() {
         labels = json!({});
     }
-    labels[TRACK_LABEL] = json!("canary");
+    labels[TRACK_LABEL] = json!(track.as_str());
     labels[SERVICE_KEY] = json!(label_value(&release.service));
+    let mut annotations = Map::new();
+    annotations.insert(
+        track.mirror_of_key().unwrap_or(CANARY_OF_KEY).to_owned(),
+        json!(name(service)),
+    );
+    annotations.insert(VERSION_KEY.to_owned(), json!(release.version));
     let mut metadata = json!({
         "name": canary_name,
         "labels": labels,
-        "annotations": { CANARY_OF_KEY: name(service), VERSION_KEY: release.version },
+        "annotations": annotations,
     });
     if let Some(ns) = namespace(service) {
         metadata["namespace"] = json!(ns);
