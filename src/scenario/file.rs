@@ -361,6 +361,10 @@ struct RawDeploy {
     server: Option<String>,
     token_env: Option<String>,
     rollback_on_interrupt: Option<bool>,
+    #[serde(default)]
+    with_baseline: bool,
+    baseline_commit: Option<String>,
+    baseline_tag: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1273,19 +1277,23 @@ fn check_deploy(d: &RawDeploy, ctx: &Ctx<'_>) -> Result<DeploySpec, ScenarioErro
             ));
         }
     }
+    let request = Request {
+        track: Track::Canary,
+        commit: d.commit.clone(),
+        tag: d.tag.clone(),
+        exposure: d.exposure,
+        workloads: d.workloads.clone(),
+        with_baseline: d.with_baseline,
+        baseline_commit: d.baseline_commit.clone(),
+        baseline_tag: d.baseline_tag.clone(),
+    };
+    request
+        .check_baseline()
+        .map_err(|e| ctx.err("deploy.with_baseline", e))?;
     Ok(DeploySpec {
         config: d.config.as_deref().map(|c| ctx.path("deploy.config", c)),
         service: d.service.clone(),
-        request: Request {
-            track: Track::Canary,
-            commit: d.commit.clone(),
-            tag: d.tag.clone(),
-            exposure: d.exposure,
-            workloads: d.workloads.clone(),
-            with_baseline: false,
-            baseline_commit: None,
-            baseline_tag: None,
-        },
+        request,
         skip_image_check: d.skip_image_check,
         context: d.context.clone(),
         timeout: d

@@ -202,7 +202,7 @@ async fn execute(
         }
     }
 
-    let traffic = match traffic(scenario, &targets, quiet).await {
+    let traffic = match traffic(scenario, &targets, record.deploy.as_ref(), quiet).await {
         Ok(t) => t,
         Err(failure) => {
             // A run that broke off after the deploy leaves no verdict: the canary is treated
@@ -250,7 +250,12 @@ async fn execute(
 }
 
 /// Sends the scenario's traffic to its targets and judges it.
-async fn traffic(scenario: &Scenario, targets: &[Target], quiet: bool) -> Result<Traffic, Failure> {
+async fn traffic(
+    scenario: &Scenario,
+    targets: &[Target],
+    deployed: Option<&Value>,
+    quiet: bool,
+) -> Result<Traffic, Failure> {
     let comparison = Comparison::new(scenario.judge.options.clone()).map_err(Failure::bad_input)?;
     let dir = &scenario.report.dir;
     let observations = scenario
@@ -326,9 +331,15 @@ async fn traffic(scenario: &Scenario, targets: &[Target], quiet: bool) -> Result
                 LiveSource::Mirror => None,
             };
             let shadow = find(&spec.shadow, &options.candidate)?;
+            // The baseline copy: given in the file, or the one deployed beside the canary
+            // (`deploy.with_baseline`).
+            let deployed_baseline = deployed
+                .and_then(|d| d["baseline"]["services"][0]["url"].as_str())
+                .map(str::to_owned);
             let baseline = spec
                 .shadow_baseline
-                .as_ref()
+                .clone()
+                .or(deployed_baseline)
                 .map(|u| Target::parse(&format!("{}={u}", crate::shadow::SHADOW_BASELINE)))
                 .transpose()
                 .map_err(bad)?;
