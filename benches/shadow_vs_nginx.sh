@@ -29,6 +29,7 @@ primary=$(start primary testbed --listen 127.0.0.1:0)
 canary_ok=$(start canary_ok testbed --listen 127.0.0.1:0)
 canary_slow=$(start canary_slow testbed --listen 127.0.0.1:0 --latency 50)
 canary_down=127.0.0.1:$(free_port)
+baseline=$(start baseline testbed --listen 127.0.0.1:0)
 echo "primary $primary; canaries: healthy $canary_ok, slow $canary_slow, down $canary_down"
 echo "wrk: $secs s, $conns connections, 2 threads; $(nproc) cores; nginx $(nginx -v 2>&1 | sed 's#.*/##')"
 
@@ -81,3 +82,12 @@ for state in ok slow down; do
   sleep 1
   grep -h "requests .*mirrored" "$work/shadow_$state.err" | sed "s/^/    nprt shadow ($state): /" || true
 done
+# nprt with a baseline copy beside the healthy canary: every mirrored request is sent twice.
+s=$(start shadow_baseline shadow --listen 127.0.0.1:0 --primary "http://$primary" \
+  --shadow "http://$canary_ok" --shadow-baseline "http://$baseline" \
+  --shadow-timeout 10s --report-every 1h --keep-mirroring)
+run "nprt shadow + baseline copy" "$s"
+run "nprt shadow + baseline, 4 conns" "$s" 4
+pkill -TERM -f "shadow-baseline http://$baseline" || true
+sleep 1
+grep -h "requests .*mirrored" "$work/shadow_baseline.err" | sed "s/^/    nprt shadow (baseline): /" || true
