@@ -219,3 +219,52 @@ fn a_failing_shadow_is_judged_a_regression() {
     assert_eq!(json["verdict"], "fail");
     assert_eq!(json["candidate"], "shadow");
 }
+
+#[test]
+fn with_a_baseline_copy_each_captured_request_goes_to_both_and_the_canary_is_judged_against_it() {
+    if !can_capture("passive mirror") {
+        return;
+    }
+    let _serial = serial();
+    let primary = Testbed::start(&["--latency", "3"]);
+    let canary = Testbed::start(&["--latency", "13"]);
+    let baseline = Testbed::start(&["--latency", "3"]);
+    let dir = tempfile::tempdir().unwrap();
+    let obs = dir.path().join("obs.ndjson");
+    let reports = dir.path().join("reports");
+    let mirror = Mirror::start(
+        port_of(&primary.url),
+        &canary.url,
+        &[
+            "--shadow-baseline",
+            &baseline.url,
+            "--observations",
+            obs.to_str().unwrap(),
+            "--report",
+            reports.to_str().unwrap(),
+        ],
+    );
+    drive(&primary.url, &gets(300), Duration::from_millis(2));
+    let (code, out, err) = mirror.stop();
+    assert_eq!(
+        code,
+        Some(1),
+        "a 10 ms slower canary regressed:\n{out}\n{err}"
+    );
+    let by_target = observations(&obs);
+    let (shadow_ids, baseline_ids): (Vec<_>, Vec<_>) = (
+        by_target["shadow"].keys().collect(),
+        by_target["shadow-baseline"].keys().collect(),
+    );
+    assert!(!shadow_ids.is_empty());
+    assert_eq!(shadow_ids, baseline_ids, "every copy went to both");
+    for id in &shadow_ids {
+        assert!(by_target["primary"].contains_key(*id), "{id}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["verdict"], "fail");
+    assert_eq!(json["baseline"], "shadow-baseline");
+    assert_eq!(json["candidate"], "shadow");
+}
