@@ -296,13 +296,27 @@ fn canary_setup(dir: &Path) -> (Fake, String) {
     (Fake::start(Controller::Healthy), deploy.to_owned())
 }
 
-fn run_against(fake: &Fake, dir: &Path, scenario: &str, extra: &[&str]) -> std::process::Output {
-    common::nprt()
+/// `nprt run SCENARIO --quiet EXTRA...` against the fake cluster.
+fn run_command(fake: &Fake, dir: &Path, scenario: &str, extra: &[&str]) -> std::process::Command {
+    let mut command = common::nprt();
+    command
         .args(["run", scenario, "--quiet"])
         .args(extra)
         .env("KUBECONFIG", fake.kubeconfig(dir))
-        .env("NPRT_CACHE_DIR", dir.join("cache"))
-        .output()
+        .env("NPRT_CACHE_DIR", dir.join("cache"));
+    command
+}
+
+fn run_against(fake: &Fake, dir: &Path, scenario: &str, extra: &[&str]) -> std::process::Output {
+    run_command(fake, dir, scenario, extra).output().unwrap()
+}
+
+/// The same, running in the background with its output piped.
+fn spawn_against(fake: &Fake, dir: &Path, scenario: &str, extra: &[&str]) -> std::process::Child {
+    run_command(fake, dir, scenario, extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap()
 }
 
@@ -400,14 +414,7 @@ fn interrupt_after_deploy(rollback_on_interrupt: bool) -> (std::process::Output,
         .replace("limit = 300", "limit = 3000");
     let file = write(dir.path(), "s.toml", &text);
     let flag = format!("deploy.rollback_on_interrupt={rollback_on_interrupt}");
-    let child = common::nprt()
-        .args(["run", &file, "--quiet", "--set", &flag])
-        .env("KUBECONFIG", fake.kubeconfig(dir.path()))
-        .env("NPRT_CACHE_DIR", dir.path().join("cache"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_against(&fake, dir.path(), &file, &["--set", &flag]);
     let deadline = Instant::now() + Duration::from_secs(60);
     while fake.get("default/deployments/web-canary").is_none() {
         assert!(Instant::now() < deadline, "the canary was never deployed");
@@ -546,14 +553,7 @@ fn a_live_fail_rolls_the_canary_back_at_once_not_at_the_end_of_duration() {
         ) + &deploy),
     );
     let started = Instant::now();
-    let mut child = common::nprt()
-        .args(["run", &file, "--quiet"])
-        .env("KUBECONFIG", fake.kubeconfig(dir.path()))
-        .env("NPRT_CACHE_DIR", dir.path().join("cache"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_against(&fake, dir.path(), &file, &[]);
     // Users' requests until the run ends (bounded: 30 s).
     let deadline = started + Duration::from_secs(30);
     while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
