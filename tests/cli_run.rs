@@ -194,6 +194,32 @@ fn scenario_errors_exit_2_naming_the_file_and_field() {
     assert!(!dir.path().join("reports").exists());
 }
 
+/// Users' requests through the proxy on `port`, one connection each, until `child` (the run)
+/// ends or `limit` passes; returns how many were answered. Every answer is the primary's.
+fn users_until_exit(port: u16, child: &mut std::process::Child, limit: Duration) -> usize {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + limit;
+    let mut answered = 0;
+    while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        let _ = s.write_all(b"GET /api/items/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        // Empty only when the proxy stopped between the connect and the request.
+        if !answer.is_empty() {
+            assert!(
+                answer.starts_with(b"HTTP/1.1 200"),
+                "users get the primary's answers"
+            );
+            answered += 1;
+        }
+    }
+    answered
+}
+
 #[test]
 fn a_shadow_scenario_judges_live_traffic_through_the_proxy() {
     let primary = common::Testbed::start(&[]);
@@ -211,31 +237,15 @@ fn a_shadow_scenario_judges_live_traffic_through_the_proxy() {
             primary.url, canary.url
         ),
     );
-    let child = common::nprt()
+    let mut child = common::nprt()
         .args(["run", &file])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut answered = 0;
-    while Instant::now() < deadline && answered < 150 {
-        use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-            std::thread::sleep(Duration::from_millis(20));
-            continue;
-        };
-        s.write_all(b"GET /api/items/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut answer = Vec::new();
-        let _ = s.read_to_end(&mut answer);
-        assert!(
-            answer.starts_with(b"HTTP/1.1 200"),
-            "users get the primary's answers"
-        );
-        answered += 1;
-    }
-    assert_eq!(answered, 150, "the proxy answered");
+    let answered = users_until_exit(port, &mut child, Duration::from_secs(20));
+    // The run ends the moment the live judge fails the shadow, long before its 5 s.
+    assert!(answered >= 10, "the proxy answered {answered}");
     let out = child.wait_with_output().unwrap();
     let err = stderr(&out);
     assert_eq!(
@@ -555,16 +565,7 @@ fn a_live_fail_rolls_the_canary_back_at_once_not_at_the_end_of_duration() {
     let started = Instant::now();
     let mut child = spawn_against(&fake, dir.path(), &file, &[]);
     // Users' requests until the run ends (bounded: 30 s).
-    let deadline = started + Duration::from_secs(30);
-    while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
-        use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-            std::thread::sleep(Duration::from_millis(20));
-            continue;
-        };
-        let _ = s.write_all(b"GET /api/items/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        let _ = s.read_to_end(&mut Vec::new());
-    }
+    users_until_exit(port, &mut child, Duration::from_secs(30));
     let _ = child.kill();
     let out = child.wait_with_output().unwrap();
     let took = started.elapsed();
