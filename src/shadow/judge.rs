@@ -341,3 +341,82 @@ fn redacted(url: &hyper::Uri) -> String {
         url.path()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::{Options, Outcome};
+    use std::time::Duration;
+
+    /// A comparison where the candidate is 20 ms slower on every request, or fails half.
+    fn verdict(slower: bool) -> Verdict {
+        let mut c = Comparison::new(Options::new("primary", "shadow")).unwrap();
+        for i in 0..400u64 {
+            for (target, latency_us, status) in [
+                ("primary", 5_000 + i % 100, 200),
+                (
+                    "shadow",
+                    if slower {
+                        25_000 + i % 100
+                    } else {
+                        5_000 + i % 100
+                    },
+                    if !slower && i % 2 == 0 { 503 } else { 200 },
+                ),
+            ] {
+                c.add(&Observation {
+                    id: i.to_string().into(),
+                    target: target.into(),
+                    route: "GET /a".into(),
+                    method: "GET".into(),
+                    status: Some(status),
+                    latency_us,
+                    bytes: 1,
+                    error: None,
+                });
+            }
+        }
+        c.verdict()
+    }
+
+    #[test]
+    fn a_saturated_nprt_turns_a_latency_fail_into_inconclusive_with_the_reason() {
+        let metrics = Metrics::new();
+        for i in 0..200u64 {
+            // 5% of the copies waited longer than the bound.
+            let late = i % 20 == 0;
+            metrics.queue_wait(Duration::from_millis(if late { 300 } else { 1 }), late);
+        }
+        let mut v = verdict(true);
+        assert_eq!(v.outcome, Outcome::Fail);
+        account_for_nprt(&mut v, &metrics);
+        assert_eq!(v.outcome, Outcome::Inconclusive);
+        let notes = v.notes.join("\n");
+        assert!(notes.contains("nprt itself was saturated"), "{notes}");
+        assert!(notes.contains("5.0% of copies waited"), "{notes}");
+        assert!(notes.contains("nprt's queue: copies waited p50"), "{notes}");
+    }
+
+    #[test]
+    fn failures_still_fail_a_saturated_run_and_a_quiet_one_is_left_alone() {
+        let saturated = Metrics::new();
+        saturated.dropped(Drop::JudgeBusy);
+        let mut v = verdict(false);
+        assert_eq!(v.outcome, Outcome::Fail);
+        account_for_nprt(&mut v, &saturated);
+        assert_eq!(
+            v.outcome,
+            Outcome::Fail,
+            "5xx are the canary's, whatever nprt did"
+        );
+
+        let quiet = Metrics::new();
+        for _ in 0..200 {
+            quiet.queue_wait(Duration::from_millis(1), false);
+        }
+        assert!(saturation(&quiet).is_none());
+        let mut v = verdict(true);
+        account_for_nprt(&mut v, &quiet);
+        assert_eq!(v.outcome, Outcome::Fail);
+    }
+}
