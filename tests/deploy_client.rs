@@ -47,6 +47,45 @@ fn client(dir: &Path, url: &str, token: Option<&str>, args: &[&str]) -> Output {
     cmd.output().unwrap()
 }
 
+/// `nprt serve --timeout 10` on the deploy.toml of [`setup`] against a healthy fake.
+struct Session {
+    // Dropped in this order: the server stops before its directory and the fake go.
+    served: deploy_fake::Served,
+    commit: String,
+    dir: tempfile::TempDir,
+    fake: Fake,
+}
+
+impl Session {
+    fn start() -> Session {
+        let fake = Fake::start(Controller::Healthy);
+        let dir = tempfile::tempdir().unwrap();
+        let (config, commit) = setup(dir.path());
+        let served = serve(&fake, dir.path(), &config, &["--timeout", "10"]);
+        Session {
+            served,
+            commit,
+            dir,
+            fake,
+        }
+    }
+
+    /// The CLI in client mode against the server, with the token of service `example`.
+    fn run(&self, args: &[&str]) -> Output {
+        client(self.dir.path(), &self.served.url, Some(TOKEN), args)
+    }
+}
+
+fn assert_no_canary_or_baseline(fake: &Fake) {
+    let names = fake.names();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("-canary") || n.contains("-baseline")),
+        "{names:?}"
+    );
+}
+
 fn json_out(out: &Output) -> Value {
     serde_json::from_str(common::stdout(out).trim()).unwrap_or(Value::Null)
 }
@@ -64,12 +103,9 @@ fn timing_keys(outcome: &Value) {
 
 #[test]
 fn client_mode_drives_serve_like_direct_mode() {
-    let fake = Fake::start(Controller::Healthy);
-    let dir = tempfile::tempdir().unwrap();
-    let (config, commit) = setup(dir.path());
-    let served = serve(&fake, dir.path(), &config, &["--timeout", "10"]);
-    let url = served.url.as_str();
-    let run = |args: &[&str]| client(dir.path(), url, Some(TOKEN), args);
+    let session = Session::start();
+    let (fake, commit) = (&session.fake, &session.commit);
+    let run = |args: &[&str]| session.run(args);
 
     let started = Instant::now();
     let out = run(&["canary", "example", "--skip-image-check"]);
@@ -184,7 +220,7 @@ fn client_mode_drives_serve_like_direct_mode() {
     );
 
     // The token never shows in anything the server logged.
-    let log = served.log();
+    let log = session.served.log();
     assert!(!log.contains(TOKEN), "{log}");
 }
 
@@ -497,12 +533,9 @@ fn serve_over_tls_with_a_private_ca() {
 
 #[test]
 fn client_mode_canary_with_baseline_rollback_and_promote() {
-    let fake = Fake::start(Controller::Healthy);
-    let dir = tempfile::tempdir().unwrap();
-    let (config, commit) = setup(dir.path());
-    let served = serve(&fake, dir.path(), &config, &["--timeout", "10"]);
-    let url = served.url.as_str();
-    let run = |args: &[&str]| client(dir.path(), url, Some(TOKEN), args);
+    let session = Session::start();
+    let (fake, commit) = (&session.fake, &session.commit);
+    let run = |args: &[&str]| session.run(args);
 
     let out = run(&["deploy", "example", "--skip-image-check", "--tag", "v1"]);
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
@@ -550,10 +583,7 @@ fn client_mode_canary_with_baseline_rollback_and_promote() {
             "Service/web-baseline"
         ])
     );
-    assert!(!fake
-        .names()
-        .iter()
-        .any(|n| n.contains("-canary") || n.contains("-baseline")));
+    assert_no_canary_or_baseline(fake);
 
     // The baseline's release given by hand through the API, then POST /SERVICE/promote
     // removes both after promoting.
@@ -562,7 +592,7 @@ fn client_mode_canary_with_baseline_rollback_and_promote() {
         "example",
         "--with-baseline",
         "--baseline-commit",
-        &commit,
+        commit,
         "--baseline-tag",
         "v0",
         "--skip-image-check",
@@ -585,10 +615,7 @@ fn client_mode_canary_with_baseline_rollback_and_promote() {
         4,
         "{promoted}"
     );
-    assert!(!fake
-        .names()
-        .iter()
-        .any(|n| n.contains("-canary") || n.contains("-baseline")));
+    assert_no_canary_or_baseline(fake);
 
     // Refused before any call, exit 2, naming the flag.
     let out = run(&["deploy", "example", "--with-baseline", "--skip-image-check"]);

@@ -212,21 +212,49 @@ fn nprt(fake: &Fake, dir: &std::path::Path, args: &[&str]) -> (Option<i32>, Valu
     (out.status.code(), value, common::stderr(&out))
 }
 
-#[test]
-fn cli_canary_status_promote_and_rollback() {
-    let fake = Fake::start(Controller::Healthy);
-    let dir = tempfile::tempdir().unwrap();
-    let commit = deploy_fake::example_repo(dir.path());
-    let repo = dir.path().join("repo");
-    let config = dir.path().join("deploy.toml");
+/// [`nprt`], which must exit 0; what it printed to stdout (as JSON) and stderr.
+fn nprt_ok(fake: &Fake, dir: &std::path::Path, args: &[&str]) -> (Value, String) {
+    let (code, out, err) = nprt(fake, dir, args);
+    assert_eq!(code, Some(0), "{err}");
+    (out, err)
+}
+
+/// `nprt status example`, which must exit 0; its table.
+fn status_text(fake: &Fake, dir: &std::path::Path, config: &str) -> String {
+    let out = common::nprt()
+        .args(["status", "example", "--config", config])
+        .env("KUBECONFIG", fake.kubeconfig(dir))
+        .env("NPRT_CACHE_DIR", dir.join("cache"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    common::stdout(&out)
+}
+
+/// `nprt rollback example`, which must exit 0; what it printed.
+fn rollback(fake: &Fake, dir: &std::path::Path, config: &str) -> Value {
+    nprt_ok(fake, dir, &["rollback", "example", "--config", config]).0
+}
+
+/// A deploy.toml with the service `example` from `repo`; its path.
+fn write_config(dir: &std::path::Path, repo: &std::path::Path) -> String {
+    let config = dir.join("deploy.toml");
     std::fs::write(
         &config,
         format!("[services.example]\nrepository = \"{}\"\n", repo.display()),
     )
     .unwrap();
-    let config = config.display().to_string();
+    config.display().to_string()
+}
 
-    let (code, out, err) = nprt(
+#[test]
+fn cli_canary_status_promote_and_rollback() {
+    let fake = Fake::start(Controller::Healthy);
+    let dir = tempfile::tempdir().unwrap();
+    let commit = deploy_fake::example_repo(dir.path());
+    let config = write_config(dir.path(), &dir.path().join("repo"));
+
+    let (out, _) = nprt_ok(
         &fake,
         dir.path(),
         &[
@@ -239,7 +267,6 @@ fn cli_canary_status_promote_and_rollback() {
             "10",
         ],
     );
-    assert_eq!(code, Some(0), "{err}");
     assert_eq!(
         out["applied"],
         json!(["Service/web-canary", "Deployment/web-canary"])
@@ -254,7 +281,7 @@ fn cli_canary_status_promote_and_rollback() {
     // Repeating the canary deploy changes nothing.
     let generation =
         fake.get("default/deployments/web-canary").unwrap()["metadata"]["generation"].clone();
-    let (code, again, err) = nprt(
+    let (again, _) = nprt_ok(
         &fake,
         dir.path(),
         &[
@@ -265,35 +292,24 @@ fn cli_canary_status_promote_and_rollback() {
             &config,
         ],
     );
-    assert_eq!(code, Some(0), "{err}");
     assert_eq!(again["applied"], out["applied"]);
     assert_eq!(
         fake.get("default/deployments/web-canary").unwrap()["metadata"]["generation"],
         generation
     );
 
-    let (code, out, err) = nprt(
-        &fake,
-        dir.path(),
-        &["rollback", "example", "--config", &config],
-    );
-    assert_eq!(code, Some(0), "{err}");
+    let out = rollback(&fake, dir.path(), &config);
     assert_eq!(
         out["deleted"],
         json!(["Deployment/web-canary", "Service/web-canary"])
     );
     eprintln!("rollback against the fake: {}", out["timing_ms"]);
     assert!(fake.names().is_empty(), "{:?}", fake.names());
-    let (code, out, err) = nprt(
-        &fake,
-        dir.path(),
-        &["rollback", "example", "--config", &config],
-    );
-    assert_eq!(code, Some(0), "{err}");
+    let out = rollback(&fake, dir.path(), &config);
     assert_eq!(out["deleted"], json!([]));
 
     // Promote: the canary's commit becomes stable, then the canary goes.
-    let (code, _, err) = nprt(
+    nprt_ok(
         &fake,
         dir.path(),
         &[
@@ -306,13 +322,11 @@ fn cli_canary_status_promote_and_rollback() {
             "v7",
         ],
     );
-    assert_eq!(code, Some(0), "{err}");
-    let (code, out, err) = nprt(
+    let (out, _) = nprt_ok(
         &fake,
         dir.path(),
         &["promote", "example", "--config", &config],
     );
-    assert_eq!(code, Some(0), "{err}");
     assert_eq!(out["promoted"], "v7");
     eprintln!("promote against the fake: {}", out["timing_ms"]);
     let web = fake.get("default/deployments/web").unwrap();
@@ -323,14 +337,7 @@ fn cli_canary_status_promote_and_rollback() {
     assert!(fake.get("default/deployments/web-canary").is_none());
     assert!(fake.get("default/configmaps/web-config").is_some());
 
-    let out = common::nprt()
-        .args(["status", "example", "--config", &config])
-        .env("KUBECONFIG", fake.kubeconfig(dir.path()))
-        .env("NPRT_CACHE_DIR", dir.path().join("cache"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
-    let text = common::stdout(&out);
+    let text = status_text(&fake, dir.path(), &config);
     assert!(text.contains("Deployment/web\tstable\tv7\t"), "{text}");
 
     // Nothing to promote without a canary.
@@ -359,13 +366,44 @@ fn two_commits(dir: &std::path::Path) -> (String, String, String) {
     .unwrap();
     deploy_fake::git(&repo, &["commit", "--quiet", "-am", "canary"]);
     let canary = deploy_fake::git(&repo, &["rev-parse", "HEAD"]);
-    let config = dir.join("deploy.toml");
-    std::fs::write(
-        &config,
-        format!("[services.example]\nrepository = \"{}\"\n", repo.display()),
-    )
-    .unwrap();
-    (stable, canary, config.display().to_string())
+    (stable, canary, write_config(dir, &repo))
+}
+
+/// `canary example --with-baseline` with the baseline's commit and tag given by hand, then
+/// `rest`.
+fn baseline_by_hand<'a>(commit: &'a str, tag: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "canary",
+        "example",
+        "--with-baseline",
+        "--baseline-commit",
+        commit,
+        "--baseline-tag",
+        tag,
+    ];
+    args.extend_from_slice(rest);
+    args
+}
+
+/// What a rollback or promote deletes of a canary with its baseline, in order.
+fn canary_and_baseline() -> Value {
+    json!([
+        "Deployment/web-canary",
+        "Service/web-canary",
+        "Deployment/web-baseline",
+        "Service/web-baseline"
+    ])
+}
+
+/// Checks that no canary or baseline object is left; returns the names of what is.
+fn assert_no_canary_or_baseline(fake: &Fake) -> Vec<String> {
+    let left = fake.names();
+    assert!(
+        left.iter()
+            .all(|n| !n.contains("-canary") && !n.contains("-baseline")),
+        "{left:?}"
+    );
+    left
 }
 
 fn pod_labels(object: &Value) -> serde_json::Map<String, Value> {
@@ -378,6 +416,24 @@ fn pod_labels(object: &Value) -> serde_json::Map<String, Value> {
 fn selects(selector: &Value, labels: &serde_json::Map<String, Value>) -> bool {
     let selector = selector.as_object().unwrap();
     !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// Checks that the Service `service` selects the pods labelled `own` and none labelled
+/// `others`.
+fn assert_selects_only(
+    service: &Value,
+    own: &serde_json::Map<String, Value>,
+    others: &[&serde_json::Map<String, Value>],
+) {
+    let selector = &service["spec"]["selector"];
+    let name = &service["metadata"]["name"];
+    assert!(selects(selector, own), "{name} selects {own:?}");
+    for other in others {
+        assert!(
+            !selects(selector, other),
+            "{name} does not select {other:?}"
+        );
+    }
 }
 
 fn env_of(object: &Value) -> Vec<(String, String)> {
@@ -421,7 +477,7 @@ fn cli_canary_with_baseline_then_rollback() {
     assert!(err.contains("--baseline-commit"), "{err}");
     assert!(fake.names().is_empty(), "{:?}", fake.names());
 
-    let (code, _, err) = nprt(
+    nprt_ok(
         &fake,
         dir.path(),
         &[
@@ -436,10 +492,8 @@ fn cli_canary_with_baseline_then_rollback() {
             "v1",
         ],
     );
-    assert_eq!(code, Some(0), "{err}");
 
-    let (code, out, err) = nprt(&fake, dir.path(), &canary_args);
-    assert_eq!(code, Some(0), "{err}");
+    let (out, err) = nprt_ok(&fake, dir.path(), &canary_args);
     assert!(err.contains("baseline v1 at"), "{err}");
     assert_eq!(out["commit"], json!(canary));
     assert_eq!(
@@ -493,29 +547,20 @@ fn cli_canary_with_baseline_then_rollback() {
         8081
     );
     // Production's Service selects neither; each track's Service selects its own pods only.
-    let production = fake.get("default/services/web").unwrap();
     let (b, c) = (pod_labels(&baseline), pod_labels(&canary_workload));
-    assert!(selects(
-        &production["spec"]["selector"],
-        &pod_labels(&fake.get("default/deployments/web").unwrap())
-    ));
-    assert!(!selects(&production["spec"]["selector"], &b));
-    assert!(!selects(&production["spec"]["selector"], &c));
-    let baseline_service = fake.get("default/services/web-baseline").unwrap();
-    let canary_service = fake.get("default/services/web-canary").unwrap();
-    assert!(selects(&baseline_service["spec"]["selector"], &b));
-    assert!(!selects(&baseline_service["spec"]["selector"], &c));
-    assert!(selects(&canary_service["spec"]["selector"], &c));
-    assert!(!selects(&canary_service["spec"]["selector"], &b));
+    assert_selects_only(
+        &fake.get("default/services/web").unwrap(),
+        &pod_labels(&fake.get("default/deployments/web").unwrap()),
+        &[&b, &c],
+    );
+    assert_selects_only(
+        &fake.get("default/services/web-baseline").unwrap(),
+        &b,
+        &[&c],
+    );
+    assert_selects_only(&fake.get("default/services/web-canary").unwrap(), &c, &[&b]);
 
-    let out = common::nprt()
-        .args(["status", "example", "--config", &config])
-        .env("KUBECONFIG", fake.kubeconfig(dir.path()))
-        .env("NPRT_CACHE_DIR", dir.path().join("cache"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
-    let text = common::stdout(&out);
+    let text = status_text(&fake, dir.path(), &config);
     assert!(
         text.contains("Deployment/web-baseline\tbaseline\tv1\t"),
         "{text}"
@@ -525,27 +570,9 @@ fn cli_canary_with_baseline_then_rollback() {
         "{text}"
     );
 
-    let (code, out, err) = nprt(
-        &fake,
-        dir.path(),
-        &["rollback", "example", "--config", &config],
-    );
-    assert_eq!(code, Some(0), "{err}");
-    assert_eq!(
-        out["deleted"],
-        json!([
-            "Deployment/web-canary",
-            "Service/web-canary",
-            "Deployment/web-baseline",
-            "Service/web-baseline"
-        ])
-    );
-    let left = fake.names();
-    assert!(
-        left.iter()
-            .all(|n| !n.contains("-canary") && !n.contains("-baseline")),
-        "{left:?}"
-    );
+    let out = rollback(&fake, dir.path(), &config);
+    assert_eq!(out["deleted"], canary_and_baseline());
+    let left = assert_no_canary_or_baseline(&fake);
     assert!(
         left.contains(&"default/deployments/web".to_owned()),
         "{left:?}"
@@ -555,12 +582,7 @@ fn cli_canary_with_baseline_then_rollback() {
         "{left:?}"
     );
     // Again, with nothing left: fine.
-    let (code, out, err) = nprt(
-        &fake,
-        dir.path(),
-        &["rollback", "example", "--config", &config],
-    );
-    assert_eq!(code, Some(0), "{err}");
+    let out = rollback(&fake, dir.path(), &config);
     assert_eq!(out["deleted"], json!([]));
 }
 
@@ -602,57 +624,33 @@ fn cli_canary_with_baseline_then_promote() {
     );
 
     // Given by hand instead.
-    let (code, out, err) = nprt(
+    let (out, _) = nprt_ok(
         &fake,
         dir.path(),
-        &[
-            "canary",
-            "example",
-            "--with-baseline",
-            "--baseline-commit",
+        &baseline_by_hand(
             &stable,
-            "--baseline-tag",
             "v1",
-            "--skip-image-check",
-            "--config",
-            &config,
-            "--tag",
-            "v2",
-        ],
+            &["--skip-image-check", "--config", &config, "--tag", "v2"],
+        ),
     );
-    assert_eq!(code, Some(0), "{err}");
     assert_eq!(out["baseline"]["tag_from"], "request");
     assert_eq!(out["baseline"]["commit"], json!(stable));
     assert!(fake.get("default/deployments/web-baseline").is_some());
 
-    let (code, out, err) = nprt(
+    let (out, _) = nprt_ok(
         &fake,
         dir.path(),
         &["promote", "example", "--config", &config],
     );
-    assert_eq!(code, Some(0), "{err}");
     assert_eq!(out["promoted"], "v2");
     assert_eq!(out["commit"], json!(canary));
-    assert_eq!(
-        out["deleted"],
-        json!([
-            "Deployment/web-canary",
-            "Service/web-canary",
-            "Deployment/web-baseline",
-            "Service/web-baseline"
-        ])
-    );
+    assert_eq!(out["deleted"], canary_and_baseline());
     let web = fake.get("default/deployments/web").unwrap();
     assert_eq!(
         web["spec"]["template"]["spec"]["containers"][0]["image"],
         "registry.example:5000/shop/web:v2"
     );
-    let left = fake.names();
-    assert!(
-        left.iter()
-            .all(|n| !n.contains("-canary") && !n.contains("-baseline")),
-        "{left:?}"
-    );
+    assert_no_canary_or_baseline(&fake);
 }
 
 #[test]
@@ -670,15 +668,7 @@ fn cli_baseline_options_are_checked() {
             "give --baseline-commit",
         ),
         (
-            vec![
-                "canary",
-                "example",
-                "--with-baseline",
-                "--baseline-commit",
-                &stable,
-                "--baseline-tag",
-                "a b",
-            ],
+            baseline_by_hand(&stable, "a b", &[]),
             "--baseline-tag `a b` is not a valid image tag",
         ),
         (
@@ -695,23 +685,11 @@ fn cli_baseline_options_are_checked() {
     assert!(fake.log().is_empty(), "no cluster call: {:?}", fake.log());
 
     // A dry run with the baseline's commit prints both, contacting nothing.
-    let (code, _, err) = nprt(
+    let (_, err) = nprt_ok(
         &fake,
         dir.path(),
-        &[
-            "canary",
-            "example",
-            "--with-baseline",
-            "--baseline-commit",
-            &stable,
-            "--baseline-tag",
-            "v1",
-            "--dry-run",
-            "--config",
-            &config,
-        ],
+        &baseline_by_hand(&stable, "v1", &["--dry-run", "--config", &config]),
     );
-    assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("baseline example at"), "{err}");
     assert!(fake.log().is_empty(), "{:?}", fake.log());
 }

@@ -105,6 +105,11 @@ async fn production_endpoints(env: &Env) -> Vec<String> {
         .get("web")
         .await
         .expect("endpoints of web");
+    endpoint_ips(endpoints)
+}
+
+/// The IPs of the pods behind an Endpoints object, ready or not.
+fn endpoint_ips(endpoints: Endpoints) -> Vec<String> {
     endpoints
         .subsets
         .unwrap_or_default()
@@ -119,15 +124,24 @@ async fn production_endpoints(env: &Env) -> Vec<String> {
         .collect()
 }
 
-async fn canary_pod_ips(env: &Env) -> Vec<String> {
+/// The IPs of the pods that match the label `selector`.
+async fn pod_ips(env: &Env, selector: &str) -> Vec<String> {
     let pods = Api::<Pod>::namespaced(env.client.clone(), &env.namespace)
-        .list(&ListParams::default().labels("track=canary"))
+        .list(&ListParams::default().labels(selector))
         .await
         .expect("pods");
     pods.items
         .into_iter()
         .filter_map(|p| p.status.and_then(|s| s.pod_ip))
         .collect()
+}
+
+/// The Deployment `web`, the stable workload.
+async fn stable_web(env: &Env) -> k8s_openapi::api::apps::v1::Deployment {
+    Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(env.client.clone(), &env.namespace)
+        .get("web")
+        .await
+        .expect("web")
 }
 
 #[tokio::test]
@@ -141,7 +155,7 @@ async fn canary_is_isolated_then_rolled_back() {
     eprintln!("canary deploy incl. pod start: {:?}", started.elapsed());
     // Give the endpoints controller a moment, then check no canary pod is behind `web`.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let canaries = canary_pod_ips(&env).await;
+    let canaries = pod_ips(&env, "track=canary").await;
     assert_eq!(canaries.len(), 1, "one canary pod");
     let production = production_endpoints(&env).await;
     assert_eq!(production.len(), 2, "{production:?}");
@@ -293,6 +307,35 @@ fn git(dir: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// A repository in `dir`/repo whose kubernetes/web.yaml is `stable` at one commit and
+/// `canary` at the next; returns the repository and the two commits.
+fn two_commit_repo(
+    dir: &std::path::Path,
+    stable: &str,
+    canary: &str,
+) -> (std::path::PathBuf, String, String) {
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(repo.join("kubernetes")).unwrap();
+    git(&repo, &["init", "--quiet", "--initial-branch=main"]);
+    let manifest = repo.join("kubernetes/web.yaml");
+    std::fs::write(&manifest, stable).unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "--quiet", "-m", "stable"]);
+    let stable_commit = git(&repo, &["rev-parse", "HEAD"]);
+    std::fs::write(&manifest, canary).unwrap();
+    git(&repo, &["commit", "--quiet", "-am", "canary"]);
+    let canary_commit = git(&repo, &["rev-parse", "HEAD"]);
+    (repo, stable_commit, canary_commit)
+}
+
+/// A deploy.toml with the service `e2e` from `repo`, deployed to `namespace`.
+fn deploy_toml(repo: &std::path::Path, namespace: &str) -> String {
+    format!(
+        "[services.e2e]\nrepository = \"{}\"\nnamespace = \"{namespace}\"\n",
+        repo.display()
+    )
+}
+
 /// The example service's manifests: `nprt testbed` with `testbed_args`.
 fn testbed_manifests(image_repo: &str, testbed_args: &[&str]) -> String {
     let args: Vec<String> = ["testbed", "--listen", "0.0.0.0:8080"]
@@ -356,31 +399,13 @@ async fn scenario_run(env: &Env, test: &str, canary_args: &[&str]) -> Option<(i3
     let (image_repo, tag) = e2e_image(test)?;
     let kubeconfig = std::env::var_os("NPRT_E2E_KUBECONFIG")?;
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("repo");
-    std::fs::create_dir_all(repo.join("kubernetes")).unwrap();
-    git(&repo, &["init", "--quiet", "--initial-branch=main"]);
-    let manifest = repo.join("kubernetes/web.yaml");
-    std::fs::write(
-        &manifest,
-        testbed_manifests(&image_repo, &["--latency", "2"]),
-    )
-    .unwrap();
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "--quiet", "-m", "stable"]);
-    let stable_commit = git(&repo, &["rev-parse", "HEAD"]);
-    std::fs::write(&manifest, testbed_manifests(&image_repo, canary_args)).unwrap();
-    git(&repo, &["commit", "--quiet", "-am", "canary"]);
-    let canary_commit = git(&repo, &["rev-parse", "HEAD"]);
+    let (repo, stable_commit, canary_commit) = two_commit_repo(
+        dir.path(),
+        &testbed_manifests(&image_repo, &["--latency", "2"]),
+        &testbed_manifests(&image_repo, canary_args),
+    );
     let config = dir.path().join("deploy.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[services.e2e]\nrepository = \"{}\"\nnamespace = \"{}\"\n",
-            repo.display(),
-            env.namespace
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, deploy_toml(&repo, &env.namespace)).unwrap();
     let nprt = |args: &[&str]| {
         common::nprt()
             .args(args)
@@ -496,13 +521,7 @@ async fn scenario_a_healthy_canary_is_promoted() {
     };
     assert_eq!(code, 0, "{record}");
     assert_eq!(record["action"]["action"], "promote");
-    let web = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(
-        env.client.clone(),
-        &env.namespace,
-    )
-    .get("web")
-    .await
-    .expect("web");
+    let web = stable_web(&env).await;
     let args = web.spec.unwrap().template.spec.unwrap().containers[0]
         .args
         .clone()
@@ -545,23 +564,10 @@ struct Driver {
 
 fn driver(env: &Env) -> Driver {
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("repo");
-    std::fs::create_dir_all(repo.join("kubernetes")).unwrap();
-    git(&repo, &["init", "--quiet", "--initial-branch=main"]);
-    let manifest = repo.join("kubernetes/web.yaml");
-    std::fs::write(&manifest, baseline_manifests(2)).unwrap();
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "--quiet", "-m", "stable"]);
-    let stable_commit = git(&repo, &["rev-parse", "HEAD"]);
-    std::fs::write(&manifest, baseline_manifests(3)).unwrap();
-    git(&repo, &["commit", "--quiet", "-am", "canary"]);
-    let canary_commit = git(&repo, &["rev-parse", "HEAD"]);
+    let (repo, stable_commit, canary_commit) =
+        two_commit_repo(dir.path(), &baseline_manifests(2), &baseline_manifests(3));
     let config = nprt::deploy::DeployConfig::parse(
-        &format!(
-            "[services.e2e]\nrepository = \"{}\"\nnamespace = \"{}\"\n",
-            repo.display(),
-            env.namespace
-        ),
+        &deploy_toml(&repo, &env.namespace),
         "deploy.toml",
         dir.path(),
     )
@@ -585,14 +591,10 @@ fn driver(env: &Env) -> Driver {
 impl Driver {
     fn request(&self, track: Track, commit: &str, tag: &str) -> nprt::deploy::driver::Request {
         nprt::deploy::driver::Request {
-            track,
             commit: Some(commit.to_owned()),
             tag: Some(tag.to_owned()),
-            exposure: None,
-            workloads: Vec::new(),
             with_baseline: track == Track::Canary,
-            baseline_commit: None,
-            baseline_tag: None,
+            ..nprt::deploy::driver::Request::new(track)
         }
     }
 
@@ -616,17 +618,6 @@ impl Driver {
     }
 }
 
-async fn pod_ips(env: &Env, selector: &str) -> Vec<String> {
-    let pods = Api::<Pod>::namespaced(env.client.clone(), &env.namespace)
-        .list(&ListParams::default().labels(selector))
-        .await
-        .expect("pods");
-    pods.items
-        .into_iter()
-        .filter_map(|p| p.status.and_then(|s| s.pod_ip))
-        .collect()
-}
-
 /// Every Endpoints object of the namespace with the pod IPs behind it.
 async fn all_endpoints(env: &Env) -> Vec<(String, Vec<String>)> {
     Api::<Endpoints>::namespaced(env.client.clone(), &env.namespace)
@@ -635,21 +626,7 @@ async fn all_endpoints(env: &Env) -> Vec<(String, Vec<String>)> {
         .expect("endpoints")
         .items
         .into_iter()
-        .map(|e| {
-            let ips = e
-                .subsets
-                .unwrap_or_default()
-                .into_iter()
-                .flat_map(|s| {
-                    s.addresses
-                        .unwrap_or_default()
-                        .into_iter()
-                        .chain(s.not_ready_addresses.unwrap_or_default())
-                })
-                .map(|a| a.ip)
-                .collect();
-            (e.metadata.name.unwrap_or_default(), ips)
-        })
+        .map(|e| (e.metadata.name.clone().unwrap_or_default(), endpoint_ips(e)))
         .collect()
 }
 
@@ -699,6 +676,18 @@ async fn assert_apart(env: &Env) {
     assert_eq!(production.len(), 2, "{production:?}");
 }
 
+/// Checks that the cluster holds no canary or baseline workload of the service.
+async fn assert_no_canary_or_baseline(env: &Env) {
+    for track in [Track::Canary, Track::Baseline] {
+        assert!(env
+            .cluster
+            .track_workloads("e2e", Some(&env.namespace), track)
+            .await
+            .expect("workloads")
+            .is_empty());
+    }
+}
+
 #[tokio::test]
 async fn canary_and_baseline_are_isolated_then_rolled_back() {
     let Some(env) = env("baseline").await else {
@@ -738,14 +727,7 @@ async fn canary_and_baseline_are_isolated_then_rolled_back() {
             "Service/web-baseline"
         ])
     );
-    for track in [Track::Canary, Track::Baseline] {
-        assert!(env
-            .cluster
-            .track_workloads("e2e", Some(&env.namespace), track)
-            .await
-            .expect("workloads")
-            .is_empty());
-    }
+    assert_no_canary_or_baseline(&env).await;
     let names: Vec<String> = all_endpoints(&env)
         .await
         .into_iter()
@@ -777,21 +759,8 @@ async fn promote_removes_canary_and_baseline() {
         Some(6),
         "{outcome}"
     );
-    for track in [Track::Canary, Track::Baseline] {
-        assert!(env
-            .cluster
-            .track_workloads("e2e", Some(&env.namespace), track)
-            .await
-            .expect("workloads")
-            .is_empty());
-    }
-    let web = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(
-        env.client.clone(),
-        &env.namespace,
-    )
-    .get("web")
-    .await
-    .expect("web");
+    assert_no_canary_or_baseline(&env).await;
+    let web = stable_web(&env).await;
     assert_eq!(
         web.spec.unwrap().replicas,
         Some(3),

@@ -279,16 +279,7 @@ fn deploy_request(
     track: Track,
     query: &[(String, String)],
 ) -> Result<(DeployRequest, bool), String> {
-    let mut request = DeployRequest {
-        track,
-        commit: None,
-        tag: None,
-        exposure: None,
-        workloads: Vec::new(),
-        with_baseline: false,
-        baseline_commit: None,
-        baseline_tag: None,
-    };
+    let mut request = DeployRequest::new(track);
     let mut skip_image_check = false;
     let flag = |key: &str, value: &str| match value {
         "" | "true" | "1" => Ok(true),

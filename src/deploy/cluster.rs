@@ -251,6 +251,22 @@ impl Cluster {
         )
     }
 
+    /// The `kind_` objects in `ns` that match the label `selector`, and the API they came from.
+    async fn list_labelled(
+        &self,
+        api_version: &str,
+        kind_: &str,
+        ns: Option<&str>,
+        selector: &str,
+    ) -> Result<(Api<DynamicObject>, Vec<DynamicObject>), ClusterError> {
+        let api = self.api_for(api_version, kind_, ns);
+        let list = api
+            .list(&ListParams::default().labels(selector))
+            .await
+            .map_err(|e| classify(format!("{kind_} list"), e))?;
+        Ok((api, list.items))
+    }
+
     /// Deletes the canary objects of `service` in `ns` and waits until they are gone.
     /// Returns what was deleted; nothing to delete is success (rollback is idempotent).
     ///
@@ -285,11 +301,9 @@ impl Cluster {
         for track in tracks.iter().filter(|t| **t != Track::Stable) {
             let selector = Cluster::track_selector(service, *track);
             for (api_version, kind_) in Cluster::CANARY_KINDS {
-                let api = self.api_for(api_version, kind_, ns);
-                let list = api
-                    .list(&ListParams::default().labels(&selector))
-                    .await
-                    .map_err(|e| classify(format!("{kind_} list"), e))?;
+                let (api, list) = self
+                    .list_labelled(api_version, kind_, ns, &selector)
+                    .await?;
                 for item in list {
                     let item_name = item.metadata.name.clone().unwrap_or_default();
                     let what = format!("{kind_}/{item_name}");
@@ -350,11 +364,9 @@ impl Cluster {
         let selector = Cluster::track_selector(service, track);
         let mut out = Vec::new();
         for (api_version, kind_) in &Cluster::CANARY_KINDS[..2] {
-            let api = self.api_for(api_version, kind_, ns);
-            let list = api
-                .list(&ListParams::default().labels(&selector))
-                .await
-                .map_err(|e| classify(format!("{kind_} list"), e))?;
+            let (_, list) = self
+                .list_labelled(api_version, kind_, ns, &selector)
+                .await?;
             for item in list {
                 let mut v = serde_json::to_value(item).unwrap_or(Value::Null);
                 v["apiVersion"] = Value::from(*api_version);

@@ -38,6 +38,21 @@ pub struct Request {
 }
 
 impl Request {
+    /// A request for `track` that names nothing else: the branch head, the tag `tag_format`
+    /// gives, the configured exposure, the workloads the manifests name, no baseline.
+    pub fn new(track: Track) -> Request {
+        Request {
+            track,
+            commit: None,
+            tag: None,
+            exposure: None,
+            workloads: Vec::new(),
+            with_baseline: false,
+            baseline_commit: None,
+            baseline_tag: None,
+        }
+    }
+
     /// Refuses baseline options that do not fit the request, naming them as the API does
     /// (the CLI's flags are the same words with dashes).
     ///
@@ -297,7 +312,6 @@ pub fn stable_release(
 /// tag, the canary's exposure, and exactly the workloads the canary copied.
 pub fn baseline_request(canary: &Prepared, commit: String, tag: Option<String>) -> Request {
     Request {
-        track: Track::Baseline,
         commit: Some(commit),
         tag,
         exposure: Some(canary.release.exposure),
@@ -305,9 +319,7 @@ pub fn baseline_request(canary: &Prepared, commit: String, tag: Option<String>) 
             .iter()
             .map(|o| name(o).to_owned())
             .collect(),
-        with_baseline: false,
-        baseline_commit: None,
-        baseline_tag: None,
+        ..Request::new(Track::Baseline)
     }
 }
 
@@ -364,22 +376,9 @@ pub fn check_apart(
 mod tests {
     use super::*;
 
-    fn request(track: Track) -> Request {
-        Request {
-            track,
-            commit: None,
-            tag: None,
-            exposure: None,
-            workloads: Vec::new(),
-            with_baseline: false,
-            baseline_commit: None,
-            baseline_tag: None,
-        }
-    }
-
     #[test]
     fn baseline_options_fit_the_request() {
-        let mut r = request(Track::Canary);
+        let mut r = Request::new(Track::Canary);
         assert!(r.check_baseline().is_ok());
         r.baseline_commit = Some("abc".into());
         let err = r.check_baseline().unwrap_err();
@@ -390,7 +389,7 @@ mod tests {
         r.with_baseline = true;
         r.baseline_tag = Some("v1".into());
         assert!(r.check_baseline().is_ok());
-        let mut s = request(Track::Stable);
+        let mut s = Request::new(Track::Stable);
         s.with_baseline = true;
         let err = s.check_baseline().unwrap_err();
         assert!(err.contains("only a canary gets a baseline"), "{err}");

@@ -597,14 +597,9 @@ pub async fn promote(
         )));
     };
     let request = Request {
-        track: Track::Stable,
         commit: Some(commit.clone()),
         tag: Some(version.clone()),
-        exposure: None,
-        workloads: Vec::new(),
-        with_baseline: false,
-        baseline_commit: None,
-        baseline_tag: None,
+        ..Request::new(Track::Stable)
     };
     let (_, prepared) = prepare_timed(service, &request, settings, &mut clock).await?;
     cluster
@@ -634,14 +629,8 @@ pub async fn status(
     settings: &Settings,
 ) -> Result<Value, OpError> {
     let request = Request {
-        track: Track::Stable,
-        commit: None,
         tag: Some("status".to_owned()),
-        exposure: None,
-        workloads: Vec::new(),
-        with_baseline: false,
-        baseline_commit: None,
-        baseline_tag: None,
+        ..Request::new(Track::Stable)
     };
     let mut clock = Clock::start();
     let (_, prepared) = prepare_timed(service, &request, settings, &mut clock).await?;
@@ -666,14 +655,8 @@ pub async fn status(
 pub async fn tags(service: &ServiceConfig, settings: &Settings) -> Result<Value, OpError> {
     const PROBE: &str = "nprt-probe";
     let request = Request {
-        track: Track::Stable,
-        commit: None,
         tag: Some(PROBE.to_owned()),
-        exposure: None,
-        workloads: Vec::new(),
-        with_baseline: false,
-        baseline_commit: None,
-        baseline_tag: None,
+        ..Request::new(Track::Stable)
     };
     let mut clock = Clock::start();
     let (_, prepared) = prepare_timed(service, &request, settings, &mut clock).await?;
