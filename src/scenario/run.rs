@@ -606,23 +606,29 @@ pub fn describe(loaded: &Loaded) -> String {
                 r.path.display()
             );
         }
-        Source::Shadow(l) => {
+        Source::Shadow(l) | Source::Mirror(l) => {
+            let place = match &s.source {
+                Source::Shadow(_) => format!(
+                    "shadow proxy on {}",
+                    l.listen.map(|a| a.to_string()).unwrap_or_default()
+                ),
+                _ => format!(
+                    "passive mirror on {} port {}",
+                    l.interface.as_deref().unwrap_or(""),
+                    l.port.unwrap_or(0)
+                ),
+            };
+            let baseline = match (&l.shadow_baseline, &s.deploy) {
+                (Some(url), _) => format!(", and to the baseline copy {url}"),
+                (None, Some(d)) if d.request.with_baseline => {
+                    ", and to the deployed baseline copy".to_owned()
+                }
+                _ => String::new(),
+            };
             let _ = writeln!(
                 text,
-                "  source     shadow proxy on {}, copies {}% for {:?}",
-                l.listen.map(|a| a.to_string()).unwrap_or_default(),
-                l.mirror_percent,
-                l.duration
-            );
-        }
-        Source::Mirror(l) => {
-            let _ = writeln!(
-                text,
-                "  source     passive mirror on {} port {}, copies {}% for {:?}",
-                l.interface.as_deref().unwrap_or(""),
-                l.port.unwrap_or(0),
-                l.mirror_percent,
-                l.duration
+                "  source     {place}, copies {}%{baseline}, until the judge decides or {:?}",
+                l.mirror_percent, l.duration
             );
         }
     }
@@ -648,18 +654,37 @@ pub fn describe(loaded: &Loaded) -> String {
         };
         let _ = writeln!(
             text,
-            "  deploy     {} as a canary {via} (commit {}, tag {})",
+            "  deploy     {} as a canary {via} (commit {}, tag {}){}",
             d.service,
             d.request.commit.as_deref().unwrap_or("branch head"),
-            d.request.tag.as_deref().unwrap_or("from tag_format")
+            d.request.tag.as_deref().unwrap_or("from tag_format"),
+            if d.request.with_baseline {
+                ", with a baseline of the stable release beside it"
+            } else {
+                ""
+            }
         );
     }
     let o = &s.judge.options;
+    let baseline_copy = match (&s.source, &s.deploy) {
+        (Source::Shadow(l) | Source::Mirror(l), d) => {
+            l.shadow_baseline.is_some() || d.as_ref().is_some_and(|d| d.request.with_baseline)
+        }
+        _ => false,
+    };
+    let against = if baseline_copy {
+        format!(
+            "the baseline copy {} (noise {})",
+            crate::shadow::SHADOW_BASELINE,
+            o.baseline
+        )
+    } else {
+        format!("baseline {}", o.baseline)
+    };
     let _ = writeln!(
         text,
-        "  judge      {} vs baseline {}{}",
+        "  judge      {} vs {against}{}",
         o.candidate,
-        o.baseline,
         s.judge
             .file
             .as_ref()
