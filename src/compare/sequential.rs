@@ -19,24 +19,39 @@
 //! pooled ones would put a 5 ms route and an 80 ms route on one scale, so the p90 level would
 //! see only the slow route.
 //!
+//! Besides the routes, one set of *pooled* streams sees every pair (thresholds from all
+//! routes' baseline latencies): a change shared by all routes shows there with all their pairs.
+//!
 //! # FAIL: a weighted average of e-processes, weights fixed in advance
 //!
 //! Each stream's e-value is a mixture of likelihood ratios Π (2q)^worse (2(1−q))^better over
 //! q ∈ {0.6, 0.75, 0.9, 0.99} with equal weights (Wald 1945; the mixture method of Robbins
-//! 1970): a nonnegative supermartingale with initial value 1 under the null. A route's e-value
-//! is `error_weight`·E_errors + (1−`error_weight`)/3 · Σ E_level, and the run's is
+//! 1970): a nonnegative supermartingale with initial value 1 under the null. A slot's (a
+//! route's, or the pooled streams') e-value is `error_weight`·E_errors +
+//! (1−`error_weight`)/3 · Σ E_level. The run's e-value is a weighted average over slots with
+//! weights fixed before any data:
 //!
-//!   E_t = Σ_k w_k E_{k,t},   w_k = 1/((k+1)(k+2))  (k = 0, 1, … the k-th route to appear),
+//!   w_j = 1/((j+1)(j+2)):  j = 0 the pooled streams (½), j = k+1 the k-th route to appear,
+//!   j = max_routes+1 the [`OTHER_ROUTE`] slot;  Σ w_j < 1.
 //!
-//! so Σ w_k ≤ 1. A slot whose route has not appeared yet counts with e-value 1, so E starts at
-//! ≤ 1 and, as an average of supermartingales with weights fixed before any data, is one
-//! itself; Ville's inequality gives P(sup_t E_t ≥ 1/α) ≤ α under the null for *every* route and
-//! stream together. FAIL when E_t ≥ 1/α; the decision names the route and stream that
-//! contribute most. Why an average rather than splitting alpha: it is the same guarantee
-//! (splitting α is the special case of thresholding each term), but the average lets weak
-//! evidence on several streams add up. Why decreasing weights rather than 1/max_routes: the
-//! busiest routes appear first, and the first route pays only log 2 for the others (a route
-//! weight of 1/1000 would cost every route log 1000 nats of evidence).
+//! A slot whose route has not appeared yet holds its weight as wealth; rather than leaving it
+//! idle at e-value 1, that wealth is invested in the slots already open, in proportion to
+//! their wealth (a predictable allocation), and a new route's slot opens with its weight's
+//! share of what the idle wealth has become. Each pair multiplies the open slots' e-values by
+//! factors of conditional mean ≤ 1 under the null (given the past and the pair's route), so
+//! the total E_t (open slots plus idle wealth) is a nonnegative supermartingale with E_0 < 1
+//! by construction; Ville's inequality gives P(sup_t E_t ≥ 1/α) ≤ α under the null for every
+//! route and stream together. FAIL when E_t ≥ 1/α; the decision names the route and stream
+//! holding the largest share ([`ALL_ROUTES`] when no single route's stream has an e-value of 2
+//! on its own).
+//!
+//! Why an average rather than splitting alpha: splitting α is the special case of
+//! thresholding each term, but the average lets evidence on several streams add up. Why
+//! decreasing weights rather than 1/max_routes: the busiest routes appear first, and a route
+//! weight of 1/1000 would cost every route log 1000 nats of evidence. Why the idle wealth is
+//! invested: with one route (or all routes appearing early) the run then loses almost nothing
+//! to the slots that never fill (E_t ≈ the route's own e-value, as in the single-stream judge
+//! this replaced).
 //!
 //! # PASS: betting confidence sequences, variance-adaptive
 //!
@@ -58,14 +73,17 @@
 //! earlier sub-Gaussian normal-mixture sequence (which treated every increment as ±1) lacked;
 //! that one needed ~50 000 pairs for an error margin of 0.02.
 //!
-//! The PASS claim's error is split by a union bound with the same route weights and equal
-//! stream shares: stream s of the k-th route uses α' = α·w_k/4, so the chance that any
-//! interval of the run ever misses its mean is ≤ α. (The mean is the average over the pairs
+//! The PASS claim's error is split by a union bound over routes and streams: stream s of the
+//! k-th route uses α' = α·u_k·v_s, with u_k = 1/((k+1)(k+2)) and v_s the stream weights above
+//! (`error_weight` for errors), so the chance that any interval of the run ever misses its
+//! mean is ≤ α. (The mean is the average over the pairs
 //! of their conditional means; thresholds may move, the guarantee is about the running
 //! average.)
 //!
 //! PASS when every *required* route has its four intervals inside the allowances
-//! (`error_margin` for errors, `latency_margin` for each level). A route is required once it
+//! (`error_margin` for errors; at level q, min(`latency_margin`, 1 − q): a few points more
+//! above the level, and never double the baseline's share). The pooled streams are not needed
+//! for PASS. A route is required once it
 //! has at least `min_route_share` of the pairs; a route below that share (say 3 pairs in
 //! 2 000) cannot block PASS forever, but it is reported as not judged (see
 //! [`RouteSummary::required`]), never as healthy. A required route must also have at least
@@ -97,6 +115,9 @@ const MAX_BET: f64 = 0.8;
 /// Name of the slot shared by the routes beyond `max_routes`.
 pub const OTHER_ROUTE: &str = "(other)";
 
+/// Name of the pooled streams (every pair, whatever its route), slot `u32::MAX`.
+pub const ALL_ROUTES: &str = "(all routes)";
+
 /// One paired observation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PairSample {
@@ -121,9 +142,12 @@ pub struct SequentialOptions {
     /// Latency allowance: the candidate counts as above T only above T·(1+rel) + abs.
     pub latency_relative: f64,
     pub latency_absolute_ms: f64,
-    /// `pass` needs each required route's paired failure-rate difference bounded below this...
+    /// `pass` needs each required route's paired failure-rate difference bounded below this
+    /// (0.007 = 0.7 points)...
     pub error_margin: f64,
-    /// ...and each level's exceedance difference bounded below this.
+    /// ...and, at each latency level q, the difference of the shares above it bounded below
+    /// min(this, 1 − q): at most this many points more, and at most double the baseline's
+    /// share (so 0.05, 0.05, 0.01 at p50, p90, p99).
     pub latency_margin: f64,
     /// Pairs of a route before its latency thresholds are first set.
     pub warmup_pairs: u64,
@@ -145,7 +169,7 @@ impl Default for SequentialOptions {
             error_weight: 0.5,
             latency_relative: 0.05,
             latency_absolute_ms: 1.0,
-            error_margin: 0.02,
+            error_margin: 0.007,
             latency_margin: 0.05,
             warmup_pairs: 32,
             min_pairs: 200,
@@ -281,6 +305,15 @@ impl Discordance {
     }
 }
 
+/// The allowance of each stream: errors, then the levels.
+fn margins(o: &SequentialOptions) -> [f64; STREAMS] {
+    let mut m = [o.error_margin; STREAMS];
+    for (m, q) in m[1..].iter_mut().zip(LEVELS) {
+        *m = o.latency_margin.min(1.0 - q);
+    }
+    m
+}
+
 /// The weight of the k-th route to appear (0-based): 1/((k+1)(k+2)), summing to 1.
 pub fn route_weight(k: usize) -> f64 {
     let k = k as f64;
@@ -291,7 +324,10 @@ pub fn route_weight(k: usize) -> f64 {
 #[derive(Debug, Clone)]
 struct Route {
     name: String,
+    /// This route's share of alpha for `pass` (the pooled streams have none).
     weight: f64,
+    /// Its wealth in the run's e-value per unit of its own e-value.
+    scale: f64,
     pairs: u64,
     /// Errors, then the levels.
     streams: [Discordance; STREAMS],
@@ -302,10 +338,11 @@ struct Route {
 }
 
 impl Route {
-    fn new(name: &str, weight: f64) -> Route {
+    fn new(name: &str, weight: f64, scale: f64) -> Route {
         Route {
             name: name.to_owned(),
             weight,
+            scale,
             pairs: 0,
             streams: Default::default(),
             thresholds: None,
@@ -327,6 +364,7 @@ impl Route {
 
     fn add(&mut self, s: &PairSample, o: &SequentialOptions) {
         self.pairs += 1;
+        let margins = margins(o);
         self.streams[0].add(
             !s.baseline_failed && s.candidate_failed,
             s.baseline_failed && !s.candidate_failed,
@@ -334,12 +372,14 @@ impl Route {
         );
         if !s.baseline_failed && !s.candidate_failed {
             if let Some(t) = self.thresholds {
-                for (level, &threshold) in self.streams[1..].iter_mut().zip(&t) {
+                for ((level, &threshold), &margin) in
+                    self.streams[1..].iter_mut().zip(&t).zip(&margins[1..])
+                {
                     let allowed = threshold as f64 * (1.0 + o.latency_relative)
                         + o.latency_absolute_ms * 1000.0;
                     let c_over = s.candidate_us as f64 > allowed;
                     let b_over = s.baseline_us > threshold;
-                    level.add(c_over && !b_over, b_over && !c_over, o.latency_margin);
+                    level.add(c_over && !b_over, b_over && !c_over, margin);
                 }
             }
             // Only the baseline's latencies, so that a regressed candidate does not move them;
@@ -363,12 +403,16 @@ impl Route {
             .sum()
     }
 
-    /// Every stream's interval inside its allowance, at this route's share of alpha.
+    /// Every stream's interval inside its allowance, at this route's share of alpha (split
+    /// over the streams as the FAIL weights are: `error_weight` to the errors).
     fn bounded(&self, o: &SequentialOptions) -> bool {
-        let a = o.alpha * self.weight / STREAMS as f64;
         self.thresholds.is_some()
             && self.pairs >= o.min_pairs
-            && self.streams.iter().all(|d| d.bounded(a))
+            && self
+                .streams
+                .iter()
+                .enumerate()
+                .all(|(i, d)| d.bounded(o.alpha * self.weight * Route::stream_weight(o, i)))
     }
 }
 
@@ -392,22 +436,39 @@ pub struct RouteSummary {
 pub struct Sequential {
     options: SequentialOptions,
     pairs: u64,
+    /// Every pair, whatever its route (pooled thresholds): sees a change shared by all routes
+    /// with all of their pairs. Slot 0 of the FAIL weights; not needed for `pass`.
+    pooled: Route,
     routes: Vec<Route>,
     /// Index into `routes` by name.
     index: std::collections::HashMap<String, usize>,
-    /// Σ w_k (E_k − 1) over the routes seen; the run's e-value is `unseen` more.
-    excess: f64,
+    /// Σ scale·E over the slots taken (the pooled streams and the routes).
+    invested: f64,
+    /// Wealth of the slots not taken yet, invested in the taken ones in proportion.
+    idle: f64,
+    /// FAIL weight of the slots not taken yet.
+    idle_weight: f64,
     decision: Decision,
+}
+
+/// FAIL weight of slot j: the pooled streams are slot 0, the k-th route slot k+1.
+fn slot_weight(j: usize) -> f64 {
+    route_weight(j)
 }
 
 impl Sequential {
     pub fn new(options: SequentialOptions) -> Sequential {
+        // Slots: pooled, max_routes routes, the (other) one: Σ_{j ≤ max_routes+1} w_j.
+        let total = 1.0 - 1.0 / (options.max_routes as f64 + 3.0);
         Sequential {
+            pooled: Route::new(ALL_ROUTES, 0.0, 0.0),
             options,
             pairs: 0,
             routes: Vec::new(),
             index: std::collections::HashMap::new(),
-            excess: 0.0,
+            invested: 0.0,
+            idle: total,
+            idle_weight: total,
             decision: Decision::Continue,
         }
     }
@@ -424,19 +485,16 @@ impl Sequential {
         &self.options
     }
 
-    /// The run's combined e-value now: Σ_k w_k E_k, with e-value 1 for the slots not yet
-    /// taken.
+    /// The run's combined e-value now (at most 1 before the first pair).
     pub fn e_value(&self) -> f64 {
-        self.total_weight() + self.excess
+        self.invested + self.idle
     }
 
-    /// Σ w_k over all slots (the routes and the [`OTHER_ROUTE`] one): 1 − 1/(max_routes+2).
-    fn total_weight(&self) -> f64 {
-        1.0 - 1.0 / (self.options.max_routes as f64 + 2.0)
-    }
-
-    /// The name of a route slot, as in [`Decision::Fail`].
+    /// The name of a route slot, as in [`Decision::Fail`] (`u32::MAX`: [`ALL_ROUTES`]).
     pub fn route_name(&self, slot: u32) -> &str {
+        if slot == u32::MAX {
+            return ALL_ROUTES;
+        }
         self.routes
             .get(slot as usize)
             .map_or(OTHER_ROUTE, |r| r.name.as_str())
@@ -462,6 +520,20 @@ impl Sequential {
         r.pairs as f64 >= self.options.min_route_share * self.pairs as f64
     }
 
+    /// Takes slot j's share of the idle wealth.
+    fn take(&mut self, j: usize) -> f64 {
+        let w = slot_weight(j);
+        let scale = if self.idle_weight > 0.0 {
+            self.idle * (w / self.idle_weight).min(1.0)
+        } else {
+            0.0
+        };
+        self.idle -= scale;
+        self.idle_weight -= w;
+        self.invested += scale;
+        scale
+    }
+
     fn slot(&mut self, route: &str) -> usize {
         if let Some(&i) = self.index.get(route) {
             return i;
@@ -475,7 +547,8 @@ impl Sequential {
             return i;
         }
         let i = self.routes.len();
-        self.routes.push(Route::new(name, route_weight(i)));
+        let scale = self.take(i + 1);
+        self.routes.push(Route::new(name, route_weight(i), scale));
         self.index.insert(name.to_owned(), i);
         i
     }
@@ -485,22 +558,35 @@ impl Sequential {
         if self.decision != Decision::Continue {
             return self.decision;
         }
+        if self.pairs == 0 {
+            self.pooled.scale = self.take(0);
+        }
         self.pairs += 1;
         let i = self.slot(route);
+        let before = self.invested;
         let o = &self.options;
-        let r = &mut self.routes[i];
-        r.add(&s, o);
-        let e = r.weighted_e(o);
-        self.excess += r.weight * (e - r.e_value);
-        r.e_value = e;
+        for r in [&mut self.pooled, &mut self.routes[i]] {
+            r.add(&s, o);
+            let e = r.weighted_e(o);
+            self.invested += r.scale * (e - r.e_value);
+            r.e_value = e;
+        }
+        // The idle wealth rides along with the taken slots (a predictable allocation).
+        if before > f64::MIN_POSITIVE {
+            self.idle *= (self.invested / before).max(0.0);
+        }
 
         let total = self.e_value();
         self.decision = if total >= 1.0 / o.alpha {
             let (route, stream) = self.top();
+            let route_pairs = self
+                .routes
+                .get(route as usize)
+                .map_or(self.pairs, |r| r.pairs);
             Decision::Fail {
                 stream,
-                route: route as u32,
-                route_pairs: self.routes[route].pairs,
+                route,
+                route_pairs,
                 pairs: self.pairs,
                 elapsed_us: s.at_us,
                 e_value: total,
@@ -521,16 +607,33 @@ impl Sequential {
         self.decision
     }
 
-    /// The route and stream with the largest share of the run's e-value.
-    fn top(&self) -> (usize, Stream) {
-        let mut top = (0, Stream::Errors, f64::MIN);
+    /// The route and stream with the largest share of the run's e-value; the pooled streams
+    /// ([`ALL_ROUTES`], `u32::MAX`) only when no route's stream has an e-value of 2 on its own
+    /// (the evidence is spread thinly over routes).
+    fn top(&self) -> (u32, Stream) {
+        let best = |r: &Route, scale: f64| {
+            r.streams
+                .iter()
+                .enumerate()
+                .map(|(s, d)| {
+                    let part = scale * Route::stream_weight(&self.options, s) * d.e_value();
+                    (Stream::of(s), part)
+                })
+                .fold(
+                    (Stream::Errors, f64::MIN),
+                    |a, b| if b.1 > a.1 { b } else { a },
+                )
+        };
+        let mut top = (u32::MAX, Stream::Errors, f64::MIN);
         for (k, r) in self.routes.iter().enumerate() {
-            for (s, d) in r.streams.iter().enumerate() {
-                let part = r.weight * Route::stream_weight(&self.options, s) * d.e_value();
-                if part > top.2 {
-                    top = (k, Stream::of(s), part);
-                }
+            let (stream, part) = best(r, r.scale);
+            if part > top.2 {
+                top = (k as u32, stream, part);
             }
+        }
+        let own = |k: u32| best(&self.routes[k as usize], 1.0).1;
+        if top.0 == u32::MAX || own(top.0) < 2.0 {
+            return (u32::MAX, best(&self.pooled, 1.0).0);
         }
         (top.0, top.1)
     }
@@ -547,7 +650,7 @@ impl Sequential {
         any
     }
 
-    /// The index of a stream, for tests.
+    /// A stream of a route, for tests.
     #[cfg(test)]
     fn stream(&self, route: usize, stream: Stream) -> &Discordance {
         &self.routes[route].streams[stream.index()]
@@ -642,12 +745,42 @@ mod tests {
     }
 
     #[test]
-    fn the_route_weights_sum_to_at_most_one() {
+    fn the_slot_weights_sum_to_at_most_one() {
         let s = Sequential::new(SequentialOptions::default());
-        let sum: f64 = (0..=s.options.max_routes).map(route_weight).sum();
-        assert!((sum - s.total_weight()).abs() < 1e-12 && sum < 1.0, "{sum}");
-        // Before any pair the run's e-value is at most 1.
-        assert!(s.e_value() <= 1.0);
+        let sum: f64 = (0..=s.options.max_routes + 1).map(slot_weight).sum();
+        assert!((sum - s.e_value()).abs() < 1e-12 && sum < 1.0, "{sum}");
+    }
+
+    #[test]
+    fn the_run_e_value_is_a_supermartingale_under_the_null() {
+        // Two routes, the first pair of each opening its slot, the idle wealth moving with the
+        // taken ones: enumerate every path of 7 error-stream outcomes (route, worse/better/
+        // neither at p = ¼, ¼, ½ — the null at its edge) and check E[e-value] ≤ its start.
+        let o = SequentialOptions {
+            warmup_pairs: 1_000,
+            ..SequentialOptions::default()
+        };
+        let start = Sequential::new(o.clone()).e_value();
+        let n = 7u32;
+        let mut mean = 0.0;
+        for code in 0..6u32.pow(n) {
+            let mut s = Sequential::new(o.clone());
+            let mut prob = 1.0;
+            let mut c = code;
+            for _ in 0..n {
+                let (route, outcome) = (["a", "b"][(c % 2) as usize], (c / 2) % 3);
+                c /= 6;
+                let (b_fail, c_fail, p) = match outcome {
+                    0 => (false, false, 0.5),
+                    1 => (false, true, 0.25),
+                    _ => (true, false, 0.25),
+                };
+                prob *= 0.5 * p;
+                s.add(route, pair(b_fail, c_fail, 1_000, 1_000, 0));
+            }
+            mean += prob * s.e_value();
+        }
+        assert!(mean <= start + 1e-9, "{mean} > {start}");
     }
 
     #[test]
@@ -699,7 +832,8 @@ mod tests {
         for i in 0..20_000u64 {
             let k = rng.usize(..3);
             let w = 10_000 + rng.u64(..10_000);
-            let c = if k == 2 { w * 2 } else { w + rng.u64(..500) };
+            let c = w * (1 << k) + if k == 2 { w } else { rng.u64(..500) };
+            let w = w * (1 << k);
             if let Decision::Fail {
                 route,
                 stream,
@@ -707,7 +841,7 @@ mod tests {
                 ..
             } = s.add(routes[k], pair(false, false, w + rng.u64(..500), c, i))
             {
-                assert_eq!(s.route_name(route), "GET /slow");
+                assert_eq!(s.route_name(route), "GET /slow", "{:?}", s.routes());
                 assert!(matches!(stream, Stream::Latency(_)), "{stream:?}");
                 assert!(e_value >= 100.0);
                 return;
