@@ -661,10 +661,10 @@ fn the_sequential_judge_rides_along_the_pairs() {
     assert!(pairs <= 12, "{s:?}");
     assert_eq!(s.route.as_deref(), Some("GET /a"));
     assert!(
-        v.notes.iter().any(|n| n.starts_with(&format!(
+        v.notes.iter().any(|n| n.starts_with(
             "sequential judge: fail — GET /a: the candidate had more failures than the baseline \
              in the pairs where they differed (e-value"
-        )) && n
+        ) && n
             .ends_with(&format!("after {pairs} pairs, {pairs} on this route)"))),
         "{:?}",
         v.notes
