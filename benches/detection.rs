@@ -260,9 +260,10 @@ fn table(options: &SequentialOptions, routes: &[(&'static str, f64)], aa_runs: u
 }
 
 fn main() {
-    // `cargo test --benches` runs this too; keep that quick.
+    // `cargo test --benches` runs this too (without `--bench`, which only `cargo bench`
+    // passes); keep that quick.
     let quick =
-        std::env::args().any(|a| a == "--test") || std::env::var_os("NPRT_BENCH_QUICK").is_some();
+        !std::env::args().any(|a| a == "--bench") || std::env::var_os("NPRT_BENCH_QUICK").is_some();
     let max_pairs = if quick { 2_000 } else { 20_000 };
 
     let single = SequentialOptions {
