@@ -537,13 +537,16 @@ impl Comparison {
         match offer {
             Offer::Paired(baseline, candidate) => {
                 if let Some(s) = self.sequential.as_mut() {
-                    s.add(sequential::PairSample {
-                        at_us: 0,
-                        baseline_failed: baseline.failed,
-                        candidate_failed: candidate.failed,
-                        baseline_us: baseline.latency_us.unwrap_or(0),
-                        candidate_us: candidate.latency_us.unwrap_or(0),
-                    });
+                    s.add(
+                        &baseline.route,
+                        sequential::PairSample {
+                            at_us: 0,
+                            baseline_failed: baseline.failed,
+                            candidate_failed: candidate.failed,
+                            baseline_us: baseline.latency_us.unwrap_or(0),
+                            candidate_us: candidate.latency_us.unwrap_or(0),
+                        },
+                    );
                 }
                 self.overall.paired.add(&baseline, &candidate);
                 self.route_entry(&baseline.route)
@@ -769,27 +772,9 @@ impl Comparison {
                 judge::trim(opts.noise_relative * 100.0),
             ));
         }
-        let sequential = self.sequential.as_ref().map(|s| SequentialReport {
-            decision: s.decision(),
-            pairs: s.pairs(),
-            e_value: s.e_value(),
-        });
-        if let Some(s) = &sequential {
-            notes.push(match s.decision {
-                sequential::Decision::Fail { stream, pairs, e_value, .. } => format!(
-                    "sequential judge: fail after {pairs} pairs ({stream:?} stream, e-value {e_value:.0} ≥ 1/alpha)"
-                ),
-                sequential::Decision::Pass { pairs, .. } => {
-                    format!("sequential judge: pass after {pairs} pairs")
-                }
-                sequential::Decision::Inconclusive { pairs, .. } => {
-                    format!("sequential judge: inconclusive at the limit of {pairs} pairs")
-                }
-                sequential::Decision::Continue => format!(
-                    "sequential judge: undecided after {} pairs (e-value {:.2})",
-                    s.pairs, s.e_value
-                ),
-            });
+        let sequential = self.sequential.as_ref().map(sequential_report);
+        if let (Some(s), Some(judge)) = (&sequential, &self.sequential) {
+            notes.extend(sequential_notes(s, judge.options()));
         }
         if self.warm_skipped > 0 {
             notes.push(format!(
@@ -813,22 +798,9 @@ impl Comparison {
         }
 
         if let (Some(s), Some(o)) = (&sequential, &opts.sequential) {
-            if let sequential::Decision::Fail {
-                stream,
-                pairs,
-                e_value,
-                ..
-            } = s.decision
-            {
-                let what = match stream {
-                    sequential::Stream::Errors => "failures".to_owned(),
-                    sequential::Stream::Latency(i) => format!(
-                        "latency above the baseline's p{}",
-                        judge::trim(sequential::LEVELS.get(i).copied().unwrap_or(0.0) * 100.0)
-                    ),
-                };
+            if let sequential::Decision::Fail { e_value, .. } = s.decision {
                 findings.push(Finding {
-                    route: OVERALL_ROUTE.to_owned(),
+                    route: s.route.clone().unwrap_or_else(|| OVERALL_ROUTE.to_owned()),
                     metric: Metric::Sequential,
                     severity: Severity::Fail,
                     status: None,
@@ -836,12 +808,7 @@ impl Comparison {
                     candidate: e_value,
                     threshold: Some(1.0 / o.alpha),
                     unit: "e-value".to_owned(),
-                    message: format!(
-                        "live pairs: the candidate had more {what} than the baseline in the \
-                         pairs where they differed (e-value {e_value:.0} ≥ 1/alpha = {:.0} \
-                         after {pairs} pairs)",
-                        1.0 / o.alpha
-                    ),
+                    message: format!("live pairs: {}", sequential_failure(s, o)),
                     check: None,
                 });
             }
@@ -1111,7 +1078,99 @@ pub struct SequentialReport {
     pub decision: sequential::Decision,
     /// Pairs fed until the decision (or so far).
     pub pairs: u64,
+    /// The run's combined e-value (all routes and streams).
     pub e_value: f64,
+    /// The route that decided a `fail`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// Each route's streams, in order of first appearance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<sequential::RouteSummary>,
+}
+
+fn sequential_report(s: &sequential::Sequential) -> SequentialReport {
+    let decision = s.decision();
+    SequentialReport {
+        decision,
+        pairs: s.pairs(),
+        e_value: s.e_value(),
+        route: match decision {
+            sequential::Decision::Fail { route, .. } => Some(s.route_name(route).to_owned()),
+            _ => None,
+        },
+        routes: s.routes(),
+    }
+}
+
+/// "GET /x: more latency above the baseline's p90 than the baseline in the pairs where they
+/// differed (e-value 27 ≥ 1/alpha = 20 after 215 pairs, 80 on this route)".
+fn sequential_failure(s: &SequentialReport, o: &sequential::SequentialOptions) -> String {
+    let sequential::Decision::Fail {
+        stream,
+        route_pairs,
+        pairs,
+        e_value,
+        ..
+    } = s.decision
+    else {
+        return String::new();
+    };
+    let what = match stream {
+        sequential::Stream::Errors => "failures".to_owned(),
+        sequential::Stream::Latency(i) => format!(
+            "latency above the baseline's p{}",
+            judge::trim(sequential::LEVELS.get(i).copied().unwrap_or(0.0) * 100.0)
+        ),
+    };
+    format!(
+        "{}: the candidate had more {what} than the baseline in the pairs where they differed \
+         (e-value {e_value:.0} ≥ 1/alpha = {:.0} after {pairs} pairs, {route_pairs} on this route)",
+        s.route.as_deref().unwrap_or(OVERALL_ROUTE),
+        1.0 / o.alpha
+    )
+}
+
+/// The sequential judge's notes: its decision, and the routes it did not judge.
+fn sequential_notes(s: &SequentialReport, o: &sequential::SequentialOptions) -> Vec<String> {
+    let mut notes = vec![match s.decision {
+        sequential::Decision::Fail { .. } => {
+            format!("sequential judge: fail — {}", sequential_failure(s, o))
+        }
+        sequential::Decision::Pass { pairs, .. } => format!(
+            "sequential judge: pass after {pairs} pairs: every route's confidence interval is \
+             inside its allowance (failure rate +{} points, share above each latency level +{} \
+             points; {}% confidence for the run)",
+            judge::trim(o.error_margin * 100.0),
+            judge::trim(o.latency_margin * 100.0),
+            judge::trim((1.0 - o.alpha) * 100.0),
+        ),
+        sequential::Decision::Inconclusive { pairs, .. } => {
+            format!("sequential judge: inconclusive at the limit of {pairs} pairs")
+        }
+        sequential::Decision::Continue => format!(
+            "sequential judge: undecided after {} pairs (e-value {:.2}, fails at {:.0}; {} of {} \
+             routes bounded)",
+            s.pairs,
+            s.e_value,
+            1.0 / o.alpha,
+            s.routes.iter().filter(|r| r.bounded).count(),
+            s.routes.len(),
+        ),
+    }];
+    let unjudged: Vec<String> = s
+        .routes
+        .iter()
+        .filter(|r| !r.required && !r.bounded)
+        .map(|r| format!("{} ({} pairs)", r.route, r.pairs))
+        .collect();
+    if !unjudged.is_empty() && !matches!(s.decision, sequential::Decision::Fail { .. }) {
+        notes.push(format!(
+            "sequential judge: not judged for a pass, below {}% of the pairs: {}",
+            judge::trim(o.min_route_share * 100.0),
+            unjudged.join(", ")
+        ));
+    }
+    notes
 }
 
 impl Verdict {

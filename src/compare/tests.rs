@@ -655,18 +655,86 @@ fn the_sequential_judge_rides_along_the_pairs() {
     }
     let v = c.verdict();
     let s = v.sequential.as_ref().unwrap();
+    let sequential::Decision::Fail { pairs, .. } = s.decision else {
+        panic!("{s:?}");
+    };
+    assert!(pairs <= 12, "{s:?}");
+    assert_eq!(s.route.as_deref(), Some("GET /a"));
     assert!(
-        matches!(s.decision, sequential::Decision::Fail { pairs: 10, .. }),
-        "{s:?}"
-    );
-    assert!(
-        v.notes
-            .iter()
-            .any(|n| n.starts_with("sequential judge: fail after 10 pairs")),
+        v.notes.iter().any(|n| n.starts_with(
+            "sequential judge: fail — GET /a: the candidate had more failures than the baseline \
+             in the pairs where they differed (e-value"
+        ) && n
+            .ends_with(&format!("after {pairs} pairs, {pairs} on this route)"))),
         "{:?}",
         v.notes
+    );
+    let finding = v
+        .findings
+        .iter()
+        .find(|f| f.metric == Metric::Sequential)
+        .unwrap();
+    assert_eq!(
+        (finding.route.as_str(), finding.severity),
+        ("GET /a", Severity::Fail)
     );
     // It survives a JSON round trip like the rest of the verdict.
     let back: Verdict = serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
     assert_eq!(back, v);
+}
+
+#[test]
+fn the_sequential_judge_passes_identical_routes_and_notes_a_rare_one() {
+    let mut c = Comparison::new(Options {
+        sequential: Some(sequential::SequentialOptions::default()),
+        ..Options::new(BASE, CAND)
+    })
+    .unwrap();
+    let mut rng = fastrand::Rng::with_seed(9);
+    for i in 0..20_000u64 {
+        let route = match i {
+            3 | 400 | 2_000 => "GET /rare",
+            _ if i % 2 == 0 => "GET /a",
+            _ => "GET /b",
+        };
+        let work = 5_000 + rng.u64(..20_000);
+        for target in [BASE, CAND] {
+            c.add(&Observation {
+                id: i.to_string().into(),
+                target: target.into(),
+                route: route.into(),
+                method: "GET".into(),
+                status: Some(200),
+                latency_us: work + rng.u64(..1_000),
+                bytes: 0,
+                error: None,
+            });
+        }
+        if c.sequential_decision() != Some(sequential::Decision::Continue) {
+            break;
+        }
+    }
+    let v = c.verdict();
+    let s = v.sequential.as_ref().unwrap();
+    assert!(
+        matches!(s.decision, sequential::Decision::Pass { .. }),
+        "{s:?}"
+    );
+    assert!(
+        v.notes.iter().any(|n| n.starts_with(&format!(
+            "sequential judge: pass after {} pairs: every route's confidence interval is inside \
+             its allowance",
+            s.pairs
+        ))),
+        "{:?}",
+        v.notes
+    );
+    assert!(
+        v.notes.iter().any(|n| n
+            == "sequential judge: not judged for a pass, below 5% of the pairs: GET /rare (2 pairs)"
+            || n == "sequential judge: not judged for a pass, below 5% of the pairs: GET /rare (3 pairs)"),
+        "{:?}",
+        v.notes
+    );
+    assert!(v.findings.iter().all(|f| f.metric != Metric::Sequential));
 }
