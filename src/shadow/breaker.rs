@@ -68,6 +68,11 @@ impl Breaker {
         }
     }
 
+    /// Closed with no failure counted: an answer changes nothing (a fast path for callers).
+    pub fn is_clear(&self) -> bool {
+        self.state == State::Closed { failures: 0 }
+    }
+
     /// Whether [`Breaker::admit`] would let a copy go at `now`, without changing anything.
     pub fn ready(&self, now: Instant) -> bool {
         match self.state {
@@ -148,7 +153,9 @@ mod tests {
         let mut b = Breaker::new(settings());
         b.record(t, false);
         b.record(t, false);
+        assert!(!b.is_clear());
         b.record(t, true); // an answer resets the run
+        assert!(b.is_clear());
         b.record(t, false);
         b.record(t, false);
         assert_eq!(b.admit(t), Admit::Send);

@@ -127,13 +127,13 @@ impl Feed {
         let method =
             hyper::Method::from_bytes(head.method().as_bytes()).map_err(|_| Skip::Unanswered)?;
         let path_and_query = path_and_query(head.target());
-        let route = crate::http::route_key(head.method(), head.target());
+        let route: Arc<str> = crate::http::route_key(head.method(), head.target()).into();
         // To the response's first byte: the copies are timed to their response head too.
         let latency_ns = response.latency_ns;
         let primary = Observation {
             id: Arc::clone(&exchange.id),
             target: self.primary_name.as_str().into(),
-            route: route.as_str().into(),
+            route: Arc::clone(&route),
             method: head.method().into(),
             status: Some(response.head.status),
             latency_us: latency_ns / 1000,
@@ -142,7 +142,7 @@ impl Feed {
         };
         Ok((
             MirrorJob {
-                id: exchange.id.to_string(),
+                id: Arc::clone(&exchange.id),
                 route,
                 method,
                 path_and_query,

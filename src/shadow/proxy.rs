@@ -181,8 +181,12 @@ async fn handle(
             let method = parts.method.as_str().to_owned();
             let stamp = Stamp {
                 target: proxy.primary_name.clone(),
-                id: proxy.next_id.fetch_add(1, Ordering::Relaxed).to_string(),
-                route: crate::http::route_key(&method, &path_and_query),
+                id: proxy
+                    .next_id
+                    .fetch_add(1, Ordering::Relaxed)
+                    .to_string()
+                    .into(),
+                route: crate::http::route_key(&method, &path_and_query).into(),
                 method,
             };
             let ticket = Arc::new(Ticket {
@@ -199,8 +203,8 @@ async fn handle(
     let body: ProxyBody = match &mirror {
         Some((ticket, stamp)) => {
             let job = MirrorJob {
-                id: stamp.id.clone(),
-                route: stamp.route.clone(),
+                id: Arc::clone(&stamp.id),
+                route: Arc::clone(&stamp.route),
                 method: parts.method.clone(),
                 path_and_query: path_and_query.clone(),
                 headers: parts.headers.clone(),
@@ -283,8 +287,8 @@ async fn handle(
 /// What the primary's observation of a request needs besides its answer.
 struct Stamp {
     target: String,
-    id: String,
-    route: String,
+    id: Arc<str>,
+    route: Arc<str>,
     method: String,
 }
 
@@ -297,9 +301,9 @@ impl Stamp {
         error: Option<String>,
     ) -> Observation {
         Observation {
-            id: self.id.into(),
+            id: self.id,
             target: self.target.into(),
-            route: self.route.into(),
+            route: self.route,
             method: self.method.into(),
             status,
             latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),

@@ -36,8 +36,8 @@ const STOP_CHECK: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub struct MirrorJob {
     /// Pairs the shadow's observation with the primary's.
-    pub id: String,
-    pub route: String,
+    pub id: Arc<str>,
+    pub route: Arc<str>,
     pub method: hyper::Method,
     /// Path and query, appended to the shadow's base URL.
     pub path_and_query: String,
@@ -164,6 +164,8 @@ pub fn start(
 struct Endpoints {
     target: ShadowTarget,
     breakers: Mutex<Vec<Breaker>>,
+    /// Every breaker closed with no failure counted: nothing to lock for while answers come.
+    clear: AtomicBool,
     gate: Arc<Gate>,
     metrics: Arc<Metrics>,
 }
@@ -176,6 +178,9 @@ impl Endpoints {
     /// Whether a job may go now: every endpoint must take it, so that a job is sent to both
     /// or to neither (a copy only one side got would stay unpaired).
     fn admit(&self, now: Instant) -> bool {
+        if self.clear.load(Ordering::Relaxed) {
+            return true;
+        }
         let Ok(mut breakers) = self.breakers.lock() else {
             return true;
         };
@@ -187,6 +192,9 @@ impl Endpoints {
 
     /// Books the outcome of one endpoint's copy.
     fn record(&self, index: usize, answered: bool) {
+        if answered && self.clear.load(Ordering::Relaxed) {
+            return;
+        }
         let now = Instant::now();
         let Ok(mut breakers) = self.breakers.lock() else {
             return;
@@ -196,14 +204,18 @@ impl Endpoints {
         };
         let opened = breaker.opened();
         breaker.record(now, answered);
-        if breaker.opened() > opened {
+        let (now_opened, until) = (breaker.opened() > opened, breaker.open_until());
+        self.clear
+            .store(breakers.iter().all(Breaker::is_clear), Ordering::Relaxed);
+        drop(breakers);
+        if now_opened {
             let name = self.all().nth(index).map_or("shadow", |e| e.name.as_str());
             tracing::warn!(
                 target = name,
                 "the shadow endpoint refused or timed out repeatedly; copies paused"
             );
             self.metrics.breaker_opened(name);
-            if let Some(until) = breaker.open_until() {
+            if let Some(until) = until {
                 self.gate.close_until(until);
             }
         }
@@ -230,6 +242,7 @@ async fn dispatch(
     let endpoints = Arc::new(Endpoints {
         target,
         breakers,
+        clear: AtomicBool::new(true),
         gate,
         metrics: Arc::clone(&metrics),
     });
@@ -251,20 +264,34 @@ async fn dispatch(
         }
         let (client, endpoints, judge) = (client.clone(), Arc::clone(&endpoints), judge.clone());
         in_flight.spawn(async move {
+            let mut job = job;
             let wait = job.queued.elapsed();
             judge
                 .metrics()
                 .queue_wait(wait, wait > endpoints.target.max_queue_wait);
             let timeout = endpoints.target.timeout;
-            let canary = send(&client, &endpoints.target.canary, timeout, &job);
-            let observations = match &endpoints.target.baseline {
-                Some(baseline) => {
-                    let (c, b) = tokio::join!(canary, send(&client, baseline, timeout, &job));
-                    vec![c, b]
+            let baseline_headers = endpoints
+                .target
+                .baseline
+                .as_ref()
+                .map(|_| job.headers.clone());
+            let canary_headers = std::mem::take(&mut job.headers);
+            let canary = send(
+                &client,
+                &endpoints.target.canary,
+                timeout,
+                &job,
+                canary_headers,
+            );
+            let (canary, baseline) = match (&endpoints.target.baseline, baseline_headers) {
+                (Some(baseline), Some(headers)) => {
+                    let (c, b) =
+                        tokio::join!(canary, send(&client, baseline, timeout, &job, headers));
+                    (c, Some(b))
                 }
-                None => vec![canary.await],
+                _ => (canary.await, None),
             };
-            for (index, observation) in observations.into_iter().enumerate() {
+            for (index, observation) in std::iter::once(canary).chain(baseline).enumerate() {
                 endpoints.record(index, observation.error.is_none());
                 if observation.error.is_some() {
                     judge.metrics().shadow_error();
@@ -290,8 +317,8 @@ async fn send(
     endpoint: &Endpoint,
     timeout: Duration,
     job: &MirrorJob,
+    mut headers: HeaderMap,
 ) -> Observation {
-    let mut headers = job.headers.clone();
     headers.insert(SHADOW_HEADER, HeaderValue::from_static("1"));
     headers.remove(hyper::header::HOST);
     let mut latency = Duration::ZERO;
@@ -333,9 +360,9 @@ async fn send(
         Err(e) => (None, 0, Some(e)),
     };
     Observation {
-        id: job.id.as_str().into(),
+        id: Arc::clone(&job.id),
         target: endpoint.name.as_str().into(),
-        route: job.route.as_str().into(),
+        route: Arc::clone(&job.route),
         method: job.method.as_str().into(),
         status,
         latency_us,
