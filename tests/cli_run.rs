@@ -588,3 +588,47 @@ fn a_live_fail_rolls_the_canary_back_at_once_not_at_the_end_of_duration() {
     assert!(verdict <= done, "{t}");
     assert!(fake.get("default/deployments/web-canary").is_none());
 }
+
+#[test]
+fn a_live_pass_promotes_the_canary_at_once() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (fake, deploy) = canary_setup(dir.path());
+    let primary = common::Testbed::start(&["--latency", "1"]);
+    let canary = common::Testbed::start(&["--latency", "1"]);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let file = write(
+        dir.path(),
+        "live.toml",
+        &(format!(
+            "on_pass = \"promote\"\non_fail = \"rollback\"\n[source]\nkind = \"shadow\"\n[shadow]\nlisten = \"127.0.0.1:{port}\"\nprimary = \"{}\"\nshadow = \"{}\"\nduration = \"90s\"\n[report]\ndir = \"reports\"\n",
+            primary.url, canary.url
+        ) + &deploy),
+    );
+    let started = Instant::now();
+    let mut child = spawn_against(&fake, dir.path(), &file, &[]);
+    users_until_exit(port, &mut child, Duration::from_secs(80));
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        took < Duration::from_secs(80),
+        "the run ended at the sequential PASS, not after its 90 s: {took:?}"
+    );
+    assert!(
+        stdout(&out).contains("sequential judge: pass after"),
+        "{}",
+        stdout(&out)
+    );
+    let r = record(dir.path());
+    assert_eq!(r["verdict"], "pass");
+    assert_eq!(r["action"]["action"], "promote");
+    let start = r["timing_ms"]["action_start_after_verdict_ms"]
+        .as_u64()
+        .expect("timed");
+    assert!(start < 1000, "the promotion started {start} ms after the PASS");
+}
