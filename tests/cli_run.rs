@@ -630,5 +630,8 @@ fn a_live_pass_promotes_the_canary_at_once() {
     let start = r["timing_ms"]["action_start_after_verdict_ms"]
         .as_u64()
         .expect("timed");
-    assert!(start < 1000, "the promotion started {start} ms after the PASS");
+    assert!(
+        start < 1000,
+        "the promotion started {start} ms after the PASS"
+    );
 }

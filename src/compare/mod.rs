@@ -1136,14 +1136,27 @@ fn sequential_notes(s: &SequentialReport, o: &sequential::SequentialOptions) -> 
         sequential::Decision::Fail { .. } => {
             format!("sequential judge: fail — {}", sequential_failure(s, o))
         }
-        sequential::Decision::Pass { pairs, .. } => format!(
-            "sequential judge: pass after {pairs} pairs: every route's confidence interval is \
-             inside its allowance (failure rate +{} points, share above each latency level +{} \
-             points; {}% confidence for the run)",
-            judge::trim(o.error_margin * 100.0),
-            judge::trim(o.latency_margin * 100.0),
-            judge::trim((1.0 - o.alpha) * 100.0),
-        ),
+        sequential::Decision::Pass { pairs, .. } => {
+            // The allowance at level q is at most the share of pairs above it, 1 − q.
+            let levels: Vec<String> = sequential::LEVELS
+                .iter()
+                .map(|q| {
+                    format!(
+                        "p{} +{}",
+                        judge::trim(q * 100.0),
+                        judge::trim(o.latency_margin.min(1.0 - q) * 100.0)
+                    )
+                })
+                .collect();
+            format!(
+                "sequential judge: pass after {pairs} pairs: every route's confidence interval \
+                 is inside its allowance (failure rate +{} points; share above the latency \
+                 levels {} points; {}% confidence for the run)",
+                judge::trim(o.error_margin * 100.0),
+                levels.join(", "),
+                judge::trim((1.0 - o.alpha) * 100.0),
+            )
+        }
         sequential::Decision::Inconclusive { pairs, .. } => {
             format!("sequential judge: inconclusive at the limit of {pairs} pairs")
         }
