@@ -67,6 +67,16 @@ pub(crate) fn p99_regression() -> Comparison {
     c
 }
 
+/// Like [`same_distributions`], but the candidate answers half of one route with 503.
+pub(crate) fn error_regression() -> Comparison {
+    let mut c = comparison();
+    feed(&mut c, BASE, "GET /users/:id", 200, 10.0, ok);
+    feed(&mut c, CAND, "GET /users/:id", 200, 10.0, |i| {
+        Some(if i % 2 == 0 { 503 } else { 200 })
+    });
+    c
+}
+
 #[test]
 fn same_distributions_pass() {
     let v = same_distributions().verdict();

@@ -345,39 +345,9 @@ fn redacted(url: &hyper::Uri) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compare::{Options, Outcome};
+    use crate::compare::tests::{error_regression, p99_regression};
+    use crate::compare::Outcome;
     use std::time::Duration;
-
-    /// A comparison where the candidate is 20 ms slower on every request, or fails half.
-    fn verdict(slower: bool) -> Verdict {
-        let mut c = Comparison::new(Options::new("primary", "shadow")).unwrap();
-        for i in 0..400u64 {
-            for (target, latency_us, status) in [
-                ("primary", 5_000 + i % 100, 200),
-                (
-                    "shadow",
-                    if slower {
-                        25_000 + i % 100
-                    } else {
-                        5_000 + i % 100
-                    },
-                    if !slower && i % 2 == 0 { 503 } else { 200 },
-                ),
-            ] {
-                c.add(&Observation {
-                    id: i.to_string().into(),
-                    target: target.into(),
-                    route: "GET /a".into(),
-                    method: "GET".into(),
-                    status: Some(status),
-                    latency_us,
-                    bytes: 1,
-                    error: None,
-                });
-            }
-        }
-        c.verdict()
-    }
 
     #[test]
     fn a_saturated_nprt_turns_a_latency_fail_into_inconclusive_with_the_reason() {
@@ -387,7 +357,7 @@ mod tests {
             let late = i % 20 == 0;
             metrics.queue_wait(Duration::from_millis(if late { 300 } else { 1 }), late);
         }
-        let mut v = verdict(true);
+        let mut v = p99_regression().verdict();
         assert_eq!(v.outcome, Outcome::Fail);
         account_for_nprt(&mut v, &metrics);
         assert_eq!(v.outcome, Outcome::Inconclusive);
@@ -401,7 +371,7 @@ mod tests {
     fn failures_still_fail_a_saturated_run_and_a_quiet_one_is_left_alone() {
         let saturated = Metrics::new();
         saturated.dropped(Drop::JudgeBusy);
-        let mut v = verdict(false);
+        let mut v = error_regression().verdict();
         assert_eq!(v.outcome, Outcome::Fail);
         account_for_nprt(&mut v, &saturated);
         assert_eq!(
@@ -415,7 +385,7 @@ mod tests {
             quiet.queue_wait(Duration::from_millis(1), false);
         }
         assert!(saturation(&quiet).is_none());
-        let mut v = verdict(true);
+        let mut v = p99_regression().verdict();
         account_for_nprt(&mut v, &quiet);
         assert_eq!(v.outcome, Outcome::Fail);
     }
