@@ -132,7 +132,11 @@ async fn run(
                 }
                 let mut now = settings.comparison.sequential_decision().unwrap_or(Decision::Continue);
                 if let Decision::Fail { pairs, elapsed_us, stream, .. } = now {
-                    if !stream_is_failures(stream) && saturation(&metrics).is_some() {
+                    // Checked until a FAIL is taken (the sequential decision is sticky).
+                    if !matches!(decision, Decision::Fail { .. })
+                        && !stream_is_failures(stream)
+                        && saturation(&metrics).is_some()
+                    {
                         // The latency difference may be nprt's own queueing.
                         now = Decision::Inconclusive { pairs, elapsed_us };
                     }
