@@ -111,7 +111,7 @@ impl MirrorSettings {
     fn mirroring(&self) -> Result<Mirroring, Failure> {
         let base = shadow::parse_base(&self.shadow).map_err(usage("--shadow"))?;
         let baseline = match &self.shadow_baseline {
-            Some(url) => Some(shadow::Endpoint {
+            Some(url) => Some(crate::replay::Target {
                 name: shadow::SHADOW_BASELINE.to_owned(),
                 base: shadow::parse_base(url).map_err(usage("--shadow-baseline"))?,
             }),
@@ -193,7 +193,7 @@ impl MirrorSettings {
         Ok(Mirroring {
             primary_name: shadow::PRIMARY.to_owned(),
             target: ShadowTarget {
-                canary: shadow::Endpoint {
+                canary: crate::replay::Target {
                     name: shadow::SHADOW.to_owned(),
                     base,
                 },

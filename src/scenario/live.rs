@@ -99,14 +99,8 @@ pub async fn run(live: Live<'_>) -> Result<Traffic, Failure> {
     let mirroring = Mirroring {
         primary_name,
         target: ShadowTarget {
-            canary: shadow::Endpoint {
-                name: live.shadow.name.clone(),
-                base: live.shadow.base.clone(),
-            },
-            baseline: live.baseline.as_ref().map(|b| shadow::Endpoint {
-                name: b.name.clone(),
-                base: b.base.clone(),
-            }),
+            canary: live.shadow.clone(),
+            baseline: live.baseline.clone(),
             concurrency: 64,
             queue: spec.queue,
             timeout: std::time::Duration::from_secs(10),

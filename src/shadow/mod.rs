@@ -29,7 +29,7 @@ pub use forward::{MirrorPolicy, Skip, SHADOW_HEADER};
 pub use judge::{JudgeOutcome, JudgeSettings, OnFail};
 pub use metrics::{Metrics, Totals};
 pub use proxy::ConnectionLimits;
-pub use sender::{Endpoint, ShadowTarget};
+pub use sender::ShadowTarget;
 
 /// The target name of the primary (stable) in observations and reports.
 pub const PRIMARY: &str = "primary";

@@ -25,6 +25,7 @@ use super::judge::JudgeHandle;
 use super::metrics::{Drop, Metrics};
 use super::Client;
 use crate::observation::Observation;
+use crate::replay::Target;
 
 /// How long the shadow's requests in flight may finish when mirroring ends.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -48,22 +49,13 @@ pub struct MirrorJob {
     pub queued: Instant,
 }
 
-/// One place copies go to.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    /// The target name in observations and reports.
-    pub name: String,
-    /// Scheme and authority (and an optional path prefix).
-    pub base: hyper::Uri,
-}
-
 /// How the shadow is reached.
 #[derive(Debug, Clone)]
 pub struct ShadowTarget {
-    /// The canary.
-    pub canary: Endpoint,
+    /// The canary (its name is the target name in observations and reports).
+    pub canary: Target,
     /// A fresh copy of stable that gets every copy at the same moment as the canary.
-    pub baseline: Option<Endpoint>,
+    pub baseline: Option<Target>,
     /// Jobs in flight at most (a job with a baseline copy is two requests).
     pub concurrency: usize,
     /// Requests waiting for a free slot at most.
@@ -171,7 +163,7 @@ struct Endpoints {
 }
 
 impl Endpoints {
-    fn all(&self) -> impl Iterator<Item = &Endpoint> {
+    fn all(&self) -> impl Iterator<Item = &Target> {
         std::iter::once(&self.target.canary).chain(self.target.baseline.as_ref())
     }
 
@@ -266,8 +258,8 @@ async fn dispatch(
         in_flight.spawn(async move {
             let mut job = job;
             let wait = job.queued.elapsed();
-            judge
-                .metrics()
+            endpoints
+                .metrics
                 .queue_wait(wait, wait > endpoints.target.max_queue_wait);
             let timeout = endpoints.target.timeout;
             let baseline_headers = endpoints
@@ -294,7 +286,7 @@ async fn dispatch(
             for (index, observation) in std::iter::once(canary).chain(baseline).enumerate() {
                 endpoints.record(index, observation.error.is_none());
                 if observation.error.is_some() {
-                    judge.metrics().shadow_error();
+                    endpoints.metrics.shadow_error();
                 }
                 judge.send(observation);
             }
@@ -314,7 +306,7 @@ async fn dispatch(
 /// at; the body is read (and counted) after.
 async fn send(
     client: &Client<Full<Bytes>>,
-    endpoint: &Endpoint,
+    endpoint: &Target,
     timeout: Duration,
     job: &MirrorJob,
     mut headers: HeaderMap,
