@@ -143,22 +143,11 @@ impl MirrorSettings {
             }),
             None => None,
         };
-        // With a baseline copy the canary is judged against it, and the primary is the noise
-        // target: a difference that also shows between the two stables is not the canary's.
-        let mut options = match &baseline {
-            Some(b) => CompareOptions::new(&b.name, shadow::SHADOW),
-            None => CompareOptions::new(shadow::PRIMARY, shadow::SHADOW),
-        };
+        let mut options = CompareOptions::new(shadow::PRIMARY, shadow::SHADOW);
         if let Some(path) = &self.judge {
             options = read_judge_file(path, options)?;
         }
-        if baseline.is_some() {
-            options.noise = Some(shadow::PRIMARY.to_owned());
-        }
-        options.sequential = Some(crate::compare::sequential::SequentialOptions {
-            alpha: options.alpha,
-            ..Default::default()
-        });
+        let options = shadow::live_options(options, baseline.as_ref().map(|b| b.name.as_str()));
         let comparison = Comparison::new(options).map_err(Failure::bad_input)?;
         let observations: Option<Box<dyn Write + Send>> = match &self.observations {
             Some(path) => {

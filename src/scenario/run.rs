@@ -343,24 +343,10 @@ async fn traffic(
                 .map(|u| Target::parse(&format!("{}={u}", crate::shadow::SHADOW_BASELINE)))
                 .transpose()
                 .map_err(bad)?;
-            let mut live_options = options.clone();
-            // A live run is decided by the sequential judge: it ends the run the moment it
-            // decides, as `nprt shadow` does.
-            if live_options.sequential.is_none() {
-                live_options.sequential = Some(crate::compare::sequential::SequentialOptions {
-                    alpha: live_options.alpha,
-                    ..Default::default()
-                });
-            }
-            if let Some(b) = &baseline {
-                // The shadow is judged against its baseline copy; the primary (or the
-                // captured stable) is the noise: what differs between the two stables is
-                // not the canary's.
-                live_options.noise = Some(std::mem::replace(
-                    &mut live_options.baseline,
-                    b.name.clone(),
-                ));
-            }
+            let live_options = crate::shadow::live_options(
+                options.clone(),
+                baseline.as_ref().map(|b| b.name.as_str()),
+            );
             let comparison = Comparison::new(live_options).map_err(Failure::bad_input)?;
             live::run(Live {
                 source: kind,

@@ -127,6 +127,27 @@ pub fn parse_base(text: &str) -> Result<hyper::Uri, String> {
     Ok(uri)
 }
 
+/// The comparison options of a live run, from the configured ones (baseline: the primary,
+/// candidate: the shadow). The sequential judge decides a live run, at the comparison's alpha
+/// unless it was set up already. With a baseline copy (its target name given), the shadow is
+/// judged against that copy and the primary becomes the noise target: a difference that also
+/// shows between the two stables is not the canary's.
+pub fn live_options(
+    mut options: crate::compare::Options,
+    baseline_copy: Option<&str>,
+) -> crate::compare::Options {
+    if options.sequential.is_none() {
+        options.sequential = Some(crate::compare::sequential::SequentialOptions {
+            alpha: options.alpha,
+            ..Default::default()
+        });
+    }
+    if let Some(copy) = baseline_copy {
+        options.noise = Some(std::mem::replace(&mut options.baseline, copy.to_owned()));
+    }
+    options
+}
+
 /// Describes a client error by its root cause ("connect: Connection refused").
 pub(crate) fn describe_error(e: &hyper_util::client::legacy::Error) -> String {
     let mut text = if e.is_connect() { "connect" } else { "request" }.to_owned();
@@ -272,5 +293,22 @@ mod tests {
         assert!(parse_base("127.0.0.1:80").unwrap_err().contains("scheme"));
         assert!(parse_base("ftp://x").unwrap_err().contains("not supported"));
         assert!(parse_base("http://x/?a=1").unwrap_err().contains("query"));
+    }
+
+    #[test]
+    fn a_live_run_is_judged_sequentially_and_against_its_baseline_copy() {
+        let plain = live_options(crate::compare::Options::new(PRIMARY, SHADOW), None);
+        assert_eq!((plain.baseline.as_str(), plain.noise), (PRIMARY, None));
+        assert_eq!(
+            plain.sequential.as_ref().map(|s| s.alpha),
+            Some(plain.alpha)
+        );
+        let copy = live_options(
+            crate::compare::Options::new(PRIMARY, SHADOW),
+            Some(SHADOW_BASELINE),
+        );
+        assert_eq!(copy.baseline, SHADOW_BASELINE);
+        assert_eq!(copy.candidate, SHADOW);
+        assert_eq!(copy.noise.as_deref(), Some(PRIMARY));
     }
 }
