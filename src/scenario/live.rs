@@ -71,17 +71,11 @@ pub async fn run(live: Live<'_>) -> Result<Traffic, Failure> {
     });
     // The run ends the moment the live judge decides, so the scenario acts at once.
     let (decided_tx, decided_rx) = tokio::sync::oneshot::channel();
-    let decided_at = Arc::new(Mutex::new(None));
     let until_decided = {
-        let decided_at = Arc::clone(&decided_at);
         let duration = spec.duration;
         async move {
             let decided = async {
-                if decided_rx.await.is_ok() {
-                    if let Ok(mut at) = decided_at.lock() {
-                        *at = Some(std::time::Instant::now());
-                    }
-                } else {
+                if decided_rx.await.is_err() {
                     // The judge ended without deciding: the duration ends the run.
                     std::future::pending::<()>().await;
                 }
@@ -205,12 +199,11 @@ pub async fn run(live: Live<'_>) -> Result<Traffic, Failure> {
     if let Some(capture) = capture {
         log.push_str(&capture.to_string());
     }
-    let decided = decided_at.lock().ok().and_then(|at| *at);
     Ok(Traffic {
         verdict: outcome.judge.verdict,
         log,
         unreachable: Vec::new(),
         first_mirrored: metrics.first_mirrored(),
-        decided,
+        decided: metrics.decided(),
     })
 }

@@ -79,6 +79,7 @@ pub struct Metrics {
     /// nprt's own queueing of the copies, for the verdict's saturation rule.
     waits: Mutex<Waits>,
     first_mirrored: OnceLock<Instant>,
+    decided: OnceLock<Instant>,
 }
 
 /// How long copies waited inside nprt before they were sent, in µs.
@@ -206,6 +207,7 @@ impl Metrics {
                 breaker_opened: 0,
             }),
             first_mirrored: OnceLock::new(),
+            decided: OnceLock::new(),
         };
         for reason in Skip::ALL {
             metrics.skipped.get_or_create_owned(&Reason {
@@ -227,7 +229,7 @@ impl Metrics {
     }
 
     pub fn mirrored(&self) {
-        let _ = self.first_mirrored.set(Instant::now());
+        self.first_mirrored.get_or_init(Instant::now);
         self.mirrored.inc();
         self.plain[1].fetch_add(1, Ordering::Relaxed);
     }
@@ -253,6 +255,11 @@ impl Metrics {
     /// When the first request was mirrored (the start of the time to a verdict).
     pub fn first_mirrored(&self) -> Option<Instant> {
         self.first_mirrored.get().copied()
+    }
+
+    /// When the live judge first decided (pass, fail or inconclusive).
+    pub fn decided(&self) -> Option<Instant> {
+        self.decided.get().copied()
     }
 
     /// A copy is being sent after waiting `wait` inside nprt; `late` when that is longer than
@@ -339,6 +346,9 @@ impl Metrics {
     }
 
     pub fn set_decision(&self, decision: &Decision) {
+        if *decision != Decision::Continue {
+            self.decided.get_or_init(Instant::now);
+        }
         let now = match decision {
             Decision::Continue => "continue",
             Decision::Pass { .. } => "pass",
@@ -439,6 +449,8 @@ mod tests {
         m.observed(&obs("primary", Some(200), None));
         m.observed(&obs("shadow", None, Some("connection refused")));
         m.shadow_error();
+        assert!(m.decided().is_none(), "continue is no decision");
+        assert!(m.first_mirrored().is_some());
         m.set_decision(&Decision::Pass {
             pairs: 3,
             elapsed_us: 0,
