@@ -3,8 +3,9 @@
 //!
 //! The request body is streamed to the primary as it arrives and copied on the side up to
 //! `--max-body` ([`TeeBody`]); only when it has been read whole is the copy queued for the
-//! shadow. The primary's response body is timed and counted as the client reads it
-//! ([`TimedBody`]). A [`Ticket`] joins the two: the primary's observation is judged only when
+//! shadow. The primary's answer is timed from the request handed to the connection to its
+//! response head, the points the copies are timed at too; its body is counted as the client
+//! reads it ([`CountedBody`]). A [`Ticket`] joins the two: the primary's observation is judged only when
 //! its request was mirrored, so that both sides of the comparison see the same requests.
 
 use std::convert::Infallible;
@@ -258,7 +259,7 @@ async fn handle(
             let (mut head, body) = response.into_parts();
             strip_hop_by_hop(&mut head.headers);
             let body = match mirror {
-                Some((ticket, stamp)) => TimedBody {
+                Some((ticket, stamp)) => CountedBody {
                     inner: body,
                     bytes: 0,
                     done: Some(Box::new(move |bytes| {
@@ -466,13 +467,13 @@ impl std::ops::Drop for TeeBody {
 }
 
 /// The primary's response body on its way to the client, counted; reports once at the end.
-struct TimedBody {
+struct CountedBody {
     inner: Incoming,
     bytes: u64,
     done: OnEnd<u64>,
 }
 
-impl TimedBody {
+impl CountedBody {
     fn finish(&mut self) {
         if let Some(done) = self.done.take() {
             done(self.bytes);
@@ -480,7 +481,7 @@ impl TimedBody {
     }
 }
 
-impl Body for TimedBody {
+impl Body for CountedBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
@@ -514,10 +515,10 @@ impl Body for TimedBody {
     }
 }
 
-impl std::ops::Drop for TimedBody {
+impl std::ops::Drop for CountedBody {
     fn drop(&mut self) {
         // The client went away early (or the body was empty and never polled): what was
-        // timed so far is still the primary's answer.
+        // counted so far is still the primary's answer.
         self.finish();
     }
 }
