@@ -5,11 +5,12 @@
 //! both, and the comparison is printed and written as a JSON report. The run succeeds when it
 //! completes; finding the regression is the point of the demo, so it does not fail the exit code.
 
-use crate::cli::{write_reports, Failure, ReplayRun};
 use crate::compare::{Comparison, Options as CompareOptions};
 use crate::recording::{GorReader, ReadOptions};
 use crate::replay::{Filter, MethodPolicy, Pacing, ReplayOptions, Target};
 use crate::report::{self, Format};
+use crate::session::replay::ReplayRun;
+use crate::session::{write_reports, Failure};
 use crate::testbed::{RouteEffect, RouteRule, TestbedConfig};
 use crate::Exit;
 use std::path::PathBuf;
@@ -123,7 +124,9 @@ pub(crate) async fn run(report_dir: Option<PathBuf>) -> Result<Exit, Failure> {
     let source: crate::replay::Source = Box::new(move || {
         Ok(Box::new(once.take().into_iter().flatten()) as crate::replay::Exchanges)
     });
-    let done = run.execute(source).await?;
+    let done = run
+        .execute(source, crate::session::shutdown_signal())
+        .await?;
     eprint!("{}", done.summary.render());
     let verdict = done
         .verdict

@@ -18,6 +18,7 @@ pub mod redact;
 pub mod replay;
 pub mod report;
 pub mod scenario;
+pub mod session;
 pub mod shadow;
 pub mod testbed;
 pub mod tls;

@@ -4,12 +4,12 @@
 
 use crate::compare::summary::HistogramSummary;
 use crate::compare::{Comparison, Options as CompareOptions};
-use crate::observation::{self, Observation};
+use crate::observation;
 use crate::recording::{GorReader, ReadOptions};
-use crate::replay::{
-    Filter, HeaderRule, MethodPolicy, Pacing, ReplayOptions, Rewrite, Source, Target,
-};
+use crate::replay::{Filter, HeaderRule, MethodPolicy, Pacing, ReplayOptions, Rewrite, Target};
 use crate::report::{self, Format};
+use crate::session::replay::{open_recording as open_gor, recording_source, ReplayRun};
+use crate::session::{shutdown_signal, write_reports, AtomicFile, Failure, Outcome};
 use crate::testbed::{RouteEffect, RouteRule, TestbedConfig};
 use crate::Exit;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -20,7 +20,6 @@ use std::time::Duration;
 
 mod capture;
 mod deploy;
-mod output;
 mod redact;
 mod replay;
 mod run;
@@ -28,10 +27,8 @@ mod shadow;
 
 use capture::*;
 use deploy::*;
-pub(crate) use output::{write_reports, AtomicFile};
 use redact::*;
 use replay::*;
-pub(crate) use replay::{recording_source, ReplayRun};
 use run::*;
 use shadow::*;
 
@@ -233,30 +230,6 @@ struct CalibrateArgs {
     judge: Option<PathBuf>,
 }
 
-/// A failure with the exit code it maps to.
-#[derive(Debug)]
-pub struct Failure {
-    pub exit: Exit,
-    pub error: anyhow::Error,
-}
-
-impl Failure {
-    pub(crate) fn bad_input(error: impl Into<anyhow::Error>) -> Self {
-        Failure {
-            exit: Exit::BadInput,
-            error: error.into(),
-        }
-    }
-    pub(crate) fn runtime(error: impl Into<anyhow::Error>) -> Self {
-        Failure {
-            exit: Exit::Runtime,
-            error: error.into(),
-        }
-    }
-}
-
-type Outcome = Result<Exit, Failure>;
-
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -288,27 +261,10 @@ pub fn main() -> i32 {
         Ok(exit) => exit as i32,
         Err(failure) => {
             // Errors may quote input (a request target): never with its secrets.
-            let text = error_chain(&failure.error);
-            eprintln!("Error: {}", crate::redact::redact_text(&text));
-            failure.exit as i32
+            eprintln!("Error: {}", crate::redact::redact_text(&failure.message()));
+            failure.exit() as i32
         }
     }
-}
-
-/// The error and its causes on one line; a cause whose text the message already quotes is
-/// not repeated.
-fn error_chain(error: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in error.chain() {
-        let part = cause.to_string();
-        if !text.contains(&part) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&part);
-        }
-    }
-    text
 }
 
 fn init_logging(format: LogFormat) {
@@ -375,40 +331,14 @@ async fn testbed(args: TestbedArgs) -> Outcome {
         )),
         _ => None,
     };
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
-    let addr = listener.local_addr().map_err(Failure::runtime)?;
-    println!("nprt testbed listening on {scheme}://{addr}");
+    let running = crate::session::testbed::start("--listen", args.listen, config, tls).await?;
+    println!("nprt testbed listening on {}", running.url);
     let _ = std::io::stdout().flush();
     tokio::select! {
-        result = crate::testbed::serve(listener, config, tls) => result.map_err(Failure::runtime)?,
+        result = running.task => result.map_err(Failure::runtime)?.map_err(Failure::runtime)?,
         () = shutdown_signal() => {}
     }
     Ok(Exit::Pass)
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
-impl Failure {
-    fn bad_input_msg(message: String) -> Self {
-        Failure::bad_input(anyhow::anyhow!(message))
-    }
 }
 
 fn usage(option: &'static str) -> impl Fn(String) -> Failure {
@@ -416,11 +346,7 @@ fn usage(option: &'static str) -> impl Fn(String) -> Failure {
 }
 
 fn open_recording(path: &Path, read: &ReadArgs) -> Result<GorReader, Failure> {
-    let options = ReadOptions {
-        skip_bad: read.skip_bad,
-        ..ReadOptions::default()
-    };
-    GorReader::open(path, options).map_err(Failure::bad_input)
+    open_gor(path, read.skip_bad)
 }
 
 /// Parses `30s`, `5m`, `1h`, `250ms` or a plain number of seconds.

@@ -120,24 +120,6 @@ impl From<Methods> for MethodPolicy {
     }
 }
 
-/// A replay source that yields `first` and then reopens `path` for each further pass.
-pub(crate) fn recording_source(first: GorReader, path: PathBuf, skip_bad: bool) -> Source {
-    let mut first = Some(first);
-    Box::new(move || {
-        let reader = match first.take() {
-            Some(reader) => reader,
-            None => GorReader::open(
-                &path,
-                ReadOptions {
-                    skip_bad,
-                    ..ReadOptions::default()
-                },
-            )?,
-        };
-        Ok(Box::new(reader) as crate::replay::Exchanges)
-    })
-}
-
 /// Parses `I/N` with `0 <= I < N`.
 pub(super) fn parse_shard(text: &str) -> Result<(u32, u32), String> {
     let bad = || format!("`{text}` is not a shard like 0/4 (index from 0, below the count)");
@@ -225,6 +207,7 @@ pub(super) async fn replay(args: ReplayArgs) -> Outcome {
         max_in_flight: args.max_in_flight,
         h2: args.h2,
         ca_cert: args.ca_cert.clone(),
+        stop: Default::default(),
     };
     // Opened once here so that a missing or unreadable file is reported before anything is
     // sent; `--loop` reopens it for each further pass.
@@ -241,97 +224,33 @@ pub(super) async fn replay(args: ReplayArgs) -> Outcome {
         comparison,
         quiet: args.quiet,
     };
-    let done = run.execute(reader).await?;
+    run.check_outputs()?;
+    if let Some(dir) = &args.report {
+        crate::session::output::prepare_output_dir(dir, "--report")?;
+    }
+    let done = run.execute(reader, shutdown_signal()).await?;
     eprint!("{}", done.summary.render());
     if let Some(path) = &args.observations {
         eprintln!("observations written to {}", path.display());
     }
     let unreachable = done.summary.unreachable_targets();
-    if let Some(verdict) = done.verdict {
-        print!("{}", report::render(&verdict, args.judge.format.into()));
+    let mut exit = if done.interrupted() {
+        Exit::Inconclusive
+    } else {
+        Exit::Pass
+    };
+    if let Some(verdict) = &done.verdict {
+        print!("{}", report::render(verdict, args.judge.format.into()));
         if let Some(dir) = &args.report {
-            write_reports(dir, &verdict)?;
+            write_reports(dir, verdict)?;
         }
-        if !unreachable.is_empty() {
-            return Err(Failure::runtime(anyhow::anyhow!(
-                "no request reached {}",
-                unreachable.join(", ")
-            )));
-        }
-        return Ok(verdict.exit());
+        exit = verdict.exit();
     }
-    if !unreachable.is_empty() {
+    if !unreachable.is_empty() && !done.interrupted() {
         return Err(Failure::runtime(anyhow::anyhow!(
             "no request reached {}",
             unreachable.join(", ")
         )));
     }
-    Ok(Exit::Pass)
-}
-
-/// One replay with its outputs: the observations file (written only when the replay
-/// completes) and the comparison fed as observations arrive.
-pub(crate) struct ReplayRun {
-    pub options: ReplayOptions,
-    pub observations: Option<PathBuf>,
-    /// Where to write the histogram summary, if anywhere.
-    pub summary: Option<PathBuf>,
-    pub comparison: Option<Comparison>,
-    pub quiet: bool,
-}
-
-pub(crate) struct ReplayDone {
-    pub summary: crate::replay::ReplaySummary,
-    pub verdict: Option<crate::compare::Verdict>,
-}
-
-impl ReplayRun {
-    pub(crate) async fn execute(self, source: Source) -> Result<ReplayDone, Failure> {
-        let mut file = match &self.observations {
-            Some(path) => Some(AtomicFile::create(path)?),
-            None => None,
-        };
-        let mut comparison = self.comparison;
-        let mut write_error: Option<std::io::Error> = None;
-        let mut progress = crate::progress::Progress::new(self.quiet);
-        let mut histograms = self.summary.as_ref().map(|_| HistogramSummary::default());
-        let summary = crate::replay::run(source, &self.options, |obs: &Observation| {
-            progress.observe(obs);
-            if let Some(h) = histograms.as_mut() {
-                h.add(obs);
-            }
-            if let Some(c) = comparison.as_mut() {
-                c.add(obs);
-            }
-            if let (Some(f), None) = (file.as_mut(), &write_error) {
-                if let Err(e) = observation::write_line(f.writer(), obs) {
-                    write_error = Some(e);
-                }
-            }
-        })
-        .await
-        .map_err(|e| match e {
-            crate::replay::ReplayError::Task(_) => Failure::runtime(e),
-            _ => Failure::bad_input(e),
-        });
-        progress.finish();
-        let summary = summary?;
-        if let Some(e) = write_error {
-            return Err(Failure::runtime(e));
-        }
-        if let Some(f) = file {
-            f.commit()?;
-        }
-        if let (Some(path), Some(histograms)) = (&self.summary, histograms) {
-            let mut f = AtomicFile::create(path)?;
-            f.writer()
-                .write_all(histograms.to_json().as_bytes())
-                .map_err(Failure::runtime)?;
-            f.commit()?;
-        }
-        Ok(ReplayDone {
-            summary,
-            verdict: comparison.map(|c| c.verdict()),
-        })
-    }
+    Ok(exit)
 }

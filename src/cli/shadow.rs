@@ -125,7 +125,7 @@ impl MirrorSettings {
         }
         if self.queue == 0 || self.shadow_concurrency == 0 {
             return Err(Failure::bad_input_msg(
-                "--queue and --shadow-concurrency must be at least 1".into(),
+                "--queue and --shadow-concurrency must be at least 1",
             ));
         }
         let on_fail = match &self.on_fail_url {

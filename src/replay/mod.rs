@@ -19,11 +19,13 @@ mod conn;
 mod filter;
 mod open;
 mod sink;
+mod stop;
 mod summary;
 mod target;
 
 pub use clock::Clock;
 pub use filter::{Filter, HeaderRule, Skip, SkipCounts};
+pub use stop::Stop;
 pub use summary::{ReplaySummary, TargetSummary};
 pub use target::{build_request, Rewrite, Target};
 
@@ -88,6 +90,8 @@ pub struct ReplayOptions {
     pub h2: bool,
     /// A PEM file of CA certificates trusted for https targets besides the system's.
     pub ca_cert: Option<std::path::PathBuf>,
+    /// Ends the sending early when stopped (Ctrl-C); requests in flight still finish.
+    pub stop: Stop,
 }
 
 impl Default for ReplayOptions {
@@ -104,6 +108,7 @@ impl Default for ReplayOptions {
             looping: false,
             h2: false,
             ca_cert: None,
+            stop: Stop::default(),
         }
     }
 }
@@ -179,11 +184,22 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut taken = Vec::new();
+    // After a stop, answers in flight get a short grace; those still out then are dropped.
+    let mut grace: Option<Instant> = None;
     let finished = loop {
         let finished = tokio::select! {
             finished = &mut engine => Some(finished),
             _ = tick.tick() => None,
             () = sink.filling() => None,
+            () = options.stop.stopped(), if grace.is_none() => {
+                grace = Some(Instant::now() + STOP_GRACE);
+                None
+            }
+            () = sleep_until_some(grace) => {
+                engine.abort();
+                summary.unanswered_at_stop = true;
+                Some(Ok(Ok(ScheduleStats::default())))
+            }
         };
         // After the engine has finished, every observation is in the sink.
         sink.take(&mut taken);
@@ -198,12 +214,27 @@ pub async fn run(
         }
     };
     summary.elapsed = started.elapsed();
+    summary.interrupted = options.stop.is_stopped();
     let join =
         |what: &str, e: tokio::task::JoinError| ReplayError::Task(format!("{what} failed: {e}"));
     let schedule_stats = finished.map_err(|e| join("sender", e))??;
     summary.merge_schedule(schedule_stats);
+    if summary.unanswered_at_stop {
+        summary.count_from_observations();
+    }
     reader.await.map_err(|e| join("recording reader", e))??;
     Ok(summary)
+}
+
+/// How long a stopped replay waits for answers still in flight.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Sleeps until `at`, or forever when there is no `at`.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Exchanges handed from the reader thread to the senders, with the pass each belongs to.
@@ -337,6 +368,7 @@ pub(crate) struct Admission {
     /// Exchanges admitted by this admission and every [`fork`](Self::fork) of it: what
     /// `limit` counts when several threads send.
     admitted: Arc<AtomicU64>,
+    stop: Stop,
     pub stats: ScheduleStats,
 }
 
@@ -356,6 +388,7 @@ impl Admission {
             limit: options.limit,
             deadline: options.duration.map(|d| started + d),
             admitted: Arc::default(),
+            stop: options.stop.clone(),
             stats: ScheduleStats::default(),
         }
     }
@@ -368,6 +401,7 @@ impl Admission {
             limit: self.limit,
             deadline: self.deadline,
             admitted: Arc::clone(&self.admitted),
+            stop: self.stop.clone(),
             stats: ScheduleStats::default(),
         }
     }
@@ -377,6 +411,7 @@ impl Admission {
         let limited = |admitted: u64| self.limit.is_some_and(|limit| admitted >= limit);
         if limited(self.admitted.load(Ordering::Relaxed))
             || self.deadline.is_some_and(|d| Instant::now() >= d)
+            || self.stop.is_stopped()
         {
             return Admit::Stop;
         }
@@ -428,7 +463,10 @@ where
                 if admission.past_deadline(due) {
                     break 'batches;
                 }
-                tokio::time::sleep_until(due).await;
+                tokio::select! {
+                    () = tokio::time::sleep_until(due) => {}
+                    () = admission.stop.stopped() => break 'batches,
+                }
             }
             let due = scheduled.unwrap_or_else(Instant::now);
             admission

@@ -57,6 +57,10 @@ pub struct ReplaySummary {
     pub targets: BTreeMap<String, TargetSummary>,
     pub lag: LagHistogram,
     pub elapsed: Duration,
+    /// The replay was stopped (Ctrl-C) before the end of its recording, limit or duration.
+    pub interrupted: bool,
+    /// ...and some requests were still unanswered when it gave up waiting for them.
+    pub unanswered_at_stop: bool,
 }
 
 impl ReplaySummary {
@@ -88,6 +92,14 @@ impl ReplaySummary {
         }
     }
 
+    /// After the senders were abandoned at a stop, their counts are lost: what was observed
+    /// is what was sent and read.
+    pub(crate) fn count_from_observations(&mut self) {
+        let most = self.targets.values().map(|t| t.requests).max().unwrap_or(0);
+        self.sent = most;
+        self.exchanges_read = self.exchanges_read.max(most);
+    }
+
     pub(crate) fn merge_schedule(&mut self, stats: ScheduleStats) {
         self.exchanges_read = stats.exchanges_read;
         self.skipped = stats.skipped;
@@ -108,6 +120,9 @@ impl ReplaySummary {
     pub fn render(&self) -> String {
         let secs = self.elapsed.as_secs_f64();
         let mut out = String::new();
+        if self.interrupted {
+            out.push_str("interrupted (Ctrl-C or SIGTERM): ");
+        }
         let _ = write!(
             out,
             "replayed {} of {} exchanges in {:.2} s ({:.0} exchanges/s)",
@@ -131,6 +146,9 @@ impl ReplaySummary {
             if self.skipped.contains_key(&Skip::UnsafeMethod) {
                 out.push_str("; --methods all sends unsafe methods");
             }
+        }
+        if self.unanswered_at_stop {
+            out.push_str("; requests still in flight after the stop were not waited for");
         }
         out.push('\n');
         let _ = writeln!(

@@ -969,6 +969,7 @@ fn check_replay(r: &RawReplay, ctx: &Ctx<'_>) -> Result<ReplayOptions, ScenarioE
         looping: r.looping,
         h2: r.h2,
         ca_cert: r.ca_cert.as_deref().map(|c| ctx.path("replay.ca_cert", c)),
+        stop: Default::default(),
     })
 }
 

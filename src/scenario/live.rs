@@ -3,9 +3,9 @@
 //! [`run`].
 
 use super::file::{LiveSource, LiveSpec};
-use crate::cli::Failure;
 use crate::compare::Comparison;
 use crate::replay::Target;
+use crate::session::Failure;
 use std::path::PathBuf;
 
 /// What a live run needs: the settings from the scenario, the resolved targets, the
@@ -186,7 +186,7 @@ pub async fn run(live: Live<'_>) -> Result<Traffic, Failure> {
         let histograms = histograms
             .lock()
             .map_err(|_| Failure::runtime(anyhow::anyhow!("the summary was poisoned")))?;
-        let mut file = crate::cli::AtomicFile::create(path)?;
+        let mut file = crate::session::AtomicFile::create(path)?;
         std::io::Write::write_all(file.writer(), histograms.to_json().as_bytes())
             .map_err(Failure::runtime)?;
         file.commit()?;

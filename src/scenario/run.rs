@@ -9,14 +9,13 @@
 use super::deployer::{Deployer, Op};
 use super::file::{Action, LiveSource, Loaded, Scenario, Source};
 use super::live::{self, Live, Traffic};
-use crate::cli::{
-    recording_source, shutdown_signal, write_reports, AtomicFile, Failure, ReplayRun,
-};
 use crate::compare::{Comparison, Outcome, Verdict};
 use crate::deploy::ops::OpError;
 use crate::recording::{GorReader, ReadOptions};
 use crate::replay::Target;
 use crate::report::{self, Format};
+use crate::session::replay::{recording_source, ReplayRun};
+use crate::session::{shutdown_signal, write_reports, AtomicFile, Failure};
 use crate::Exit;
 use serde_json::{json, Value};
 use std::cell::Cell;
@@ -292,7 +291,7 @@ async fn traffic(
                 comparison: Some(comparison),
                 quiet,
             }
-            .execute(source)
+            .execute(source, std::future::pending())
             .await?;
             Traffic {
                 first_mirrored: None,

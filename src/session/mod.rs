@@ -1,0 +1,21 @@
+//! The session layer: what every command does around its capability, done one way.
+//!
+//! The command line (`crate::cli`) only parses arguments and prints; scenarios
+//! (`crate::scenario`) and the demo build the same runs from a file. Both come here for:
+//! - [`Failure`]: the one error type, whose [`FailureKind`] alone gives the exit code (2 for
+//!   anything local, 4 for a target, the cluster, the registry or the deploy API, 3 for an
+//!   interruption before any verdict);
+//! - [`output`]: output files checked before any work starts and written atomically;
+//! - [`signal`]: Ctrl-C and SIGTERM;
+//! - [`replay`]: the replay run with its observations, summary, comparison and interruption;
+//! - [`testbed`]: testbeds started in this process, and binding listening sockets.
+
+mod error;
+pub mod output;
+pub mod replay;
+pub mod signal;
+pub mod testbed;
+
+pub use error::{Failure, FailureKind, Outcome};
+pub use output::{write_reports, AtomicFile};
+pub use signal::shutdown_signal;

@@ -1,0 +1,158 @@
+//! The replay run shared by `nprt replay`, scenarios and the demo: recording → targets →
+//! observations → progress → comparison, with its output files, and Ctrl-C handled so that
+//! what was observed is kept.
+
+use super::output::{check_output_file, AtomicFile};
+use super::Failure;
+use crate::compare::summary::HistogramSummary;
+use crate::compare::{Comparison, Verdict};
+use crate::observation::{self, Observation};
+use crate::recording::{GorReader, ReadOptions};
+use crate::replay::{ReplayOptions, ReplaySummary, Source};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+/// Opens a recording for reading; every problem is bad input naming the file.
+pub fn open_recording(path: &Path, skip_bad: bool) -> Result<GorReader, Failure> {
+    let options = ReadOptions {
+        skip_bad,
+        ..ReadOptions::default()
+    };
+    GorReader::open(path, options).map_err(Failure::bad_input)
+}
+
+/// A replay source that yields `first` and then reopens `path` for each further pass.
+pub fn recording_source(first: GorReader, path: PathBuf, skip_bad: bool) -> Source {
+    let mut first = Some(first);
+    Box::new(move || {
+        let reader = match first.take() {
+            Some(reader) => reader,
+            None => GorReader::open(
+                &path,
+                ReadOptions {
+                    skip_bad,
+                    ..ReadOptions::default()
+                },
+            )?,
+        };
+        Ok(Box::new(reader) as crate::replay::Exchanges)
+    })
+}
+
+/// One replay with its outputs: the observations file and the histogram summary (each written
+/// when the replay ends, completed or interrupted), and the comparison fed as observations
+/// arrive.
+pub struct ReplayRun {
+    pub options: ReplayOptions,
+    pub observations: Option<PathBuf>,
+    /// Where to write the histogram summary, if anywhere.
+    pub summary: Option<PathBuf>,
+    pub comparison: Option<Comparison>,
+    pub quiet: bool,
+}
+
+/// What a replay run ended with.
+pub struct ReplayDone {
+    pub summary: ReplaySummary,
+    /// The comparison's verdict; after an interruption, marked so (never a PASS).
+    pub verdict: Option<Verdict>,
+}
+
+impl ReplayDone {
+    pub fn interrupted(&self) -> bool {
+        self.summary.interrupted
+    }
+}
+
+impl ReplayRun {
+    /// Checks that the output files can be written; called before anything is sent.
+    pub fn check_outputs(&self) -> Result<(), Failure> {
+        if let Some(path) = &self.observations {
+            check_output_file(path, "observations file")?;
+        }
+        if let Some(path) = &self.summary {
+            check_output_file(path, "summary file")?;
+        }
+        Ok(())
+    }
+
+    /// Runs the replay until the recording (or its limit or duration) ends or `interrupt`
+    /// resolves; then answers in flight get [`crate::replay::STOP_GRACE`], and the outputs
+    /// are written either way.
+    pub async fn execute(
+        self,
+        source: Source,
+        interrupt: impl Future<Output = ()>,
+    ) -> Result<ReplayDone, Failure> {
+        self.check_outputs()?;
+        let mut file = match &self.observations {
+            Some(path) => Some(AtomicFile::create(path)?),
+            None => None,
+        };
+        let mut comparison = self.comparison;
+        let mut write_error: Option<std::io::Error> = None;
+        let mut progress = crate::progress::Progress::new(self.quiet);
+        let mut histograms = self.summary.as_ref().map(|_| HistogramSummary::default());
+        let stop = self.options.stop.clone();
+        let result = {
+            let replay = crate::replay::run(source, &self.options, |obs: &Observation| {
+                progress.observe(obs);
+                if let Some(h) = histograms.as_mut() {
+                    h.add(obs);
+                }
+                if let Some(c) = comparison.as_mut() {
+                    c.add(obs);
+                }
+                if let (Some(f), None) = (file.as_mut(), &write_error) {
+                    if let Err(e) = observation::write_line(f.writer(), obs) {
+                        write_error = Some(e);
+                    }
+                }
+            });
+            tokio::pin!(replay);
+            tokio::pin!(interrupt);
+            tokio::select! {
+                result = &mut replay => result,
+                () = &mut interrupt => {
+                    stop.stop();
+                    replay.await
+                }
+            }
+        };
+        progress.finish();
+        let summary = result.map_err(|e| match e {
+            crate::replay::ReplayError::Task(_) => Failure::runtime(e),
+            _ => Failure::bad_input(e),
+        })?;
+        if let Some(e) = write_error {
+            return Err(Failure::bad_input(e));
+        }
+        if let Some(f) = file {
+            f.commit()?;
+        }
+        if let (Some(path), Some(histograms)) = (&self.summary, histograms) {
+            super::output::write_file(path, histograms.to_json().as_bytes())?;
+        }
+        let mut verdict = comparison.map(|c| c.verdict());
+        if let (Some(v), true) = (verdict.as_mut(), summary.interrupted) {
+            mark_interrupted(v, &summary);
+        }
+        Ok(ReplayDone { summary, verdict })
+    }
+}
+
+/// An interrupted replay's verdict: a regression already seen stays a FAIL; anything else is
+/// INCONCLUSIVE, never a PASS on part of the traffic.
+fn mark_interrupted(verdict: &mut Verdict, summary: &ReplaySummary) {
+    use crate::compare::Outcome;
+    if verdict.outcome == Outcome::Pass {
+        verdict.outcome = Outcome::Inconclusive;
+    }
+    verdict.notes.insert(
+        0,
+        format!(
+            "interrupted (Ctrl-C or SIGTERM) after {} exchanges sent: judged on what was observed until then",
+            summary.sent
+        ),
+    );
+}
