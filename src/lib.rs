@@ -20,6 +20,7 @@ pub mod report;
 pub mod scenario;
 pub mod session;
 pub mod shadow;
+pub mod spec;
 pub mod testbed;
 pub mod tls;
 
