@@ -27,7 +27,7 @@ start() {
 
 primary=$(start primary testbed --listen 127.0.0.1:0)
 canary_ok=$(start canary_ok testbed --listen 127.0.0.1:0)
-canary_slow=$(start canary_slow testbed --listen 127.0.0.1:0 --latency 50)
+canary_slow=$(start canary_slow testbed --listen 127.0.0.1:0 --latency 50ms)
 canary_down=127.0.0.1:$(free_port)
 baseline=$(start baseline testbed --listen 127.0.0.1:0)
 echo "primary $primary; canaries: healthy $canary_ok, slow $canary_slow, down $canary_down"

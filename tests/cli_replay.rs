@@ -62,8 +62,8 @@ fn slow_route_on_the_canary_fails_the_comparison() {
     let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let rec = make_recording(dir.path(), 300, 0);
-    let stable = Testbed::start(&["--latency", "1"]);
-    let canary = Testbed::start(&["--latency", "1", "--route-latency", "/slow/:id=40"]);
+    let stable = Testbed::start(&["--latency", "1ms"]);
+    let canary = Testbed::start(&["--latency", "1ms", "--route-latency", "/slow/:id=40ms"]);
     let obs = dir.path().join("obs.ndjson");
     let out = replay(
         &rec,
@@ -156,9 +156,9 @@ fn identical_services_pass_and_errors_fail() {
     let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let rec = make_recording(dir.path(), 400, 0);
-    let a = Testbed::start(&["--latency", "2"]);
-    let b = Testbed::start(&["--latency", "2"]);
-    let flaky = Testbed::start(&["--latency", "2", "--route-error-rate", "/fast/*=0.5"]);
+    let a = Testbed::start(&["--latency", "2ms"]);
+    let b = Testbed::start(&["--latency", "2ms"]);
+    let flaky = Testbed::start(&["--latency", "2ms", "--route-error-rate", "/fast/*=0.5"]);
     let report = dir.path().join("report");
     let out = replay(
         &rec,
@@ -259,7 +259,7 @@ fn http2_prior_knowledge() {
             "--limit",
             "3",
             "--timeout",
-            "2000",
+            "2s",
             "--observations",
             obs.to_str().unwrap(),
         ],
@@ -556,7 +556,7 @@ fn a_stalled_target_does_not_delay_the_other() {
     let dir = tempfile::tempdir().unwrap();
     let rec = make_recording(dir.path(), 60, 0);
     let fast = Testbed::start(&[]);
-    let stalled = Testbed::start(&["--latency", "3000"]);
+    let stalled = Testbed::start(&["--latency", "3000ms"]);
     let obs = dir.path().join("obs.ndjson");
     let out = replay(
         &rec,
@@ -567,7 +567,7 @@ fn a_stalled_target_does_not_delay_the_other() {
             "--max-in-flight",
             "20",
             "--timeout",
-            "1000",
+            "1s",
             "--observations",
             obs.to_str().unwrap(),
         ],
@@ -608,12 +608,12 @@ fn shard_summaries_merge_exactly() {
     let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let rec = make_recording(dir.path(), 300, 0);
-    let stable = Testbed::start(&["--latency", "1", "--jitter", "4"]);
+    let stable = Testbed::start(&["--latency", "1ms", "--jitter", "4ms"]);
     let canary = Testbed::start(&[
         "--latency",
-        "1",
+        "1ms",
         "--jitter",
-        "4",
+        "4ms",
         "--route-error-rate",
         "/fast/*=0.1",
     ]);

@@ -121,11 +121,11 @@ timeout = "20s"
 
 [[testbeds]]
 name = "stable"
-latency_ms = 1.0
+latency = "1ms"
 
 [[testbeds]]
 name = "canary"
-latency_ms = 1.0
+latency = "1ms"
 {canary_extra}
 
 [report]
@@ -492,8 +492,8 @@ fn the_ci_example_runs_the_gate_and_publishes_its_reports() {
     // The gate itself, with a candidate that fails half its requests: exit 1 and the files
     // the workflow publishes.
     let _serial = common::serial();
-    let stable = common::Testbed::start(&["--latency", "1"]);
-    let canary = common::Testbed::start(&["--latency", "1", "--error-rate", "0.5"]);
+    let stable = common::Testbed::start(&["--latency", "1ms"]);
+    let canary = common::Testbed::start(&["--latency", "1ms", "--error-rate", "0.5"]);
     let dir = tempfile::tempdir().unwrap();
     let ci_gate = repo_path("scenarios/ci-gate.toml");
     let out = run(&[
@@ -526,7 +526,7 @@ fn an_unreachable_canary_is_rolled_back_and_the_run_exits_4() {
     let (fake, deploy) = canary_setup(dir.path());
     // The canary's URL answers nothing: no verdict to trust, so on_inconclusive (= on_fail).
     let text = scenario("", "on_fail = \"rollback\"").replace(
-        "[[testbeds]]\nname = \"canary\"\nlatency_ms = 1.0\n",
+        "[[testbeds]]\nname = \"canary\"\nlatency = \"1ms\"\n",
         &format!("[targets]\ncanary = \"{}\"\n", common::closed_port_url()),
     ) + &deploy;
     let file = write(dir.path(), "s.toml", &text);
@@ -551,7 +551,7 @@ fn live_scenario(canary_args: &[&str]) -> (std::process::Output, Value, Fake) {
     let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let (fake, deploy) = canary_setup(dir.path());
-    let primary = common::Testbed::start(&["--latency", "1"]);
+    let primary = common::Testbed::start(&["--latency", "1ms"]);
     let canary = common::Testbed::start(canary_args);
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -591,7 +591,7 @@ fn live_scenario(canary_args: &[&str]) -> (std::process::Output, Value, Fake) {
 
 #[test]
 fn a_live_fail_rolls_the_canary_back_at_once_not_at_the_end_of_duration() {
-    let (out, r, fake) = live_scenario(&["--latency", "1", "--error-rate", "0.5"]);
+    let (out, r, fake) = live_scenario(&["--latency", "1ms", "--error-rate", "0.5"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(r["verdict"], "fail");
     assert_eq!(r["action"]["action"], "rollback");
@@ -600,7 +600,7 @@ fn a_live_fail_rolls_the_canary_back_at_once_not_at_the_end_of_duration() {
 
 #[test]
 fn a_live_pass_promotes_the_canary_at_once() {
-    let (out, r, _fake) = live_scenario(&["--latency", "1"]);
+    let (out, r, _fake) = live_scenario(&["--latency", "1ms"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("sequential judge: pass after"),

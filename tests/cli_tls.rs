@@ -23,7 +23,7 @@ fn https_targets_are_verified_against_the_given_ca() {
         "--max",
         "--limit",
         "30",
-        "--ca-cert",
+        "--ca",
         &p("ca.pem"),
         "--observations",
         &obs,
@@ -53,7 +53,7 @@ fn https_targets_are_verified_against_the_given_ca() {
         rec,
         "--target",
         &target,
-        "--ca-cert",
+        "--ca",
         "/nonexistent.pem",
     ]);
     assert_eq!(out.status.code(), Some(2));

@@ -401,7 +401,7 @@ async fn scenario_run(env: &Env, test: &str, canary_args: &[&str]) -> Option<(i3
     let dir = tempfile::tempdir().unwrap();
     let (repo, stable_commit, canary_commit) = two_commit_repo(
         dir.path(),
-        &testbed_manifests(&image_repo, &["--latency", "2"]),
+        &testbed_manifests(&image_repo, &["--latency", "2ms"]),
         &testbed_manifests(&image_repo, canary_args),
     );
     let config = dir.path().join("deploy.toml");
@@ -485,7 +485,7 @@ async fn scenario_a_regressed_canary_is_rolled_back() {
     let Some((code, record)) = scenario_run(
         &env,
         "scenario_a_regressed_canary_is_rolled_back",
-        &["--latency", "40", "--error-rate", "0.2"],
+        &["--latency", "40ms", "--error-rate", "0.2"],
     )
     .await
     else {
@@ -512,7 +512,7 @@ async fn scenario_a_healthy_canary_is_promoted() {
     let Some((code, record)) = scenario_run(
         &env,
         "scenario_a_healthy_canary_is_promoted",
-        &["--latency", "2", "--jitter", "0"],
+        &["--latency", "2ms", "--jitter", "0ms"],
     )
     .await
     else {

@@ -128,7 +128,7 @@ fn no_secret_in_inspect_replay_compare_outputs() {
     }
 
     let stable = Testbed::start(&[]);
-    let canary = Testbed::start(&["--latency", "1"]);
+    let canary = Testbed::start(&["--latency", "1ms"]);
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
     let obs = out.join("obs.ndjson");

@@ -157,8 +157,8 @@ fn captured_requests_reach_the_shadow_and_are_paired_with_the_captured_answers()
     // Both answer in about 3 ms, like a real service: the mirror's own client overhead
     // (a few hundred µs the capture does not see on the primary's side) stays inside the
     // judge's absolute allowances.
-    let primary = Testbed::start(&["--latency", "3"]);
-    let canary = Testbed::start(&["--latency", "3"]);
+    let primary = Testbed::start(&["--latency", "3ms"]);
+    let canary = Testbed::start(&["--latency", "3ms"]);
     let dir = tempfile::tempdir().unwrap();
     let obs = dir.path().join("obs.ndjson");
     let mirror = Mirror::start(
@@ -226,9 +226,9 @@ fn with_a_baseline_copy_each_captured_request_goes_to_both_and_the_canary_is_jud
         return;
     }
     let _serial = serial();
-    let primary = Testbed::start(&["--latency", "3"]);
-    let canary = Testbed::start(&["--latency", "13"]);
-    let baseline = Testbed::start(&["--latency", "3"]);
+    let primary = Testbed::start(&["--latency", "3ms"]);
+    let canary = Testbed::start(&["--latency", "13ms"]);
+    let baseline = Testbed::start(&["--latency", "3ms"]);
     let dir = tempfile::tempdir().unwrap();
     let obs = dir.path().join("obs.ndjson");
     let reports = dir.path().join("reports");

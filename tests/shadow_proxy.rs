@@ -235,7 +235,7 @@ fn clients_get_the_primarys_answers_and_the_shadow_the_same_requests() {
 fn unsafe_methods_and_large_bodies_are_not_mirrored_unless_allowed() {
     let primary = Testbed::start(&[]);
     let canary = Server::start(Behaviour::Answer);
-    let safe = Shadow::start(&primary.url, &canary.url, &["--max-body", "16"]);
+    let safe = Shadow::start(&primary.url, &canary.url, &["--max-body", "16B"]);
     let answer = raw(&safe.url, &post("/orders", "item=1"));
     let (status, body) = status_and_body(&answer);
     assert_eq!(status, "HTTP/1.1 200 OK");
@@ -258,7 +258,7 @@ fn unsafe_methods_and_large_bodies_are_not_mirrored_unless_allowed() {
         &canary.url,
         &[
             "--max-body",
-            "16",
+            "16B",
             "--methods",
             "all",
             "--metrics",
@@ -303,14 +303,7 @@ fn a_broken_canary_changes_nothing_for_clients() {
         let proxy = Shadow::start(
             &primary.url,
             canary,
-            &[
-                "--shadow-timeout",
-                "60s",
-                "--queue",
-                "8",
-                "--shadow-concurrency",
-                "2",
-            ],
+            &["--timeout", "60s", "--queue", "8", "--concurrency", "2"],
         );
         for i in 0..40 {
             let path = format!("/api/items/{i}");

@@ -73,7 +73,7 @@ fn live_run(
     baseline_args: Option<&[&str]>,
 ) -> (i32, String, serde_json::Value) {
     let _serial = serial();
-    let primary = Testbed::start(&["--latency", "2", "--jitter", "2"]);
+    let primary = Testbed::start(&["--latency", "2ms", "--jitter", "2ms"]);
     let shadow = Testbed::start(shadow_args);
     let baseline = baseline_args.map(Testbed::start);
     let dir = tempfile::tempdir().unwrap();
@@ -109,7 +109,7 @@ fn failing(json: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn identical_services_under_cpu_contention_never_fail() {
-    let (code, out, json) = live_run(&["--latency", "2", "--jitter", "2"], None);
+    let (code, out, json) = live_run(&["--latency", "2ms", "--jitter", "2ms"], None);
     assert_ne!(
         code,
         1,
@@ -123,7 +123,7 @@ fn identical_services_under_cpu_contention_never_fail() {
 
 #[test]
 fn a_shadow_10ms_slower_under_cpu_contention_fails() {
-    let (code, out, json) = live_run(&["--latency", "12", "--jitter", "2"], None);
+    let (code, out, json) = live_run(&["--latency", "12ms", "--jitter", "2ms"], None);
     assert_eq!(code, 1, "a 10 ms slower shadow was not failed:\n{out}");
     assert_eq!(json["verdict"], "fail");
     assert!(
@@ -136,8 +136,8 @@ fn a_shadow_10ms_slower_under_cpu_contention_fails() {
 #[test]
 fn with_a_baseline_copy_the_canary_is_judged_against_it() {
     let (code, out, json) = live_run(
-        &["--latency", "12", "--jitter", "2"],
-        Some(&["--latency", "2", "--jitter", "2"]),
+        &["--latency", "12ms", "--jitter", "2ms"],
+        Some(&["--latency", "2ms", "--jitter", "2ms"]),
     );
     assert_eq!(code, 1, "{out}");
     assert_eq!(json["baseline"], "shadow-baseline");
@@ -156,15 +156,15 @@ fn a_saturated_nprt_is_inconclusive_with_its_reason_never_fail() {
     // The shadow is 30 ms slower, but nprt may send only one copy at a time into a queue of
     // eight: copies wait and are dropped, so the difference cannot be trusted to be the
     // canary's.
-    let primary = Testbed::start(&["--latency", "1"]);
-    let shadow = Testbed::start(&["--latency", "30"]);
+    let primary = Testbed::start(&["--latency", "1ms"]);
+    let shadow = Testbed::start(&["--latency", "30ms"]);
     let dir = tempfile::tempdir().unwrap();
     let reports = dir.path().join("reports");
     let proxy = Shadow::start(
         &primary.url,
         &shadow.url,
         &[
-            "--shadow-concurrency",
+            "--concurrency",
             "1",
             "--queue",
             "8",

@@ -6,11 +6,10 @@ use crate::compare::summary::HistogramSummary;
 use crate::compare::{Comparison, Options as CompareOptions};
 use crate::observation;
 use crate::recording::{GorReader, ReadOptions};
-use crate::replay::{Filter, HeaderRule, MethodPolicy, Pacing, ReplayOptions, Rewrite, Target};
+use crate::replay::Target;
 use crate::report::{self, Format};
 use crate::session::replay::{open_recording as open_gor, recording_source, ReplayRun};
 use crate::session::{shutdown_signal, write_reports, AtomicFile, Failure, Outcome};
-use crate::testbed::{RouteEffect, RouteRule, TestbedConfig};
 use crate::Exit;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::Write;
@@ -109,21 +108,8 @@ struct TestbedArgs {
     /// Address to listen on; port 0 picks a free port (the address is printed).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Base latency of every answer, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 0.0)]
-    latency: f64,
-    /// Random extra latency, uniform between 0 and MS.
-    #[arg(long, value_name = "MS", default_value_t = 0.0)]
-    jitter: f64,
-    /// Fraction of answers that are 500 errors (0 to 1).
-    #[arg(long, value_name = "F", default_value_t = 0.0)]
-    error_rate: f64,
-    /// Latency of one route instead of --latency, e.g. '/api/items/:id=40' or 'POST /orders=90'.
-    #[arg(long, value_name = "ROUTE=MS")]
-    route_latency: Vec<String>,
-    /// Error rate of one route instead of --error-rate, e.g. '/api/pay=0.2'.
-    #[arg(long, value_name = "ROUTE=F")]
-    route_error_rate: Vec<String>,
+    #[command(flatten)]
+    spec: crate::spec::testbed::TestbedSpec,
     /// Serve https with this PEM certificate chain (needs --tls-key).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -307,24 +293,10 @@ async fn run(command: Command) -> Outcome {
 }
 
 async fn testbed(args: TestbedArgs) -> Outcome {
-    let mut routes = Vec::new();
-    for text in &args.route_latency {
-        routes.push(
-            RouteRule::parse(text, RouteEffect::LatencyMs).map_err(usage("--route-latency"))?,
-        );
-    }
-    for text in &args.route_error_rate {
-        routes.push(
-            RouteRule::parse(text, RouteEffect::ErrorRate).map_err(usage("--route-error-rate"))?,
-        );
-    }
-    let config = TestbedConfig {
-        latency_ms: args.latency,
-        jitter_ms: args.jitter,
-        error_rate: args.error_rate,
-        routes,
-    };
-    config.validate().map_err(Failure::bad_input_msg)?;
+    let config = args
+        .spec
+        .config()
+        .map_err(|e| Failure::bad_input_msg(e.for_flag()))?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(std::sync::Arc::new(
             crate::tls::server_config(cert, key).map_err(Failure::bad_input)?,
@@ -349,29 +321,7 @@ fn open_recording(path: &Path, read: &ReadArgs) -> Result<GorReader, Failure> {
     open_gor(path, read.skip_bad)
 }
 
-/// Parses `30s`, `5m`, `1h`, `250ms` or a plain number of seconds.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 30s, 5m, 1h or 500ms"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit `{other}` in `{text}`: use ms, s, m or h"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
-}
+pub(crate) use crate::spec::parse_duration;
 
 fn inspect(args: &InspectArgs) -> Outcome {
     let mut reader = open_recording(&args.recording, &args.read)?;

@@ -10,79 +10,11 @@ pub(super) struct ReplayArgs {
     /// A service to send the traffic to, as NAME=URL; give one per target.
     #[arg(long = "target", value_name = "NAME=URL", required = true)]
     targets: Vec<String>,
-    /// Replay at the recording's pace times X (2 = twice as fast).
-    #[arg(long, value_name = "X", default_value_t = 1.0, conflicts_with_all = ["max", "rate"])]
-    speed: f64,
-    /// Send N exchanges per second, whatever the recorded timing (open model).
-    #[arg(long, value_name = "N", conflicts_with = "max")]
-    rate: Option<f64>,
-    /// Replay as fast as possible, with --concurrency exchanges in flight (closed model).
-    #[arg(long)]
-    max: bool,
-    /// Exchanges in flight with --max.
-    #[arg(long, value_name = "N", default_value_t = 16)]
-    concurrency: usize,
-    /// With --speed or --rate: most requests in flight to one target; a send beyond it is
-    /// recorded as an error, so a stalled target never delays the others.
-    #[arg(long, value_name = "N", default_value_t = 4096)]
-    max_in_flight: usize,
-    /// Stop sending after this long: 30s, 5m, 1h, 500ms.
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
-    duration: Option<Duration>,
-    /// Stop after sending N exchanges.
-    #[arg(long, value_name = "N")]
-    limit: Option<u64>,
-    /// Start the recording again when it ends (needs --limit or --duration).
-    #[arg(long = "loop")]
-    looping: bool,
-    /// Which methods to send: safe (GET, HEAD, OPTIONS) or all.
-    #[arg(long, value_enum, default_value_t = Methods::Safe)]
-    methods: Methods,
-    /// Send only these methods (repeatable); overrides --methods.
-    #[arg(long, value_name = "METHOD")]
-    allow_method: Vec<String>,
-    /// Send only requests whose target (path and query) matches REGEX (repeatable).
-    #[arg(long, value_name = "REGEX")]
-    allow_url: Vec<String>,
-    /// Do not send requests whose target matches REGEX (repeatable).
-    #[arg(long, value_name = "REGEX")]
-    deny_url: Vec<String>,
-    /// Send only requests with a header matching NAME:REGEX (repeatable).
-    #[arg(long, value_name = "NAME:REGEX")]
-    allow_header: Vec<String>,
-    /// Do not send requests with a header matching NAME:REGEX (repeatable).
-    #[arg(long, value_name = "NAME:REGEX")]
-    deny_header: Vec<String>,
-    /// Send this percentage of the exchanges, the same ones on every run.
-    #[arg(long, value_name = "PERCENT")]
-    sample: Option<f64>,
-    /// Replay shard I of N (0-based): a deterministic 1/N of the exchanges.
-    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
-    shard: Option<(u32, u32)>,
-    /// Rewrite request targets, REGEX=REPLACEMENT with $1 groups (repeatable).
-    #[arg(long, value_name = "REGEX=REPLACEMENT")]
-    rewrite_url: Vec<String>,
-    /// Set a header on every request, NAME:VALUE (repeatable).
-    #[arg(long, value_name = "NAME:VALUE")]
-    set_header: Vec<String>,
-    /// Remove a header from every request (repeatable).
-    #[arg(long, value_name = "NAME")]
-    remove_header: Vec<String>,
-    /// Send the recorded Host header instead of the target's.
-    #[arg(long)]
-    keep_host: bool,
-    /// Speak HTTP/2 with prior knowledge (h2c) to the targets.
-    #[arg(long)]
-    h2: bool,
-    /// Trust the CA certificates in this PEM file for https targets, besides the system's.
-    #[arg(long, value_name = "FILE")]
-    ca_cert: Option<PathBuf>,
+    #[command(flatten)]
+    spec: crate::spec::ReplaySpec,
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
-    /// Time allowed per request, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 30_000)]
-    timeout: u64,
     /// Write one NDJSON observation per exchange per target to FILE.
     #[arg(long, value_name = "FILE")]
     observations: Option<PathBuf>,
@@ -105,35 +37,6 @@ pub(super) struct ReplayArgs {
     read: ReadArgs,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub(super) enum Methods {
-    Safe,
-    All,
-}
-
-impl From<Methods> for MethodPolicy {
-    fn from(m: Methods) -> Self {
-        match m {
-            Methods::Safe => MethodPolicy::Safe,
-            Methods::All => MethodPolicy::All,
-        }
-    }
-}
-
-/// Parses `I/N` with `0 <= I < N`.
-pub(super) fn parse_shard(text: &str) -> Result<(u32, u32), String> {
-    let bad = || format!("`{text}` is not a shard like 0/4 (index from 0, below the count)");
-    let (i, n) = text.split_once('/').ok_or_else(bad)?;
-    let (i, n): (u32, u32) = (
-        i.trim().parse().map_err(|_| bad())?,
-        n.trim().parse().map_err(|_| bad())?,
-    );
-    if i >= n {
-        return Err(bad());
-    }
-    Ok((i, n))
-}
-
 pub(super) async fn replay(args: ReplayArgs) -> Outcome {
     let targets = args
         .targets
@@ -149,66 +52,11 @@ pub(super) async fn replay(args: ReplayArgs) -> Outcome {
             }
         }
     }
-    let regexes = |option: &'static str, patterns: &[String]| {
-        patterns
-            .iter()
-            .map(|p| regex::Regex::new(p).map_err(|e| usage(option)(format!("`{p}`: {e}"))))
-            .collect::<Result<Vec<_>, _>>()
-    };
-    let headers = |option: &'static str, rules: &[String]| {
-        rules
-            .iter()
-            .map(|r| HeaderRule::parse(r).map_err(usage(option)))
-            .collect::<Result<Vec<_>, _>>()
-    };
-    let filter = Filter {
-        methods: args.methods.into(),
-        allow_methods: args
-            .allow_method
-            .iter()
-            .map(|m| m.to_ascii_uppercase())
-            .collect(),
-        allow_urls: regexes("--allow-url", &args.allow_url)?,
-        deny_urls: regexes("--deny-url", &args.deny_url)?,
-        allow_headers: headers("--allow-header", &args.allow_header)?,
-        deny_headers: headers("--deny-header", &args.deny_header)?,
-        sample_percent: args.sample,
-        shard: args.shard,
-    };
-    let rewrite = Rewrite {
-        urls: args
-            .rewrite_url
-            .iter()
-            .map(|r| Rewrite::parse_url_rule(r).map_err(usage("--rewrite-url")))
-            .collect::<Result<_, _>>()?,
-        set_headers: args
-            .set_header
-            .iter()
-            .map(|h| Rewrite::parse_header(h).map_err(usage("--set-header")))
-            .collect::<Result<_, _>>()?,
-        remove_headers: args.remove_header.clone(),
-        keep_host: args.keep_host,
-    };
-    let options = ReplayOptions {
-        targets,
-        pacing: match (args.max, args.rate) {
-            (true, _) => Pacing::Max {
-                concurrency: args.concurrency,
-            },
-            (false, Some(per_second)) => Pacing::Rate { per_second },
-            (false, None) => Pacing::Original { speed: args.speed },
-        },
-        filter,
-        rewrite,
-        timeout: Duration::from_millis(args.timeout),
-        limit: args.limit,
-        duration: args.duration,
-        looping: args.looping,
-        max_in_flight: args.max_in_flight,
-        h2: args.h2,
-        ca_cert: args.ca_cert.clone(),
-        stop: Default::default(),
-    };
+    let mut options = args
+        .spec
+        .options()
+        .map_err(|e| Failure::bad_input_msg(e.for_flag()))?;
+    options.targets = targets;
     // Opened once here so that a missing or unreadable file is reported before anything is
     // sent; `--loop` reopens it for each further pass.
     let first = open_recording(&args.recording, &args.read)?;

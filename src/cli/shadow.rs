@@ -2,9 +2,7 @@
 //! [`crate::shadow`]: both judge the shadow live and end with the verdict's exit code.
 
 use super::*;
-use crate::shadow::{
-    self, ConnectionLimits, JudgeSettings, Metrics, MirrorPolicy, Mirroring, OnFail, ShadowTarget,
-};
+use crate::shadow::{self, ConnectionLimits, JudgeSettings, Metrics, Mirroring, OnFail};
 use std::sync::Arc;
 
 #[derive(Debug, Args)]
@@ -19,8 +17,8 @@ pub(super) struct ShadowArgs {
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_connections: usize,
     /// A client must send a whole request head within this long (against slowloris).
-    #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "10s")]
-    header_timeout: Duration,
+    #[arg(long, value_name = "D", default_value = "10s")]
+    header_timeout: crate::spec::Span,
     #[command(flatten)]
     mirror: MirrorSettings,
 }
@@ -33,9 +31,15 @@ pub(super) struct MirrorArgs {
     /// Server port of the stable service's HTTP traffic; give one per port.
     #[arg(long = "port", value_name = "P", required = true)]
     ports: Vec<u16>,
-    /// Connections tracked at once by the capture.
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
-    max_tracked_connections: usize,
+    /// Connections tracked at once by the capture; beyond, the least recently active ones
+    /// are ended, counted.
+    #[arg(
+        long,
+        alias = "max-tracked-connections",
+        value_name = "N",
+        default_value_t = 100_000
+    )]
+    max_connections: usize,
     #[command(flatten)]
     mirror: MirrorSettings,
 }
@@ -43,43 +47,9 @@ pub(super) struct MirrorArgs {
 /// What the proxy and the passive mirror share: the shadow, what is mirrored, the judge.
 #[derive(Debug, Args)]
 struct MirrorSettings {
-    /// The shadow (the isolated canary): copies of requests go here; its answers are only judged.
-    #[arg(long, value_name = "URL")]
-    shadow: String,
-    /// A fresh copy of stable beside the canary (e.g. `nprt canary --with-baseline`'s
-    /// SVC-baseline): every copy goes to it and to the canary at the same moment, the canary
-    /// is judged against it, and primary vs baseline is the live A/A noise.
-    #[arg(long, value_name = "URL")]
-    shadow_baseline: Option<String>,
-    /// Copies that waited inside nprt longer than this count as nprt saturated; above 1% of
-    /// them the verdict is INCONCLUSIVE, never FAIL, on latency.
-    #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "100ms")]
-    max_queue_wait: Duration,
-    /// Share of eligible requests mirrored, 0 to 100.
-    #[arg(long, value_name = "P", default_value_t = 100.0)]
-    mirror_percent: f64,
-    /// Which methods are mirrored: safe (GET, HEAD, OPTIONS) or all (writes reach the shadow).
-    #[arg(long, value_enum, default_value_t = Methods::Safe)]
-    methods: Methods,
-    /// Largest request body mirrored, in bytes; larger requests are not mirrored (counted).
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
-    max_body: u64,
-    /// Mirrored requests waiting for the shadow at most; beyond, they are dropped (counted).
-    #[arg(long, value_name = "N", default_value_t = 1024)]
-    queue: usize,
-    /// Requests in flight to the shadow at most.
-    #[arg(long, value_name = "N", default_value_t = 64)]
-    shadow_concurrency: usize,
-    /// A shadow request without a complete answer after this long counts as an error.
-    #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "10s")]
-    shadow_timeout: Duration,
-    /// Extra CA certificate (PEM) trusted for https primaries and shadows.
-    #[arg(long, value_name = "FILE")]
-    ca: Option<PathBuf>,
-    /// Serve Prometheus metrics on this address (/metrics).
-    #[arg(long, value_name = "ADDR")]
-    metrics: Option<SocketAddr>,
-    /// Append every observation (primary and shadow) to this NDJSON file.
+    #[command(flatten)]
+    spec: crate::spec::MirrorSpec,
+    /// Write every observation (primary and shadow) to this NDJSON file, as they come.
     #[arg(long, value_name = "FILE")]
     observations: Option<PathBuf>,
     /// A judge file (TOML): thresholds for the reports' fixed-horizon checks.
@@ -89,8 +59,8 @@ struct MirrorSettings {
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
     /// How often the reports are rewritten while running.
-    #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "30s")]
-    report_every: Duration,
+    #[arg(long, value_name = "D", default_value = "30s")]
+    report_every: crate::spec::Span,
     /// Called once when the live judge fails the shadow (e.g. the deploy API's
     /// DELETE /SERVICE/canary); a bearer token is read from the NPRT_TOKEN environment variable.
     #[arg(long, value_name = "URL")]
@@ -101,33 +71,24 @@ struct MirrorSettings {
     /// Method of the on-fail call.
     #[arg(long, value_name = "METHOD", default_value = "DELETE")]
     on_fail_method: String,
-    /// Stop after this long (default: until Ctrl-C or SIGTERM).
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
-    duration: Option<Duration>,
 }
 
 impl MirrorSettings {
     /// Validates everything and opens the output files; nothing runs yet.
     fn mirroring(&self) -> Result<Mirroring, Failure> {
-        let base = shadow::parse_base(&self.shadow).map_err(usage("--shadow"))?;
-        let baseline = match &self.shadow_baseline {
+        let settings = self.settings()?;
+        let url = settings.shadow.as_deref().unwrap_or_default();
+        let canary = crate::replay::Target {
+            name: shadow::SHADOW.to_owned(),
+            base: shadow::parse_base(url).map_err(usage("--shadow"))?,
+        };
+        let baseline = match &settings.shadow_baseline {
             Some(url) => Some(crate::replay::Target {
                 name: shadow::SHADOW_BASELINE.to_owned(),
                 base: shadow::parse_base(url).map_err(usage("--shadow-baseline"))?,
             }),
             None => None,
         };
-        if !(0.0..=100.0).contains(&self.mirror_percent) {
-            return Err(Failure::bad_input_msg(format!(
-                "--mirror-percent {} is not between 0 and 100",
-                self.mirror_percent
-            )));
-        }
-        if self.queue == 0 || self.shadow_concurrency == 0 {
-            return Err(Failure::bad_input_msg(
-                "--queue and --shadow-concurrency must be at least 1",
-            ));
-        }
         let on_fail = match &self.on_fail_url {
             Some(url) => Some(OnFail {
                 url: shadow::parse_url(url).map_err(usage("--on-fail-url"))?,
@@ -149,23 +110,12 @@ impl MirrorSettings {
         }
         let options = shadow::live_options(options, baseline.as_ref().map(|b| b.name.as_str()));
         let comparison = Comparison::new(options).map_err(Failure::bad_input)?;
-        let observations: Option<Box<dyn Write + Send>> = match &self.observations {
-            Some(path) => {
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| {
-                        Failure::bad_input(anyhow::anyhow!("cannot open {}: {e}", path.display()))
-                    })?;
-                Some(Box::new(std::io::BufWriter::new(file)))
-            }
+        let observations = match &self.observations {
+            Some(path) => Some(crate::session::output::stream_file(path, "--observations")?),
             None => None,
         };
         if let Some(dir) = &self.report {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                Failure::bad_input(anyhow::anyhow!("cannot create {}: {e}", dir.display()))
-            })?;
+            crate::session::output::prepare_output_dir(dir, "--report")?;
         }
         let dir = self.report.clone();
         let reports = Box::new(move |verdict: &crate::compare::Verdict, last: bool| {
@@ -181,28 +131,13 @@ impl MirrorSettings {
         });
         Ok(Mirroring {
             primary_name: shadow::PRIMARY.to_owned(),
-            target: ShadowTarget {
-                canary: crate::replay::Target {
-                    name: shadow::SHADOW.to_owned(),
-                    base,
-                },
-                baseline,
-                concurrency: self.shadow_concurrency,
-                queue: self.queue,
-                timeout: self.shadow_timeout,
-                max_queue_wait: self.max_queue_wait,
-                breaker: shadow::BreakerSettings::default(),
-            },
-            policy: MirrorPolicy {
-                methods: self.methods.into(),
-                percent: self.mirror_percent,
-                max_body: self.max_body,
-            },
-            extra_ca: self.ca.clone(),
+            target: settings.target(canary, baseline.clone()),
+            policy: settings.policy,
+            extra_ca: settings.ca.clone(),
             judge: JudgeSettings {
                 comparison,
                 observations,
-                report_every: self.report_every,
+                report_every: self.report_every.0,
                 on_fail,
                 reports,
                 backlog: 65_536,
@@ -213,15 +148,19 @@ impl MirrorSettings {
         })
     }
 
+    fn settings(&self) -> Result<crate::spec::live::MirrorSettings, Failure> {
+        self.spec
+            .settings()
+            .map_err(|e| Failure::bad_input_msg(e.for_flag()))
+    }
+
     /// Starts the metrics endpoint, if asked for.
     async fn serve_metrics(&self, metrics: &Arc<Metrics>) -> Result<(), Failure> {
-        let Some(addr) = self.metrics else {
+        let Some(addr) = self.spec.metrics else {
             return Ok(());
         };
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot listen on {addr}: {e}")))?;
-        let bound = listener.local_addr().map_err(Failure::runtime)?;
+        let listener = crate::session::testbed::bind("--metrics", addr).await?;
+        let bound = listener.local_addr().map_err(Failure::bad_input)?;
         println!("nprt metrics on http://{bound}/metrics");
         tokio::spawn(shadow::metrics::serve(listener, Arc::clone(metrics)));
         Ok(())
@@ -229,16 +168,7 @@ impl MirrorSettings {
 
     /// Resolves on Ctrl-C, SIGTERM or the end of `--duration`.
     fn stop(&self) -> impl std::future::Future<Output = ()> {
-        let duration = self.duration;
-        async move {
-            match duration {
-                Some(d) => tokio::select! {
-                    () = shutdown_signal() => {}
-                    () = tokio::time::sleep(d) => {}
-                },
-                None => shutdown_signal().await,
-            }
-        }
+        crate::session::signal::shutdown_or_after(self.spec.duration.map(|d| d.0))
     }
 }
 
@@ -246,16 +176,14 @@ pub(super) async fn shadow_proxy(args: ShadowArgs) -> Outcome {
     let primary = shadow::parse_base(&args.primary).map_err(usage("--primary"))?;
     let mirroring = args.mirror.mirroring()?;
     let metrics = Arc::new(Metrics::new());
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
+    let listener = crate::session::testbed::bind("--listen", args.listen).await?;
     args.mirror.serve_metrics(&metrics).await?;
-    let addr = listener.local_addr().map_err(Failure::runtime)?;
+    let addr = listener.local_addr().map_err(Failure::bad_input)?;
     println!("nprt shadow listening on http://{addr}");
     let _ = std::io::stdout().flush();
     let limits = ConnectionLimits {
         max_connections: args.max_connections,
-        header_timeout: args.header_timeout,
+        header_timeout: args.header_timeout.0,
         ..ConnectionLimits::default()
     };
     let outcome = shadow::run_proxy(
@@ -277,13 +205,13 @@ pub(super) async fn mirror(args: MirrorArgs) -> Outcome {
     args.mirror.serve_metrics(&metrics).await?;
     let live = crate::capture::live::LiveOptions {
         interface: args.interface.clone(),
-        duration: args.mirror.duration,
+        duration: args.mirror.spec.duration.map(|d| d.0),
         stats_every: None,
         libpcap: false,
         bpf: None,
     };
     let limits = crate::capture::Limits {
-        max_connections: args.max_tracked_connections,
+        max_connections: args.max_connections,
         ..crate::capture::Limits::default()
     };
     let outcome = shadow::passive::run_mirror(

@@ -38,8 +38,10 @@ use crate::compare::Options as CompareOptions;
 use crate::deploy::driver::Request;
 use crate::deploy::rewrite::Track;
 use crate::deploy::Exposure;
-use crate::replay::{Filter, HeaderRule, MethodPolicy, Pacing, ReplayOptions, Rewrite, Target};
-use crate::testbed::{RouteEffect, RouteRule, TestbedConfig};
+use crate::replay::{ReplayOptions, Target};
+use crate::spec::live::MirrorSettings;
+use crate::spec::{MirrorSpec, ReplaySpec};
+use crate::testbed::TestbedConfig;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -116,22 +118,12 @@ pub struct LiveSpec {
     pub port: Option<u16>,
     /// Shadow proxy: where users' requests go (default: the judge's baseline target).
     pub primary: Option<String>,
-    /// Where the copies go (default: the judge's candidate target).
-    pub shadow: Option<String>,
-    /// A fresh copy of stable that gets every copy at the same moment as the shadow; the
-    /// shadow is then judged against it, with the primary as the noise target.
-    pub shadow_baseline: Option<String>,
-    /// Share of requests copied, 0 to 100.
-    pub mirror_percent: f64,
-    pub methods: MethodPolicy,
-    /// Largest request body copied, in bytes; larger requests are not mirrored (counted).
-    pub max_body: usize,
-    /// Copies waiting for the shadow at most; beyond, they are dropped (counted).
-    pub queue: usize,
-    /// How long the live run lasts before the verdict.
+    /// How long the live run lasts at most before the verdict.
     pub duration: Duration,
-    /// Shadow proxy: where to serve its metrics.
-    pub metrics: Option<SocketAddr>,
+    /// What the command line's `nprt shadow`/`nprt mirror` take as flags: the shadow (default:
+    /// the judge's candidate target), the baseline copy, what is mirrored, the sender's
+    /// limits, the metrics address.
+    pub settings: MirrorSettings,
 }
 
 /// A service started in this process.
@@ -215,9 +207,9 @@ struct RawScenario {
     on_fail: Option<Action>,
     on_inconclusive: Option<Action>,
     source: RawSource,
-    replay: Option<RawReplay>,
-    shadow: Option<RawLive>,
-    mirror: Option<RawLive>,
+    replay: Option<ReplaySpec>,
+    shadow: Option<MirrorSpec>,
+    mirror: Option<MirrorSpec>,
     #[serde(default)]
     targets: BTreeMap<String, String>,
     #[serde(default)]
@@ -245,101 +237,13 @@ struct RawSource {
     skip_bad: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Methods {
-    Safe,
-    All,
-}
-
-impl From<Methods> for MethodPolicy {
-    fn from(m: Methods) -> Self {
-        match m {
-            Methods::Safe => MethodPolicy::Safe,
-            Methods::All => MethodPolicy::All,
-        }
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawReplay {
-    speed: Option<f64>,
-    rate: Option<f64>,
-    #[serde(default)]
-    max: bool,
-    concurrency: Option<usize>,
-    max_in_flight: Option<usize>,
-    limit: Option<u64>,
-    duration: Option<String>,
-    #[serde(default, rename = "loop")]
-    looping: bool,
-    timeout: Option<String>,
-    methods: Option<Methods>,
-    #[serde(default)]
-    allow_methods: Vec<String>,
-    #[serde(default)]
-    allow_urls: Vec<String>,
-    #[serde(default)]
-    deny_urls: Vec<String>,
-    #[serde(default)]
-    allow_headers: Vec<String>,
-    #[serde(default)]
-    deny_headers: Vec<String>,
-    sample: Option<f64>,
-    shard: Option<String>,
-    #[serde(default)]
-    rewrite_urls: Vec<String>,
-    #[serde(default)]
-    set_headers: Vec<String>,
-    #[serde(default)]
-    remove_headers: Vec<String>,
-    #[serde(default)]
-    keep_host: bool,
-    #[serde(default)]
-    h2: bool,
-    ca_cert: Option<String>,
-}
-
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum ByteSize {
-    Bytes(u64),
-    Text(String),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLive {
-    listen: Option<String>,
-    interface: Option<String>,
-    port: Option<u16>,
-    primary: Option<String>,
-    shadow: Option<String>,
-    shadow_baseline: Option<String>,
-    mirror_percent: Option<f64>,
-    methods: Option<Methods>,
-    max_body: Option<ByteSize>,
-    queue: Option<usize>,
-    duration: Option<String>,
-    metrics: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawTestbed {
     name: String,
     listen: Option<String>,
-    #[serde(default)]
-    latency_ms: f64,
-    #[serde(default)]
-    jitter_ms: f64,
-    #[serde(default)]
-    error_rate: f64,
-    #[serde(default)]
-    route_latency: Vec<String>,
-    #[serde(default)]
-    route_error_rate: Vec<String>,
+    /// Read as a [`crate::spec::testbed::TestbedSpec`], which refuses unknown keys.
+    #[serde(flatten)]
+    rest: toml::Table,
 }
 
 #[derive(Debug, Deserialize)]
@@ -709,7 +613,7 @@ fn check(raw: RawScenario, ctx: &Ctx<'_>) -> Result<Scenario, ScenarioError> {
                     format!("missing: give the primary's URL, or a target named `{baseline}` (judge.baseline)"),
                 ));
             }
-            if spec.shadow.is_none() && !is_target(&candidate) {
+            if spec.settings.shadow.is_none() && !is_target(&candidate) {
                 return Err(ctx.err(
                     &format!("{section}.shadow"),
                     format!("missing: give the shadow's URL, or a target named `{candidate}` (judge.candidate)"),
@@ -836,155 +740,24 @@ fn kind_name(kind: SourceKind) -> &'static str {
 }
 
 fn duration(ctx: &Ctx<'_>, field: &str, text: &str) -> Result<Duration, ScenarioError> {
-    let d = crate::cli::parse_duration(text).map_err(|m| ctx.err(field, m))?;
+    let d = crate::spec::parse_duration(text).map_err(|m| ctx.err(field, m))?;
     if d.is_zero() {
         return Err(ctx.err(field, "must be longer than zero"));
     }
     Ok(d)
 }
 
-fn positive(ctx: &Ctx<'_>, field: &str, value: f64) -> Result<f64, ScenarioError> {
-    if value.is_finite() && value > 0.0 {
-        Ok(value)
-    } else {
-        Err(ctx.err(field, format!("must be a positive number, got {value}")))
-    }
+fn check_replay(r: &ReplaySpec, ctx: &Ctx<'_>) -> Result<ReplayOptions, ScenarioError> {
+    let mut r = r.clone();
+    r.ca =
+        r.ca.as_deref()
+            .map(|c| ctx.path("replay.ca", &c.to_string_lossy()));
+    r.options().map_err(|e| spec_error(ctx, "replay", &e))
 }
 
-fn at_least_one(ctx: &Ctx<'_>, field: &str, value: usize) -> Result<usize, ScenarioError> {
-    if value >= 1 {
-        Ok(value)
-    } else {
-        Err(ctx.err(field, "must be at least 1"))
-    }
-}
-
-fn check_replay(r: &RawReplay, ctx: &Ctx<'_>) -> Result<ReplayOptions, ScenarioError> {
-    let chosen: Vec<&str> = [
-        (r.speed.is_some(), "speed"),
-        (r.rate.is_some(), "rate"),
-        (r.max, "max"),
-    ]
-    .iter()
-    .filter(|(set, _)| *set)
-    .map(|(_, name)| *name)
-    .collect();
-    if chosen.len() > 1 {
-        return Err(ctx.err(
-            &format!("replay.{}", chosen[1]),
-            format!(
-                "choose one pacing: replay.{} and replay.{} are both set",
-                chosen[0], chosen[1]
-            ),
-        ));
-    }
-    let concurrency = at_least_one(ctx, "replay.concurrency", r.concurrency.unwrap_or(16))?;
-    let pacing = if r.max {
-        Pacing::Max { concurrency }
-    } else if let Some(rate) = r.rate {
-        Pacing::Rate {
-            per_second: positive(ctx, "replay.rate", rate)?,
-        }
-    } else {
-        Pacing::Original {
-            speed: positive(ctx, "replay.speed", r.speed.unwrap_or(1.0))?,
-        }
-    };
-    let regexes = |field: &str, patterns: &[String]| {
-        patterns
-            .iter()
-            .map(|p| regex::Regex::new(p).map_err(|e| ctx.err(field, format!("`{p}`: {e}"))))
-            .collect::<Result<Vec<_>, _>>()
-    };
-    let headers = |field: &str, rules: &[String]| {
-        rules
-            .iter()
-            .map(|h| HeaderRule::parse(h).map_err(|m| ctx.err(field, m)))
-            .collect::<Result<Vec<_>, _>>()
-    };
-    if let Some(s) = r.sample {
-        if !(s > 0.0 && s <= 100.0) {
-            return Err(ctx.err(
-                "replay.sample",
-                format!("must be a percentage above 0 and at most 100, got {s}"),
-            ));
-        }
-    }
-    let shard = r
-        .shard
-        .as_deref()
-        .map(|s| parse_shard(s).map_err(|m| ctx.err("replay.shard", m)))
-        .transpose()?;
-    let duration_opt = r
-        .duration
-        .as_deref()
-        .map(|d| duration(ctx, "replay.duration", d))
-        .transpose()?;
-    if r.looping && r.limit.is_none() && duration_opt.is_none() {
-        return Err(ctx.err(
-            "replay.loop",
-            "a looping replay needs replay.limit or replay.duration to end",
-        ));
-    }
-    Ok(ReplayOptions {
-        targets: Vec::new(),
-        pacing,
-        filter: Filter {
-            methods: r.methods.unwrap_or(Methods::Safe).into(),
-            allow_methods: r
-                .allow_methods
-                .iter()
-                .map(|m| m.to_ascii_uppercase())
-                .collect(),
-            allow_urls: regexes("replay.allow_urls", &r.allow_urls)?,
-            deny_urls: regexes("replay.deny_urls", &r.deny_urls)?,
-            allow_headers: headers("replay.allow_headers", &r.allow_headers)?,
-            deny_headers: headers("replay.deny_headers", &r.deny_headers)?,
-            sample_percent: r.sample,
-            shard,
-        },
-        rewrite: Rewrite {
-            urls: r
-                .rewrite_urls
-                .iter()
-                .map(|u| Rewrite::parse_url_rule(u).map_err(|m| ctx.err("replay.rewrite_urls", m)))
-                .collect::<Result<_, _>>()?,
-            set_headers: r
-                .set_headers
-                .iter()
-                .map(|h| Rewrite::parse_header(h).map_err(|m| ctx.err("replay.set_headers", m)))
-                .collect::<Result<_, _>>()?,
-            remove_headers: r.remove_headers.clone(),
-            keep_host: r.keep_host,
-        },
-        timeout: r
-            .timeout
-            .as_deref()
-            .map(|t| duration(ctx, "replay.timeout", t))
-            .transpose()?
-            .unwrap_or(Duration::from_secs(30)),
-        max_in_flight: at_least_one(ctx, "replay.max_in_flight", r.max_in_flight.unwrap_or(4096))?,
-        limit: r.limit,
-        duration: duration_opt,
-        looping: r.looping,
-        h2: r.h2,
-        ca_cert: r.ca_cert.as_deref().map(|c| ctx.path("replay.ca_cert", c)),
-        stop: Default::default(),
-    })
-}
-
-/// Parses `I/N` with `0 <= I < N`.
-fn parse_shard(text: &str) -> Result<(u32, u32), String> {
-    let bad = || format!("`{text}` is not a shard like \"0/4\" (index from 0, below the count)");
-    let (i, n) = text.split_once('/').ok_or_else(bad)?;
-    let (i, n): (u32, u32) = (
-        i.trim().parse().map_err(|_| bad())?,
-        n.trim().parse().map_err(|_| bad())?,
-    );
-    if i >= n {
-        return Err(bad());
-    }
-    Ok((i, n))
+/// A spec's error at its key in `section`.
+fn spec_error(ctx: &Ctx<'_>, section: &str, e: &crate::spec::SpecError) -> ScenarioError {
+    ctx.err(&format!("{section}.{}", e.key), e.message.clone())
 }
 
 fn url(ctx: &Ctx<'_>, field: &str, text: &str) -> Result<String, ScenarioError> {
@@ -1007,41 +780,10 @@ fn socket_addr(ctx: &Ctx<'_>, field: &str, text: &str) -> Result<SocketAddr, Sce
     })
 }
 
-fn byte_size(ctx: &Ctx<'_>, field: &str, size: &ByteSize) -> Result<usize, ScenarioError> {
-    let bytes = match size {
-        ByteSize::Bytes(n) => *n,
-        ByteSize::Text(text) => {
-            let t = text.trim();
-            let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-            let (number, unit) = t.split_at(split);
-            let n: u64 = number.parse().map_err(|_| {
-                ctx.err(
-                    field,
-                    format!("`{text}` is not a size like 65536, \"64KiB\" or \"1MiB\""),
-                )
-            })?;
-            let scale = match unit.trim() {
-                "" | "B" => 1,
-                "KiB" | "K" | "KB" | "kB" => 1024,
-                "MiB" | "M" | "MB" => 1024 * 1024,
-                "GiB" | "G" | "GB" => 1024 * 1024 * 1024,
-                other => {
-                    return Err(ctx.err(
-                        field,
-                        format!("unknown unit `{other}` in `{text}`: use B, KiB, MiB or GiB"),
-                    ))
-                }
-            };
-            n.saturating_mul(scale)
-        }
-    };
-    usize::try_from(bytes).map_err(|_| ctx.err(field, "too large"))
-}
-
-fn check_live(kind: SourceKind, l: &RawLive, ctx: &Ctx<'_>) -> Result<LiveSpec, ScenarioError> {
+fn check_live(kind: SourceKind, l: &MirrorSpec, ctx: &Ctx<'_>) -> Result<LiveSpec, ScenarioError> {
     let section = kind_name(kind);
     let f = |name: &str| format!("{section}.{name}");
-    let (listen, interface, port, metrics) = match kind {
+    let (listen, interface, port) = match kind {
         SourceKind::Shadow => {
             for (present, name) in [
                 (l.interface.is_some(), "interface"),
@@ -1060,17 +802,7 @@ fn check_live(kind: SourceKind, l: &RawLive, ctx: &Ctx<'_>) -> Result<LiveSpec, 
                     "missing: the address users connect to, like 0.0.0.0:8080",
                 ));
             };
-            let metrics = l
-                .metrics
-                .as_deref()
-                .map(|m| socket_addr(ctx, &f("metrics"), m))
-                .transpose()?;
-            (
-                Some(socket_addr(ctx, &f("listen"), listen)?),
-                None,
-                None,
-                metrics,
-            )
+            (Some(socket_addr(ctx, &f("listen"), listen)?), None, None)
         }
         _ => {
             for (present, name) in [
@@ -1100,22 +832,21 @@ fn check_live(kind: SourceKind, l: &RawLive, ctx: &Ctx<'_>) -> Result<LiveSpec, 
             if port == 0 {
                 return Err(ctx.err(&f("port"), "must be a TCP port from 1 to 65535"));
             }
-            (None, Some(interface.clone()), Some(port), None)
+            (None, Some(interface.clone()), Some(port))
         }
     };
-    let mirror_percent = l.mirror_percent.unwrap_or(100.0);
-    if !(mirror_percent > 0.0 && mirror_percent <= 100.0) {
-        return Err(ctx.err(
-            &f("mirror_percent"),
-            format!("must be above 0 and at most 100, got {mirror_percent}"),
-        ));
-    }
-    let Some(d) = &l.duration else {
+    let Some(duration) = l.duration else {
         return Err(ctx.err(
             &f("duration"),
             "missing: how long to compare live traffic before the verdict, like \"10m\"",
         ));
     };
+    let mut spec = l.clone();
+    spec.ca = spec
+        .ca
+        .as_deref()
+        .map(|c| ctx.path(&f("ca"), &c.to_string_lossy()));
+    let settings = spec.settings().map_err(|e| spec_error(ctx, section, &e))?;
     Ok(LiveSpec {
         listen,
         interface,
@@ -1125,27 +856,8 @@ fn check_live(kind: SourceKind, l: &RawLive, ctx: &Ctx<'_>) -> Result<LiveSpec, 
             .as_deref()
             .map(|u| url(ctx, &f("primary"), u))
             .transpose()?,
-        shadow: l
-            .shadow
-            .as_deref()
-            .map(|u| url(ctx, &f("shadow"), u))
-            .transpose()?,
-        shadow_baseline: l
-            .shadow_baseline
-            .as_deref()
-            .map(|u| url(ctx, &f("shadow_baseline"), u))
-            .transpose()?,
-        mirror_percent,
-        methods: l.methods.unwrap_or(Methods::Safe).into(),
-        max_body: l
-            .max_body
-            .as_ref()
-            .map(|s| byte_size(ctx, &f("max_body"), s))
-            .transpose()?
-            .unwrap_or(1024 * 1024),
-        queue: at_least_one(ctx, &f("queue"), l.queue.unwrap_or(1024))?,
-        duration: duration(ctx, &f("duration"), d)?,
-        metrics,
+        duration: duration.0,
+        settings,
     })
 }
 
@@ -1160,40 +872,10 @@ fn check_testbed(i: usize, t: &RawTestbed, ctx: &Ctx<'_>) -> Result<TestbedSpec,
             ),
         )
     })?;
-    let mut routes = Vec::new();
-    for text in &t.route_latency {
-        routes.push(
-            RouteRule::parse(text, RouteEffect::LatencyMs)
-                .map_err(|m| ctx.err(&f("route_latency"), m))?,
-        );
-    }
-    for text in &t.route_error_rate {
-        routes.push(
-            RouteRule::parse(text, RouteEffect::ErrorRate)
-                .map_err(|m| ctx.err(&f("route_error_rate"), m))?,
-        );
-    }
-    let config = TestbedConfig {
-        latency_ms: t.latency_ms,
-        jitter_ms: t.jitter_ms,
-        error_rate: t.error_rate,
-        routes,
-    };
-    for (name, value, max) in [
-        ("latency_ms", t.latency_ms, 3_600_000.0),
-        ("jitter_ms", t.jitter_ms, 3_600_000.0),
-        ("error_rate", t.error_rate, 1.0),
-    ] {
-        if !(value.is_finite() && (0.0..=max).contains(&value)) {
-            return Err(ctx.err(
-                &f(name),
-                format!("must be between 0 and {max}, got {value}"),
-            ));
-        }
-    }
-    config
-        .validate()
-        .map_err(|m| ctx.err(&f("route_error_rate"), m))?;
+    let spec: crate::spec::testbed::TestbedSpec = toml::Value::Table(t.rest.clone())
+        .try_into()
+        .map_err(|e| ctx.err(&format!("testbeds.{i}"), e.message()))?;
+    let config = spec.config().map_err(|e| ctx.err(&f(e.key), e.message))?;
     Ok(TestbedSpec {
         name: t.name.clone(),
         listen: socket_addr(

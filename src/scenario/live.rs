@@ -46,7 +46,7 @@ pub struct Traffic {
 /// the capture cannot start.
 pub async fn run(live: Live<'_>) -> Result<Traffic, Failure> {
     use crate::compare::summary::HistogramSummary;
-    use crate::shadow::{self, JudgeSettings, Metrics, MirrorPolicy, Mirroring, ShadowTarget};
+    use crate::shadow::{self, JudgeSettings, Metrics, Mirroring};
     use std::sync::{Arc, Mutex};
 
     let spec = live.spec;
@@ -92,21 +92,11 @@ pub async fn run(live: Live<'_>) -> Result<Traffic, Failure> {
     );
     let mirroring = Mirroring {
         primary_name,
-        target: ShadowTarget {
-            canary: live.shadow.clone(),
-            baseline: live.baseline.clone(),
-            concurrency: 64,
-            queue: spec.queue,
-            timeout: std::time::Duration::from_secs(10),
-            max_queue_wait: std::time::Duration::from_millis(100),
-            breaker: shadow::BreakerSettings::default(),
-        },
-        policy: MirrorPolicy {
-            methods: spec.methods,
-            percent: spec.mirror_percent,
-            max_body: spec.max_body as u64,
-        },
-        extra_ca: None,
+        target: spec
+            .settings
+            .target(live.shadow.clone(), live.baseline.clone()),
+        policy: spec.settings.policy,
+        extra_ca: spec.settings.ca.clone(),
         judge: JudgeSettings {
             comparison: live.comparison,
             observations,
@@ -121,7 +111,7 @@ pub async fn run(live: Live<'_>) -> Result<Traffic, Failure> {
         },
     };
     let metrics = Arc::new(Metrics::new());
-    if let Some(addr) = spec.metrics {
+    if let Some(addr) = spec.settings.metrics {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot listen on {addr}: {e}")))?;

@@ -329,13 +329,14 @@ async fn traffic(
                 LiveSource::Shadow => Some(find(&spec.primary, &options.baseline)?),
                 LiveSource::Mirror => None,
             };
-            let shadow = find(&spec.shadow, &options.candidate)?;
+            let shadow = find(&spec.settings.shadow, &options.candidate)?;
             // The baseline copy: given in the file, or the one deployed beside the canary
             // (`deploy.with_baseline`).
             let deployed_baseline = deployed
                 .and_then(|d| d["baseline"]["services"][0]["url"].as_str())
                 .map(str::to_owned);
             let baseline = spec
+                .settings
                 .shadow_baseline
                 .clone()
                 .or(deployed_baseline)
@@ -603,7 +604,7 @@ pub fn describe(loaded: &Loaded) -> String {
                     l.port.unwrap_or(0)
                 ),
             };
-            let baseline = match (&l.shadow_baseline, &s.deploy) {
+            let baseline = match (&l.settings.shadow_baseline, &s.deploy) {
                 (Some(url), _) => format!(", and to the baseline copy {url}"),
                 (None, Some(d)) if d.request.with_baseline => {
                     ", and to the deployed baseline copy".to_owned()
@@ -613,7 +614,7 @@ pub fn describe(loaded: &Loaded) -> String {
             let _ = writeln!(
                 text,
                 "  source     {place}, copies {}%{baseline}, until the judge decides or {:?}",
-                l.mirror_percent, l.duration
+                l.settings.policy.percent, l.duration
             );
         }
     }
@@ -653,7 +654,8 @@ pub fn describe(loaded: &Loaded) -> String {
     let o = &s.judge.options;
     let baseline_copy = match (&s.source, &s.deploy) {
         (Source::Shadow(l) | Source::Mirror(l), d) => {
-            l.shadow_baseline.is_some() || d.as_ref().is_some_and(|d| d.request.with_baseline)
+            l.settings.shadow_baseline.is_some()
+                || d.as_ref().is_some_and(|d| d.request.with_baseline)
         }
         _ => false,
     };

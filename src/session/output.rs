@@ -101,6 +101,14 @@ fn probe(dir: &Path) -> std::io::Result<()> {
         .map(drop)
 }
 
+/// An output written as it comes (a live run's observations): checked like any output file,
+/// then created or truncated. Live runs have no end to wait for before renaming.
+pub fn stream_file(path: &Path, what: &str) -> Result<Box<dyn Write + Send>, Failure> {
+    check_output_file(path, what)?;
+    let file = std::fs::File::create(path).map_err(|e| cannot_write(path, &e))?;
+    Ok(Box::new(std::io::BufWriter::new(file)))
+}
+
 /// An output file that appears under its name only once it is complete.
 pub struct AtomicFile {
     path: PathBuf,

@@ -15,6 +15,18 @@ use std::time::Duration;
 #[derive(Debug, Clone, Default, clap::Args, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MirrorSpec {
+    /// Scenario key only (the shadow command's `--listen`): where users connect.
+    #[arg(skip)]
+    pub listen: Option<String>,
+    /// Scenario key only (the shadow command's `--primary`): where users' requests go.
+    #[arg(skip)]
+    pub primary: Option<String>,
+    /// Scenario key only (the mirror command's `--interface`): where to capture.
+    #[arg(skip)]
+    pub interface: Option<String>,
+    /// Scenario key only (the mirror command's `--port`): the service's port.
+    #[arg(skip)]
+    pub port: Option<u16>,
     /// The shadow (the isolated canary): copies of requests go here; its answers are only
     /// judged.
     #[arg(long, value_name = "URL", required = true)]

@@ -8,6 +8,7 @@
 
 pub mod live;
 pub mod replay;
+pub mod testbed;
 pub mod units;
 
 pub use live::MirrorSpec;

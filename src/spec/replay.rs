@@ -132,23 +132,34 @@ impl ReplaySpec {
             if value.is_finite() && value > 0.0 {
                 Ok(value)
             } else {
-                Err(SpecError::new(key, format!("must be above 0, got {value}")))
-            }
-        };
-        let pacing = match (self.max, self.rate, self.speed) {
-            (true, None, None) => Pacing::Max { concurrency },
-            (false, Some(rate), None) => Pacing::Rate {
-                per_second: positive("rate", rate)?,
-            },
-            (false, None, speed) => Pacing::Original {
-                speed: positive("speed", speed.unwrap_or(1.0))?,
-            },
-            _ => {
-                return Err(SpecError::new(
-                    "rate",
-                    "choose one pacing: speed, rate or max",
+                Err(SpecError::new(
+                    key,
+                    format!("must be a positive number, got {value}"),
                 ))
             }
+        };
+        let chosen: Vec<&'static str> = [
+            (self.speed.is_some(), "speed"),
+            (self.rate.is_some(), "rate"),
+            (self.max, "max"),
+        ]
+        .into_iter()
+        .filter_map(|(set, key)| set.then_some(key))
+        .collect();
+        if let [first, second, ..] = chosen[..] {
+            return Err(SpecError::new(
+                second,
+                format!("choose one pacing: {first} and {second} are both set"),
+            ));
+        }
+        let pacing = match (self.max, self.rate) {
+            (true, _) => Pacing::Max { concurrency },
+            (false, Some(rate)) => Pacing::Rate {
+                per_second: positive("rate", rate)?,
+            },
+            (false, None) => Pacing::Original {
+                speed: positive("speed", self.speed.unwrap_or(1.0))?,
+            },
         };
         if self.looping && self.limit.is_none() && self.duration.is_none() {
             return Err(SpecError::new(
@@ -247,7 +258,8 @@ mod tests {
         assert_eq!(o.pacing, Pacing::Max { concurrency: 8 });
         assert_eq!(o.timeout, Duration::from_secs(2));
         let e = spec("max = true\nrate = 5.0").options().unwrap_err();
-        assert_eq!(e.key, "rate");
+        assert_eq!(e.key, "max");
+        assert_eq!(e.message, "choose one pacing: rate and max are both set");
     }
 
     #[test]

@@ -34,6 +34,22 @@ pub enum RouteEffect {
     ErrorRate(f64),
 }
 
+impl RouteEffect {
+    /// A latency written with its unit, e.g. `40ms`.
+    pub fn latency(text: &str) -> Result<Self, String> {
+        let d = crate::spec::parse_duration(text)?;
+        Ok(RouteEffect::LatencyMs(d.as_secs_f64() * 1000.0))
+    }
+
+    /// An error rate from 0 to 1.
+    pub fn error_rate(text: &str) -> Result<Self, String> {
+        match text.parse::<f64>() {
+            Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(RouteEffect::ErrorRate(rate)),
+            _ => Err(format!("`{text}` is not an error rate from 0 to 1")),
+        }
+    }
+}
+
 /// A rule for the requests whose route matches `pattern`.
 ///
 /// The pattern is compared with the request's route key (`GET /users/:id`) when it contains a
@@ -50,24 +66,21 @@ impl RouteRule {
     ///
     /// # Errors
     /// A message naming what is wrong with the rule.
-    pub fn parse(text: &str, make: fn(f64) -> RouteEffect) -> Result<Self, String> {
+    pub fn parse(
+        text: &str,
+        make: fn(&str) -> Result<RouteEffect, String>,
+    ) -> Result<Self, String> {
         let (pattern, value) = text
             .rsplit_once('=')
-            .ok_or_else(|| format!("`{text}`: expected ROUTE=VALUE, e.g. '/api/items/:id=40'"))?;
-        let value: f64 = value
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{text}`: `{value}` is not a number"))?;
-        if !value.is_finite() || value < 0.0 {
-            return Err(format!("`{text}`: the value must be a non-negative number"));
-        }
+            .ok_or_else(|| format!("`{text}`: expected ROUTE=VALUE, e.g. '/api/items/:id=40ms'"))?;
+        let effect = make(value.trim()).map_err(|m| format!("`{text}`: {m}"))?;
         let pattern = pattern.trim();
         if pattern.is_empty() {
             return Err(format!("`{text}`: the route is empty"));
         }
         Ok(RouteRule {
             pattern: pattern.to_owned(),
-            effect: make(value),
+            effect,
         })
     }
 
@@ -99,10 +112,10 @@ impl TestbedConfig {
     pub fn validate(&self) -> Result<(), String> {
         let ok_ms = |v: f64| v.is_finite() && (0.0..=3_600_000.0).contains(&v);
         if !ok_ms(self.latency_ms) {
-            return Err("--latency must be between 0 and 3600000 ms".into());
+            return Err("the latency must be between 0 and 1h".into());
         }
         if !ok_ms(self.jitter_ms) {
-            return Err("--jitter must be between 0 and 3600000 ms".into());
+            return Err("the jitter must be between 0 and 1h".into());
         }
         let rates =
             std::iter::once(self.error_rate).chain(self.routes.iter().filter_map(
@@ -243,7 +256,7 @@ mod tests {
             error_rate: 0.1,
             routes: rules
                 .iter()
-                .map(|r| RouteRule::parse(r, RouteEffect::LatencyMs).unwrap())
+                .map(|r| RouteRule::parse(r, RouteEffect::latency).unwrap())
                 .collect(),
         }
     }
@@ -263,7 +276,7 @@ mod tests {
 
     #[test]
     fn route_rules_match_path_route_key_and_prefix() {
-        let c = config(&["/items/:id=40", "POST /orders=90", "/static/*=0"]);
+        let c = config(&["/items/:id=40ms", "POST /orders=90ms", "/static/*=0ms"]);
         assert_eq!(
             c.plan("GET", "/items/42?x=1", 0.0, 1.0).delay.as_millis(),
             40
@@ -281,19 +294,25 @@ mod tests {
     fn route_error_rate_overrides_base_rate() {
         let mut c = config(&[]);
         c.routes
-            .push(RouteRule::parse("/pay=1", RouteEffect::ErrorRate).unwrap());
+            .push(RouteRule::parse("/pay=1", RouteEffect::error_rate).unwrap());
         assert_eq!(c.plan("GET", "/pay", 0.0, 0.99).status, 500);
         assert_eq!(c.plan("GET", "/other", 0.0, 0.99).status, 200);
     }
 
     #[test]
     fn bad_rules_and_options_are_explained() {
-        assert!(RouteRule::parse("/x", RouteEffect::LatencyMs)
+        assert!(RouteRule::parse("/x", RouteEffect::latency)
             .unwrap_err()
             .contains("ROUTE=VALUE"));
-        assert!(RouteRule::parse("/x=slow", RouteEffect::LatencyMs)
+        assert!(RouteRule::parse("/x=slow", RouteEffect::latency)
             .unwrap_err()
-            .contains("not a number"));
+            .contains("is not a duration"));
+        assert!(RouteRule::parse("/x=40", RouteEffect::latency)
+            .unwrap_err()
+            .contains("40ms"));
+        assert!(RouteRule::parse("/x=2", RouteEffect::error_rate)
+            .unwrap_err()
+            .contains("from 0 to 1"));
         let mut c = config(&[]);
         c.error_rate = 1.5;
         assert!(c.validate().is_err());

@@ -1,4 +1,5 @@
 use super::*;
+use crate::replay::{MethodPolicy, Pacing};
 
 const MINIMAL: &str = r#"
 [source]
@@ -218,10 +219,10 @@ fn live_sources_are_checked_fully() {
     let Source::Shadow(l) = &s.source else {
         panic!("shadow")
     };
-    assert_eq!(l.max_body, 64 * 1024);
-    assert_eq!(l.mirror_percent, 50.0);
+    assert_eq!(l.settings.policy.max_body, 64 * 1024);
+    assert_eq!(l.settings.policy.percent, 50.0);
     assert_eq!(l.duration, Duration::from_secs(600));
-    assert_eq!(l.methods, MethodPolicy::Safe);
+    assert_eq!(l.settings.policy.methods, MethodPolicy::Safe);
     for (set, field) in [
         ("shadow.mirror_percent=150", "shadow.mirror_percent"),
         ("shadow.max_body=\"12 parsecs\"", "shadow.max_body"),
@@ -251,8 +252,8 @@ fn live_sources_are_checked_fully() {
     )
     .unwrap();
     assert!(matches!(
-        s.source,
-        Source::Shadow(LiveSpec { shadow: None, .. })
+        &s.source,
+        Source::Shadow(l) if l.settings.shadow.is_none()
     ));
 
     let mirror = "[source]\nkind = \"mirror\"\n[mirror]\ninterface = \"eth0\"\nport = 8080\nshadow = \"http://c\"\nduration = \"1h\"\n[report]\ndir = \"o\"\n";
