@@ -389,7 +389,10 @@ fn usage_mistakes_are_exit_2_with_a_hint() {
             "zz",
         ),
         (&["replay", rec], "--target"),
-        (&["testbed", "--error-rate", "2"], "error rate"),
+        (
+            &["testbed", "--error-rate", "2"],
+            "--error-rate must be from 0 to 1",
+        ),
         (&["testbed", "--route-latency", "/x"], "ROUTE=VALUE"),
     ];
     for (args, hint) in cases {

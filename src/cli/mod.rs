@@ -141,13 +141,8 @@ struct JudgeArgs {
     /// Output format of the comparison on stdout.
     #[arg(long, value_enum, default_value_t = FormatArg::Text)]
     format: FormatArg,
-    /// Fewest requests per target for a verdict other than inconclusive (overrides the judge
-    /// file).
-    #[arg(long, value_name = "N")]
-    min_requests: Option<u64>,
-    /// A judge file (TOML): alpha, thresholds, route overrides, minimum samples, warm-up.
-    #[arg(long, value_name = "FILE")]
-    judge: Option<PathBuf>,
+    #[command(flatten)]
+    spec: crate::spec::judge::JudgeSpec,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -186,10 +181,6 @@ struct CompareArgs {
     /// discounted.
     #[arg(long, value_name = "NAME")]
     noise: Option<String>,
-    /// Also run the anytime-valid sequential judge over the pairs in file order, and report
-    /// after how many pairs it would have stopped.
-    #[arg(long)]
-    sequential: bool,
     #[command(flatten)]
     judge: JudgeArgs,
 }
@@ -342,54 +333,24 @@ fn inspect(args: &InspectArgs) -> Outcome {
 fn new_comparison(
     baseline: &str,
     candidate: &str,
-    judge: &JudgeArgs,
+    noise: Option<&str>,
+    judge: &crate::spec::judge::JudgeSpec,
 ) -> Result<Comparison, Failure> {
-    let mut options = CompareOptions::new(baseline, candidate);
-    if let Some(path) = &judge.judge {
-        options = read_judge_file(path, options)?;
-    }
-    if let Some(n) = judge.min_requests {
-        options.min_requests = n;
-    }
+    let mut base = CompareOptions::new(baseline, candidate);
+    base.noise = noise.map(str::to_owned);
+    let options = judge
+        .options(base)
+        .map_err(|e| Failure::bad_input_msg(e.for_flag()))?;
     Comparison::new(options).map_err(Failure::bad_input)
 }
 
-/// Reads a judge file on top of `base`; any problem is bad input naming the file and line.
-fn read_judge_file(path: &Path, base: CompareOptions) -> Result<CompareOptions, Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Failure::bad_input(anyhow::anyhow!(
-            "cannot read judge file {}: {e}",
-            path.display()
-        ))
-    })?;
-    let options = crate::compare::judge_file::parse(&text, base).map_err(|e| {
-        Failure::bad_input(anyhow::anyhow!(
-            "{}:{}:{}: {}",
-            path.display(),
-            e.line,
-            e.column,
-            e.message
-        ))
-    })?;
-    options
-        .validate()
-        .map_err(|e| Failure::bad_input(anyhow::anyhow!("{}: {e}", path.display())))?;
-    Ok(options)
-}
-
 fn compare(args: &CompareArgs) -> Outcome {
-    let mut comparison = new_comparison(&args.baseline, &args.candidate, &args.judge)?;
-    if args.noise.is_some() || args.sequential {
-        let mut options = comparison.options().clone();
-        options.noise = args.noise.clone();
-        if args.sequential {
-            options.sequential = Some(crate::compare::sequential::SequentialOptions {
-                alpha: options.alpha,
-                ..Default::default()
-            });
-        }
-        comparison = Comparison::new(options).map_err(Failure::bad_input)?;
-    }
+    let mut comparison = new_comparison(
+        &args.baseline,
+        &args.candidate,
+        args.noise.as_deref(),
+        &args.judge.spec,
+    )?;
     feed_files(&mut comparison, &args.observations)?;
     let (baseline, candidate) = comparison.requests();
     for (name, count) in [(&args.baseline, baseline), (&args.candidate, candidate)] {
@@ -426,12 +387,11 @@ fn calibrate(args: &CalibrateArgs) -> Outcome {
             args.margin
         )));
     }
-    let judge = JudgeArgs {
-        format: FormatArg::Text,
-        min_requests: None,
-        judge: args.judge.clone(),
+    let judge = crate::spec::judge::JudgeSpec {
+        file: args.judge.clone(),
+        ..Default::default()
     };
-    let mut comparison = new_comparison(&args.baseline, &args.noise, &judge)?;
+    let mut comparison = new_comparison(&args.baseline, &args.noise, None, &judge)?;
     feed_files(&mut comparison, &args.observations)?;
     let (baseline, noise) = comparison.requests();
     for (name, count) in [(&args.baseline, baseline), (&args.noise, noise)] {

@@ -62,7 +62,7 @@ pub(super) async fn replay(args: ReplayArgs) -> Outcome {
     let first = open_recording(&args.recording, &args.read)?;
     let reader = recording_source(first, args.recording.clone(), args.read.skip_bad);
     let comparison = match (&args.baseline, &args.candidate) {
-        (Some(b), Some(c)) => Some(new_comparison(b, c, &args.judge)?),
+        (Some(b), Some(c)) => Some(new_comparison(b, c, None, &args.judge.spec)?),
         _ => None,
     };
     let run = ReplayRun {

@@ -104,10 +104,13 @@ impl MirrorSettings {
             }),
             None => None,
         };
-        let mut options = CompareOptions::new(shadow::PRIMARY, shadow::SHADOW);
-        if let Some(path) = &self.judge {
-            options = read_judge_file(path, options)?;
-        }
+        let judge = crate::spec::judge::JudgeSpec {
+            file: self.judge.clone(),
+            ..Default::default()
+        };
+        let options = judge
+            .options(CompareOptions::new(shadow::PRIMARY, shadow::SHADOW))
+            .map_err(|e| Failure::bad_input_msg(e.for_flag()))?;
         let options = shadow::live_options(options, baseline.as_ref().map(|b| b.name.as_str()));
         let comparison = Comparison::new(options).map_err(Failure::bad_input)?;
         let observations = match &self.observations {

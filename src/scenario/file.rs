@@ -61,7 +61,7 @@ pub struct Scenario {
     pub testbeds: Vec<TestbedSpec>,
     /// A canary to deploy before the traffic, and to roll back or promote after the verdict.
     pub deploy: Option<DeploySpec>,
-    pub judge: JudgeSpec,
+    pub judge: Judging,
     pub on_pass: Action,
     pub on_fail: Action,
     /// What an inconclusive verdict (too little data) or a run that broke off does; by default
@@ -156,12 +156,13 @@ pub struct DeploySpec {
 
 /// How the verdict is reached.
 #[derive(Debug, Clone)]
-pub struct JudgeSpec {
-    /// A judge file read by [`load`] into `options`.
-    pub file: Option<PathBuf>,
+pub struct Judging {
+    /// As written, the judge file's path resolved against the scenario's folder.
+    pub spec: crate::spec::judge::JudgeSpec,
+    /// The target names, before the judge file.
+    pub base: CompareOptions,
+    /// The options the run uses: `base`, the judge file (read by [`load`]) and the overrides.
     pub options: CompareOptions,
-    /// `min_requests` given in the scenario: it wins over the judge file.
-    pub min_requests: Option<u64>,
 }
 
 /// Where the reports go.
@@ -216,7 +217,7 @@ struct RawScenario {
     testbeds: Vec<RawTestbed>,
     deploy: Option<RawDeploy>,
     #[serde(default)]
-    judge: RawJudge,
+    judge: crate::spec::judge::JudgeSpec,
     report: RawReport,
 }
 
@@ -269,18 +270,6 @@ struct RawDeploy {
     with_baseline: bool,
     baseline_commit: Option<String>,
     baseline_tag: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawJudge {
-    baseline: Option<String>,
-    candidate: Option<String>,
-    noise: Option<String>,
-    file: Option<String>,
-    min_requests: Option<u64>,
-    #[serde(default)]
-    sequential: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -627,7 +616,7 @@ fn check(raw: RawScenario, ctx: &Ctx<'_>) -> Result<Scenario, ScenarioError> {
     };
 
     // The judge.
-    let mut options = CompareOptions::new(baseline.clone(), candidate.clone());
+    let mut base = CompareOptions::new(baseline.clone(), candidate.clone());
     if let Some(noise) = &judge.noise {
         if !is_target(noise) {
             return Err(ctx.err(
@@ -635,24 +624,16 @@ fn check(raw: RawScenario, ctx: &Ctx<'_>) -> Result<Scenario, ScenarioError> {
                 format!("`{noise}` is not a target; the targets are {}", names()),
             ));
         }
-        options.noise = Some(noise.clone());
+        base.noise = Some(noise.clone());
     }
-    if judge.sequential {
-        options.sequential = Some(crate::compare::sequential::SequentialOptions {
-            alpha: options.alpha,
-            ..Default::default()
-        });
-    }
-    if let Some(n) = judge.min_requests {
-        options.min_requests = n;
-    }
-    options.validate().map_err(|e| {
-        let field = if options.baseline == options.candidate {
+    // The judge file is read by `load`; here its overrides alone are applied and checked.
+    let options = judge.apply(base.clone(), None).map_err(|e| {
+        let field = if base.baseline == base.candidate {
             "judge.candidate"
         } else {
             "judge"
         };
-        ctx.err(field, e.to_string())
+        ctx.err(field, e.message)
     })?;
 
     let deploy = raw
@@ -719,10 +700,16 @@ fn check(raw: RawScenario, ctx: &Ctx<'_>) -> Result<Scenario, ScenarioError> {
         targets,
         testbeds,
         deploy,
-        judge: JudgeSpec {
-            file: judge.file.as_ref().map(|f| ctx.path("judge.file", f)),
+        judge: Judging {
+            spec: crate::spec::judge::JudgeSpec {
+                file: judge
+                    .file
+                    .as_ref()
+                    .map(|f| ctx.path("judge.file", &f.to_string_lossy())),
+                ..judge.clone()
+            },
+            base,
             options,
-            min_requests: judge.min_requests,
         },
         on_pass,
         on_fail,
@@ -757,7 +744,7 @@ fn check_replay(r: &ReplaySpec, ctx: &Ctx<'_>) -> Result<ReplayOptions, Scenario
 
 /// A spec's error at its key in `section`.
 fn spec_error(ctx: &Ctx<'_>, section: &str, e: &crate::spec::SpecError) -> ScenarioError {
-    ctx.err(&format!("{section}.{}", e.key), e.message.clone())
+    ctx.err(&format!("{section}.{}", e.key), e.for_key(section))
 }
 
 fn url(ctx: &Ctx<'_>, field: &str, text: &str) -> Result<String, ScenarioError> {
@@ -1014,27 +1001,12 @@ pub fn load(path: &Path, overrides: &[Override]) -> Result<Loaded, ScenarioError
         overrides,
         base: PathBuf::new(),
     };
-    if let Some(file) = &scenario.judge.file {
-        let judge_text = std::fs::read_to_string(file)
-            .map_err(|e| ctx.err("judge.file", format!("cannot read {}: {e}", file.display())))?;
-        let mut options =
-            crate::compare::judge_file::parse(&judge_text, scenario.judge.options.clone())
-                .map_err(|e| {
-                    ctx.err(
-                        "judge.file",
-                        format!("{}:{}:{}: {}", file.display(), e.line, e.column, e.message),
-                    )
-                })?;
-        if let Some(n) = scenario.judge.min_requests {
-            options.min_requests = n;
-        }
-        if let Some(seq) = &mut options.sequential {
-            seq.alpha = options.alpha;
-        }
-        options
-            .validate()
-            .map_err(|e| ctx.err("judge.file", e.to_string()))?;
-        scenario.judge.options = options;
+    if scenario.judge.spec.file.is_some() {
+        let judge = &scenario.judge;
+        scenario.judge.options = judge
+            .spec
+            .options(judge.base.clone())
+            .map_err(|e| ctx.err("judge.file", e.message))?;
     }
     let deploy_config = match scenario.deploy.as_ref().and_then(|d| d.config.as_ref()) {
         Some(config) => {

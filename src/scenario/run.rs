@@ -673,6 +673,7 @@ pub fn describe(loaded: &Loaded) -> String {
         "  judge      {} vs {against}{}",
         o.candidate,
         s.judge
+            .spec
             .file
             .as_ref()
             .map(|f| format!(" with {}", f.display()))

@@ -6,6 +6,7 @@
 //! [`SpecError`] naming the field by its key; the caller names it the way the user wrote it:
 //! [`SpecError::flag`] on the command line, the dotted key in a scenario.
 
+pub mod judge;
 pub mod live;
 pub mod replay;
 pub mod testbed;
@@ -22,6 +23,8 @@ pub struct SpecError {
     pub key: &'static str,
     /// The flag, when it is not the key with dashes.
     pub flag: Option<&'static str>,
+    /// Why; other fields it mentions are written `‹key›` and named as the user writes them
+    /// by [`SpecError::for_flag`] and [`SpecError::for_key`].
     pub message: String,
 }
 
@@ -49,10 +52,33 @@ impl SpecError {
         }
     }
 
-    /// The message as the command line shows it: `--rate: must be above 0`.
+    /// The message as the command line shows it: `--rate must be a positive number`.
     pub fn for_flag(&self) -> String {
-        format!("{} {}", self.flag(), self.message)
+        let message = fill(&self.message, |key| format!("--{}", key.replace('_', "-")));
+        format!("{} {message}", self.flag())
     }
+
+    /// The message as a scenario shows it, under `section` (`replay`).
+    pub fn for_key(&self, section: &str) -> String {
+        fill(&self.message, |key| format!("{section}.{key}"))
+    }
+}
+
+/// Replaces each `‹key›` in a message with the name of that field as the user writes it.
+/// (A marker no user input quotes, unlike braces in a regex.)
+fn fill(message: &str, name: impl Fn(&str) -> String) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let (Some(start), Some(end)) = (rest.find('‹'), rest.find('›')) {
+        if end < start {
+            break;
+        }
+        out.push_str(&rest[..start]);
+        out.push_str(&name(&rest[start + '‹'.len_utf8()..end]));
+        rest = &rest[end + '›'.len_utf8()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Which recorded or mirrored methods go out.

@@ -149,7 +149,7 @@ impl ReplaySpec {
         if let [first, second, ..] = chosen[..] {
             return Err(SpecError::new(
                 second,
-                format!("choose one pacing: {first} and {second} are both set"),
+                format!("choose one pacing: ‹{first}› and ‹{second}› are both set"),
             ));
         }
         let pacing = match (self.max, self.rate) {
@@ -164,7 +164,7 @@ impl ReplaySpec {
         if self.looping && self.limit.is_none() && self.duration.is_none() {
             return Err(SpecError::new(
                 "loop",
-                "a looping replay needs a limit or a duration to end",
+                "a looping replay needs ‹limit› or ‹duration› to end",
             ));
         }
         Ok(ReplayOptions {
@@ -259,7 +259,14 @@ mod tests {
         assert_eq!(o.timeout, Duration::from_secs(2));
         let e = spec("max = true\nrate = 5.0").options().unwrap_err();
         assert_eq!(e.key, "max");
-        assert_eq!(e.message, "choose one pacing: rate and max are both set");
+        assert_eq!(
+            e.for_flag(),
+            "--max choose one pacing: --rate and --max are both set"
+        );
+        assert_eq!(
+            e.for_key("replay"),
+            "choose one pacing: replay.rate and replay.max are both set"
+        );
     }
 
     #[test]
@@ -271,7 +278,11 @@ mod tests {
         let e = spec("loop = true").options().unwrap_err();
         assert_eq!(
             e.for_flag(),
-            "--loop a looping replay needs a limit or a duration to end"
+            "--loop a looping replay needs --limit or --duration to end"
+        );
+        assert_eq!(
+            e.for_key("replay"),
+            "a looping replay needs replay.limit or replay.duration to end"
         );
         let e = spec("max_in_flight = 0").options().unwrap_err();
         assert_eq!(e.flag(), "--max-in-flight");
