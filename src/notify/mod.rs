@@ -9,10 +9,12 @@
 //! - [`spec`] reads where to send it: `[notify]` in a scenario or `--notify-url` on
 //!   `nprt shadow`/`nprt mirror`, the URL only by reference (an environment variable or a
 //!   file), because a webhook URL is itself the credential;
+//! - [`scenario`] builds the events of `nprt run` from a scenario and its deploy;
 //! - [`send`] posts it with a timeout; a notification that fails is logged (naming only the
 //!   webhook's host) and counted, and never changes a verdict or an exit code.
 
 pub mod message;
+pub mod scenario;
 pub mod send;
 pub mod spec;
 

@@ -120,17 +120,49 @@ impl RawNotify {
 }
 
 impl Spec {
+    fn key(&self) -> &'static str {
+        match self.url {
+            UrlSource::Env(_) => "url_env",
+            UrlSource::File(_) => "url_file",
+        }
+    }
+
+    /// Reads the URL, to check before anything runs that it is there and is one.
+    ///
+    /// # Errors
+    /// [`SpecError`] naming `notify.url_env` or `notify.url_file`.
+    pub fn read_url(&self) -> Result<hyper::Uri, SpecError> {
+        self.url.read().map_err(|m| SpecError::new(self.key(), m))
+    }
+
     /// Reads the URL and makes the notifier.
     ///
     /// # Errors
     /// [`SpecError`] naming `notify.url_env` or `notify.url_file`.
     pub fn notifier(&self) -> Result<Notifier, SpecError> {
-        let key = match self.url {
-            UrlSource::Env(_) => "url_env",
-            UrlSource::File(_) => "url_file",
+        let url = self.read_url()?;
+        Notifier::new(url, self.format, self.timeout).map_err(|m| SpecError::new(self.key(), m))
+    }
+
+    /// The notifier of a run whose scenario was checked by `load`: should the URL have gone
+    /// since (a variable unset, a file removed), the run goes on without messages, warned.
+    pub fn start(&self) -> Option<Notifier> {
+        self.notifier()
+            .map_err(|e| tracing::warn!("no notifications: {e}"))
+            .ok()
+    }
+
+    /// Where the URL is read from, for `nprt run --check`.
+    pub fn describe(&self) -> String {
+        let from = match &self.url {
+            UrlSource::Env(name) => format!("${name}"),
+            UrlSource::File(path) => path.display().to_string(),
         };
-        let url = self.url.read().map_err(|m| SpecError::new(key, m))?;
-        Notifier::new(url, self.format, self.timeout).map_err(|m| SpecError::new(key, m))
+        format!(
+            "{} webhook, URL from {from}, timeout {:?}",
+            self.format.as_str(),
+            self.timeout
+        )
     }
 }
 
@@ -197,6 +229,21 @@ pub struct NotifyArgs {
 }
 
 impl NotifyArgs {
+    /// The one verdict message of a live run `run` (`shadow`, `mirror`) whose reports go to
+    /// `report`, when `--notify-url` was given.
+    ///
+    /// # Errors
+    /// As [`NotifyArgs::notifier`].
+    pub fn live(
+        &self,
+        run: &str,
+        report: Option<PathBuf>,
+    ) -> Result<Option<std::sync::Arc<super::LiveVerdict>>, String> {
+        Ok(self
+            .notifier()?
+            .map(|n| super::LiveVerdict::new(n, run, report)))
+    }
+
     /// The notifier, when `--notify-url` was given: its URL read now, so that a missing
     /// variable or file is a usage error before anything runs.
     ///
