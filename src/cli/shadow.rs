@@ -104,11 +104,25 @@ struct MirrorSettings {
     /// Stop after this long (default: until Ctrl-C or SIGTERM).
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     duration: Option<Duration>,
+    #[command(flatten)]
+    notify: crate::notify::NotifyArgs,
 }
 
 impl MirrorSettings {
-    /// Validates everything and opens the output files; nothing runs yet.
-    fn mirroring(&self) -> Result<Mirroring, Failure> {
+    /// The verdict's message (`--notify-url`); `run` names the command in it.
+    fn notify(&self, run: &str) -> Result<Option<Arc<crate::notify::LiveVerdict>>, Failure> {
+        let report = self.report.clone();
+        self.notify
+            .live(run, report)
+            .map_err(Failure::bad_input_msg)
+    }
+
+    /// Validates everything and opens the output files; nothing runs yet. Every verdict is
+    /// offered to `notify`, which sends the live judge's fail at once.
+    fn mirroring(
+        &self,
+        notify: Option<Arc<crate::notify::LiveVerdict>>,
+    ) -> Result<Mirroring, Failure> {
         let base = shadow::parse_base(&self.shadow).map_err(usage("--shadow"))?;
         let baseline = match &self.shadow_baseline {
             Some(url) => Some(crate::replay::Target {
@@ -173,6 +187,9 @@ impl MirrorSettings {
                 if let Err(e) = write_reports(dir, verdict) {
                     tracing::error!(error = %e.error, "cannot write the reports");
                 }
+            }
+            if let Some(n) = &notify {
+                n.offer(verdict);
             }
             if last {
                 print!("{}", report::render(verdict, Format::Text));
@@ -244,7 +261,8 @@ impl MirrorSettings {
 
 pub(super) async fn shadow_proxy(args: ShadowArgs) -> Outcome {
     let primary = shadow::parse_base(&args.primary).map_err(usage("--primary"))?;
-    let mirroring = args.mirror.mirroring()?;
+    let notify = args.mirror.notify("shadow")?;
+    let mirroring = args.mirror.mirroring(notify.clone())?;
     let metrics = Arc::new(Metrics::new());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -268,11 +286,15 @@ pub(super) async fn shadow_proxy(args: ShadowArgs) -> Outcome {
     )
     .await
     .map_err(Failure::runtime)?;
+    if let Some(n) = notify {
+        n.finish(&outcome.judge.verdict).await;
+    }
     finish(&outcome)
 }
 
 pub(super) async fn mirror(args: MirrorArgs) -> Outcome {
-    let mirroring = args.mirror.mirroring()?;
+    let notify = args.mirror.notify("mirror")?;
+    let mirroring = args.mirror.mirroring(notify.clone())?;
     let metrics = Arc::new(Metrics::new());
     args.mirror.serve_metrics(&metrics).await?;
     let live = crate::capture::live::LiveOptions {
@@ -300,6 +322,9 @@ pub(super) async fn mirror(args: MirrorArgs) -> Outcome {
         _ => Failure::runtime(e),
     })?;
     eprint!("{}", outcome.capture);
+    if let Some(n) = notify {
+        n.finish(&outcome.run.judge.verdict).await;
+    }
     finish(&outcome.run)
 }
 
