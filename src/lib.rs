@@ -11,6 +11,7 @@ pub mod compare;
 mod demo;
 pub mod deploy;
 pub mod http;
+pub mod notify;
 pub mod observation;
 mod progress;
 pub mod recording;

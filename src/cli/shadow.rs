@@ -71,11 +71,25 @@ struct MirrorSettings {
     /// Method of the on-fail call.
     #[arg(long, value_name = "METHOD", default_value = "DELETE")]
     on_fail_method: String,
+    #[command(flatten)]
+    notify: crate::notify::NotifyArgs,
 }
 
 impl MirrorSettings {
-    /// Validates everything and opens the output files; nothing runs yet.
-    fn mirroring(&self) -> Result<Mirroring, Failure> {
+    /// The verdict's message (`--notify-url`); `run` names the command in it.
+    fn notify(&self, run: &str) -> Result<Option<Arc<crate::notify::LiveVerdict>>, Failure> {
+        let report = self.report.clone();
+        self.notify
+            .live(run, report)
+            .map_err(Failure::bad_input_msg)
+    }
+
+    /// Validates everything and opens the output files; nothing runs yet. Every verdict is
+    /// offered to `notify`, which sends the live judge's fail at once.
+    fn mirroring(
+        &self,
+        notify: Option<Arc<crate::notify::LiveVerdict>>,
+    ) -> Result<Mirroring, Failure> {
         let settings = self.settings()?;
         let url = settings.shadow.as_deref().unwrap_or_default();
         let canary = crate::replay::Target {
@@ -127,6 +141,9 @@ impl MirrorSettings {
                     tracing::error!(error = %e.error, "cannot write the reports");
                 }
             }
+            if let Some(n) = &notify {
+                n.offer(verdict);
+            }
             if last {
                 print!("{}", report::render(verdict, Format::Text));
                 let _ = std::io::stdout().flush();
@@ -177,7 +194,8 @@ impl MirrorSettings {
 
 pub(super) async fn shadow_proxy(args: ShadowArgs) -> Outcome {
     let primary = shadow::parse_base(&args.primary).map_err(usage("--primary"))?;
-    let mirroring = args.mirror.mirroring()?;
+    let notify = args.mirror.notify("shadow")?;
+    let mirroring = args.mirror.mirroring(notify.clone())?;
     let metrics = Arc::new(Metrics::new());
     let listener = crate::session::testbed::bind("--listen", args.listen).await?;
     args.mirror.serve_metrics(&metrics).await?;
@@ -199,11 +217,15 @@ pub(super) async fn shadow_proxy(args: ShadowArgs) -> Outcome {
     )
     .await
     .map_err(Failure::runtime)?;
+    if let Some(n) = notify {
+        n.finish(&outcome.judge.verdict).await;
+    }
     finish(&outcome)
 }
 
 pub(super) async fn mirror(args: MirrorArgs) -> Outcome {
-    let mirroring = args.mirror.mirroring()?;
+    let notify = args.mirror.notify("mirror")?;
+    let mirroring = args.mirror.mirroring(notify.clone())?;
     let metrics = Arc::new(Metrics::new());
     args.mirror.serve_metrics(&metrics).await?;
     let live = crate::capture::live::LiveOptions {
@@ -231,6 +253,9 @@ pub(super) async fn mirror(args: MirrorArgs) -> Outcome {
         _ => Failure::runtime(e),
     })?;
     eprint!("{}", outcome.capture);
+    if let Some(n) = notify {
+        n.finish(&outcome.run.judge.verdict).await;
+    }
     finish(&outcome.run)
 }
 

@@ -68,6 +68,8 @@ pub struct Scenario {
     /// the same as `on_fail`.
     pub on_inconclusive: Action,
     pub report: ReportSpec,
+    /// Where to post the verdict and the rollback or promotion (the URL is read by [`load`]).
+    pub notify: Option<crate::notify::Spec>,
 }
 
 /// Where the traffic comes from.
@@ -219,6 +221,7 @@ struct RawScenario {
     #[serde(default)]
     judge: crate::spec::judge::JudgeSpec,
     report: RawReport,
+    notify: Option<crate::notify::RawNotify>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -693,6 +696,10 @@ fn check(raw: RawScenario, ctx: &Ctx<'_>) -> Result<Scenario, ScenarioError> {
             .trim_end_matches(".toml")
             .to_owned(),
     };
+    let notify = raw.notify.as_ref().map(|n| n.check(|f, v| ctx.path(f, v)));
+    let notify = notify
+        .transpose()
+        .map_err(|e| ctx.err(&e.field, e.message))?;
     Ok(Scenario {
         file: PathBuf::from(&ctx.file),
         name,
@@ -715,6 +722,7 @@ fn check(raw: RawScenario, ctx: &Ctx<'_>) -> Result<Scenario, ScenarioError> {
         on_fail,
         on_inconclusive,
         report,
+        notify,
     })
 }
 
@@ -1020,6 +1028,11 @@ pub fn load(path: &Path, overrides: &[Override]) -> Result<Loaded, ScenarioError
         }
         None => None,
     };
+    if let Some(notify) = &scenario.notify {
+        notify
+            .read_url()
+            .map_err(|e| ctx.err(&e.field, e.message))?;
+    }
     if let Source::Recording(r) = &scenario.source {
         let mut reader = crate::recording::GorReader::open(
             &r.path,

@@ -11,6 +11,7 @@ use super::file::{Action, LiveSource, Loaded, Scenario, Source};
 use super::live::{self, Live, Traffic};
 use crate::compare::{Comparison, Outcome, Verdict};
 use crate::deploy::ops::OpError;
+use crate::notify::scenario as notify;
 use crate::recording::{GorReader, ReadOptions};
 use crate::replay::Target;
 use crate::report::{self, Format};
@@ -89,6 +90,8 @@ struct Record {
     timings: Timings,
     deploy: Option<Value>,
     action: Option<Value>,
+    /// Where the messages go (`[notify]`); it counts those sent and failed.
+    notifier: Option<crate::notify::Notifier>,
 }
 
 impl Record {
@@ -118,15 +121,25 @@ pub async fn run(loaded: Loaded, quiet: bool) -> Result<Exit, Failure> {
         timings: Timings::default(),
         deploy: None,
         action: None,
+        notifier: scenario
+            .notify
+            .as_ref()
+            .and_then(crate::notify::Spec::start),
     };
+    let notifier = record.notifier.clone();
     tokio::select! {
         outcome = execute(scenario, deployer.as_ref(), &canary_started, &mut record, quiet) => outcome,
-        () = shutdown_signal() => Err(interrupted(scenario, deployer.as_ref(), canary_started.get()).await),
+        () = shutdown_signal() => Err(interrupted(scenario, deployer.as_ref(), canary_started.get(), notifier).await),
     }
 }
 
 /// The rollback of an interrupted run, and the failure it ends with.
-async fn interrupted(scenario: &Scenario, deployer: Option<&Deployer>, started: bool) -> Failure {
+async fn interrupted(
+    scenario: &Scenario,
+    deployer: Option<&Deployer>,
+    started: bool,
+    notifier: Option<crate::notify::Notifier>,
+) -> Failure {
     let (Some(deployer), Some(spec), true) = (deployer, &scenario.deploy, started) else {
         return Failure::runtime(anyhow::anyhow!("interrupted; nothing was deployed"));
     };
@@ -152,11 +165,14 @@ async fn interrupted(scenario: &Scenario, deployer: Option<&Deployer>, started: 
             ))
         }
     };
+    let took = seconds(Some(millis(t.elapsed())));
+    let error = rollback.as_ref().err().map(|e| e.message.clone());
+    let event = notify::action_event(scenario, Op::Rollback, "interrupted", error, None);
+    notify::send(notifier, event).await;
     match rollback {
         Ok(_) => Failure::runtime(anyhow::anyhow!(
-            "interrupted; the canary of {} was rolled back in {}",
+            "interrupted; the canary of {} was rolled back in {took}",
             spec.service,
-            seconds(Some(millis(t.elapsed())))
         )),
         Err(e) => op_failure(
             "interrupted, and the rollback of the canary failed (run `nprt rollback` by hand)",
@@ -233,8 +249,11 @@ async fn execute(
             Outcome::Inconclusive => ("inconclusive", scenario.on_inconclusive),
         }
     };
-    // The canary is handled first: the reports can wait, a regressed canary should not.
-    let acted = act(scenario, deployer, action, on, record).await;
+    // The canary is handled first: the reports can wait, a regressed canary should not; the
+    // verdict's message goes out beside it.
+    let told = notify::verdict_event(scenario, &verdict, record.deploy.as_ref());
+    let told = notify::send(record.notifier.clone(), told);
+    let (acted, ()) = tokio::join!(act(scenario, deployer, action, on, record), told);
     write_reports(dir, &verdict)?;
     write_record(scenario, &verdict, record)?;
     print_summary(scenario, &verdict, record);
@@ -443,6 +462,9 @@ async fn act(
         Op::Promote => record.timings.to_promote_ms = at,
         _ => record.timings.to_rollback_ms = at,
     }
+    let error = result.as_ref().err().map(|e| e.message.clone());
+    let event = notify::action_event(scenario, op, on, error, record.deploy.as_ref());
+    notify::send(record.notifier.clone(), event).await;
     match result {
         Ok(outcome) => {
             record.action = Some(json!({ "on": on, "action": op.as_str(), "outcome": outcome }));
@@ -469,6 +491,7 @@ fn write_record(scenario: &Scenario, verdict: &Verdict, record: &Record) -> Resu
         "exit": verdict.exit() as i32,
         "deploy": record.deploy,
         "action": record.action,
+        "notifications": record.notifier.as_ref().map(crate::notify::Notifier::counts_json),
         "timing_ms": timings,
     });
     let dir = &scenario.report.dir;
@@ -687,5 +710,8 @@ pub fn describe(loaded: &Loaded) -> String {
         s.on_inconclusive.as_str()
     );
     let _ = writeln!(text, "  reports    {}/", s.report.dir.display());
+    if let Some(n) = &s.notify {
+        let _ = writeln!(text, "  notify     {}", n.describe());
+    }
     text
 }
