@@ -50,15 +50,10 @@ fn canary() -> TestbedConfig {
     }
 }
 
-async fn start(config: TestbedConfig) -> Result<String, Failure> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot listen on loopback: {e}")))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Failure::runtime(anyhow::anyhow!("{e}")))?;
-    tokio::spawn(crate::testbed::serve(listener, config, None));
-    Ok(format!("http://{addr}"))
+async fn start(name: &str, config: TestbedConfig) -> Result<String, Failure> {
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let running = crate::session::testbed::start(name, loopback, config, None).await?;
+    Ok(running.url)
 }
 
 fn open_recording() -> Result<GorReader, Failure> {
@@ -72,8 +67,8 @@ fn open_recording() -> Result<GorReader, Failure> {
 
 /// Runs the demo, writing the reports into `report_dir` (or a new temporary folder).
 pub(crate) async fn run(report_dir: Option<PathBuf>) -> Result<Exit, Failure> {
-    let stable_url = start(stable()).await?;
-    let canary_url = start(canary()).await?;
+    let stable_url = start("the stable testbed", stable()).await?;
+    let canary_url = start("the canary testbed", canary()).await?;
     eprintln!("stable testbed on {stable_url}; canary testbed on {canary_url}, {REGRESSED_ROUTE} regressed: +30 ms and 3% errors");
 
     // The pace is the recording's own, sped up so the demo takes a few seconds.
@@ -95,7 +90,7 @@ pub(crate) async fn run(report_dir: Option<PathBuf>) -> Result<Exit, Failure> {
             .map_err(Failure::runtime)?
             .keep(),
     };
-    std::fs::create_dir_all(&dir).map_err(Failure::runtime)?;
+    crate::session::output::prepare_output_dir(&dir, "--report")?;
     eprintln!(
         "replaying {} exchanges ({:.0} s of traffic) at {speed:.1}× the recorded pace…",
         span.exchanges, span.span_seconds

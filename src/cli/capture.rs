@@ -34,25 +34,26 @@ pub(super) struct CaptureArgs {
     /// libpcap engine: BPF filter (default: `tcp port P` for each --port).
     #[arg(long, value_name = "EXPR")]
     bpf: Option<String>,
-    /// Live: print the counters to stderr every SECONDS.
-    #[arg(long, value_name = "SECONDS")]
-    stats: Option<u64>,
+    /// Live: print the counters to stderr this often, e.g. 10s.
+    #[arg(long, value_name = "D")]
+    stats: Option<crate::spec::Span>,
     /// Connections tracked at once; beyond, idle and then the least recently active ones
     /// are ended, counted.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     max_connections: usize,
-    /// Largest message kept, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
-    max_message_bytes: usize,
-    /// End a connection after this many seconds without packets.
-    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
-    idle_timeout: u64,
+    /// Largest message kept, e.g. 64MiB.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB")]
+    max_message_bytes: crate::spec::Size,
+    /// End a connection after this long without packets.
+    #[arg(long, value_name = "D", default_value = "120s")]
+    idle_timeout: crate::spec::Span,
     /// Header fields one message may carry; a connection sending more is dropped, counted.
     #[arg(long, value_name = "N", default_value_t = crate::http::MAX_HEADERS)]
     max_headers: usize,
-    /// Bytes one message head may take; a connection sending more is dropped, counted.
-    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
-    max_head_bytes: usize,
+    /// Size one message head may take, e.g. 64KiB; a connection sending more is dropped,
+    /// counted.
+    #[arg(long, value_name = "SIZE", default_value = "64KiB")]
+    max_head_bytes: crate::spec::Size,
     /// Requests one connection may pipeline ahead of its responses; beyond, the connection
     /// is dropped, counted.
     #[arg(long, value_name = "N", default_value_t = 1024)]
@@ -73,14 +74,15 @@ pub(super) enum Engine {
 
 pub(super) async fn capture(args: CaptureArgs) -> Outcome {
     use crate::capture::{run, CaptureError, Limits};
+    crate::session::output::check_output_file(&args.output, "--output")?;
     let opts = run::Options {
         ports: args.ports.clone(),
         limits: Limits {
             max_connections: args.max_connections,
-            max_message_bytes: args.max_message_bytes,
-            idle_timeout_ns: args.idle_timeout.saturating_mul(1_000_000_000),
+            max_message_bytes: args.max_message_bytes.bytes(),
+            idle_timeout_ns: u64::try_from(args.idle_timeout.0.as_nanos()).unwrap_or(u64::MAX),
             max_headers: args.max_headers,
-            max_head_bytes: args.max_head_bytes,
+            max_head_bytes: args.max_head_bytes.bytes(),
             max_pipelined: args.max_pipelined,
             ..Limits::default()
         },
@@ -88,13 +90,9 @@ pub(super) async fn capture(args: CaptureArgs) -> Outcome {
         max_exchanges: args.max_exchanges,
         redact: args.redact.as_ref().map(crate::redact::Redactor::new),
     };
-    let fail = |e: CaptureError| {
-        if e.is_bad_input() {
-            Failure::bad_input(e)
-        } else {
-            Failure::runtime(e)
-        }
-    };
+    // Everything a capture touches is on this machine (files, interfaces, permissions):
+    // its failures are exit 2, never "a target failed".
+    let fail = |e: CaptureError| Failure::bad_input(e);
     let report = if let Some(path) = args.pcap {
         tokio::task::spawn_blocking(move || run::from_file(&path, &opts))
             .await
@@ -105,7 +103,7 @@ pub(super) async fn capture(args: CaptureArgs) -> Outcome {
         let live = crate::capture::live::LiveOptions {
             interface,
             duration: args.duration,
-            stats_every: args.stats.map(Duration::from_secs),
+            stats_every: args.stats.map(|d| d.0),
             libpcap: matches!(args.engine, Engine::Libpcap),
             bpf: args.bpf.clone(),
         };

@@ -23,7 +23,8 @@ pub(super) fn redact(args: &RedactArgs) -> Outcome {
     let redactor = Redactor::new(&args.headers);
     let opts = ReadOptions::default();
     let mut reader = GorReader::open(&args.input, opts).map_err(Failure::bad_input)?;
-    let mut writer = GorWriter::create(&args.output).map_err(Failure::runtime)?;
+    crate::session::output::check_output_file(&args.output, "the output")?;
+    let mut writer = GorWriter::create(&args.output).map_err(Failure::bad_input)?;
     let (mut records, mut changed) = (0u64, 0u64);
     // An error drops the writer: its temporary file goes, and no output appears.
     while let Some(rec) = reader.next_raw().map_err(Failure::bad_input)? {
@@ -36,7 +37,7 @@ pub(super) fn redact(args: &RedactArgs) -> Outcome {
             .map_err(Failure::bad_input)?;
         records += 1;
     }
-    let path = writer.finish().map_err(Failure::runtime)?;
+    let path = writer.finish().map_err(Failure::bad_input)?;
     eprintln!(
         "redacted {changed} of {records} records into {}",
         path.display()

@@ -249,8 +249,9 @@ pub(super) async fn mirror(args: MirrorArgs) -> Outcome {
     )
     .await
     .map_err(|e| match e.downcast_ref::<crate::capture::CaptureError>() {
-        Some(c) if c.is_bad_input() => Failure::bad_input(e),
-        _ => Failure::runtime(e),
+        // The capture is all on this machine (interface, permissions).
+        Some(_) => Failure::bad_input(e),
+        None => Failure::runtime(e),
     })?;
     eprint!("{}", outcome.capture);
     if let Some(n) = notify {

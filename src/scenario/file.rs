@@ -216,7 +216,7 @@ struct RawScenario {
     #[serde(default)]
     targets: BTreeMap<String, String>,
     #[serde(default)]
-    testbeds: Vec<RawTestbed>,
+    testbeds: Vec<crate::spec::testbed::TestbedSpec>,
     deploy: Option<RawDeploy>,
     #[serde(default)]
     judge: crate::spec::judge::JudgeSpec,
@@ -239,15 +239,6 @@ struct RawSource {
     recording: Option<String>,
     #[serde(default)]
     skip_bad: bool,
-}
-
-#[derive(Debug, Deserialize)]
-struct RawTestbed {
-    name: String,
-    listen: Option<String>,
-    /// Read as a [`crate::spec::testbed::TestbedSpec`], which refuses unknown keys.
-    #[serde(flatten)]
-    rest: toml::Table,
 }
 
 #[derive(Debug, Deserialize)]
@@ -856,7 +847,11 @@ fn check_live(kind: SourceKind, l: &MirrorSpec, ctx: &Ctx<'_>) -> Result<LiveSpe
     })
 }
 
-fn check_testbed(i: usize, t: &RawTestbed, ctx: &Ctx<'_>) -> Result<TestbedSpec, ScenarioError> {
+fn check_testbed(
+    i: usize,
+    t: &crate::spec::testbed::TestbedSpec,
+    ctx: &Ctx<'_>,
+) -> Result<TestbedSpec, ScenarioError> {
     let f = |name: &str| format!("testbeds.{i}.{name}");
     Target::parse(&format!("{}=http://127.0.0.1", t.name)).map_err(|_| {
         ctx.err(
@@ -867,10 +862,9 @@ fn check_testbed(i: usize, t: &RawTestbed, ctx: &Ctx<'_>) -> Result<TestbedSpec,
             ),
         )
     })?;
-    let spec: crate::spec::testbed::TestbedSpec = toml::Value::Table(t.rest.clone())
-        .try_into()
-        .map_err(|e| ctx.err(&format!("testbeds.{i}"), e.message()))?;
-    let config = spec.config().map_err(|e| ctx.err(&f(e.key), e.message))?;
+    let config = t
+        .config()
+        .map_err(|e| ctx.err(&f(e.key), e.for_key(&format!("testbeds.{i}"))))?;
     Ok(TestbedSpec {
         name: t.name.clone(),
         listen: socket_addr(

@@ -50,12 +50,8 @@ pub async fn run(live: Live<'_>) -> Result<Traffic, Failure> {
     use std::sync::{Arc, Mutex};
 
     let spec = live.spec;
-    let observations: Option<Box<dyn std::io::Write + Send>> = match &live.observations {
-        Some(path) => Some(Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).map_err(|e| {
-                Failure::runtime(anyhow::anyhow!("cannot write {}: {e}", path.display()))
-            })?,
-        ))),
+    let observations = match &live.observations {
+        Some(path) => Some(crate::session::output::stream_file(path, "observations")?),
         None => None,
     };
     let histograms = live
@@ -112,9 +108,7 @@ pub async fn run(live: Live<'_>) -> Result<Traffic, Failure> {
     };
     let metrics = Arc::new(Metrics::new());
     if let Some(addr) = spec.settings.metrics {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot listen on {addr}: {e}")))?;
+        let listener = crate::session::testbed::bind("shadow.metrics", addr).await?;
         tokio::spawn(shadow::metrics::serve(listener, Arc::clone(&metrics)));
     }
     let duration = spec.duration;
@@ -125,9 +119,7 @@ pub async fn run(live: Live<'_>) -> Result<Traffic, Failure> {
                     "source.listen and a primary are needed for the shadow proxy"
                 )));
             };
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot listen on {listen}: {e}")))?;
+            let listener = crate::session::testbed::bind("shadow.listen", listen).await?;
             if !live.quiet {
                 eprintln!(
                     "shadow proxy on http://{listen} for {duration:?}: {} → {}, copies → {}",

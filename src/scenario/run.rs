@@ -189,8 +189,7 @@ async fn execute(
     quiet: bool,
 ) -> Result<Exit, Failure> {
     let dir = &scenario.report.dir;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot create {}: {e}", dir.display())))?;
+    crate::session::output::prepare_output_dir(dir, "report.dir")?;
     let targets = start_targets(scenario).await?;
 
     if let (Some(deployer), Some(spec)) = (deployer, &scenario.deploy) {
@@ -388,19 +387,11 @@ async fn traffic(
 async fn start_targets(scenario: &Scenario) -> Result<Vec<Target>, Failure> {
     let mut targets = scenario.targets.clone();
     for tb in &scenario.testbeds {
-        let listener = tokio::net::TcpListener::bind(tb.listen)
-            .await
-            .map_err(|e| {
-                Failure::runtime(anyhow::anyhow!(
-                    "testbed {}: cannot listen on {}: {e}",
-                    tb.name,
-                    tb.listen
-                ))
-            })?;
-        let addr = listener.local_addr().map_err(Failure::runtime)?;
-        tokio::spawn(crate::testbed::serve(listener, tb.config.clone(), None));
-        eprintln!("testbed {} on http://{addr}", tb.name);
-        targets.push(Target::parse(&format!("{}=http://{addr}", tb.name)).map_err(bad)?);
+        let what = format!("testbed {}", tb.name);
+        let running =
+            crate::session::testbed::start(&what, tb.listen, tb.config.clone(), None).await?;
+        eprintln!("testbed {} on {}", tb.name, running.url);
+        targets.push(Target::parse(&format!("{}={}", tb.name, running.url)).map_err(bad)?);
     }
     Ok(targets)
 }

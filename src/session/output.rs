@@ -117,8 +117,13 @@ pub struct AtomicFile {
 
 impl AtomicFile {
     pub fn create(path: &Path) -> Result<Self, Failure> {
-        let temp = tempfile::Builder::new()
-            .prefix(".nprt-")
+        // Reports and observations are for reading by others (CI, a volume's other users);
+        // the temporary file's default 0600 would follow it into place.
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".nprt-");
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+        let temp = builder
             .tempfile_in(parent(path))
             .map_err(|e| cannot_write(path, &e))?;
         Ok(AtomicFile {
@@ -178,5 +183,11 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         write_file(&path, b"whole").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"whole");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o044, 0o044, "readable by others: {mode:o}");
+        }
     }
 }

@@ -8,6 +8,13 @@ use crate::testbed::{RouteEffect, RouteRule, TestbedConfig};
 #[derive(Debug, Clone, Default, clap::Args, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TestbedSpec {
+    /// Scenario key only: the testbed's target name.
+    #[arg(skip)]
+    pub name: String,
+    /// Scenario key only (the command's `--listen`): where it listens [default:
+    /// 127.0.0.1:0].
+    #[arg(skip)]
+    pub listen: Option<String>,
     /// Base latency of every answer, e.g. 5ms [default: 0ms].
     #[arg(long, value_name = "D")]
     pub latency: Option<Span>,
@@ -76,15 +83,17 @@ mod tests {
 
     #[test]
     fn latencies_have_units_and_rates_are_checked() {
-        let spec: TestbedSpec =
-            toml::from_str("latency = \"2ms\"\njitter = \"1s\"\nroute_latency = [\"/x=40ms\"]")
-                .unwrap();
+        let spec: TestbedSpec = toml::from_str(
+            "name = \"t\"\nlatency = \"2ms\"\njitter = \"1s\"\nroute_latency = [\"/x=40ms\"]",
+        )
+        .unwrap();
         let c = spec.config().unwrap();
         assert_eq!((c.latency_ms, c.jitter_ms), (2.0, 1000.0));
-        assert!(toml::from_str::<TestbedSpec>("latency = 2").is_err());
-        let spec: TestbedSpec = toml::from_str("error_rate = 1.5").unwrap();
+        assert!(toml::from_str::<TestbedSpec>("name = \"t\"\nlatency = 2").is_err());
+        let spec: TestbedSpec = toml::from_str("name = \"t\"\nerror_rate = 1.5").unwrap();
         assert_eq!(spec.config().unwrap_err().key, "error_rate");
-        let spec: TestbedSpec = toml::from_str("route_latency = [\"/x=40\"]").unwrap();
+        let spec: TestbedSpec =
+            toml::from_str("name = \"t\"\nroute_latency = [\"/x=40\"]").unwrap();
         let e = spec.config().unwrap_err();
         assert_eq!(e.key, "route_latency");
         assert!(e.message.contains("40ms"), "{}", e.message);

@@ -86,6 +86,13 @@ fn split<'a>(text: &'a str, what: &str) -> Result<(f64, &'a str), String> {
     Ok((value, unit.trim()))
 }
 
+impl Size {
+    /// The size as a `usize` (saturating on 32-bit targets).
+    pub fn bytes(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
+
 impl FromStr for Span {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
