@@ -146,31 +146,38 @@ fn overview(out: &mut String, rows: &[RouteRow<'_>]) {
 
 /// "2 of 4 failed", "4 passed, 1 over the limit but not significant", "not judged".
 fn check_counts(row: &RouteRow<'_>) -> String {
-    let total = row.section.checks.len();
-    if !row.section.judged && total == 0 {
-        return "not judged (too few requests)".to_owned();
+    let checks = row.section.checks;
+    if checks.is_empty() {
+        return if row.section.judged {
+            "no checks".to_owned()
+        } else {
+            "not judged (too few requests)".to_owned()
+        };
     }
-    let failed = row
-        .section
-        .checks
+    let failed = checks
         .iter()
-        .filter(|c| c.outcome == CheckOutcome::Fail)
+        .filter(|c| c.outcome == CheckOutcome::Fail && row.failed.contains(&c.metric))
         .count();
-    let mut text = if failed > 0 {
-        format!("{failed} of {total} failed")
-    } else if total == 0 {
-        "no checks".to_owned()
-    } else {
-        format!("{total} passed")
-    };
-    if row.not_significant > 0 {
-        let _ = write!(
-            text,
-            ", {} over the limit but not significant",
-            row.not_significant
-        );
+    let mut parts = Vec::new();
+    if failed > 0 {
+        parts.push(format!("{failed} of {} failed", checks.len()));
     }
-    text
+    if row.held_back > 0 {
+        parts.push(format!(
+            "{} failed but not held against the candidate (see the notes)",
+            row.held_back
+        ));
+    }
+    if row.not_significant > 0 {
+        parts.push(format!(
+            "{} over the limit but not significant",
+            row.not_significant
+        ));
+    }
+    if parts.is_empty() {
+        parts.push(format!("{} passed", checks.len()));
+    }
+    parts.join(", ")
 }
 
 /// A check's readable name, its description as the tooltip.
@@ -540,6 +547,25 @@ mod tests {
         assert!(
             !html.contains("NaN") && !html.contains("inf"),
             "finite coordinates"
+        );
+    }
+
+    #[test]
+    fn a_route_whose_failures_were_not_held_against_the_candidate_is_inconclusive() {
+        let mut v = p99_regression().verdict();
+        for f in &mut v.findings {
+            f.severity = Severity::Info;
+        }
+        let html = render(&v);
+        let row = html
+            .split("<tr class=\"")
+            .find(|r| r.contains("href=\"#route-get-search\""))
+            .unwrap();
+        assert!(row.starts_with("inconclusive\""), "{row}");
+        assert!(row.contains("not held against the candidate"), "{row}");
+        assert!(
+            !html.contains("<h2>Findings</h2>"),
+            "no failing findings left"
         );
     }
 

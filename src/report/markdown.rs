@@ -31,21 +31,17 @@ pub fn render(v: &Verdict) -> String {
     );
     for row in routes::ordered(v) {
         let section = row.section;
-        let (route, judged, b, c) = (
-            section.route,
-            section.judged,
-            section.baseline,
-            section.candidate,
-        );
-        let status = if !judged && row.failed.is_empty() {
-            "not judged".to_owned()
-        } else {
-            let failed: Vec<&str> = row.failed.iter().map(|&m| check_name(m)).collect();
-            if failed.is_empty() {
-                "✅".to_owned()
-            } else {
+        let (route, b, c) = (section.route, section.baseline, section.candidate);
+        let status = match row.outcome {
+            Outcome::Fail => {
+                let failed: Vec<&str> = row.failed.iter().map(|&m| check_name(m)).collect();
                 format!("❌ {}", failed.join(", "))
             }
+            Outcome::Inconclusive if row.held_back > 0 => {
+                "⚠️ failed, not held against the candidate (see the notes)".to_owned()
+            }
+            Outcome::Inconclusive => "not judged".to_owned(),
+            Outcome::Pass => "✅".to_owned(),
         };
         let _ = writeln!(
             out,

@@ -10,12 +10,16 @@ use crate::compare::{CheckOutcome, Metric, Outcome, Section, Severity, Verdict, 
 #[derive(Debug, Clone)]
 pub struct RouteRow<'a> {
     pub section: Section<'a>,
-    /// Fail when a check or a finding failed here, inconclusive when it was not judged.
+    /// Fail when a finding (or a check without one) failed here; inconclusive when it was not
+    /// judged or its failed checks were not held against the candidate.
     pub outcome: Outcome,
     /// The metrics that failed here, in check order, each once.
     pub failed: Vec<Metric>,
     /// Checks over their limit but not significant after adjustment.
     pub not_significant: usize,
+    /// Failed checks whose findings were demoted to information, so not held against the
+    /// candidate (nprt saturated in a live run); they make the route inconclusive.
+    pub held_back: usize,
     /// A unique HTML id for the route's section.
     pub anchor: String,
 }
@@ -48,21 +52,39 @@ pub fn ordered(v: &Verdict) -> Vec<RouteRow<'_>> {
 }
 
 fn row<'a>(v: &'a Verdict, section: Section<'a>, used: &mut HashSet<String>) -> RouteRow<'a> {
-    let mut failed: Vec<Metric> = section
-        .checks
+    let findings: Vec<_> = v
+        .findings
         .iter()
-        .filter(|c| c.outcome == CheckOutcome::Fail)
-        .map(|c| c.metric)
+        .filter(|f| f.route == section.route)
         .collect();
+    let failing_finding = |m: Metric| {
+        findings
+            .iter()
+            .any(|f| f.metric == m && f.severity == Severity::Fail)
+    };
+    let mut failed = Vec::new();
+    let mut held_back = 0;
+    for c in section.checks {
+        if c.outcome != CheckOutcome::Fail || failed.contains(&c.metric) {
+            continue;
+        }
+        // A failed check whose finding was demoted to information (a live run where nprt
+        // itself was saturated) is not held against the candidate: the verdict says why.
+        if failing_finding(c.metric) || !findings.iter().any(|f| f.metric == c.metric) {
+            failed.push(c.metric);
+        } else {
+            held_back += 1;
+        }
+    }
     // Findings without a check (the sequential judge's) fail a route too.
-    for f in &v.findings {
-        if f.route == section.route && f.severity == Severity::Fail && !failed.contains(&f.metric) {
+    for f in &findings {
+        if f.severity == Severity::Fail && !failed.contains(&f.metric) {
             failed.push(f.metric);
         }
     }
     let outcome = if !failed.is_empty() {
         Outcome::Fail
-    } else if !section.judged {
+    } else if !section.judged || held_back > 0 {
         Outcome::Inconclusive
     } else {
         Outcome::Pass
@@ -77,6 +99,7 @@ fn row<'a>(v: &'a Verdict, section: Section<'a>, used: &mut HashSet<String>) -> 
         section,
         outcome,
         failed,
+        held_back,
         not_significant,
     }
 }
@@ -120,6 +143,18 @@ mod tests {
         assert!(rows[1].failed.is_empty());
         let pass = same_distributions().verdict();
         assert!(ordered(&pass).iter().all(|r| r.outcome == Outcome::Pass));
+    }
+
+    #[test]
+    fn demoted_findings_make_a_route_inconclusive_not_failing() {
+        let mut v = p99_regression().verdict();
+        for f in &mut v.findings {
+            f.severity = Severity::Info;
+        }
+        let rows = ordered(&v);
+        assert_eq!(rows[0].section.route, "GET /search");
+        assert_eq!(rows[0].outcome, Outcome::Inconclusive);
+        assert!(rows[0].failed.is_empty() && rows[0].held_back > 0);
     }
 
     #[test]
