@@ -1,14 +1,19 @@
 //! One self-contained HTML file: no scripts, no external styles or fonts, charts as inline SVG.
-//! Per route: the latency percentile chart (log scale) and the CDF overlay of baseline and
-//! candidate, the paired status matrix, every check with its statistics; then findings, notes.
+//! It opens on the verdict and an overview of the routes, failing first, each linked to its
+//! section, so the route that failed is the first thing read; then the failing findings. Per
+//! route, in the overview's order: the latency percentile chart (log scale) and the CDF overlay
+//! of baseline and candidate, the paired status matrix, every check with its statistics (names
+//! readable, numbers with units); then the notes.
 
 use std::fmt::Write;
 
 use crate::compare::{
-    CheckOutcome, Outcome, PairedSummary, Section, Severity, TargetSummary, Verdict,
+    Check, CheckOutcome, Outcome, PairedSummary, Section, Severity, TargetSummary, Verdict,
 };
 
 use super::junit::escape;
+use super::labels::{self, check_name, test_name};
+use super::routes::{self, RouteRow};
 
 const BASE_COLOUR: &str = "#1f77b4";
 const CAND_COLOUR: &str = "#d62728";
@@ -34,15 +39,11 @@ pub fn render(v: &Verdict) -> String {
         escape(&title),
         STYLE
     );
-    let class = match v.outcome {
-        Outcome::Pass => "pass",
-        Outcome::Fail => "fail",
-        Outcome::Inconclusive => "inconclusive",
-    };
     let _ = writeln!(
         out,
-        "<h1 class=\"{class}\">{}</h1>\n<p>{} pairs by exchange id; alpha {} with {:?} adjustment over every route × metric. \
+        "<h1 class=\"{}\">{}</h1>\n<p>{} pairs by exchange id; alpha {} with {:?} adjustment over every route × check. \
          <span class=\"key\"><span style=\"color:{BASE_COLOUR}\">━ baseline {}</span> <span style=\"color:{CAND_COLOUR}\">━ candidate {}</span></span></p>",
+        v.outcome.as_str(),
         escape(&title),
         v.overall.paired.pairs,
         v.thresholds.alpha,
@@ -50,31 +51,17 @@ pub fn render(v: &Verdict) -> String {
         escape(&v.baseline),
         escape(&v.candidate),
     );
-    let failing: Vec<_> = v
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Fail)
-        .collect();
-    if !failing.is_empty() {
-        let _ = writeln!(out, "<h2>Findings</h2><ul class=\"findings\">");
-        for f in failing {
-            let _ = writeln!(
-                out,
-                "<li><b>{}</b> {}</li>",
-                escape(&f.route),
-                escape(&f.message)
-            );
-        }
-        let _ = writeln!(out, "</ul>");
-    }
-    for section in v.sections() {
-        route_section(&mut out, section);
+    let rows = routes::ordered(v);
+    overview(&mut out, &rows);
+    findings(&mut out, v, &rows);
+    for row in &rows {
+        route_section(&mut out, row);
     }
     let info: Vec<_> = v
         .findings
         .iter()
         .filter(|f| f.severity == Severity::Info)
-        .map(|f| format!("{}: {}", f.route, f.message))
+        .map(|f| format!("{} — {}: {}", f.route, check_name(f.metric), f.message))
         .chain(v.notes.iter().cloned())
         .collect();
     if !info.is_empty() {
@@ -97,10 +84,140 @@ h1.pass{color:#2a7d2a}h1.fail{color:#b22}h1.inconclusive{color:#a60}\
 section{border-top:1px solid #ccc;padding-top:.5em;margin-top:1em}\
 .charts{display:flex;flex-wrap:wrap;gap:1em}svg{background:#fafafa;border:1px solid #eee}\
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}\
-th{background:#f3f3f3}td.l{text-align:left}tr.fail td{background:#fde8e8}tr.ns td{background:#fff6e0}\
+th{background:#f3f3f3}td.l,th.l{text-align:left}tr.fail td{background:#fde8e8}tr.ns td{background:#fff6e0}\
+tr.inconclusive td{background:#fff6e0}tr.overall td{border-top:2px solid #999}\
+.badge{font-size:small;padding:1px 6px;border-radius:3px;color:white;vertical-align:middle}\
+.badge.pass{background:#2a7d2a}.badge.fail{background:#b22}.badge.inconclusive{background:#a60}\
+abbr{text-decoration:none;border-bottom:1px dotted #888}td.route{white-space:nowrap}\
 .key{margin-left:1em}footer{margin-top:2em;color:#888;font-size:small}";
 
-fn route_section(out: &mut String, section: Section<'_>) {
+/// The opening table: every route with its outcome, failing first, each linked to its section.
+fn overview(out: &mut String, rows: &[RouteRow<'_>]) {
+    let count = |o: Outcome| {
+        rows.iter()
+            .filter(|r| !r.is_overall() && r.outcome == o)
+            .count()
+    };
+    let plural = |n: usize| if n == 1 { "route" } else { "routes" };
+    let (fail, inconclusive, pass) = (
+        count(Outcome::Fail),
+        count(Outcome::Inconclusive),
+        count(Outcome::Pass),
+    );
+    let _ = writeln!(
+        out,
+        "<h2 id=\"overview\">Overview</h2>\n<p class=\"counts\">{fail} failing {}, {inconclusive} inconclusive {} (too few requests to judge), {pass} passing {}.</p>",
+        plural(fail),
+        plural(inconclusive),
+        plural(pass),
+    );
+    let _ = writeln!(
+        out,
+        "<table class=\"overview\"><tr><th class=\"l\">route</th><th class=\"l\">outcome</th><th class=\"l\">failing checks</th><th class=\"l\">checks</th>\
+         <th>requests (baseline / candidate)</th><th>error rate (baseline → candidate)</th><th>p99 latency (baseline → candidate)</th></tr>"
+    );
+    for row in rows {
+        let s = &row.section;
+        let class = match (row.outcome, row.is_overall()) {
+            (o, false) => o.as_str().to_owned(),
+            (o, true) => format!("{} overall", o.as_str()),
+        };
+        let failed: Vec<String> = row.failed.iter().map(|&m| named(m)).collect();
+        let _ = writeln!(
+            out,
+            "<tr class=\"{class}\"><td class=\"l route\"><a href=\"#{}\">{}</a></td><td class=\"l\"><span class=\"badge {}\">{}</span></td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
+             <td>{} / {}</td><td>{:.2} % → {:.2} %</td><td>{:.1} ms → {:.1} ms</td></tr>",
+            row.anchor,
+            escape(s.route),
+            row.outcome.as_str(),
+            row.outcome.as_str().to_uppercase(),
+            if failed.is_empty() { "–".to_owned() } else { failed.join(", ") },
+            check_counts(row),
+            s.baseline.requests,
+            s.candidate.requests,
+            s.baseline.failure_rate * 100.0,
+            s.candidate.failure_rate * 100.0,
+            s.baseline.p99_ms,
+            s.candidate.p99_ms,
+        );
+    }
+    let _ = writeln!(out, "</table>");
+}
+
+/// "2 of 4 failed", "4 passed, 1 over the limit but not significant", "not judged".
+fn check_counts(row: &RouteRow<'_>) -> String {
+    let checks = row.section.checks;
+    if checks.is_empty() {
+        return if row.section.judged {
+            "no checks".to_owned()
+        } else {
+            "not judged (too few requests)".to_owned()
+        };
+    }
+    let failed = checks
+        .iter()
+        .filter(|c| c.outcome == CheckOutcome::Fail && row.failed.contains(&c.metric))
+        .count();
+    let mut parts = Vec::new();
+    if failed > 0 {
+        parts.push(format!("{failed} of {} failed", checks.len()));
+    }
+    if row.held_back > 0 {
+        parts.push(format!(
+            "{} failed but not held against the candidate (see the notes)",
+            row.held_back
+        ));
+    }
+    if row.not_significant > 0 {
+        parts.push(format!(
+            "{} over the limit but not significant",
+            row.not_significant
+        ));
+    }
+    if parts.is_empty() {
+        parts.push(format!("{} passed", checks.len()));
+    }
+    parts.join(", ")
+}
+
+/// A check's readable name, its description as the tooltip.
+fn named(metric: crate::compare::Metric) -> String {
+    format!(
+        "<abbr title=\"{}\">{}</abbr>",
+        escape(labels::check_description(metric)),
+        escape(check_name(metric))
+    )
+}
+
+/// The failing findings, each linked to its route's section, in the overview's order.
+fn findings(out: &mut String, v: &Verdict, rows: &[RouteRow<'_>]) {
+    let mut failing = Vec::new();
+    for row in rows {
+        failing.extend(
+            v.findings
+                .iter()
+                .filter(|f| f.severity == Severity::Fail && f.route == row.section.route)
+                .map(|f| (row, f)),
+        );
+    }
+    if failing.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "<h2>Findings</h2><ul class=\"findings\">");
+    for (row, f) in failing {
+        let _ = writeln!(
+            out,
+            "<li><a href=\"#{}\"><b>{}</b></a> — {}: {}</li>",
+            row.anchor,
+            escape(&f.route),
+            named(f.metric),
+            escape(&f.message)
+        );
+    }
+    let _ = writeln!(out, "</ul>");
+}
+
+fn route_section(out: &mut String, row: &RouteRow<'_>) {
     let Section {
         route,
         judged,
@@ -108,12 +225,15 @@ fn route_section(out: &mut String, section: Section<'_>) {
         candidate: c,
         paired,
         checks,
-    } = section;
+    } = row.section;
     let _ = writeln!(
         out,
-        "<section><h2>{}{}</h2>",
+        "<section id=\"{}\"><h2>{} <span class=\"badge {}\">{}</span>{}</h2><p><a href=\"#overview\">↑ overview</a></p>",
+        row.anchor,
         escape(route),
-        if judged {
+        row.outcome.as_str(),
+        row.outcome.as_str().to_uppercase(),
+        if judged || row.is_overall() {
             ""
         } else {
             " (not judged: too few requests)"
@@ -121,7 +241,7 @@ fn route_section(out: &mut String, section: Section<'_>) {
     );
     let _ = writeln!(
         out,
-        "<table><tr><th></th><th>requests</th><th>fail %</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max ms</th></tr>"
+        "<table><tr><th></th><th>requests</th><th>errors %</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th></tr>"
     );
     for (name, s) in [("baseline", b), ("candidate", c)] {
         let _ = writeln!(
@@ -144,36 +264,42 @@ fn route_section(out: &mut String, section: Section<'_>) {
         cdf_chart(b, c)
     );
     status_matrix(out, paired);
-    if !checks.is_empty() {
+    check_table(out, checks);
+    let _ = writeln!(out, "</section>");
+}
+
+/// Every check of a section: readable names, every number with its unit.
+fn check_table(out: &mut String, checks: &[Check]) {
+    if checks.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "<table class=\"checks\"><tr><th class=\"l\">check</th><th class=\"l\">test</th><th>baseline</th><th>candidate</th><th>change</th><th>interval</th><th>limit</th><th>p</th><th>adjusted p</th><th class=\"l\">outcome</th></tr>"
+    );
+    for ch in checks {
+        let class = match ch.outcome {
+            CheckOutcome::Fail => "fail",
+            CheckOutcome::NotSignificant => "ns",
+            CheckOutcome::Pass => "",
+        };
+        let p = |v: Option<f64>| v.map_or_else(|| "–".into(), crate::compare::checks::fmt_p);
         let _ = writeln!(
             out,
-            "<table><tr><th>metric</th><th>test</th><th>baseline</th><th>candidate</th><th>effect</th><th>interval</th><th>limit</th><th>p</th><th>adjusted p</th><th>outcome</th></tr>"
+            "<tr class=\"{class}\"><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"limit\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+            named(ch.metric),
+            escape(test_name(&ch.test)),
+            escape(&labels::value(ch, ch.baseline)),
+            escape(&labels::value(ch, ch.candidate)),
+            escape(&labels::effect(ch)),
+            escape(&labels::interval(ch)),
+            escape(&labels::limit(ch)),
+            p(ch.p_value),
+            p(ch.p_adjusted),
+            labels::outcome_name(ch.outcome),
         );
-        for ch in checks {
-            let class = match ch.outcome {
-                CheckOutcome::Fail => "fail",
-                CheckOutcome::NotSignificant => "ns",
-                CheckOutcome::Pass => "",
-            };
-            let p = |v: Option<f64>| v.map_or_else(|| "–".into(), crate::compare::checks::fmt_p);
-            let _ = writeln!(
-                out,
-                "<tr class=\"{class}\"><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{:+}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{:?}</td></tr>",
-                ch.metric.as_str(),
-                escape(&ch.test),
-                ch.baseline,
-                ch.candidate,
-                ch.effect,
-                ch.interval.map_or_else(|| "–".into(), |[lo, hi]| format!("[{lo}, {hi}]")),
-                ch.limit,
-                p(ch.p_value),
-                p(ch.p_adjusted),
-                ch.outcome,
-            );
-        }
-        let _ = writeln!(out, "</table>");
     }
-    let _ = writeln!(out, "</section>");
+    let _ = writeln!(out, "</table>");
 }
 
 fn status_matrix(out: &mut String, paired: &PairedSummary) {
@@ -421,6 +547,25 @@ mod tests {
         assert!(
             !html.contains("NaN") && !html.contains("inf"),
             "finite coordinates"
+        );
+    }
+
+    #[test]
+    fn a_route_whose_failures_were_not_held_against_the_candidate_is_inconclusive() {
+        let mut v = p99_regression().verdict();
+        for f in &mut v.findings {
+            f.severity = Severity::Info;
+        }
+        let html = render(&v);
+        let row = html
+            .split("<tr class=\"")
+            .find(|r| r.contains("href=\"#route-get-search\""))
+            .unwrap();
+        assert!(row.starts_with("inconclusive\""), "{row}");
+        assert!(row.contains("not held against the candidate"), "{row}");
+        assert!(
+            !html.contains("<h2>Findings</h2>"),
+            "no failing findings left"
         );
     }
 

@@ -1,9 +1,14 @@
 //! JUnit XML: one `<testcase>` per route × metric, so CI systems list every check and show a
-//! failing one with its finding. Routes too thin to judge appear as skipped test cases.
+//! failing one with its finding. Test cases are named by the checks' readable names (stable:
+//! they change only with `labels::check_name`); a failure's `type` is the check's id. Routes
+//! too thin to judge appear as skipped test cases.
 
 use std::fmt::Write;
 
 use crate::compare::{Check, CheckOutcome, Finding, Verdict};
+
+use super::check_name;
+use super::labels::summary;
 
 /// The XML document, ending with a newline.
 pub fn render(verdict: &Verdict) -> String {
@@ -23,7 +28,8 @@ pub fn render(verdict: &Verdict) -> String {
         }
         for check in checks {
             tests += 1;
-            let name = check.metric.as_str();
+            // The readable name is what CI lists; the failure's type keeps the stable id.
+            let (name, id) = (check_name(check.metric), check.metric.as_str());
             let finding = find(&verdict.findings, route, check);
             let _ = write!(
                 cases,
@@ -35,7 +41,7 @@ pub fn render(verdict: &Verdict) -> String {
                 let message = finding.map_or_else(|| summary(check), |f| f.message.clone());
                 let _ = write!(
                     cases,
-                    "<failure message=\"{}\" type=\"{name}\">{}</failure>",
+                    "<failure message=\"{}\" type=\"{id}\">{}</failure>",
                     escape(&message),
                     escape(&summary(check)),
                 );
@@ -70,26 +76,6 @@ fn find<'a>(findings: &'a [Finding], route: &str, check: &Check) -> Option<&'a F
         .find(|f| f.route == route && f.metric == check.metric)
 }
 
-/// "effect +3.1 ms [2.9, 3.4], limit 2 ms, p 0.001 (adjusted 0.004), test wilcoxon_signed_rank".
-pub fn summary(check: &Check) -> String {
-    let mut s = format!("effect {:+} {}", check.effect, check.unit);
-    if let Some([lo, hi]) = check.interval {
-        let _ = write!(s, " [{lo}, {hi}]");
-    }
-    let _ = write!(s, ", limit {} {}", check.limit, check.unit);
-    if let Some(noise) = check.noise {
-        let _ = write!(s, " (noise {noise:+})");
-    }
-    if let Some(p) = check.p_value {
-        let _ = write!(s, ", p {}", crate::compare::checks::fmt_p(p));
-    }
-    if let Some(p) = check.p_adjusted {
-        let _ = write!(s, " (adjusted {})", crate::compare::checks::fmt_p(p));
-    }
-    let _ = write!(s, ", test {}", check.test);
-    s
-}
-
 /// XML text and attribute escaping.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -121,10 +107,14 @@ mod tests {
             xml.contains("<testsuites name=\"nprt\" tests=\"12\" failures=\"6\" skipped=\"0\">"),
             "{xml}"
         );
-        assert!(xml.contains("<testcase classname=\"GET /search\" name=\"p99_latency\"><failure message=\"p99 latency 74.0 ms"), "{xml}");
+        assert!(xml.contains("<testcase classname=\"GET /search\" name=\"p99 latency\"><failure message=\"p99 latency 74.0 ms"), "{xml}");
+        assert!(
+            xml.contains("type=\"p99_latency\">p99 latency: change +"),
+            "{xml}"
+        );
         assert!(
             xml.contains(
-                "<testcase classname=\"GET /users/:id\" name=\"latency_shift\"><system-out>"
+                "<testcase classname=\"GET /users/:id\" name=\"median latency shift\"><system-out>"
             ),
             "{xml}"
         );

@@ -1,9 +1,12 @@
 //! Markdown for CI job summaries (GitHub's `$GITHUB_STEP_SUMMARY`, GitLab notes): the verdict,
-//! one table row per route, the failing checks with their statistics, the notes.
+//! one table row per route (failing routes first, the failing checks by their readable names),
+//! the failing findings, the notes.
 
 use std::fmt::Write;
 
-use crate::compare::{CheckOutcome, Outcome, Severity, Verdict};
+use crate::compare::{Outcome, Severity, Verdict};
+
+use super::{check_name, routes};
 
 /// The Markdown text, ending with a newline.
 pub fn render(v: &Verdict) -> String {
@@ -26,27 +29,19 @@ pub fn render(v: &Verdict) -> String {
         out,
         "| route | requests | fail % (base → cand) | p50 ms | p99 ms | checks |\n|---|---:|---:|---:|---:|---|"
     );
-    for section in v.sections() {
-        let (route, judged, b, c, checks) = (
-            section.route,
-            section.judged,
-            section.baseline,
-            section.candidate,
-            section.checks,
-        );
-        let status = if !judged {
-            "not judged".to_owned()
-        } else {
-            let failed: Vec<&str> = checks
-                .iter()
-                .filter(|c| c.outcome == CheckOutcome::Fail)
-                .map(|c| c.metric.as_str())
-                .collect();
-            if failed.is_empty() {
-                "✅".to_owned()
-            } else {
+    for row in routes::ordered(v) {
+        let section = row.section;
+        let (route, b, c) = (section.route, section.baseline, section.candidate);
+        let status = match row.outcome {
+            Outcome::Fail => {
+                let failed: Vec<&str> = row.failed.iter().map(|&m| check_name(m)).collect();
                 format!("❌ {}", failed.join(", "))
             }
+            Outcome::Inconclusive if row.held_back > 0 => {
+                "⚠️ failed, not held against the candidate (see the notes)".to_owned()
+            }
+            Outcome::Inconclusive => "not judged".to_owned(),
+            Outcome::Pass => "✅".to_owned(),
         };
         let _ = writeln!(
             out,
@@ -108,7 +103,7 @@ mod tests {
         assert!(md.starts_with("## nprt: ❌ FAIL"), "{md}");
         assert!(md.contains("| `GET /search` | 200 |"), "{md}");
         assert!(
-            md.contains("❌ p99_latency, latency_shift, latency_distribution"),
+            md.contains("❌ p99 latency, median latency shift, share of slower requests"),
             "{md}"
         );
         assert!(
@@ -119,6 +114,12 @@ mod tests {
             md.contains("### Findings\n\n- **GET /search** p99 latency"),
             "{md}"
         );
+        let search = md.find("| `GET /search`").unwrap();
+        assert!(
+            search < md.find("| `GET /users/:id`").unwrap(),
+            "failing first"
+        );
+        assert!(!md.contains("p99_latency"), "{md}");
         assert_eq!(cell("a|b`c"), "a\\|b'c");
     }
 }

@@ -1,13 +1,19 @@
 //! Renderers of a [`Verdict`]: one file per output format, each a single
 //! `render(&Verdict) -> String`, so a new format (HTML, JUnit, Markdown) is one more file and
 //! one more [`Format`] variant. Renderers only format; every number and decision comes from
-//! `compare`. Writing the string to stdout or a file is the caller's job.
+//! `compare`. Writing the string to stdout or a file is the caller's job. [`labels`] turns
+//! `compare`'s check ids into readable names and its numbers into numbers with units for every
+//! format a person reads (JSON keeps the ids); [`routes`] orders routes failing first.
 
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod labels;
 pub mod markdown;
+pub mod routes;
 pub mod text;
+
+pub use labels::{check_name, test_name};
 
 use std::fmt;
 use std::str::FromStr;
