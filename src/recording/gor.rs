@@ -1,5 +1,6 @@
-//! GoReplay `.gor` recordings: a streaming reader that turns records into [`Exchange`](super::Exchange)s in
-//! start-time order, and a writer whose files GoReplay opens unchanged.
+//! GoReplay `.gor` recordings: a streaming reader that turns records into
+//! [`Exchange`](super::Exchange)s in start-time order, and a writer whose files GoReplay opens
+//! unchanged.
 //!
 //! A record is a header line `<type> <id> <unix-ns> <latency-ns>\n` (type `1` request,
 //! `2` original response, `3` replayed response), the raw HTTP bytes, and [`SEPARATOR`].
@@ -10,8 +11,8 @@
 //!
 //! Data order, one file per step: `reader` frames the bytes into records (header line,
 //! payload) and checks their headers; `pairing` matches each request with its response by id
-//! and releases [`Exchange`](super::Exchange)s in start-time order; `writer` writes records back. This file
-//! holds the record format both sides share.
+//! and releases exchanges in start-time order; `writer` writes records back. This file holds
+//! the record format both sides share.
 
 mod pairing;
 mod reader;

@@ -127,8 +127,7 @@ fn too_large_record_is_error_or_skipped() {
         max_record_bytes: 200,
         ..ReadOptions::default()
     };
-    let mut r =
-        GorReader::from_reader(std::io::Cursor::new(f.clone()), "t.gor", small).unwrap();
+    let mut r = GorReader::from_reader(std::io::Cursor::new(f.clone()), "t.gor", small).unwrap();
     let err = r.next().unwrap().unwrap_err();
     assert!(err.to_string().contains("at byte 0"), "{err}");
     let skip = ReadOptions {
