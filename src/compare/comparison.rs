@@ -1,5 +1,5 @@
 //! The accumulator: a [`Comparison`] folds observations of the baseline, the candidate and
-//! (optionally) a second stable into per-route [`Pair`]s of statistics, pairs observations of
+//! (optionally) a second stable into per-route `Pair`s of statistics, pairs observations of
 //! the same id across targets, leaves out the warm-up, and merges with comparisons made
 //! elsewhere. It keeps counts and histograms only; [`Comparison::verdict`] (in `decide`) reads
 //! them.

@@ -22,7 +22,7 @@ pub struct Options {
     pub p99_absolute_ms: f64,
     /// Allowed increase of the 5xx-or-no-response rate, as a fraction (0.01 = one point).
     pub error_rate_margin: f64,
-    /// Distinct routes kept; later routes are folded into [`OTHER_ROUTE`].
+    /// Distinct routes kept; later routes are folded into [`OTHER_ROUTE`](super::OTHER_ROUTE).
     pub max_routes: usize,
     /// Put each target's encoded histogram into the summaries (large, but mergeable).
     pub include_histograms: bool,
@@ -55,7 +55,7 @@ pub struct Options {
     /// (0.20 = 20% more than baseline-vs-noise), besides the metric's own limit.
     pub noise_relative: f64,
     /// Also run the anytime-valid sequential judge over the pairs, in the order they form.
-    /// It is not merged: after [`Comparison::merge`] it has seen the pairs formed here only.
+    /// It is not merged: after [`Comparison::merge`](super::Comparison::merge) it has seen the pairs formed here only.
     pub sequential: Option<sequential::SequentialOptions>,
 }
 

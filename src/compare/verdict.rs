@@ -79,7 +79,7 @@ pub struct RouteReport {
 /// Everything a report shows; serialises directly as the `nprt.report/v2` JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
-    /// Always [`SCHEMA`].
+    /// Always [`SCHEMA`](super::SCHEMA).
     pub schema: String,
     #[serde(rename = "verdict")]
     pub outcome: Outcome,

@@ -72,7 +72,7 @@ pub struct ReadStats {
     pub too_large: u64,
 }
 
-/// Streams [`Exchange`]s out of a `.gor` recording in start-time order.
+/// Streams [`Exchange`](crate::recording::Exchange)s out of a `.gor` recording in start-time order.
 ///
 /// Iteration yields `Err` once and then stops, unless `skip_bad` lets it step over a
 /// malformed record. [`GorReader::stats`] is complete once iteration has returned `None`.
