@@ -55,7 +55,8 @@ pub struct Options {
     /// (0.20 = 20% more than baseline-vs-noise), besides the metric's own limit.
     pub noise_relative: f64,
     /// Also run the anytime-valid sequential judge over the pairs, in the order they form.
-    /// It is not merged: after [`Comparison::merge`](super::Comparison::merge) it has seen the pairs formed here only.
+    /// It is not merged: after [`Comparison::merge`](super::Comparison::merge) it has seen the
+    /// pairs formed here only.
     pub sequential: Option<sequential::SequentialOptions>,
 }
 

@@ -1,4 +1,5 @@
-//! The sequential judge's guarantees checked by simulation (supermartingales under the null, the combined threshold across routes) and its decisions on small runs.
+//! The sequential judge's guarantees checked by simulation (supermartingales under the null,
+//! the combined threshold across routes) and its decisions on small runs.
 
 use super::*;
 
