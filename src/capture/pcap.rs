@@ -9,6 +9,7 @@ use std::io::Read;
 use std::path::Path;
 
 use pcap_file::pcap::{PcapHeader, PcapParser};
+use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::{Block, PcapNgParser};
 use pcap_file::{PcapError, TsResolution};
 
@@ -294,50 +295,10 @@ fn read_pcapng(
         let start = b.offset();
         let big = matches!(parser.section().endianness, pcap_file::Endianness::Big);
         let block = next(b, &mut stats, |s| {
-            if let Some(len) = s.get(4..8).and_then(|l| <[u8; 4]>::try_from(l).ok()) {
-                let len = if big {
-                    u32::from_be_bytes(len)
-                } else {
-                    u32::from_le_bytes(len)
-                };
-                if len as usize > MAX_RECORD {
-                    return Err(PcapError::InvalidField("block length larger than 16 MiB"));
-                }
-            }
-            parser.next_block(s).map(|(rest, block)| {
-                let used = s.len() - rest.len();
-                let info = match block {
-                    Block::InterfaceDescription(idb) => {
-                        let tsresol = idb.options.iter().find_map(|o| match o {
-                            pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption::IfTsResol(v) => Some(*v),
-                            _ => None,
-                        });
-                        Info::Interface(u32::from(idb.linktype), tsresol)
-                    }
-                    Block::SectionHeader(_) => Info::Section,
-                    Block::EnhancedPacket(epb) => Info::Packet {
-                        interface: epb.interface_id,
-                        units: Some(u64::try_from(epb.timestamp.as_nanos()).unwrap_or(u64::MAX)),
-                        orig_len: epb.original_len,
-                        len: epb.data.len(),
-                    },
-                    Block::SimplePacket(spb) => Info::Packet {
-                        interface: 0,
-                        units: None,
-                        orig_len: spb.original_len,
-                        len: spb.data.len(),
-                    },
-                    Block::Packet(pb) => Info::Packet {
-                        interface: u32::from(pb.interface_id),
-                        units: Some(pb.timestamp),
-                        orig_len: pb.original_len,
-                        len: pb.data.len(),
-                    },
-                    Block::Unknown(_) => Info::Unknown,
-                    _ => Info::Other,
-                };
-                (used, info)
-            })
+            check_block_length(s, big)?;
+            parser
+                .next_block(s)
+                .map(|(rest, block)| (s.len() - rest.len(), Info::of(block)))
         })?;
         let Some(info) = block else {
             break;
@@ -399,6 +360,23 @@ fn read_pcapng(
     Ok(stats)
 }
 
+/// Refuses a block whose length field (bytes 4..8 of its header) is beyond [`MAX_RECORD`]
+/// before the parser waits for that much data.
+fn check_block_length(s: &[u8], big_endian: bool) -> Result<(), PcapError> {
+    if let Some(len) = s.get(4..8).and_then(|l| <[u8; 4]>::try_from(l).ok()) {
+        let len = if big_endian {
+            u32::from_be_bytes(len)
+        } else {
+            u32::from_le_bytes(len)
+        };
+        if len as usize > MAX_RECORD {
+            return Err(PcapError::InvalidField("block length larger than 16 MiB"));
+        }
+    }
+    Ok(())
+}
+
+/// What the reader needs of a pcapng block, copied out so that the buffer can move on.
 enum Info {
     Section,
     Interface(u32, Option<u8>),
@@ -410,6 +388,41 @@ enum Info {
     },
     Unknown,
     Other,
+}
+
+impl Info {
+    fn of(block: Block<'_>) -> Info {
+        match block {
+            Block::InterfaceDescription(idb) => {
+                let tsresol = idb.options.iter().find_map(|o| match o {
+                    InterfaceDescriptionOption::IfTsResol(v) => Some(*v),
+                    _ => None,
+                });
+                Info::Interface(u32::from(idb.linktype), tsresol)
+            }
+            Block::SectionHeader(_) => Info::Section,
+            Block::EnhancedPacket(epb) => Info::Packet {
+                interface: epb.interface_id,
+                units: Some(u64::try_from(epb.timestamp.as_nanos()).unwrap_or(u64::MAX)),
+                orig_len: epb.original_len,
+                len: epb.data.len(),
+            },
+            Block::SimplePacket(spb) => Info::Packet {
+                interface: 0,
+                units: None,
+                orig_len: spb.original_len,
+                len: spb.data.len(),
+            },
+            Block::Packet(pb) => Info::Packet {
+                interface: u32::from(pb.interface_id),
+                units: Some(pb.timestamp),
+                orig_len: pb.original_len,
+                len: pb.data.len(),
+            },
+            Block::Unknown(_) => Info::Unknown,
+            _ => Info::Other,
+        }
+    }
 }
 
 #[cfg(test)]

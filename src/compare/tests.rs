@@ -1,6 +1,8 @@
 //! Whole-comparison tests on synthetic, deterministic observations.
 
 use super::*;
+use crate::observation::Observation;
+use crate::Exit;
 
 const BASE: &str = "stable";
 const CAND: &str = "canary";

@@ -141,28 +141,52 @@ impl ChunkedScanner {
         ))
     }
 
+    /// One byte outside chunk data: the size line, the CRLF after the data, or the trailer.
     fn step(&mut self, b: u8) -> Result<State, HttpError> {
         use State::*;
+        match self.state {
+            Size { digits } => self.size_digit(digits, b),
+            ExtGap | ExtNameStart | ExtName | ExtAfterName | ExtValueStart | ExtToken
+            | ExtQuoted | ExtQuotedEscape => self.extension(b),
+            SizeLf => self.size_line_end(b),
+            DataCr | DataLf | TrailerStart | TrailerName | TrailerValue | TrailerLf | EndLf => {
+                self.after_data(b)
+            }
+            // `feed_with` consumes data in bulk and stops at the end; neither reaches here.
+            Data | Done => Ok(self.state),
+        }
+    }
+
+    /// A byte of the chunk size: another hex digit, or what ends the size.
+    fn size_digit(&mut self, digits: u8, b: u8) -> Result<State, HttpError> {
+        use State::*;
         let ws = b == b' ' || b == b'\t';
-        let next = match self.state {
-            Size { digits } => match hex_value(b) {
-                Some(v) => {
-                    if digits >= MAX_SIZE_DIGITS {
-                        return Err(self.error("chunk size longer than 16 hex digits"));
-                    }
-                    self.size = self
-                        .size
-                        .checked_mul(16)
-                        .and_then(|s| s.checked_add(u64::from(v)))
-                        .ok_or_else(|| self.error("chunk size overflows"))?;
-                    Size { digits: digits + 1 }
+        Ok(match hex_value(b) {
+            Some(v) => {
+                if digits >= MAX_SIZE_DIGITS {
+                    return Err(self.error("chunk size longer than 16 hex digits"));
                 }
-                None if digits == 0 => return Err(self.error("expected a hex chunk size")),
-                None if ws => ExtGap,
-                None if b == b';' => ExtNameStart,
-                None if b == b'\r' => SizeLf,
-                None => return Err(self.error("invalid byte after chunk size")),
-            },
+                self.size = self
+                    .size
+                    .checked_mul(16)
+                    .and_then(|s| s.checked_add(u64::from(v)))
+                    .ok_or_else(|| self.error("chunk size overflows"))?;
+                Size { digits: digits + 1 }
+            }
+            None if digits == 0 => return Err(self.error("expected a hex chunk size")),
+            None if ws => ExtGap,
+            None if b == b';' => ExtNameStart,
+            None if b == b'\r' => SizeLf,
+            None => return Err(self.error("invalid byte after chunk size")),
+        })
+    }
+
+    /// A byte of the chunk extensions after the size (`;name=value`, the value a token or a
+    /// quoted string), up to the CR that ends the size line.
+    fn extension(&self, b: u8) -> Result<State, HttpError> {
+        use State::*;
+        let ws = b == b' ' || b == b'\t';
+        Ok(match self.state {
             ExtGap => match b {
                 _ if ws => ExtGap,
                 b';' => ExtNameStart,
@@ -205,21 +229,36 @@ impl ChunkedScanner {
                 b'\t' | b' ' | 0x21..=0x7e | 0x80..=0xff => ExtQuoted,
                 _ => return Err(self.error("invalid escape in quoted chunk extension")),
             },
-            SizeLf => match b {
-                b'\n' if self.size == 0 => TrailerStart,
-                b'\n' => {
-                    self.announced = self
-                        .announced
-                        .checked_add(self.size)
-                        .filter(|&n| n <= self.max_data)
-                        .ok_or(HttpError::Limit {
-                            what: "chunked body bytes",
-                            limit: self.max_data,
-                        })?;
-                    Data
-                }
-                _ => return Err(self.error("chunk size line not ended by CRLF")),
-            },
+            // Not an extension state: `step` sends only those here.
+            other => other,
+        })
+    }
+
+    /// The LF ending the size line: the chunk's data follows (its size counted against the
+    /// limit), or the trailer after the last, empty chunk.
+    fn size_line_end(&mut self, b: u8) -> Result<State, HttpError> {
+        match b {
+            b'\n' if self.size == 0 => Ok(State::TrailerStart),
+            b'\n' => {
+                self.announced = self
+                    .announced
+                    .checked_add(self.size)
+                    .filter(|&n| n <= self.max_data)
+                    .ok_or(HttpError::Limit {
+                        what: "chunked body bytes",
+                        limit: self.max_data,
+                    })?;
+                Ok(State::Data)
+            }
+            _ => Err(self.error("chunk size line not ended by CRLF")),
+        }
+    }
+
+    /// A byte after chunk data: the CRLF ending a chunk, or the trailer fields and the CRLF
+    /// ending the body.
+    fn after_data(&self, b: u8) -> Result<State, HttpError> {
+        use State::*;
+        Ok(match self.state {
             DataCr => match b {
                 b'\r' => DataLf,
                 _ => return Err(self.error("chunk data longer than its size")),
@@ -251,10 +290,9 @@ impl ChunkedScanner {
                 b'\n' => Done,
                 _ => return Err(self.error("chunked body not ended by CRLF")),
             },
-            // `feed_with` consumes data in bulk and stops at the end; neither reaches here.
-            Data | Done => self.state,
-        };
-        Ok(next)
+            // Not a state after data: `step` sends only those here.
+            other => other,
+        })
     }
 }
 
