@@ -77,7 +77,7 @@ pub(super) struct ReplayArgs {
     /// Trust the CA certificates in this PEM file for https targets, besides the system's.
     #[arg(long, value_name = "FILE")]
     ca_cert: Option<PathBuf>,
-    /// No progress on stderr.
+    /// Print only the verdict: no progress, summary or warnings on stderr (errors still are).
     #[arg(long, short)]
     quiet: bool,
     /// Time allowed per request, in milliseconds.
@@ -242,9 +242,12 @@ pub(super) async fn replay(args: ReplayArgs) -> Outcome {
         quiet: args.quiet,
     };
     let done = run.execute(reader).await?;
-    eprint!("{}", done.summary.render());
-    if let Some(path) = &args.observations {
-        eprintln!("observations written to {}", path.display());
+    // --quiet leaves only the verdict (stdout) and errors.
+    if !args.quiet {
+        eprint!("{}", done.summary.render());
+        if let Some(path) = &args.observations {
+            eprintln!("observations written to {}", path.display());
+        }
     }
     let unreachable = done.summary.unreachable_targets();
     if let Some(verdict) = done.verdict {
@@ -293,7 +296,13 @@ impl ReplayRun {
         };
         let mut comparison = self.comparison;
         let mut write_error: Option<std::io::Error> = None;
-        let mut progress = crate::progress::Progress::new(self.quiet);
+        let names = self
+            .options
+            .targets
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
+        let mut progress = crate::progress::Progress::new(self.quiet, None, names);
         let mut histograms = self.summary.as_ref().map(|_| HistogramSummary::default());
         let summary = crate::replay::run(source, &self.options, |obs: &Observation| {
             progress.observe(obs);
