@@ -2,6 +2,7 @@
 //! [`crate::shadow`]: both judge the shadow live and end with the verdict's exit code.
 
 use super::*;
+use crate::progress::LiveCounters;
 use crate::shadow::{
     self, ConnectionLimits, JudgeSettings, Metrics, MirrorPolicy, Mirroring, OnFail, ShadowTarget,
 };
@@ -104,11 +105,16 @@ struct MirrorSettings {
     /// Stop after this long (default: until Ctrl-C or SIGTERM).
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     duration: Option<Duration>,
+    /// No start line or live counters on stderr (the verdict, the final counts and errors
+    /// still print).
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 impl MirrorSettings {
-    /// Validates everything and opens the output files; nothing runs yet.
-    fn mirroring(&self) -> Result<Mirroring, Failure> {
+    /// Validates everything and opens the output files; nothing runs yet. `live` is cleared
+    /// before the final report prints.
+    fn mirroring(&self, live: &LiveCounters) -> Result<Mirroring, Failure> {
         let base = shadow::parse_base(&self.shadow).map_err(usage("--shadow"))?;
         let baseline = match &self.shadow_baseline {
             Some(url) => Some(crate::replay::Target {
@@ -168,6 +174,7 @@ impl MirrorSettings {
             })?;
         }
         let dir = self.report.clone();
+        let live = live.clone();
         let reports = Box::new(move |verdict: &crate::compare::Verdict, last: bool| {
             if let Some(dir) = &dir {
                 if let Err(e) = write_reports(dir, verdict) {
@@ -175,6 +182,7 @@ impl MirrorSettings {
                 }
             }
             if last {
+                live.stop();
                 print!("{}", report::render(verdict, Format::Text));
                 let _ = std::io::stdout().flush();
             }
@@ -213,6 +221,41 @@ impl MirrorSettings {
         })
     }
 
+    /// Prints the start line (`copies of ... from`) and starts `live` on `metrics`.
+    fn announce(&self, label: &str, from: &str, metrics: &Arc<Metrics>, live: &LiveCounters) {
+        let baseline = self.shadow_baseline.as_ref();
+        let until = self.duration.map_or_else(
+            || "until Ctrl-C or SIGTERM".to_owned(),
+            |d| format!("for {d:?}"),
+        );
+        crate::progress::start_line(
+            self.quiet,
+            &format!(
+                "{label}: copies of {}% of the {} {from} go to {}{}, judged live {until}",
+                self.mirror_percent,
+                if matches!(self.methods, Methods::All) {
+                    "requests"
+                } else {
+                    "safe requests"
+                },
+                self.shadow,
+                baseline.map_or_else(String::new, |b| format!(" and {b}")),
+            ),
+        );
+        let metrics = Arc::clone(metrics);
+        live.start(self.quiet, label, move || {
+            let t = metrics.totals();
+            format!(
+                "requests {}, mirrored {}, not mirrored {}, dropped {}, shadow errors {}",
+                t.requests,
+                t.mirrored,
+                t.skipped,
+                t.dropped,
+                metrics.shadow_errors()
+            )
+        });
+    }
+
     /// Starts the metrics endpoint, if asked for.
     async fn serve_metrics(&self, metrics: &Arc<Metrics>) -> Result<(), Failure> {
         let Some(addr) = self.metrics else {
@@ -244,7 +287,8 @@ impl MirrorSettings {
 
 pub(super) async fn shadow_proxy(args: ShadowArgs) -> Outcome {
     let primary = shadow::parse_base(&args.primary).map_err(usage("--primary"))?;
-    let mirroring = args.mirror.mirroring()?;
+    let counters = LiveCounters::default();
+    let mirroring = args.mirror.mirroring(&counters)?;
     let metrics = Arc::new(Metrics::new());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -253,6 +297,8 @@ pub(super) async fn shadow_proxy(args: ShadowArgs) -> Outcome {
     let addr = listener.local_addr().map_err(Failure::runtime)?;
     println!("nprt shadow listening on http://{addr}");
     let _ = std::io::stdout().flush();
+    let from = format!("to {}", args.primary);
+    args.mirror.announce("shadow", &from, &metrics, &counters);
     let limits = ConnectionLimits {
         max_connections: args.max_connections,
         header_timeout: args.header_timeout,
@@ -268,13 +314,17 @@ pub(super) async fn shadow_proxy(args: ShadowArgs) -> Outcome {
     )
     .await
     .map_err(Failure::runtime)?;
+    counters.stop();
     finish(&outcome)
 }
 
 pub(super) async fn mirror(args: MirrorArgs) -> Outcome {
-    let mirroring = args.mirror.mirroring()?;
+    let counters = LiveCounters::default();
+    let mirroring = args.mirror.mirroring(&counters)?;
     let metrics = Arc::new(Metrics::new());
     args.mirror.serve_metrics(&metrics).await?;
+    let from = format!("to ports {:?} on {}", args.ports, args.interface);
+    args.mirror.announce("mirror", &from, &metrics, &counters);
     let live = crate::capture::live::LiveOptions {
         interface: args.interface.clone(),
         duration: args.mirror.duration,
@@ -299,6 +349,7 @@ pub(super) async fn mirror(args: MirrorArgs) -> Outcome {
         Some(c) if c.is_bad_input() => Failure::bad_input(e),
         _ => Failure::runtime(e),
     })?;
+    counters.stop();
     eprint!("{}", outcome.capture);
     finish(&outcome.run)
 }
