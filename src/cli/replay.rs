@@ -256,20 +256,33 @@ pub(super) async fn replay(args: ReplayArgs) -> Outcome {
             write_reports(dir, &verdict)?;
         }
         if !unreachable.is_empty() {
-            return Err(Failure::runtime(anyhow::anyhow!(
-                "no request reached {}",
-                unreachable.join(", ")
-            )));
+            return Err(unreachable_failure(&done.summary, &unreachable));
         }
         return Ok(verdict.exit());
     }
     if !unreachable.is_empty() {
-        return Err(Failure::runtime(anyhow::anyhow!(
-            "no request reached {}",
-            unreachable.join(", ")
-        )));
+        return Err(unreachable_failure(&done.summary, &unreachable));
     }
     Ok(Exit::Pass)
+}
+
+/// `no request reached canary (connect: Connection refused)`: with the reason, because under
+/// `--quiet` this error is all that is printed.
+fn unreachable_failure(summary: &crate::replay::ReplaySummary, names: &[&str]) -> Failure {
+    let named: Vec<String> = names
+        .iter()
+        .map(|name| {
+            match summary
+                .targets
+                .get(*name)
+                .and_then(|t| t.first_error.as_ref())
+            {
+                Some(error) => format!("{name} ({error})"),
+                None => (*name).to_owned(),
+            }
+        })
+        .collect();
+    Failure::runtime(anyhow::anyhow!("no request reached {}", named.join(", ")))
 }
 
 /// One replay with its outputs: the observations file (written only when the replay
