@@ -160,6 +160,7 @@ fn bench(c: &mut Criterion) {
         output: dir.path().join("out.gor"),
         max_exchanges: None,
         redact: None,
+        counters: None,
     };
     let file_run = || run::from_file(&path, &opts).expect("capture runs").written;
     assert_eq!(file_run(), exchanges);

@@ -110,6 +110,7 @@ pub(crate) async fn run(report_dir: Option<PathBuf>) -> Result<Exit, Failure> {
         observations: Some(dir.join("observations.ndjson")),
         summary: None,
         quiet: false,
+        total: Some(span.exchanges),
         comparison: Some(
             Comparison::new(CompareOptions::new("stable", "canary")).map_err(Failure::runtime)?,
         ),

@@ -168,6 +168,7 @@ proptest! {
             output: gor.clone(),
             max_exchanges: None,
             redact: None,
+            counters: None,
         };
         let report = super::run::from_file(&pcap, &opts).unwrap();
         let mut from_file: Vec<(Vec<u8>, Vec<u8>)> =

@@ -47,6 +47,8 @@ pub struct Options {
     /// Redact secrets from what is written (`--redact`); `None` keeps the bytes as
     /// captured, so the requests replay exactly.
     pub redact: Option<crate::redact::Redactor>,
+    /// Counts published after every packet for a live status line.
+    pub counters: Option<std::sync::Arc<crate::progress::CaptureCounters>>,
 }
 
 /// The outcome of a run, printed at its end.
@@ -96,6 +98,7 @@ impl fmt::Display for Report {
 pub(crate) struct Sink {
     gor: GorWriter,
     redact: Option<crate::redact::Redactor>,
+    counters: Option<std::sync::Arc<crate::progress::CaptureCounters>>,
     held: BinaryHeap<Reverse<ByStart>>,
     arrivals: u64,
     max: u64,
@@ -109,6 +112,7 @@ impl Sink {
         Ok(Self {
             gor: GorWriter::create(&opts.output)?,
             redact: opts.redact.clone(),
+            counters: opts.counters.clone(),
             held: BinaryHeap::new(),
             arrivals: 0,
             max: opts.max_exchanges.unwrap_or(u64::MAX),
@@ -125,6 +129,9 @@ impl Sink {
 
     /// Takes what the capture finished; writes the oldest once enough are held.
     pub(crate) fn drain(&mut self, cap: &mut Capture) -> Result<(), CaptureError> {
+        if let Some(counters) = &self.counters {
+            counters.record(cap.stats());
+        }
         for ex in cap.take_exchanges() {
             if self.is_full() {
                 self.over_limit += 1;

@@ -64,6 +64,10 @@ pub(super) struct CaptureArgs {
     /// every byte, so its requests replay as they were.
     #[arg(long = "redact", value_name = "HEADER", num_args = 0..=1, value_delimiter = ',', default_missing_value = "")]
     redact: Option<Vec<String>>,
+    /// No start line or live counters on stderr; the report at the end and errors still
+    /// print, and so does live capture's `capturing on IF` line, which scripts wait for.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -75,6 +79,7 @@ pub(super) enum Engine {
 pub(super) async fn capture(args: CaptureArgs) -> Outcome {
     use crate::capture::{run, CaptureError, Limits};
     crate::session::output::check_output_file(&args.output, "--output")?;
+    let counters = std::sync::Arc::new(crate::progress::CaptureCounters::default());
     let opts = run::Options {
         ports: args.ports.clone(),
         limits: Limits {
@@ -89,11 +94,28 @@ pub(super) async fn capture(args: CaptureArgs) -> Outcome {
         output: args.output.clone(),
         max_exchanges: args.max_exchanges,
         redact: args.redact.as_ref().map(crate::redact::Redactor::new),
+        counters: Some(std::sync::Arc::clone(&counters)),
     };
+    // `--stats` already prints the counters periodically: a status line too would draw over
+    // them.
+    let live_counters = crate::progress::LiveCounters::spawn(
+        args.quiet || args.stats.is_some(),
+        "capture",
+        move || counters.status(),
+    );
     // Everything a capture touches is on this machine (files, interfaces, permissions):
     // its failures are exit 2, never "a target failed".
     let fail = |e: CaptureError| Failure::bad_input(e);
     let report = if let Some(path) = args.pcap {
+        crate::progress::start_line(
+            args.quiet,
+            &format!(
+                "capturing {} for ports {:?} into {}",
+                path.display(),
+                args.ports,
+                args.output.display()
+            ),
+        );
         tokio::task::spawn_blocking(move || run::from_file(&path, &opts))
             .await
             .map_err(Failure::runtime)?
@@ -120,6 +142,7 @@ pub(super) async fn capture(args: CaptureArgs) -> Outcome {
         signal.abort();
         result.map_err(fail)?
     };
+    live_counters.stop();
     eprint!("{report}");
     Ok(Exit::Pass)
 }

@@ -12,7 +12,7 @@ pub(super) struct ReplayArgs {
     targets: Vec<String>,
     #[command(flatten)]
     spec: crate::spec::ReplaySpec,
-    /// No progress on stderr.
+    /// Print only the verdict: no progress, summary or warnings on stderr (errors still are).
     #[arg(long, short)]
     quiet: bool,
     /// Write one NDJSON observation per exchange per target to FILE.
@@ -65,21 +65,27 @@ pub(super) async fn replay(args: ReplayArgs) -> Outcome {
         (Some(b), Some(c)) => Some(new_comparison(b, c, None, &args.judge.spec)?),
         _ => None,
     };
+    let total =
+        crate::session::replay::planned_exchanges(&args.recording, args.read.skip_bad, &options);
     let run = ReplayRun {
         options,
         observations: args.observations.clone(),
         summary: args.summary.clone(),
         comparison,
         quiet: args.quiet,
+        total,
     };
     run.check_outputs()?;
     if let Some(dir) = &args.report {
         crate::session::output::prepare_output_dir(dir, "--report")?;
     }
     let done = run.execute(reader, shutdown_signal()).await?;
-    eprint!("{}", done.summary.render());
-    if let Some(path) = &args.observations {
-        eprintln!("observations written to {}", path.display());
+    // --quiet leaves only the verdict (stdout) and errors.
+    if !args.quiet {
+        eprint!("{}", done.summary.render());
+        if let Some(path) = &args.observations {
+            eprintln!("observations written to {}", path.display());
+        }
     }
     let unreachable = done.summary.unreachable_targets();
     let mut exit = if done.interrupted() {
@@ -95,10 +101,26 @@ pub(super) async fn replay(args: ReplayArgs) -> Outcome {
         exit = verdict.exit();
     }
     if !unreachable.is_empty() && !done.interrupted() {
-        return Err(Failure::runtime(anyhow::anyhow!(
-            "no request reached {}",
-            unreachable.join(", ")
-        )));
+        return Err(unreachable_failure(&done.summary, &unreachable));
     }
     Ok(exit)
+}
+
+/// `no request reached canary (connect: Connection refused)`: with the reason, because under
+/// `--quiet` this error is all that is printed.
+fn unreachable_failure(summary: &crate::replay::ReplaySummary, names: &[&str]) -> Failure {
+    let named: Vec<String> = names
+        .iter()
+        .map(|name| {
+            match summary
+                .targets
+                .get(*name)
+                .and_then(|t| t.first_error.as_ref())
+            {
+                Some(error) => format!("{name} ({error})"),
+                None => (*name).to_owned(),
+            }
+        })
+        .collect();
+    Failure::runtime(anyhow::anyhow!("no request reached {}", named.join(", ")))
 }

@@ -2,6 +2,7 @@
 //! [`crate::shadow`]: both judge the shadow live and end with the verdict's exit code.
 
 use super::*;
+use crate::progress::LiveCounters;
 use crate::shadow::{self, ConnectionLimits, JudgeSettings, Metrics, Mirroring, OnFail};
 use std::sync::Arc;
 
@@ -73,6 +74,10 @@ struct MirrorSettings {
     on_fail_method: String,
     #[command(flatten)]
     notify: crate::notify::NotifyArgs,
+    /// No start line or live counters on stderr (the verdict, the final counts and errors
+    /// still print).
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 impl MirrorSettings {
@@ -85,10 +90,12 @@ impl MirrorSettings {
     }
 
     /// Validates everything and opens the output files; nothing runs yet. Every verdict is
-    /// offered to `notify`, which sends the live judge's fail at once.
+    /// offered to `notify`, which sends the live judge's fail at once; `live` is cleared
+    /// before the final report prints.
     fn mirroring(
         &self,
         notify: Option<Arc<crate::notify::LiveVerdict>>,
+        live: &LiveCounters,
     ) -> Result<Mirroring, Failure> {
         let settings = self.settings()?;
         let url = settings.shadow.as_deref().unwrap_or_default();
@@ -135,6 +142,7 @@ impl MirrorSettings {
             crate::session::output::prepare_output_dir(dir, "--report")?;
         }
         let dir = self.report.clone();
+        let live = live.clone();
         let reports = Box::new(move |verdict: &crate::compare::Verdict, last: bool| {
             if let Some(dir) = &dir {
                 if let Err(e) = write_reports(dir, verdict) {
@@ -145,6 +153,7 @@ impl MirrorSettings {
                 n.offer(verdict);
             }
             if last {
+                live.stop();
                 print!("{}", report::render(verdict, Format::Text));
                 let _ = std::io::stdout().flush();
             }
@@ -174,6 +183,43 @@ impl MirrorSettings {
             .map_err(|e| Failure::bad_input_msg(e.for_flag()))
     }
 
+    /// Prints the start line (`copies of ... from`) and starts `live` on `metrics`.
+    fn announce(&self, label: &str, from: &str, metrics: &Arc<Metrics>, live: &LiveCounters) {
+        let s = &self.spec;
+        let until = s.duration.map_or_else(
+            || "until Ctrl-C or SIGTERM".to_owned(),
+            |d| format!("for {d}"),
+        );
+        crate::progress::start_line(
+            self.quiet,
+            &format!(
+                "{label}: copies of {}% of the {} {from} go to {}{}, judged live {until}",
+                s.mirror_percent.unwrap_or(100.0),
+                if matches!(s.methods, Some(crate::spec::Methods::All)) {
+                    "requests"
+                } else {
+                    "safe requests"
+                },
+                s.shadow.as_deref().unwrap_or_default(),
+                s.shadow_baseline
+                    .as_ref()
+                    .map_or_else(String::new, |b| format!(" and {b}")),
+            ),
+        );
+        let metrics = Arc::clone(metrics);
+        live.start(self.quiet, label, move || {
+            let t = metrics.totals();
+            format!(
+                "requests {}, mirrored {}, not mirrored {}, dropped {}, shadow errors {}",
+                t.requests,
+                t.mirrored,
+                t.skipped,
+                t.dropped,
+                metrics.shadow_errors()
+            )
+        });
+    }
+
     /// Starts the metrics endpoint, if asked for.
     async fn serve_metrics(&self, metrics: &Arc<Metrics>) -> Result<(), Failure> {
         let Some(addr) = self.spec.metrics else {
@@ -195,13 +241,16 @@ impl MirrorSettings {
 pub(super) async fn shadow_proxy(args: ShadowArgs) -> Outcome {
     let primary = shadow::parse_base(&args.primary).map_err(usage("--primary"))?;
     let notify = args.mirror.notify("shadow")?;
-    let mirroring = args.mirror.mirroring(notify.clone())?;
+    let counters = LiveCounters::default();
+    let mirroring = args.mirror.mirroring(notify.clone(), &counters)?;
     let metrics = Arc::new(Metrics::new());
     let listener = crate::session::testbed::bind("--listen", args.listen).await?;
     args.mirror.serve_metrics(&metrics).await?;
     let addr = listener.local_addr().map_err(Failure::bad_input)?;
     println!("nprt shadow listening on http://{addr}");
     let _ = std::io::stdout().flush();
+    let from = format!("to {}", args.primary);
+    args.mirror.announce("shadow", &from, &metrics, &counters);
     let limits = ConnectionLimits {
         max_connections: args.max_connections,
         header_timeout: args.header_timeout.0,
@@ -217,6 +266,7 @@ pub(super) async fn shadow_proxy(args: ShadowArgs) -> Outcome {
     )
     .await
     .map_err(Failure::runtime)?;
+    counters.stop();
     if let Some(n) = notify {
         n.finish(&outcome.judge.verdict).await;
     }
@@ -225,9 +275,12 @@ pub(super) async fn shadow_proxy(args: ShadowArgs) -> Outcome {
 
 pub(super) async fn mirror(args: MirrorArgs) -> Outcome {
     let notify = args.mirror.notify("mirror")?;
-    let mirroring = args.mirror.mirroring(notify.clone())?;
+    let counters = LiveCounters::default();
+    let mirroring = args.mirror.mirroring(notify.clone(), &counters)?;
     let metrics = Arc::new(Metrics::new());
     args.mirror.serve_metrics(&metrics).await?;
+    let from = format!("to ports {:?} on {}", args.ports, args.interface);
+    args.mirror.announce("mirror", &from, &metrics, &counters);
     let live = crate::capture::live::LiveOptions {
         interface: args.interface.clone(),
         duration: args.mirror.spec.duration.map(|d| d.0),
@@ -253,6 +306,7 @@ pub(super) async fn mirror(args: MirrorArgs) -> Outcome {
         Some(_) => Failure::bad_input(e),
         None => Failure::runtime(e),
     })?;
+    counters.stop();
     eprint!("{}", outcome.capture);
     if let Some(n) = notify {
         n.finish(&outcome.run.judge.verdict).await;

@@ -12,7 +12,6 @@ use super::live::{self, Live, Traffic};
 use crate::compare::{Comparison, Outcome, Verdict};
 use crate::deploy::ops::OpError;
 use crate::notify::scenario as notify;
-use crate::recording::{GorReader, ReadOptions};
 use crate::replay::Target;
 use crate::report::{self, Format};
 use crate::session::replay::{recording_source, ReplayRun};
@@ -284,30 +283,17 @@ async fn traffic(
         Source::Recording(spec) => {
             let mut options = spec.options.clone();
             options.targets = targets.to_vec();
-            let first = GorReader::open(
-                &spec.path,
-                ReadOptions {
-                    skip_bad: spec.skip_bad,
-                    ..ReadOptions::default()
-                },
-            )
-            .map_err(Failure::bad_input)?;
+            let first = crate::session::replay::open_recording(&spec.path, spec.skip_bad)?;
             let source = recording_source(first, spec.path.clone(), spec.skip_bad);
-            eprintln!(
-                "replaying {} to {}…",
-                spec.path.display(),
-                targets
-                    .iter()
-                    .map(|t| t.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            let total =
+                crate::session::replay::planned_exchanges(&spec.path, spec.skip_bad, &options);
             let done = ReplayRun {
                 options,
                 observations,
                 summary,
                 comparison: Some(comparison),
                 quiet,
+                total,
             }
             .execute(source, std::future::pending())
             .await?;

@@ -39,6 +39,43 @@ pub fn recording_source(first: GorReader, path: PathBuf, skip_bad: bool) -> Sour
     })
 }
 
+/// How many exchanges a replay of `path` will send: those its filter admits, up to its
+/// limit; with `--loop`, the limit alone. Reads the recording once more, which costs little
+/// beside sending it; a recording that turns out unreadable is left for the run to report.
+pub fn planned_exchanges(path: &Path, skip_bad: bool, options: &ReplayOptions) -> Option<u64> {
+    if options.looping {
+        return options.limit;
+    }
+    let reader = open_recording(path, skip_bad).ok()?;
+    let mut admitted = 0u64;
+    for exchange in reader {
+        if options.filter.check(&exchange.ok()?).is_ok() {
+            admitted += 1;
+            if options.limit.is_some_and(|limit| admitted >= limit) {
+                break;
+            }
+        }
+    }
+    Some(admitted)
+}
+
+/// The line a replay starts with: what goes where, how fast.
+fn start_text(options: &ReplayOptions, total: Option<u64>) -> String {
+    use crate::replay::Pacing;
+    let names: Vec<&str> = options.targets.iter().map(|t| t.name.as_str()).collect();
+    let pace = match options.pacing {
+        Pacing::Original { speed: 1.0 } => "at the recorded pace".to_owned(),
+        Pacing::Original { speed } => format!("at {speed}× the recorded pace"),
+        Pacing::Rate { per_second } => format!("at {per_second} exchanges/s"),
+        Pacing::Max { concurrency } => format!("as fast as they answer, {concurrency} in flight"),
+    };
+    let count = total.map_or_else(|| "the exchanges".to_owned(), |n| format!("{n} exchanges"));
+    let until = options.duration.map_or_else(String::new, |d| {
+        format!(" for at most {}", crate::spec::Span(d))
+    });
+    format!("replaying {count} to {} {pace}{until}", names.join(", "))
+}
+
 /// One replay with its outputs: the observations file and the histogram summary (each written
 /// when the replay ends, completed or interrupted), and the comparison fed as observations
 /// arrive.
@@ -49,6 +86,8 @@ pub struct ReplayRun {
     pub summary: Option<PathBuf>,
     pub comparison: Option<Comparison>,
     pub quiet: bool,
+    /// Exchanges the run will send, when known up front: the progress bar's total.
+    pub total: Option<u64>,
 }
 
 /// What a replay run ended with.
@@ -91,7 +130,14 @@ impl ReplayRun {
         };
         let mut comparison = self.comparison;
         let mut write_error: Option<std::io::Error> = None;
-        let mut progress = crate::progress::Progress::new(self.quiet);
+        let names = self
+            .options
+            .targets
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
+        crate::progress::start_line(self.quiet, &start_text(&self.options, self.total));
+        let mut progress = crate::progress::Progress::new(self.quiet, self.total, names);
         let mut histograms = self.summary.as_ref().map(|_| HistogramSummary::default());
         let stop = self.options.stop.clone();
         let result = {

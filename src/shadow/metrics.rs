@@ -324,6 +324,11 @@ impl Metrics {
         self.shadow_errors.inc();
     }
 
+    /// Shadow requests without a response so far (for the live status line).
+    pub fn shadow_errors(&self) -> u64 {
+        self.shadow_errors.get()
+    }
+
     /// Counts one judged observation: its latency and status by target.
     pub fn observed(&self, o: &Observation) {
         let code = o
@@ -449,6 +454,7 @@ mod tests {
         m.observed(&obs("primary", Some(200), None));
         m.observed(&obs("shadow", None, Some("connection refused")));
         m.shadow_error();
+        assert_eq!(m.shadow_errors(), 1);
         assert!(m.decided().is_none(), "continue is no decision");
         assert!(m.first_mirrored().is_some());
         m.set_decision(&Decision::Pass {
