@@ -530,10 +530,10 @@ pub(super) async fn serve(args: &ServeArgs) -> Outcome {
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("nprt deploy API listening on {scheme}://{addr}");
     let _ = std::io::stdout().flush();
-    tokio::select! {
-        result = crate::deploy::api::serve(listener, std::sync::Arc::new(api), tls) => result.map_err(Failure::runtime)?,
-        () = shutdown_signal() => {}
-    }
+    // On Ctrl-C or SIGTERM: nothing more is accepted, operations in flight may finish.
+    crate::deploy::api::serve(listener, std::sync::Arc::new(api), tls, shutdown_signal())
+        .await
+        .map_err(Failure::runtime)?;
     Ok(Exit::Pass)
 }
 
