@@ -8,7 +8,6 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, StatusCode};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -126,14 +125,12 @@ pub fn deploy_query(
     query
 }
 
-type Https = hyper_rustls::HttpsConnector<HttpConnector>;
-
 /// A client of one deploy API.
 pub struct ApiClient {
     /// The server URL without a trailing slash (it may have a path prefix).
     base: String,
     token: String,
-    http: Client<Https, Full<Bytes>>,
+    http: crate::tls::HttpsClient<Full<Bytes>>,
     timeout: Duration,
 }
 
@@ -188,16 +185,14 @@ impl ApiClient {
         if uri.query().is_some() {
             return Err(bad("must not have a query"));
         }
-        let tls = crate::tls::client_config(ca)?;
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let http = crate::tls::https_client(&crate::tls::ClientOptions {
+            extra_ca: ca.map(Path::to_path_buf),
+            ..crate::tls::ClientOptions::default()
+        })?;
         Ok(ApiClient {
             base: server.trim_end_matches('/').to_owned(),
             token,
-            http: Client::builder(hyper_util::rt::TokioExecutor::new()).build(https),
+            http,
             timeout,
         })
     }

@@ -193,10 +193,10 @@ impl Clock {
     }
 }
 
-/// A registry client with the service's credentials.
+/// A registry client with the service's credentials and extra CA.
 ///
 /// # Errors
-/// When the password secret cannot be read (bad input) or TLS cannot be set up.
+/// Bad input when the password secret or the CA file cannot be read.
 pub fn registry_client(
     service: &ServiceConfig,
     config_file: &Path,
@@ -214,7 +214,16 @@ pub fn registry_client(
         }),
         _ => None,
     };
-    RegistryClient::new(credentials).map_err(OpError::runtime)
+    let ca = service.registry.ca_file.as_deref();
+    RegistryClient::new(credentials, ca).map_err(|e| match e {
+        // The CA file is the configuration's.
+        RegistryError::Tls(message) => OpError::bad(super::ConfigError::Invalid {
+            file: config_file.display().to_string(),
+            field: format!("services.{}.registry.ca_file", service.name),
+            message,
+        }),
+        e => OpError::runtime(e),
+    })
 }
 
 /// Refused credentials and a commit without exactly one tag are the request's (or its

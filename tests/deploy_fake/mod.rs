@@ -127,6 +127,36 @@ where
     H: Fn(Request<hyper::body::Incoming>) -> F + Send + Sync + 'static,
     F: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
+    serve_on(listener, None, handler);
+}
+
+/// [`serve_http`] over TLS with `tls`: a registry with a certificate of a private CA.
+pub fn serve_https<H, F>(
+    listener: std::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    handler: H,
+) where
+    H: Fn(Request<hyper::body::Incoming>) -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let mut tls = (*tls).clone();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    serve_on(
+        listener,
+        Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls))),
+        handler,
+    );
+}
+
+/// Serves `handler` on `listener`, over TLS when `tls` is given.
+fn serve_on<H, F>(
+    listener: std::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    handler: H,
+) where
+    H: Fn(Request<hyper::body::Incoming>) -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
     listener.set_nonblocking(true).unwrap();
     let handler = Arc::new(handler);
     std::thread::spawn(move || {
@@ -141,14 +171,26 @@ where
                     continue;
                 };
                 let handler = Arc::clone(&handler);
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let answer = handler(req);
                         async move { Ok::<_, hyper::Error>(answer.await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    let _ = match tls {
+                        None => {
+                            http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                .await
+                        }
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok(stream) => {
+                                http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                    .await
+                            }
+                            Err(_) => return,
+                        },
+                    };
                 });
             }
         });
