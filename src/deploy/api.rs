@@ -20,6 +20,7 @@ use super::driver::Request as DeployRequest;
 use super::image::is_tag;
 use super::limiter::FailureLimiter;
 use super::ops::{self, OpError, Settings, Target};
+use super::outcome::{ApiError, Ignored, ServiceList};
 use super::rewrite::Track;
 use base64::Engine;
 use bytes::Bytes;
@@ -237,13 +238,22 @@ fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
     r
 }
 
-fn error(status: StatusCode, message: impl std::fmt::Display) -> (StatusCode, Value) {
-    (status, json!({ "error": message.to_string() }))
+/// An outcome as the JSON the API answers with.
+fn to_json(outcome: &impl serde::Serialize) -> Value {
+    // The outcomes are plain structs with string keys: serialising them cannot fail.
+    serde_json::to_value(outcome).unwrap_or(Value::Null)
 }
 
-fn op_result(result: Result<Value, OpError>) -> (StatusCode, Value) {
+fn error(status: StatusCode, message: impl std::fmt::Display) -> (StatusCode, Value) {
+    let body = ApiError {
+        error: message.to_string(),
+    };
+    (status, to_json(&body))
+}
+
+fn op_result<T: serde::Serialize>(result: Result<T, OpError>) -> (StatusCode, Value) {
     match result {
-        Ok(v) => (StatusCode::OK, v),
+        Ok(v) => (StatusCode::OK, to_json(&v)),
         Err(e) if e.bad_input => error(StatusCode::BAD_REQUEST, e),
         Err(e) => error(StatusCode::BAD_GATEWAY, e),
     }
@@ -437,7 +447,9 @@ async fn route(
             "/".into(),
             (
                 StatusCode::OK,
-                json!({ "services": api.config.services.keys().collect::<Vec<_>>() }),
+                to_json(&ServiceList {
+                    services: api.config.services.keys().cloned().collect(),
+                }),
             ),
         ),
         (&Method::GET, ["version"]) => (
@@ -528,7 +540,7 @@ async fn service_route(
     match (method, rest) {
         (&Method::GET, []) => op_result(ops::status(&api.target, service, &settings).await),
         (&Method::GET, ["tags"]) => op_result(ops::tags(service, &settings).await),
-        (&Method::GET, ["config"]) => (StatusCode::OK, ops::show(service)),
+        (&Method::GET, ["config"]) => (StatusCode::OK, to_json(&ops::show(service))),
         (&Method::PUT, [kind @ ("deploy" | "canary")]) => {
             let track = if *kind == "deploy" {
                 Track::Stable
@@ -553,10 +565,11 @@ async fn service_route(
                     );
                 };
                 if alert["status"] == "resolved" {
-                    return (
-                        StatusCode::OK,
-                        json!({"service": service.name, "ignored": "resolved alert"}),
-                    );
+                    let ignored = Ignored {
+                        service: service.name.clone(),
+                        ignored: "resolved alert".to_owned(),
+                    };
+                    return (StatusCode::OK, to_json(&ignored));
                 }
             }
             op_result(ops::rollback(&api.target, service, &settings).await)

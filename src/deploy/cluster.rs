@@ -78,7 +78,7 @@ pub struct Cluster {
 }
 
 /// What a workload runs, read back from the cluster.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WorkloadStatus {
     pub object: String,
     pub track: String,
