@@ -2,9 +2,12 @@
 //! (each test prints why it skips otherwise). Every test works in its own new namespace and
 //! deletes it at the end. Needs a kube-apiserver with a controller manager and nodes that can
 //! pull `registry.k8s.io/pause`. The scenario tests at the end also need `NPRT_E2E_IMAGE` and
-//! kubectl (see there).
+//! kubectl (see there). The custom resource case ([`custom_resources`]) installs a CRD of
+//! its own (and deletes it), so it needs the right to.
 
 mod common;
+#[path = "e2e_kubernetes/custom_resources.rs"]
+mod custom_resources;
 
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod};
 use kube::api::{Api, DeleteParams, ListParams};
