@@ -11,6 +11,7 @@ pub mod compare;
 mod demo;
 pub mod deploy;
 pub mod http;
+pub mod net;
 pub mod notify;
 pub mod observation;
 mod progress;
@@ -24,20 +25,6 @@ pub mod shadow;
 pub mod spec;
 pub mod testbed;
 pub mod tls;
-
-/// Whether a failed `accept` is worth waiting out (a connection that died in the queue, no
-/// file descriptor free for a moment) rather than the end of a server's listening.
-pub(crate) fn accept_error_is_transient(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::ConnectionAborted
-            | std::io::ErrorKind::ConnectionReset
-            | std::io::ErrorKind::Interrupted
-            | std::io::ErrorKind::WouldBlock
-    ) || e
-        .raw_os_error()
-        .is_some_and(|c| c == libc::EMFILE || c == libc::ENFILE)
-}
 
 /// Process exit codes, the same for every command (see DESIGN.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,10 +1,18 @@
-//! TLS set-up shared by the replay client (https targets) and the testbed server: rustls with
-//! the ring provider, so the default build needs no system library.
+//! TLS set-up for every client and server nprt runs: rustls with the ring provider, so the
+//! default build needs no system library, and one trust rule (the system's roots plus an
+//! optional extra CA) for all of them.
+//!
+//! Clients: the replay's own connections take [`client_config`]; every pooled HTTPS client
+//! (the deploy API client, the registry client, the shadow and on-fail senders) comes from
+//! [`https_client`], so an extra CA, the provider and the timeouts are set in one place.
+//! Servers take [`server_config`] and are served by [`crate::net::serve`].
 
+use hyper_util::client::legacy::connect::HttpConnector;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -77,4 +85,63 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, Tl
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// How a pooled HTTPS client connects and keeps connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// A CA (PEM) trusted besides the system's roots, e.g. a staging cluster's private CA.
+    pub extra_ca: Option<PathBuf>,
+    /// Longest wait for a TCP connection; a black-holed address fails after this long
+    /// instead of the operating system's minutes.
+    pub connect_timeout: Duration,
+    /// Idle connections kept per host.
+    pub idle_per_host: usize,
+    /// How long an idle connection is kept.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            extra_ca: None,
+            connect_timeout: Duration::from_secs(10),
+            idle_per_host: 32,
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The connector of [`HttpsClient`]: http, or https with [`client_config`].
+pub type HttpsConnector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// A pooled HTTP/1.1 client for http and https URLs.
+pub type HttpsClient<B> = hyper_util::client::legacy::Client<HttpsConnector, B>;
+
+/// The one builder of pooled HTTPS clients: trusts the system's roots plus
+/// `options.extra_ca`, speaks HTTP/1.1 (ALPN `http/1.1` over TLS), sets `TCP_NODELAY`.
+///
+/// # Errors
+/// The extra CA cannot be read or holds no certificate.
+pub fn https_client<B>(options: &ClientOptions) -> Result<HttpsClient<B>, TlsError>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+{
+    let tls = client_config(options.extra_ca.as_deref())?;
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(options.connect_timeout));
+    connector.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    Ok(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(options.idle_timeout)
+            .pool_max_idle_per_host(options.idle_per_host)
+            .build(connector),
+    )
 }

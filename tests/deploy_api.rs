@@ -55,7 +55,12 @@ async fn start_with(limits: Limits) -> Server {
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(listener, Arc::clone(&api), None));
+    tokio::spawn(serve(
+        listener,
+        Arc::clone(&api),
+        None,
+        std::future::pending(),
+    ));
     Server {
         url,
         api,

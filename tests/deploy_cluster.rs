@@ -49,8 +49,14 @@ async fn canary_apply_wait_and_rollback() {
         ]
     );
     let log = fake.log();
+    // Discovery (the resource names of v1 and apps/v1) and the applies.
+    let (discovery, applies): (Vec<&String>, Vec<&String>) = log
+        .iter()
+        .partition(|l| *l == "GET /api/v1" || *l == "GET /apis/apps/v1");
+    assert_eq!(discovery.len(), 2, "{log:?}");
     assert!(
-        log.iter()
+        applies
+            .iter()
             .all(|l| l.starts_with("PATCH ") && l.ends_with("fieldManager=nprt")),
         "{log:?}"
     );
@@ -103,6 +109,12 @@ async fn canary_apply_wait_and_rollback() {
         .await
         .unwrap();
     assert!(deleted.is_empty());
+    // Discovery was asked once per group version for all of the above.
+    let log = fake.log();
+    for discovery in ["GET /api/v1", "GET /apis/apps/v1"] {
+        let asked = log.iter().filter(|l| *l == discovery).count();
+        assert_eq!(asked, 1, "{discovery}: {log:?}");
+    }
 }
 
 #[tokio::test]

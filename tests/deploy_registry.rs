@@ -193,7 +193,7 @@ async fn tags_in_a_real_registry() {
     tags.push("release-def5678".into());
     push(&registry.addr, "team/web", &tags).await;
 
-    let client = RegistryClient::new(None).unwrap();
+    let client = RegistryClient::new(None, None).unwrap();
     let image = split_image(&format!("{}/team/web", registry.addr));
     assert!(client.tag_exists(&image, "main-abc1234").await.unwrap());
     assert!(!client.tag_exists(&image, "main-0000000").await.unwrap());
@@ -320,7 +320,7 @@ fn robot(password: &str) -> Option<Credentials> {
 async fn bearer_challenge_flow() {
     let fake = fake_registry(Auth::Bearer);
     let image = split_image(&format!("{}/team/web", fake.url));
-    let client = RegistryClient::new(robot("s3cret")).unwrap();
+    let client = RegistryClient::new(robot("s3cret"), None).unwrap();
     assert!(client.tag_exists(&image, "v1").await.unwrap());
     assert!(!client.tag_exists(&image, "v2").await.unwrap());
     let seen = fake.seen.lock().unwrap().clone();
@@ -335,7 +335,7 @@ async fn bearer_challenge_flow() {
     assert!(seen[2].ends_with("[Bearer t0ken]"), "{seen:#?}");
     assert!(seen[3].ends_with("[Bearer t0ken]"), "{seen:#?}");
 
-    let client = RegistryClient::new(robot("wrong")).unwrap();
+    let client = RegistryClient::new(robot("wrong"), None).unwrap();
     let err = client.tag_exists(&image, "v1").await.unwrap_err();
     assert!(matches!(err, RegistryError::Auth { .. }), "{err}");
     assert!(
@@ -348,15 +348,15 @@ async fn bearer_challenge_flow() {
 async fn basic_auth_flow() {
     let fake = fake_registry(Auth::Basic);
     let image = split_image(&format!("{}/team/web", fake.url));
-    let client = RegistryClient::new(robot("s3cret")).unwrap();
+    let client = RegistryClient::new(robot("s3cret"), None).unwrap();
     assert!(client.tag_exists(&image, "v1").await.unwrap());
-    let client = RegistryClient::new(None).unwrap();
+    let client = RegistryClient::new(None, None).unwrap();
     let err = client.tag_exists(&image, "v1").await.unwrap_err();
     assert!(
         err.to_string().contains("no credentials are configured"),
         "{err}"
     );
-    let client = RegistryClient::new(robot("n0pe-pass")).unwrap();
+    let client = RegistryClient::new(robot("n0pe-pass"), None).unwrap();
     let err = client.tag_exists(&image, "v1").await.unwrap_err();
     assert!(
         err.to_string().contains("credentials refused (401)"),
@@ -370,7 +370,7 @@ async fn basic_auth_flow() {
 #[tokio::test]
 async fn an_unreachable_registry_is_reported() {
     let port = free_port();
-    let client = RegistryClient::new(None).unwrap();
+    let client = RegistryClient::new(None, None).unwrap();
     let err = client
         .tag_exists(&split_image(&format!("127.0.0.1:{port}/a")), "v1")
         .await

@@ -2,9 +2,12 @@
 //! (each test prints why it skips otherwise). Every test works in its own new namespace and
 //! deletes it at the end. Needs a kube-apiserver with a controller manager and nodes that can
 //! pull `registry.k8s.io/pause`. The scenario tests at the end also need `NPRT_E2E_IMAGE` and
-//! kubectl (see there).
+//! kubectl (see there). The custom resource case ([`custom_resources`]) installs a CRD of
+//! its own (and deletes it), so it needs the right to.
 
 mod common;
+#[path = "e2e_kubernetes/custom_resources.rs"]
+mod custom_resources;
 
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod};
 use kube::api::{Api, DeleteParams, ListParams};
@@ -599,7 +602,7 @@ impl Driver {
     }
 
     /// Stable at 3.9, then the canary at 3.10 with its baseline; returns the canary outcome.
-    async fn canary_with_baseline(&self) -> Value {
+    async fn canary_with_baseline(&self) -> nprt::deploy::outcome::Deployed {
         let stable = self.request(Track::Stable, &self.stable_commit, "3.9");
         nprt::deploy::ops::deploy(&self.target, &self.service, &stable, &self.settings)
             .await
@@ -695,9 +698,14 @@ async fn canary_and_baseline_are_isolated_then_rolled_back() {
     };
     let driver = driver(&env);
     let outcome = driver.canary_with_baseline().await;
-    assert_eq!(outcome["baseline"]["version"], "3.9");
-    assert_eq!(outcome["baseline"]["tag_from"], "cluster");
-    assert_eq!(outcome["baseline"]["commit"], json!(driver.stable_commit));
+    let deployed = outcome.baseline.as_ref().expect("a baseline");
+    assert_eq!(deployed.version, "3.9");
+    assert_eq!(deployed.tag_from, nprt::deploy::outcome::TagFrom::Cluster);
+    assert_eq!(deployed.commit, driver.stable_commit);
+    assert_eq!(
+        outcome.baseline_url(),
+        Some(format!("http://web-baseline.{}.svc:80", env.namespace).as_str())
+    );
     let baseline = env
         .cluster
         .track_workloads("e2e", Some(&env.namespace), Track::Baseline)
@@ -717,15 +725,15 @@ async fn canary_and_baseline_are_isolated_then_rolled_back() {
         .expect("rollback");
     eprintln!("rollback of canary and baseline: {:?}", started.elapsed());
     assert_eq!(
-        outcome["deleted"],
-        json!([
+        outcome.deleted,
+        [
             "Deployment/web-canary",
             "Service/frontends-canary",
             "Service/web-canary",
             "Deployment/web-baseline",
             "Service/frontends-baseline",
             "Service/web-baseline"
-        ])
+        ]
     );
     assert_no_canary_or_baseline(&env).await;
     let names: Vec<String> = all_endpoints(&env)
@@ -753,12 +761,8 @@ async fn promote_removes_canary_and_baseline() {
     let outcome = nprt::deploy::ops::promote(&driver.target, &driver.service, &driver.settings)
         .await
         .expect("promote");
-    assert_eq!(outcome["promoted"], "3.10");
-    assert_eq!(
-        outcome["deleted"].as_array().map(Vec::len),
-        Some(6),
-        "{outcome}"
-    );
+    assert_eq!(outcome.promoted, "3.10");
+    assert_eq!(outcome.deleted.len(), 6, "{outcome:?}");
     assert_no_canary_or_baseline(&env).await;
     let web = stable_web(&env).await;
     assert_eq!(

@@ -2,7 +2,8 @@
 //! `status`, `tags` and `serve`, on top of [`crate::deploy`].
 
 use super::*;
-use hyper::Method;
+use crate::deploy::client::{ApiClient, ClientError};
+use crate::deploy::outcome::{Deployed, ServiceSettings, Timing};
 
 #[derive(Debug, Args)]
 pub(super) struct ServeArgs {
@@ -145,21 +146,16 @@ pub(super) fn load_deploy_config(arg: &ConfigArg) -> Result<crate::deploy::Deplo
 }
 
 pub(super) async fn deploy_ls(args: &LsArgs) -> Outcome {
-    let shown: Vec<serde_json::Value> = match client(&args.server, None)? {
+    // None: a service whose settings this token may not see.
+    let shown: Vec<(String, Option<ServiceSettings>)> = match client(&args.server, None)? {
         Some(api) => {
-            let list = api
-                .call(Method::GET, "/", &[])
-                .await
-                .map_err(client_failure)?;
+            let list = api.services().await.map_err(client_failure)?;
             let mut shown = Vec::new();
-            for name in list["services"].as_array().into_iter().flatten() {
-                let name = name.as_str().unwrap_or("");
-                match api.call(Method::GET, &format!("/{name}/config"), &[]).await {
-                    Ok(v) => shown.push(v),
+            for name in list.services {
+                match api.settings(&name).await {
+                    Ok(settings) => shown.push((name, Some(settings))),
                     // A token sees the other services' names only.
-                    Err(crate::deploy::client::ClientError::Forbidden { .. }) => {
-                        shown.push(serde_json::json!({ "service": name }));
-                    }
+                    Err(ClientError::Forbidden { .. }) => shown.push((name, None)),
                     Err(e) => return Err(client_failure(e)),
                 }
             }
@@ -168,25 +164,22 @@ pub(super) async fn deploy_ls(args: &LsArgs) -> Outcome {
         None => load_deploy_config(&args.config)?
             .services
             .values()
-            .map(crate::deploy::ops::show)
+            .map(|s| (s.name.clone(), Some(crate::deploy::ops::show(s))))
             .collect(),
     };
-    for service in shown {
-        let text = |key: &str| service[key].as_str().unwrap_or("-").to_owned();
-        if service.get("repository").is_none() {
-            println!("{}\t(not visible with this token)", text("service"));
+    for (name, settings) in shown {
+        let Some(s) = settings else {
+            println!("{name}\t(not visible with this token)");
             continue;
-        }
+        };
         println!(
             "{}\t{}\t{}\t{}/\tnamespace={}\texposure={}",
-            text("service"),
-            text("repository"),
-            text("branch"),
-            text("manifests"),
-            service["namespace"]
-                .as_str()
-                .unwrap_or("(kubeconfig default)"),
-            text("exposure"),
+            s.service,
+            s.repository,
+            s.branch,
+            s.manifests,
+            s.namespace.as_deref().unwrap_or("(kubeconfig default)"),
+            s.exposure,
         );
     }
     Ok(Exit::Pass)
@@ -195,11 +188,8 @@ pub(super) async fn deploy_ls(args: &LsArgs) -> Outcome {
 /// The API client when `--server` is given: token from the environment or file, never the
 /// command line. The client waits for the server's own operation `timeout` (default 30 s)
 /// plus a margin for the answer.
-fn client(
-    server: &ServerArgs,
-    timeout: Option<Duration>,
-) -> Result<Option<crate::deploy::client::ApiClient>, Failure> {
-    use crate::deploy::client::{read_token, ApiClient};
+fn client(server: &ServerArgs, timeout: Option<Duration>) -> Result<Option<ApiClient>, Failure> {
+    use crate::deploy::client::read_token;
     let Some(url) = &server.server else {
         return Ok(None);
     };
@@ -211,7 +201,7 @@ fn client(
         .map_err(client_failure)
 }
 
-fn client_failure(e: crate::deploy::client::ClientError) -> Failure {
+fn client_failure(e: ClientError) -> Failure {
     if e.is_bad_input() {
         Failure::bad_input(e)
     } else {
@@ -267,20 +257,18 @@ pub(super) fn target(cluster: &ClusterArgs) -> crate::deploy::ops::Target {
     }
 }
 
-pub(super) fn print_outcome(outcome: &serde_json::Value) -> Outcome {
-    print_timing(outcome);
-    println!("{outcome}");
+/// Prints an outcome as JSON on stdout (keys sorted, as the API answers it), its timing on
+/// stderr.
+pub(super) fn print_outcome(outcome: &impl serde::Serialize, timing: &Timing) -> Outcome {
+    print_timing(timing);
+    let json = serde_json::to_value(outcome).map_err(Failure::runtime)?;
+    println!("{json}");
     Ok(Exit::Pass)
 }
 
 /// The timing breakdown on stderr, for people; the JSON on stdout has it too.
-fn print_timing(outcome: &serde_json::Value) {
-    if outcome["timing_ms"].is_object() {
-        eprintln!(
-            "timing: {}",
-            crate::deploy::ops::Timing::line(&outcome["timing_ms"])
-        );
-    }
+fn print_timing(timing: &Timing) {
+    eprintln!("timing: {}", timing.line());
 }
 
 pub(super) async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Track) -> Outcome {
@@ -319,10 +307,8 @@ pub(super) async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Tra
         &args.server,
         Some(Duration::from_secs(args.cluster.timeout)),
     )? {
-        let query = crate::deploy::client::deploy_query(&request, args.skip_image_check);
-        let path = format!("/{}/{}", args.service, track_route(track));
         let outcome = api
-            .call(Method::PUT, &path, &query)
+            .deploy(&args.service, &request, args.skip_image_check)
             .await
             .map_err(client_failure)?;
         return print_deployed(&outcome);
@@ -379,56 +365,44 @@ pub(super) async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Tra
     Ok(Exit::Pass)
 }
 
-fn print_deployed(outcome: &serde_json::Value) -> Outcome {
-    for workload in outcome["left_alone"].as_array().into_iter().flatten() {
-        eprintln!("left alone: {}", workload.as_str().unwrap_or(""));
+fn print_deployed(outcome: &Deployed) -> Outcome {
+    for workload in &outcome.left_alone {
+        eprintln!("left alone: {workload}");
     }
-    if outcome["tag_from"] == "registry" {
+    if outcome.tag_from == crate::deploy::outcome::TagFrom::Registry {
         eprintln!(
             "tag {} found in the registry for commit {}",
-            outcome["version"].as_str().unwrap_or(""),
-            outcome["commit"].as_str().unwrap_or("")
+            outcome.version, outcome.commit
         );
     }
-    let baseline = &outcome["baseline"];
-    if baseline.is_object() {
+    if let Some(baseline) = &outcome.baseline {
         eprintln!(
             "baseline {} at {} (tag from {})",
-            baseline["version"].as_str().unwrap_or(""),
-            baseline["commit"].as_str().unwrap_or(""),
-            baseline["tag_from"].as_str().unwrap_or("")
+            baseline.version,
+            baseline.commit,
+            baseline.tag_from.as_str()
         );
     }
-    print_outcome(outcome)
-}
-
-fn track_route(track: crate::deploy::rewrite::Track) -> &'static str {
-    match track {
-        crate::deploy::rewrite::Track::Stable => "deploy",
-        crate::deploy::rewrite::Track::Canary | crate::deploy::rewrite::Track::Baseline => "canary",
-    }
+    print_outcome(outcome, &outcome.timing_ms)
 }
 
 /// Runs one cluster operation on the service `args` names: through the API at `--server`
-/// (`method` on `/SERVICE{route}`), else directly with its config and cluster.
-pub(super) async fn service_op(
+/// (`via_api`), else directly with its config and cluster (`op`).
+pub(super) async fn service_op<T>(
     args: &ServiceArgs,
-    (method, route): (Method, &str),
+    via_api: impl AsyncFnOnce(&ApiClient, &str) -> Result<T, ClientError>,
     op: impl AsyncFnOnce(
         &crate::deploy::ops::Target,
         &crate::deploy::config::ServiceConfig,
         &crate::deploy::ops::Settings,
-    ) -> Result<serde_json::Value, crate::deploy::ops::OpError>,
-) -> Result<serde_json::Value, Failure> {
+    ) -> Result<T, crate::deploy::ops::OpError>,
+) -> Result<T, Failure> {
     direct_only(&args.server, &args.cluster, false)?;
     if let Some(api) = client(
         &args.server,
         Some(Duration::from_secs(args.cluster.timeout)),
     )? {
-        return api
-            .call(method, &format!("/{}{route}", args.service), &[])
-            .await
-            .map_err(client_failure);
+        return via_api(&api, &args.service).await.map_err(client_failure);
     }
     let config = load_deploy_config(&args.config)?;
     let service = config.service(&args.service).map_err(Failure::bad_input)?;
@@ -442,27 +416,26 @@ pub(super) async fn service_op(
 }
 
 pub(super) async fn rollback(args: &ServiceArgs) -> Outcome {
-    let route = (Method::DELETE, "/canary");
-    print_outcome(&service_op(args, route, crate::deploy::ops::rollback).await?)
+    let outcome = service_op(args, ApiClient::rollback, crate::deploy::ops::rollback).await?;
+    print_outcome(&outcome, &outcome.timing_ms)
 }
 
 pub(super) async fn promote(args: &ServiceArgs) -> Outcome {
-    let route = (Method::POST, "/promote");
-    print_outcome(&service_op(args, route, crate::deploy::ops::promote).await?)
+    let outcome = service_op(args, ApiClient::promote, crate::deploy::ops::promote).await?;
+    print_outcome(&outcome, &outcome.timing_ms)
 }
 
 pub(super) async fn deploy_status(args: &ServiceArgs) -> Outcome {
-    let outcome = service_op(args, (Method::GET, ""), crate::deploy::ops::status).await?;
-    print_timing(&outcome);
-    for s in outcome["workloads"].as_array().into_iter().flatten() {
-        let text = |key: &str| s[key].as_str().unwrap_or("-").to_owned();
+    let outcome = service_op(args, ApiClient::status, crate::deploy::ops::status).await?;
+    print_timing(&outcome.timing_ms);
+    for s in &outcome.workloads {
         println!(
             "{}\t{}\t{}\t{}\tready {}",
-            text("object"),
-            text("track"),
-            text("version"),
-            text("commit"),
-            text("ready")
+            s.object,
+            s.track,
+            s.version.as_deref().unwrap_or("-"),
+            s.commit.as_deref().unwrap_or("-"),
+            s.ready
         );
     }
     Ok(Exit::Pass)
@@ -470,10 +443,7 @@ pub(super) async fn deploy_status(args: &ServiceArgs) -> Outcome {
 
 pub(super) async fn deploy_tags(args: &TagsArgs) -> Outcome {
     let outcome = match client(&args.server, None)? {
-        Some(api) => api
-            .call(Method::GET, &format!("/{}/tags", args.service), &[])
-            .await
-            .map_err(client_failure)?,
+        Some(api) => api.tags(&args.service).await.map_err(client_failure)?,
         None => {
             let config = load_deploy_config(&args.config)?;
             let service = config.service(&args.service).map_err(Failure::bad_input)?;
@@ -489,10 +459,10 @@ pub(super) async fn deploy_tags(args: &TagsArgs) -> Outcome {
                 .map_err(op_failure)?
         }
     };
-    print_timing(&outcome);
-    for (image, tags) in outcome["images"].as_object().into_iter().flatten() {
-        for tag in tags.as_array().into_iter().flatten() {
-            println!("{image}\t{}", tag.as_str().unwrap_or(""));
+    print_timing(&outcome.timing_ms);
+    for (image, tags) in &outcome.images {
+        for tag in tags {
+            println!("{image}\t{tag}");
         }
     }
     Ok(Exit::Pass)
@@ -530,26 +500,25 @@ pub(super) async fn serve(args: &ServeArgs) -> Outcome {
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("nprt deploy API listening on {scheme}://{addr}");
     let _ = std::io::stdout().flush();
-    tokio::select! {
-        result = crate::deploy::api::serve(listener, std::sync::Arc::new(api), tls) => result.map_err(Failure::runtime)?,
-        () = shutdown_signal() => {}
-    }
+    // On Ctrl-C or SIGTERM: nothing more is accepted, operations in flight may finish.
+    crate::deploy::api::serve(listener, std::sync::Arc::new(api), tls, shutdown_signal())
+        .await
+        .map_err(Failure::runtime)?;
     Ok(Exit::Pass)
 }
 
 pub(super) async fn deploy_show(args: &TagsArgs) -> Outcome {
-    let outcome = match client(&args.server, None)? {
-        Some(api) => api
-            .call(Method::GET, &format!("/{}/config", args.service), &[])
-            .await
-            .map_err(client_failure)?,
+    let shown = match client(&args.server, None)? {
+        Some(api) => api.settings(&args.service).await.map_err(client_failure)?,
         None => {
             let config = load_deploy_config(&args.config)?;
             let service = config.service(&args.service).map_err(Failure::bad_input)?;
             crate::deploy::ops::show(service)
         }
     };
-    let text = serde_json::to_string_pretty(&outcome).map_err(Failure::runtime)?;
+    // Through a Value: keys sorted, as the API answers them.
+    let json = serde_json::to_value(&shown).map_err(Failure::runtime)?;
+    let text = serde_json::to_string_pretty(&json).map_err(Failure::runtime)?;
     println!("{text}");
     Ok(Exit::Pass)
 }

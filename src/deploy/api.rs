@@ -20,6 +20,7 @@ use super::driver::Request as DeployRequest;
 use super::image::is_tag;
 use super::limiter::FailureLimiter;
 use super::ops::{self, OpError, Settings, Target};
+use super::outcome::{ApiError, Ignored, ServiceList};
 use super::rewrite::Track;
 use base64::Engine;
 use bytes::Bytes;
@@ -44,6 +45,11 @@ pub struct Limits {
     /// Time a client has to send a request head, to send its body, and to finish the TLS
     /// handshake.
     pub header_timeout: Duration,
+    /// Connections open at once; one beyond is closed at once.
+    pub max_connections: usize,
+    /// How long operations in flight may finish after a shutdown signal: within the 30 s
+    /// Kubernetes gives a terminating pod by default.
+    pub grace: Duration,
 }
 
 impl Default for Limits {
@@ -54,6 +60,8 @@ impl Default for Limits {
             auth_window: Duration::from_secs(60),
             tracked_clients: 10_000,
             header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            grace: Duration::from_secs(25),
         }
     }
 }
@@ -230,13 +238,22 @@ fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
     r
 }
 
-fn error(status: StatusCode, message: impl std::fmt::Display) -> (StatusCode, Value) {
-    (status, json!({ "error": message.to_string() }))
+/// An outcome as the JSON the API answers with.
+fn to_json(outcome: &impl serde::Serialize) -> Value {
+    // The outcomes are plain structs with string keys: serialising them cannot fail.
+    serde_json::to_value(outcome).unwrap_or(Value::Null)
 }
 
-fn op_result(result: Result<Value, OpError>) -> (StatusCode, Value) {
+fn error(status: StatusCode, message: impl std::fmt::Display) -> (StatusCode, Value) {
+    let body = ApiError {
+        error: message.to_string(),
+    };
+    (status, to_json(&body))
+}
+
+fn op_result<T: serde::Serialize>(result: Result<T, OpError>) -> (StatusCode, Value) {
     match result {
-        Ok(v) => (StatusCode::OK, v),
+        Ok(v) => (StatusCode::OK, to_json(&v)),
         Err(e) if e.bad_input => error(StatusCode::BAD_REQUEST, e),
         Err(e) => error(StatusCode::BAD_GATEWAY, e),
     }
@@ -430,7 +447,9 @@ async fn route(
             "/".into(),
             (
                 StatusCode::OK,
-                json!({ "services": api.config.services.keys().collect::<Vec<_>>() }),
+                to_json(&ServiceList {
+                    services: api.config.services.keys().cloned().collect(),
+                }),
             ),
         ),
         (&Method::GET, ["version"]) => (
@@ -521,7 +540,7 @@ async fn service_route(
     match (method, rest) {
         (&Method::GET, []) => op_result(ops::status(&api.target, service, &settings).await),
         (&Method::GET, ["tags"]) => op_result(ops::tags(service, &settings).await),
-        (&Method::GET, ["config"]) => (StatusCode::OK, ops::show(service)),
+        (&Method::GET, ["config"]) => (StatusCode::OK, to_json(&ops::show(service))),
         (&Method::PUT, [kind @ ("deploy" | "canary")]) => {
             let track = if *kind == "deploy" {
                 Track::Stable
@@ -546,10 +565,11 @@ async fn service_route(
                     );
                 };
                 if alert["status"] == "resolved" {
-                    return (
-                        StatusCode::OK,
-                        json!({"service": service.name, "ignored": "resolved alert"}),
-                    );
+                    let ignored = Ignored {
+                        service: service.name.clone(),
+                        ignored: "resolved alert".to_owned(),
+                    };
+                    return (StatusCode::OK, to_json(&ignored));
                 }
             }
             op_result(ops::rollback(&api.target, service, &settings).await)
@@ -573,68 +593,47 @@ fn metrics(api: &Api) -> String {
     text
 }
 
-/// Serves the API on `listener` until the task is dropped: https when `tls` is given
-/// (HTTP/1.1 over TLS), else plain http.
+/// Serves the API on `listener` until `shutdown` resolves, then lets the operations in flight
+/// finish for `limits.grace` ([`crate::net::serve`]): https when `tls` is given (HTTP/1.1
+/// over TLS), else plain http.
 ///
 /// # Errors
-/// When accepting connections fails.
+/// When accepting connections fails for good.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     api: Arc<Api>,
     tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let acceptor = tls.map(|config| {
+    let tls = tls.map(|config| {
         let mut config = (*config).clone();
         // The connections are served as HTTP/1.1 only.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+        Arc::new(config)
     });
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            // Out of file descriptors and the like: wait instead of spinning or exiting.
-            Err(e) if crate::accept_error_is_transient(&e) => {
-                tracing::warn!(error = %e, "accept failed; retrying");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let api = Arc::clone(&api);
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            let timeout = api.limits.header_timeout;
-            match acceptor {
-                Some(acceptor) => {
-                    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => serve_connection(api, peer, tls).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                }
-                None => serve_connection(api, peer, stream).await,
-            }
-        });
-    }
-}
-
-async fn serve_connection<S>(api: Arc<Api>, peer: SocketAddr, stream: S)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let timeout = api.limits.header_timeout;
-    let service = hyper::service::service_fn(move |req| {
-        let api = Arc::clone(&api);
-        async move { Ok::<_, hyper::Error>(handle(&api, peer, req).await) }
-    });
-    if let Err(e) = hyper::server::conn::http1::Builder::new()
+    let limits = api.limits;
+    let mut builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .http1_only();
+    builder
+        .http1()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(timeout)
-        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-        .await
-    {
-        tracing::debug!(%peer, error = %e, "API connection ended");
-    }
+        .header_read_timeout(limits.header_timeout);
+    let options = crate::net::ServeOptions {
+        tls,
+        max_connections: limits.max_connections,
+        handshake_timeout: limits.header_timeout,
+        grace: limits.grace,
+        ..crate::net::ServeOptions::new("deploy API")
+    };
+    let make_service = move |peer: SocketAddr| {
+        let api = Arc::clone(&api);
+        hyper::service::service_fn(move |req| {
+            let api = Arc::clone(&api);
+            async move { Ok::<_, hyper::Error>(handle(&api, peer, req).await) }
+        })
+    };
+    crate::net::serve(listener, options, builder, make_service, shutdown).await
 }
 
 #[cfg(test)]

@@ -1,15 +1,20 @@
 //! The CLI's `--server URL` mode: the deploy operations through a running `nprt serve`
-//! instead of straight against the cluster. Answers are the same JSON outcomes the direct
-//! mode prints; HTTP statuses map back to the exit codes of the direct mode.
+//! instead of straight against the cluster. Answers are read into the same typed outcomes
+//! ([`super::outcome`]) the direct mode returns; HTTP statuses map back to the exit codes of
+//! the direct mode.
 //!
 //! The token comes from the environment (`NPRT_TOKEN`) or a file, never from the command
 //! line (where `ps` and shell history would show it), and is never formatted into a message.
 
+use super::driver::Request;
+use super::outcome::{
+    ApiError, Deployed, Promoted, RolledBack, ServiceList, ServiceSettings, Status, Tags,
+};
+use super::rewrite::Track;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, StatusCode};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 use std::path::Path;
 use std::time::Duration;
 
@@ -94,10 +99,7 @@ pub fn read_token(token_file: Option<&Path>) -> Result<String, ClientError> {
 }
 
 /// The query of `PUT /SERVICE/deploy|canary` for a deploy request.
-pub fn deploy_query(
-    request: &crate::deploy::driver::Request,
-    skip_image_check: bool,
-) -> Vec<(&'static str, String)> {
+pub fn deploy_query(request: &Request, skip_image_check: bool) -> Vec<(&'static str, String)> {
     let mut query = Vec::new();
     if let Some(commit) = &request.commit {
         query.push(("commit", commit.clone()));
@@ -126,14 +128,12 @@ pub fn deploy_query(
     query
 }
 
-type Https = hyper_rustls::HttpsConnector<HttpConnector>;
-
 /// A client of one deploy API.
 pub struct ApiClient {
     /// The server URL without a trailing slash (it may have a path prefix).
     base: String,
     token: String,
-    http: Client<Https, Full<Bytes>>,
+    http: crate::tls::HttpsClient<Full<Bytes>>,
     timeout: Duration,
 }
 
@@ -188,30 +188,101 @@ impl ApiClient {
         if uri.query().is_some() {
             return Err(bad("must not have a query"));
         }
-        let tls = crate::tls::client_config(ca)?;
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let http = crate::tls::https_client(&crate::tls::ClientOptions {
+            extra_ca: ca.map(Path::to_path_buf),
+            ..crate::tls::ClientOptions::default()
+        })?;
         Ok(ApiClient {
             base: server.trim_end_matches('/').to_owned(),
             token,
-            http: Client::builder(hyper_util::rt::TokioExecutor::new()).build(https),
+            http,
             timeout,
         })
     }
 
-    /// Calls `method path?query` and returns the JSON answer of a 2xx.
+    /// `GET /`: the services the API deploys.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub async fn services(&self) -> Result<ServiceList, ClientError> {
+        self.call(Method::GET, "/", &[]).await
+    }
+
+    /// `GET /SERVICE/config`: a service's settings, secrets by reference only.
+    ///
+    /// # Errors
+    /// [`ClientError`]; [`ClientError::Forbidden`] for another service's token.
+    pub async fn settings(&self, service: &str) -> Result<ServiceSettings, ClientError> {
+        self.call(Method::GET, &service_path(service, "/config"), &[])
+            .await
+    }
+
+    /// `GET /SERVICE`: what the service runs.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub async fn status(&self, service: &str) -> Result<Status, ClientError> {
+        self.call(Method::GET, &service_path(service, ""), &[])
+            .await
+    }
+
+    /// `GET /SERVICE/tags`: the registry tags of the service's images.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub async fn tags(&self, service: &str) -> Result<Tags, ClientError> {
+        self.call(Method::GET, &service_path(service, "/tags"), &[])
+            .await
+    }
+
+    /// `PUT /SERVICE/deploy` (stable) or `PUT /SERVICE/canary` (canary, with its baseline
+    /// when asked for), by `request.track`.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub async fn deploy(
+        &self,
+        service: &str,
+        request: &Request,
+        skip_image_check: bool,
+    ) -> Result<Deployed, ClientError> {
+        let route = match request.track {
+            Track::Stable => "/deploy",
+            Track::Canary | Track::Baseline => "/canary",
+        };
+        let query = deploy_query(request, skip_image_check);
+        self.call(Method::PUT, &service_path(service, route), &query)
+            .await
+    }
+
+    /// `DELETE /SERVICE/canary`: the rollback of canary and baseline.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub async fn rollback(&self, service: &str) -> Result<RolledBack, ClientError> {
+        self.call(Method::DELETE, &service_path(service, "/canary"), &[])
+            .await
+    }
+
+    /// `POST /SERVICE/promote`.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub async fn promote(&self, service: &str) -> Result<Promoted, ClientError> {
+        self.call(Method::POST, &service_path(service, "/promote"), &[])
+            .await
+    }
+
+    /// Calls `method path?query` and reads the JSON answer of a 2xx as a `T`.
     ///
     /// # Errors
     /// [`ClientError`] by the answer's status; the server's message is quoted.
-    pub async fn call(
+    pub async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, String)],
-    ) -> Result<Value, ClientError> {
+    ) -> Result<T, ClientError> {
         let mut url = format!("{}{path}", self.base);
         for (i, (key, value)) in query.iter().enumerate() {
             url.push(if i == 0 { '?' } else { '&' });
@@ -262,18 +333,15 @@ impl ApiClient {
         let (status, retry_after, body) = tokio::time::timeout(self.timeout, answer)
             .await
             .map_err(|_| unreachable(format!("no answer within {} s", self.timeout.as_secs())))??;
-        let value: Option<Value> = serde_json::from_slice(&body).ok();
         if status.is_success() {
-            return value.ok_or_else(|| ClientError::Failed {
+            return serde_json::from_slice(&body).map_err(|e| ClientError::Failed {
                 status: status.as_u16(),
-                message: "the answer is not JSON".to_owned(),
+                message: format!("the answer is not the expected JSON: {e}"),
             });
         }
-        let message = value
-            .as_ref()
-            .and_then(|v| v["error"].as_str())
-            .map(str::to_owned)
-            .unwrap_or_else(|| {
+        let message = serde_json::from_slice::<ApiError>(&body)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| {
                 let text = String::from_utf8_lossy(&body);
                 text.chars().take(200).collect::<String>().trim().to_owned()
             });
@@ -295,6 +363,11 @@ impl ApiClient {
             },
         })
     }
+}
+
+/// `/SERVICE{rest}`, the service name escaped.
+fn service_path(service: &str, rest: &str) -> String {
+    format!("/{}{rest}", super::registry::encode(service))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

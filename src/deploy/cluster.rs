@@ -2,16 +2,20 @@
 //! for rollouts with [`rollout_state`], deleting a service's canary (and baseline) objects,
 //! reading versions back.
 //!
-//! Objects stay generic (`DynamicObject`) here as in the rewrite; the resource path of a kind
-//! comes from a table of the kinds services ship, with the usual English plural for others.
+//! Objects stay generic (`DynamicObject`) here as in the rewrite; the resource name (plural)
+//! and scope of a kind come from the API server's discovery, asked once per group version
+//! and kept for the life of the [`Cluster`], so any kind the cluster serves (custom resources
+//! of installed CRDs included) can be in a service's manifests.
 
 use super::manifest::{describe, kind, name, namespace};
-use super::rewrite::{is_cluster_scoped, Track, SERVICE_KEY, TRACK_LABEL, VERSION_KEY};
+use super::rewrite::{Track, SERVICE_KEY, TRACK_LABEL, VERSION_KEY};
 use super::rollout::{rollout_state, Rollout};
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
-};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::GroupVersion;
+use kube::discovery::Scope;
 use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The first pause between polls; it doubles up to [`Cluster::poll`], so quick changes are
@@ -40,6 +44,12 @@ pub enum ClusterError {
     RolloutFailed { object: String, reason: String },
     #[error("timed out after {seconds} s waiting for {what}")]
     Timeout { seconds: u64, what: String },
+    #[error("{object}: the cluster serves no kind {kind} in {api_version}; is its CustomResourceDefinition installed?")]
+    UnknownKind {
+        object: String,
+        kind: String,
+        api_version: String,
+    },
 }
 
 impl ClusterError {
@@ -47,7 +57,9 @@ impl ClusterError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            ClusterError::Conflict { .. } | ClusterError::Refused { .. }
+            ClusterError::Conflict { .. }
+                | ClusterError::Refused { .. }
+                | ClusterError::UnknownKind { .. }
         )
     }
 }
@@ -75,10 +87,20 @@ pub struct Cluster {
     namespace: String,
     /// The longest pause between polls of rollouts and deletions.
     pub poll: Duration,
+    /// What discovery said, by group version (`apps/v1`): each served kind's resource and
+    /// whether it is namespaced. Shared by the clones of one connection.
+    resources: Arc<Mutex<HashMap<String, Arc<Vec<Served>>>>>,
+}
+
+/// One kind a group version serves.
+#[derive(Debug, Clone)]
+struct Served {
+    resource: ApiResource,
+    namespaced: bool,
 }
 
 /// What a workload runs, read back from the cluster.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WorkloadStatus {
     pub object: String,
     pub track: String,
@@ -116,6 +138,7 @@ impl Cluster {
             client,
             namespace,
             poll: Duration::from_secs(1),
+            resources: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -129,8 +152,8 @@ impl Cluster {
     /// # Errors
     /// The API's errors.
     pub async fn live(&self, object: &Value) -> Result<Option<Value>, ClusterError> {
-        let found = self
-            .api(object)
+        let (api, _) = self.api(object).await?;
+        let found = api
             .get_opt(name(object))
             .await
             .map_err(|e| classify(describe(object), e))?;
@@ -141,27 +164,97 @@ impl Cluster {
         }))
     }
 
-    fn api_for(&self, api_version: &str, kind_: &str, ns: Option<&str>) -> Api<DynamicObject> {
-        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-        let gvk = GroupVersionKind::gvk(group, version, kind_);
-        let resource = ApiResource::from_gvk_with_plural(&gvk, &plural(kind_));
-        if is_cluster_scoped(kind_) {
-            Api::all_with(self.client.clone(), &resource)
-        } else {
+    /// The kinds `api_version` serves: from discovery on first use (or when `refresh`), and
+    /// whether the answer is fresh from discovery.
+    async fn served(
+        &self,
+        api_version: &str,
+        kind_: &str,
+        object: &str,
+        refresh: bool,
+    ) -> Result<(Arc<Vec<Served>>, bool), ClusterError> {
+        let cached = self
+            .resources
+            .lock()
+            .ok()
+            .and_then(|r| r.get(api_version).cloned());
+        if let (Some(known), false) = (cached, refresh) {
+            return Ok((known, false));
+        }
+        let unknown = || ClusterError::UnknownKind {
+            object: object.to_owned(),
+            kind: kind_.to_owned(),
+            api_version: api_version.to_owned(),
+        };
+        let gv: GroupVersion = api_version.parse().map_err(|_| unknown())?;
+        let group = match kube::discovery::pinned_group(&self.client, &gv).await {
+            Ok(group) => group,
+            // The group version is not served at all.
+            Err(kube::Error::Api(r)) if r.code == 404 => return Err(unknown()),
+            Err(e) => return Err(classify(object.to_owned(), e)),
+        };
+        let served: Arc<Vec<Served>> = Arc::new(
+            group
+                .versioned_resources(&gv.version)
+                .into_iter()
+                .map(|(resource, caps)| Served {
+                    resource,
+                    namespaced: caps.scope == Scope::Namespaced,
+                })
+                .collect(),
+        );
+        tracing::debug!(%api_version, kinds = served.len(), "discovered");
+        if let Ok(mut r) = self.resources.lock() {
+            r.insert(api_version.to_owned(), Arc::clone(&served));
+        }
+        Ok((served, true))
+    }
+
+    /// The API of `kind_` in `api_version` (objects in `ns`, or the default namespace, when
+    /// the kind is namespaced), and whether it is namespaced.
+    ///
+    /// # Errors
+    /// [`ClusterError::UnknownKind`] when the cluster does not serve the kind; discovery's
+    /// errors.
+    async fn api_for(
+        &self,
+        api_version: &str,
+        kind_: &str,
+        ns: Option<&str>,
+        object: &str,
+    ) -> Result<(Api<DynamicObject>, bool), ClusterError> {
+        let (mut served, fresh) = self.served(api_version, kind_, object, false).await?;
+        if !fresh && !served.iter().any(|s| s.resource.kind == kind_) {
+            // Perhaps a CRD installed since the group version was discovered.
+            served = self.served(api_version, kind_, object, true).await?.0;
+        }
+        let Some(found) = served.iter().find(|s| s.resource.kind == kind_) else {
+            return Err(ClusterError::UnknownKind {
+                object: object.to_owned(),
+                kind: kind_.to_owned(),
+                api_version: api_version.to_owned(),
+            });
+        };
+        let api = if found.namespaced {
             Api::namespaced_with(
                 self.client.clone(),
                 ns.unwrap_or(&self.namespace),
-                &resource,
+                &found.resource,
             )
-        }
+        } else {
+            Api::all_with(self.client.clone(), &found.resource)
+        };
+        Ok((api, found.namespaced))
     }
 
-    fn api(&self, object: &Value) -> Api<DynamicObject> {
+    async fn api(&self, object: &Value) -> Result<(Api<DynamicObject>, bool), ClusterError> {
         self.api_for(
             object["apiVersion"].as_str().unwrap_or("v1"),
             kind(object),
             namespace(object),
+            &describe(object),
         )
+        .await
     }
 
     /// Server-side applies every object, in order; the same objects applied twice change
@@ -177,9 +270,17 @@ impl Cluster {
         }
         let mut applied = Vec::with_capacity(objects.len());
         for object in objects {
-            let live = self
-                .api(object)
-                .patch(name(object), &params, &Patch::Apply(object))
+            let (api, namespaced) = self.api(object).await?;
+            let mut body = std::borrow::Cow::Borrowed(object);
+            if !namespaced && namespace(object).is_some() {
+                // A namespace given to a cluster-wide kind (the rewrite puts the service's
+                // namespace on every kind it does not know) means nothing.
+                if let Some(metadata) = body.to_mut()["metadata"].as_object_mut() {
+                    metadata.remove("namespace");
+                }
+            }
+            let live = api
+                .patch(name(object), &params, &Patch::Apply(body.as_ref()))
                 .await
                 .map_err(|e| classify(describe(object), e))?;
             applied.push(serde_json::to_value(live).unwrap_or(Value::Null));
@@ -203,7 +304,7 @@ impl Cluster {
             .iter()
             .filter(|o| matches!(kind(o), "Deployment" | "StatefulSet"))
         {
-            let api = self.api(object);
+            let (api, _) = self.api(object).await?;
             let mut pause = FIRST_PAUSE;
             loop {
                 let live = api
@@ -259,7 +360,9 @@ impl Cluster {
         ns: Option<&str>,
         selector: &str,
     ) -> Result<(Api<DynamicObject>, Vec<DynamicObject>), ClusterError> {
-        let api = self.api_for(api_version, kind_, ns);
+        let (api, _) = self
+            .api_for(api_version, kind_, ns, &format!("{kind_} list"))
+            .await?;
         let list = api
             .list(&ListParams::default().labels(selector))
             .await
@@ -415,44 +518,9 @@ fn workload_status(v: &Value) -> WorkloadStatus {
     }
 }
 
-/// The resource name of a kind.
-fn plural(kind: &str) -> String {
-    let lower = kind.to_ascii_lowercase();
-    match lower.as_str() {
-        "endpoints" => lower,
-        "ingress" => "ingresses".to_owned(),
-        "networkpolicy" => "networkpolicies".to_owned(),
-        "priorityclass" | "storageclass" | "ingressclass" | "runtimeclass" => format!("{lower}es"),
-        _ if lower.ends_with('s') || lower.ends_with('x') => format!("{lower}es"),
-        _ if lower.ends_with('y') && !lower.ends_with("ey") => {
-            format!("{}ies", &lower[..lower.len() - 1])
-        }
-        _ => format!("{lower}s"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plurals() {
-        for (k, p) in [
-            ("Deployment", "deployments"),
-            ("StatefulSet", "statefulsets"),
-            ("Service", "services"),
-            ("ConfigMap", "configmaps"),
-            ("Ingress", "ingresses"),
-            ("NetworkPolicy", "networkpolicies"),
-            ("HorizontalPodAutoscaler", "horizontalpodautoscalers"),
-            ("PodDisruptionBudget", "poddisruptionbudgets"),
-            ("StorageClass", "storageclasses"),
-            ("Endpoints", "endpoints"),
-            ("ServiceAccount", "serviceaccounts"),
-        ] {
-            assert_eq!(plural(k), p);
-        }
-    }
 
     #[test]
     fn status_lines() {

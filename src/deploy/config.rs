@@ -107,11 +107,14 @@ impl SecretRef {
     }
 }
 
-/// Credentials for the image registry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Credentials for the image registry, and the CA its certificate is checked with.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RegistryAuth {
     pub username: Option<String>,
     pub password: Option<SecretRef>,
+    /// A PEM CA trusted besides the system's roots (a private registry's own CA). With it a
+    /// loopback registry is spoken to over https too.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// One service the driver deploys.
@@ -179,6 +182,7 @@ struct RawRegistry {
     password_env: Option<String>,
     password_file: Option<PathBuf>,
     token: Option<toml::Value>,
+    ca_file: Option<PathBuf>,
 }
 
 fn default_branch() -> String {
@@ -380,10 +384,7 @@ fn check_service(name: &str, raw: RawService, base: &Path) -> Result<ServiceConf
     }
     let api_token = secret_ref("api_token", raw.api_token_env, raw.api_token_file, base)?;
     let registry = match raw.registry {
-        None => RegistryAuth {
-            username: None,
-            password: None,
-        },
+        None => RegistryAuth::default(),
         Some(r) => {
             if r.password.is_some() {
                 return Err(invalid(
@@ -397,6 +398,9 @@ fn check_service(name: &str, raw: RawService, base: &Path) -> Result<ServiceConf
                     "inline secrets are not allowed; use password_env or password_file (a token is a password)",
                 ));
             }
+            if r.ca_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                return Err(invalid("registry.ca_file", "is empty; give a PEM file"));
+            }
             let password = secret_ref("registry.password", r.password_env, r.password_file, base)?;
             if password.is_some() != r.username.is_some() {
                 return Err(invalid(
@@ -407,6 +411,7 @@ fn check_service(name: &str, raw: RawService, base: &Path) -> Result<ServiceConf
             RegistryAuth {
                 username: r.username,
                 password,
+                ca_file: r.ca_file.map(|path| base.join(path)),
             }
         }
     };

@@ -12,7 +12,8 @@
 //! - [`driver`]: config + git + rewrite = the objects to apply;
 //! - [`registry`]: do the tagged images exist (OCI distribution v2);
 //! - [`rollout`] (pure) and [`cluster`]: server-side apply, rollout wait, canary deletion;
-//! - [`ops`]: the operations with their outcomes and timings, used by the CLI and by
+//! - [`ops`]: the operations with their typed [`outcome`]s and timings, used by the CLI,
+//!   scenarios, and
 //! - [`api`]: `nprt serve`, with [`limiter`] against password guessing, and
 //! - [`client`]: the CLI's `--server` mode, which calls that API instead of the cluster.
 
@@ -26,6 +27,7 @@ pub mod image;
 pub mod limiter;
 pub mod manifest;
 pub mod ops;
+pub mod outcome;
 pub mod registry;
 pub mod rewrite;
 pub mod rollout;

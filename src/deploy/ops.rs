@@ -1,6 +1,6 @@
 //! The driver's operations, shared by the command line and the deploy API: deploy, canary,
-//! rollback, promote, status, tags. Each returns a JSON outcome with a timing breakdown, or an
-//! [`OpError`] that says whether the request or the world was at fault.
+//! rollback, promote, status, tags. Each returns its typed outcome ([`super::outcome`]) with a
+//! timing breakdown, or an [`OpError`] that says whether the request or the world was at fault.
 
 use super::cluster::{Cluster, ClusterError};
 use super::config::ServiceConfig;
@@ -9,9 +9,13 @@ use super::driver::{
     Prepared, Request,
 };
 use super::manifest::{describe, kind, name, namespace};
+use super::outcome::{
+    BaselineDeployed, Deployed, DeployedService, Promoted, RolledBack, ServicePort,
+    ServiceSettings, Status, TagFrom, Tags, Timing,
+};
 use super::registry::{split_image, Credentials, RegistryClient, RegistryError};
 use super::rewrite::{is_workload, Track, COMMIT_KEY, VERSION_KEY};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -112,48 +116,15 @@ pub enum Phase {
     Read,
 }
 
-/// Where an operation's time went, in milliseconds. Every operation has the same fields
-/// (zero for phases it does not go through), so the API and the CLI show one shape.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
-pub struct Timing {
-    pub fetch: f64,
-    pub validate: f64,
-    pub rewrite: f64,
-    pub apply: f64,
-    pub rollout: f64,
-    pub delete: f64,
-    pub read: f64,
-    pub total: f64,
-}
-
-impl Timing {
-    fn slot(&mut self, phase: Phase) -> &mut f64 {
-        match phase {
-            Phase::Fetch => &mut self.fetch,
-            Phase::Validate => &mut self.validate,
-            Phase::Rewrite => &mut self.rewrite,
-            Phase::Apply => &mut self.apply,
-            Phase::Rollout => &mut self.rollout,
-            Phase::Delete => &mut self.delete,
-            Phase::Read => &mut self.read,
-        }
-    }
-
-    /// One line for people: `fetch 12.0 ms, rewrite 0.4 ms, …, total 40.1 ms` (phases that
-    /// took no time left out).
-    pub fn line(timing: &Value) -> String {
-        let mut parts = Vec::new();
-        for key in [
-            "fetch", "validate", "rewrite", "apply", "rollout", "delete", "read", "total",
-        ] {
-            if let Some(ms) = timing[key]
-                .as_f64()
-                .filter(|ms| *ms > 0.0 || key == "total")
-            {
-                parts.push(format!("{key} {ms:.1} ms"));
-            }
-        }
-        parts.join(", ")
+fn slot(timing: &mut Timing, phase: Phase) -> &mut f64 {
+    match phase {
+        Phase::Fetch => &mut timing.fetch,
+        Phase::Validate => &mut timing.validate,
+        Phase::Rewrite => &mut timing.rewrite,
+        Phase::Apply => &mut timing.apply,
+        Phase::Rollout => &mut timing.rollout,
+        Phase::Delete => &mut timing.delete,
+        Phase::Read => &mut timing.read,
     }
 }
 
@@ -181,22 +152,23 @@ impl Clock {
 
     fn lap(&mut self, phase: Phase) {
         let now = Instant::now();
-        *self.timing.slot(phase) += millis(now - self.last);
+        *slot(&mut self.timing, phase) += millis(now - self.last);
         self.last = now;
     }
 
-    /// The breakdown as JSON, with the total up to now.
-    fn json(&self) -> Value {
-        let mut timing = self.timing;
-        timing.total = millis(self.started.elapsed());
-        serde_json::to_value(timing).unwrap_or(Value::Null)
+    /// The breakdown, with the total up to now.
+    fn timing(&self) -> Timing {
+        Timing {
+            total: millis(self.started.elapsed()),
+            ..self.timing
+        }
     }
 }
 
-/// A registry client with the service's credentials.
+/// A registry client with the service's credentials and extra CA.
 ///
 /// # Errors
-/// When the password secret cannot be read (bad input) or TLS cannot be set up.
+/// Bad input when the password secret or the CA file cannot be read.
 pub fn registry_client(
     service: &ServiceConfig,
     config_file: &Path,
@@ -214,7 +186,16 @@ pub fn registry_client(
         }),
         _ => None,
     };
-    RegistryClient::new(credentials).map_err(OpError::runtime)
+    let ca = service.registry.ca_file.as_deref();
+    RegistryClient::new(credentials, ca).map_err(|e| match e {
+        // The CA file is the configuration's.
+        RegistryError::Tls(message) => OpError::bad(super::ConfigError::Invalid {
+            file: config_file.display().to_string(),
+            field: format!("services.{}.registry.ca_file", service.name),
+            message,
+        }),
+        e => OpError::runtime(e),
+    })
 }
 
 /// Refused credentials and a commit without exactly one tag are the request's (or its
@@ -333,12 +314,11 @@ async fn prepare_timed(
     Ok((fetched, prepared))
 }
 
-/// One release decided: its fetched manifests, its plan, and where its tag came from
-/// (`request`, `tag_format`, `registry`, or `cluster` for a baseline's stable version).
+/// One release decided: its fetched manifests, its plan, and where its tag came from.
 struct Decided {
     fetched: Fetched,
     prepared: Prepared,
-    tag_from: &'static str,
+    tag_from: TagFrom,
 }
 
 /// Fetches, plans and (unless skipped) checks the images of one release, planning again
@@ -348,7 +328,7 @@ async fn decide(
     request: &Request,
     settings: &Settings,
     clock: &mut Clock,
-    tag_from: &'static str,
+    tag_from: TagFrom,
 ) -> Result<Decided, OpError> {
     let (fetched, mut prepared) = prepare_timed(service, request, settings, clock).await?;
     let mut tag_from = tag_from;
@@ -368,7 +348,7 @@ async fn decide(
             };
             prepared = plan(service, &request, &fetched)?;
             clock.lap(Phase::Rewrite);
-            tag_from = "registry";
+            tag_from = TagFrom::Registry;
         }
     }
     Ok(Decided {
@@ -381,7 +361,11 @@ async fn decide(
 /// The Services of a plan, for callers that build URLs: name, namespace (the cluster's
 /// default when the manifests name none), the Service it mirrors, its ports, and
 /// `http://NAME.NAMESPACE.svc:PORT` of its first port.
-fn plan_services(prepared: &Prepared, track: Track, default_namespace: &str) -> Vec<Value> {
+fn plan_services(
+    prepared: &Prepared,
+    track: Track,
+    default_namespace: &str,
+) -> Vec<DeployedService> {
     prepared
         .plan
         .objects
@@ -389,21 +373,30 @@ fn plan_services(prepared: &Prepared, track: Track, default_namespace: &str) -> 
         .filter(|o| kind(o) == "Service")
         .map(|s| {
             let ns = namespace(s).unwrap_or(default_namespace);
-            let ports: Vec<Value> = s["spec"]["ports"]
+            let ports: Vec<ServicePort> = s["spec"]["ports"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|p| json!({ "name": p["name"], "port": p["port"] }))
+                .map(|p| ServicePort {
+                    name: p["name"].as_str().map(str::to_owned),
+                    port: p["port"].as_u64().and_then(|n| u16::try_from(n).ok()),
+                })
                 .collect();
             let url = ports
                 .first()
-                .and_then(|p| p["port"].as_u64())
+                .and_then(|p| p.port)
                 .map(|port| format!("http://{}.{ns}.svc:{port}", name(s)));
             let of = track
                 .mirror_of_key()
-                .map(|k| s["metadata"]["annotations"][k].clone())
-                .unwrap_or(Value::Null);
-            json!({ "name": name(s), "namespace": ns, "of": of, "ports": ports, "url": url })
+                .and_then(|k| s["metadata"]["annotations"][k].as_str())
+                .map(str::to_owned);
+            DeployedService {
+                name: name(s).to_owned(),
+                namespace: ns.to_owned(),
+                of,
+                ports,
+                url,
+            }
         })
         .collect()
 }
@@ -423,9 +416,9 @@ async fn decide_baseline(
             commit.clone(),
             request.baseline_tag.clone(),
             if request.baseline_tag.is_some() {
-                "request"
+                TagFrom::Request
             } else {
-                "tag_format"
+                TagFrom::TagFormat
             },
         ),
         None => {
@@ -437,9 +430,9 @@ async fn decide_baseline(
             clock.lap(Phase::Read);
             let stable = stable_release(&service.name, &live).map_err(OpError::bad)?;
             match (&request.baseline_tag, stable.version) {
-                (Some(tag), _) => (stable.commit, Some(tag.clone()), "request"),
-                (None, Some(version)) => (stable.commit, Some(version), "cluster"),
-                (None, None) => (stable.commit, None, "tag_format"),
+                (Some(tag), _) => (stable.commit, Some(tag.clone()), TagFrom::Request),
+                (None, Some(version)) => (stable.commit, Some(version), TagFrom::Cluster),
+                (None, None) => (stable.commit, None, TagFrom::TagFormat),
             }
         }
     };
@@ -457,11 +450,6 @@ async fn decide_baseline(
 /// Deploys (stable or canary, with `request.with_baseline` a baseline beside the canary)
 /// and waits for the rollout.
 ///
-/// The outcome has `service`, `track`, `version`, `tag_from`, `commit`, `applied`,
-/// `left_alone`, `services` (the canary's own Services: `name`, `namespace`, `of`, `ports`,
-/// `url`) and `timing_ms`; with a baseline also `baseline`: `version`, `commit`, `tag_from`
-/// (`cluster` when read from the stable workloads), `applied` and `services` of the same shape.
-///
 /// # Errors
 /// [`OpError`]; bad input when the baseline's release cannot be told (give
 /// `baseline_commit`) or canary, baseline and production would not be apart.
@@ -470,13 +458,13 @@ pub async fn deploy(
     service: &ServiceConfig,
     request: &Request,
     settings: &Settings,
-) -> Result<Value, OpError> {
+) -> Result<Deployed, OpError> {
     request.check_baseline().map_err(OpError::bad)?;
     let mut clock = Clock::start();
     let tag_from = if request.tag.is_some() {
-        "request"
+        TagFrom::Request
     } else {
-        "tag_format"
+        TagFrom::TagFormat
     };
     let release = decide(service, request, settings, &mut clock, tag_from).await?;
     let cluster = target.cluster().await?;
@@ -495,39 +483,40 @@ pub async fn deploy(
     clock.lap(Phase::Rollout);
     let prepared = &release.prepared;
     let applied = |p: &Prepared| p.plan.objects.iter().map(describe).collect::<Vec<_>>();
-    let mut outcome = json!({
-        "service": service.name,
-        "track": request.track.as_str(),
-        "version": prepared.release.version,
-        "tag_from": release.tag_from,
-        "commit": prepared.commit,
-        "applied": applied(prepared),
-        "left_alone": prepared.plan.left_alone.iter().map(|(w, _)| w).collect::<Vec<_>>(),
-        "services": plan_services(prepared, request.track, cluster.default_namespace()),
+    let baseline = baseline.map(|b| BaselineDeployed {
+        version: b.prepared.release.version.clone(),
+        commit: b.prepared.commit.clone(),
+        tag_from: b.tag_from,
+        applied: applied(&b.prepared),
+        services: plan_services(&b.prepared, Track::Baseline, cluster.default_namespace()),
     });
-    if let Some(b) = &baseline {
-        let p = &b.prepared;
-        outcome["baseline"] = json!({
-            "version": p.release.version,
-            "commit": p.commit,
-            "tag_from": b.tag_from,
-            "applied": applied(p),
-            "services": plan_services(p, Track::Baseline, cluster.default_namespace()),
-        });
-    }
-    outcome["timing_ms"] = clock.json();
-    Ok(outcome)
+    Ok(Deployed {
+        service: service.name.clone(),
+        track: request.track,
+        version: prepared.release.version.clone(),
+        tag_from: release.tag_from,
+        commit: prepared.commit.clone(),
+        applied: applied(prepared),
+        left_alone: prepared
+            .plan
+            .left_alone
+            .iter()
+            .map(|(w, _)| w.clone())
+            .collect(),
+        services: plan_services(prepared, request.track, cluster.default_namespace()),
+        baseline,
+        timing_ms: clock.timing(),
+    })
 }
 
-/// The tail rollback and promote share: delete the service's canary and baseline, wait until
-/// they are gone, and finish the outcome with what was deleted and the timing.
+/// The tail rollback and promote share: delete the service's canary and baseline and wait
+/// until they are gone; returns what was deleted.
 async fn remove_canary(
     cluster: &Cluster,
     service: &ServiceConfig,
     settings: &Settings,
-    mut clock: Clock,
-    mut outcome: Value,
-) -> Result<Value, OpError> {
+    clock: &mut Clock,
+) -> Result<Vec<String>, OpError> {
     let deleted = cluster
         .delete_tracks(
             &service.name,
@@ -537,9 +526,7 @@ async fn remove_canary(
         )
         .await?;
     clock.lap(Phase::Delete);
-    outcome["deleted"] = json!(deleted);
-    outcome["timing_ms"] = clock.json();
-    Ok(outcome)
+    Ok(deleted)
 }
 
 /// Deletes the service's canary and baseline and waits until they are gone.
@@ -550,11 +537,15 @@ pub async fn rollback(
     target: &Target,
     service: &ServiceConfig,
     settings: &Settings,
-) -> Result<Value, OpError> {
-    let clock = Clock::start();
+) -> Result<RolledBack, OpError> {
+    let mut clock = Clock::start();
     let cluster = target.cluster().await?;
-    let outcome = json!({ "service": service.name });
-    remove_canary(&cluster, service, settings, clock, outcome).await
+    let deleted = remove_canary(&cluster, service, settings, &mut clock).await?;
+    Ok(RolledBack {
+        service: service.name.clone(),
+        deleted,
+        timing_ms: clock.timing(),
+    })
 }
 
 /// Deploys the canary's commit and version as stable, then removes the canary and baseline.
@@ -565,7 +556,7 @@ pub async fn promote(
     target: &Target,
     service: &ServiceConfig,
     settings: &Settings,
-) -> Result<Value, OpError> {
+) -> Result<Promoted, OpError> {
     let mut clock = Clock::start();
     let cluster = target.cluster().await?;
     let canaries = cluster
@@ -610,12 +601,14 @@ pub async fn promote(
         .wait_rollout(&prepared.plan.objects, settings.timeout)
         .await?;
     clock.lap(Phase::Rollout);
-    let outcome = json!({
-        "service": service.name,
-        "promoted": version,
-        "commit": commit,
-    });
-    remove_canary(&cluster, service, settings, clock, outcome).await
+    let deleted = remove_canary(&cluster, service, settings, &mut clock).await?;
+    Ok(Promoted {
+        service: service.name.clone(),
+        promoted: version.clone(),
+        commit: commit.clone(),
+        deleted,
+        timing_ms: clock.timing(),
+    })
 }
 
 /// What the service runs: its workloads (named by the manifests at the branch head),
@@ -627,7 +620,7 @@ pub async fn status(
     target: &Target,
     service: &ServiceConfig,
     settings: &Settings,
-) -> Result<Value, OpError> {
+) -> Result<Status, OpError> {
     let request = Request {
         tag: Some("status".to_owned()),
         ..Request::new(Track::Stable)
@@ -641,18 +634,22 @@ pub async fn status(
         .filter(is_workload)
         .collect();
     let cluster = target.cluster().await?;
-    let status = cluster
+    let workloads = cluster
         .status(&workloads, &service.name, service.namespace.as_deref())
         .await?;
     clock.lap(Phase::Read);
-    Ok(json!({ "service": service.name, "workloads": status, "timing_ms": clock.json() }))
+    Ok(Status {
+        service: service.name.clone(),
+        workloads,
+        timing_ms: clock.timing(),
+    })
 }
 
 /// The registry tags of the service's own (untagged) images, by image.
 ///
 /// # Errors
 /// [`OpError`].
-pub async fn tags(service: &ServiceConfig, settings: &Settings) -> Result<Value, OpError> {
+pub async fn tags(service: &ServiceConfig, settings: &Settings) -> Result<Tags, OpError> {
     const PROBE: &str = "nprt-probe";
     let request = Request {
         tag: Some(PROBE.to_owned()),
@@ -661,7 +658,7 @@ pub async fn tags(service: &ServiceConfig, settings: &Settings) -> Result<Value,
     let mut clock = Clock::start();
     let (_, prepared) = prepare_timed(service, &request, settings, &mut clock).await?;
     let client = registry_client(service, &settings.config_file)?;
-    let mut images = serde_json::Map::new();
+    let mut images = std::collections::BTreeMap::new();
     for image in &prepared.plan.tagged_images {
         let name = image.trim_end_matches(PROBE).trim_end_matches(':');
         let mut tags = client
@@ -669,34 +666,43 @@ pub async fn tags(service: &ServiceConfig, settings: &Settings) -> Result<Value,
             .await
             .map_err(registry_error)?;
         tags.sort();
-        images.insert(name.to_owned(), json!(tags));
+        images.insert(name.to_owned(), tags);
     }
     clock.lap(Phase::Read);
-    Ok(json!({ "service": service.name, "images": images, "timing_ms": clock.json() }))
+    Ok(Tags {
+        service: service.name.clone(),
+        images,
+        timing_ms: clock.timing(),
+    })
 }
 
 /// A service's settings as `nprt show` prints them: secrets by reference only (which
 /// variable or file), never their values.
-pub fn show(service: &ServiceConfig) -> Value {
+pub fn show(service: &ServiceConfig) -> ServiceSettings {
     use super::config::SecretRef;
     let secret = |s: &Option<SecretRef>| match s {
         Some(SecretRef::Env(var)) => format!("env {var}"),
         Some(SecretRef::File(path)) => format!("file {}", path.display()),
         None => "none".to_owned(),
     };
-    json!({
-        "service": service.name,
-        "repository": super::git::redact_url(&service.repository),
-        "branch": service.branch,
-        "manifests": service.manifests,
-        "namespace": service.namespace,
-        "exposure": service.exposure.as_str(),
-        "tag_format": service.tag_format,
-        "commit_length": service.commit_length,
-        "registry_username": service.registry.username,
-        "registry_password": secret(&service.registry.password),
-        "api_token": secret(&service.api_token),
-    })
+    ServiceSettings {
+        service: service.name.clone(),
+        repository: super::git::redact_url(&service.repository),
+        branch: service.branch.clone(),
+        manifests: service.manifests.clone(),
+        namespace: service.namespace.clone(),
+        exposure: service.exposure.as_str().to_owned(),
+        tag_format: service.tag_format.clone(),
+        commit_length: service.commit_length,
+        registry_username: service.registry.username.clone(),
+        registry_password: secret(&service.registry.password),
+        registry_ca_file: service
+            .registry
+            .ca_file
+            .as_ref()
+            .map(|p| p.display().to_string()),
+        api_token: secret(&service.api_token),
+    }
 }
 
 #[cfg(test)]
@@ -704,22 +710,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timing_has_every_phase_and_a_line_for_people() {
+    fn timing_has_every_phase() {
         let mut clock = Clock::start();
         clock.lap(Phase::Rewrite);
         clock.lap(Phase::Rewrite);
-        let v = clock.json();
+        let v = serde_json::to_value(clock.timing()).unwrap();
         for key in [
             "fetch", "validate", "rewrite", "apply", "rollout", "delete", "read", "total",
         ] {
             assert!(v[key].is_number(), "{key} in {v}");
         }
-        let v = json!({"fetch": 12.04, "validate": 0.0, "rewrite": 0.4, "apply": 3.0,
-            "rollout": 0.0, "delete": 0.0, "read": 0.0, "total": 15.5});
-        assert_eq!(
-            Timing::line(&v),
-            "fetch 12.0 ms, rewrite 0.4 ms, apply 3.0 ms, total 15.5 ms"
-        );
         assert_eq!(millis(Duration::from_micros(1_234_567)), 1234.6);
     }
 }

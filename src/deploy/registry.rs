@@ -3,14 +3,15 @@
 //! `Link`), authenticating the way registries ask (a `WWW-Authenticate` bearer challenge
 //! answered by the realm's token endpoint, or basic auth).
 //!
-//! Loopback registries are spoken to over plain HTTP (as docker does for `localhost`); every
-//! other registry over HTTPS with the system's roots.
+//! Loopback registries are spoken to over plain HTTP (as docker does for `localhost`) unless
+//! an extra CA is configured (`registry.ca_file`: a private CA means the registry has TLS);
+//! every other registry over HTTPS with the system's roots plus that CA
+//! ([`crate::tls::https_client`]).
 
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -147,11 +148,11 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-type Https = hyper_rustls::HttpsConnector<HttpConnector>;
-
 /// A client for one set of credentials; bearer tokens are kept per scope.
 pub struct RegistryClient {
-    http: Client<Https, Empty<Bytes>>,
+    http: crate::tls::HttpsClient<Empty<Bytes>>,
+    /// Whether an extra CA was given: loopback registries are then spoken to over https.
+    tls_on_loopback: bool,
     credentials: Option<Credentials>,
     tokens: Mutex<BTreeMap<String, String>>,
     timeout: Duration,
@@ -166,25 +167,30 @@ fn is_loopback(registry: &str) -> bool {
 }
 
 impl RegistryClient {
+    /// A client trusting the system's roots plus `extra_ca` (PEM).
+    ///
     /// # Errors
-    /// When the system's TLS roots cannot be loaded.
-    pub fn new(credentials: Option<Credentials>) -> Result<RegistryClient, RegistryError> {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| RegistryError::Tls(e.to_string()))?
-            .https_or_http()
-            .enable_http1()
-            .build();
+    /// [`RegistryError::Tls`] when the CA file cannot be read or holds no certificate.
+    pub fn new(
+        credentials: Option<Credentials>,
+        extra_ca: Option<&std::path::Path>,
+    ) -> Result<RegistryClient, RegistryError> {
+        let http = crate::tls::https_client(&crate::tls::ClientOptions {
+            extra_ca: extra_ca.map(std::path::Path::to_path_buf),
+            ..crate::tls::ClientOptions::default()
+        })
+        .map_err(|e| RegistryError::Tls(e.to_string()))?;
         Ok(RegistryClient {
-            http: Client::builder(hyper_util::rt::TokioExecutor::new()).build(https),
+            http,
+            tls_on_loopback: extra_ca.is_some(),
             credentials,
             tokens: Mutex::new(BTreeMap::new()),
             timeout: Duration::from_secs(30),
         })
     }
 
-    fn base(registry: &str) -> String {
-        let scheme = if is_loopback(registry) {
+    fn base(&self, registry: &str) -> String {
+        let scheme = if is_loopback(registry) && !self.tls_on_loopback {
             "http"
         } else {
             "https"
@@ -199,7 +205,7 @@ impl RegistryClient {
     pub async fn tag_exists(&self, image: &ImageName, tag: &str) -> Result<bool, RegistryError> {
         let url = format!(
             "{}/v2/{}/manifests/{tag}",
-            Self::base(&image.registry),
+            self.base(&image.registry),
             image.repository
         );
         let (status, _) = self.send(Method::HEAD, &url, image).await?;
@@ -219,7 +225,7 @@ impl RegistryClient {
     /// # Errors
     /// As [`RegistryClient::tag_exists`].
     pub async fn tags(&self, image: &ImageName) -> Result<Vec<String>, RegistryError> {
-        let base = Self::base(&image.registry);
+        let base = self.base(&image.registry);
         let mut url = format!("{base}/v2/{}/tags/list?n=100", image.repository);
         let mut tags = Vec::new();
         // A registry whose links loop must not keep us here forever.

@@ -50,7 +50,8 @@ pub const CANARY_SUFFIX: &str = "-canary";
 pub const BASELINE_SUFFIX: &str = "-baseline";
 
 /// Which release a plan is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Track {
     Stable,
     Canary,

@@ -162,12 +162,13 @@ impl Event {
     /// The versions of a canary this run deployed, from the deploy driver's outcome
     /// (`version`, and `baseline.version` when a baseline copy of stable was deployed too).
     #[must_use]
-    pub fn with_deploy(mut self, service: &str, deployed: Option<&serde_json::Value>) -> Event {
+    pub fn with_deploy(mut self, service: &str, versions: Versions<'_>) -> Event {
         self.service = Some(service.to_owned());
-        if let Some(d) = deployed {
-            let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
-            self.canary_version = text(&d["version"]).or(self.canary_version);
-            self.stable_version = text(&d["baseline"]["version"]).or(self.stable_version);
+        if let Some(v) = versions.canary {
+            self.canary_version = Some(v.to_owned());
+        }
+        if let Some(v) = versions.stable {
+            self.stable_version = Some(v.to_owned());
         }
         self
     }
@@ -179,6 +180,25 @@ impl Event {
         let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
         self.report = Some(shown.display().to_string());
         self
+    }
+}
+
+/// The versions a deploy outcome names: the canary's, and the stable one its baseline copy
+/// runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Versions<'a> {
+    pub canary: Option<&'a str>,
+    pub stable: Option<&'a str>,
+}
+
+impl<'a> Versions<'a> {
+    pub fn of(deployed: Option<&'a crate::deploy::outcome::Deployed>) -> Self {
+        Versions {
+            canary: deployed.map(|d| d.version.as_str()),
+            stable: deployed
+                .and_then(|d| d.baseline.as_ref())
+                .map(|b| b.version.as_str()),
+        }
     }
 }
 

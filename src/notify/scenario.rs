@@ -1,11 +1,11 @@
 //! The messages of `nprt run`: what a scenario tells about its verdict and its rollback or
 //! promotion, so that the orchestration only says when.
 
-use super::{Event, Kind, Notifier};
+use super::{Event, Kind, Notifier, Versions};
 use crate::compare::Verdict;
+use crate::deploy::outcome::Deployed;
 use crate::scenario::deployer::Op;
 use crate::scenario::Scenario;
-use serde_json::Value;
 
 fn run_name(scenario: &Scenario) -> String {
     format!("scenario {}", scenario.name)
@@ -13,16 +13,16 @@ fn run_name(scenario: &Scenario) -> String {
 
 /// Adds the deployed service and its versions (when the scenario deploys one) and the
 /// reports' folder.
-fn context(event: Event, scenario: &Scenario, deployed: Option<&Value>) -> Event {
+fn context(event: Event, scenario: &Scenario, deployed: Option<&Deployed>) -> Event {
     let event = event.with_report(&scenario.report.dir);
     match &scenario.deploy {
-        Some(d) => event.with_deploy(&d.service, deployed),
+        Some(d) => event.with_deploy(&d.service, Versions::of(deployed)),
         None => event,
     }
 }
 
 /// The decided verdict; `deployed` is the deploy driver's outcome for the canary.
-pub fn verdict_event(scenario: &Scenario, verdict: &Verdict, deployed: Option<&Value>) -> Event {
+pub fn verdict_event(scenario: &Scenario, verdict: &Verdict, deployed: Option<&Deployed>) -> Event {
     context(
         Event::verdict(verdict, run_name(scenario)),
         scenario,
@@ -36,11 +36,11 @@ pub fn action_event(
     op: Op,
     on: &str,
     error: Option<String>,
-    deployed: Option<&Value>,
+    deployed: Option<&Deployed>,
 ) -> Event {
     let kind = match op {
         Op::Promote => Kind::Promotion,
-        Op::Rollback | Op::Canary => Kind::Rollback,
+        Op::Rollback => Kind::Rollback,
     };
     let event = Event::action(kind, on, error, run_name(scenario));
     let mut event = context(event, scenario, deployed);

@@ -137,8 +137,13 @@ fn the_json_document_has_every_field_typed() {
 
 #[test]
 fn actions_say_what_was_done_and_why() {
-    let rollback = Event::action(Kind::Rollback, "fail", None, "scenario demo")
-        .with_deploy("shop", Some(&serde_json::json!({"version": "v7"})));
+    let rollback = Event::action(Kind::Rollback, "fail", None, "scenario demo").with_deploy(
+        "shop",
+        Versions {
+            canary: Some("v7"),
+            stable: None,
+        },
+    );
     assert_eq!(
         message::slack_text(&rollback),
         ":rewind: nprt scenario demo: rollback of the canary of `shop` (`v7`) done, after a *FAIL* verdict"
@@ -160,7 +165,7 @@ fn actions_say_what_was_done_and_why() {
         Some("cannot reach the cluster:\n connection refused".to_owned()),
         "scenario demo",
     )
-    .with_deploy("shop", None);
+    .with_deploy("shop", Versions::default());
     let text = message::slack_text(&failed);
     assert!(
         text.starts_with(":warning: nprt scenario demo: rollback of the canary of `shop` *FAILED*, after the run broke off\n"),
@@ -199,9 +204,11 @@ fn an_event_from_a_verdict_keeps_only_failing_findings() {
 
 #[test]
 fn deploy_outcomes_give_the_versions_and_reports_an_absolute_path() {
-    let deployed = serde_json::json!({"version": "v7", "baseline": {"version": "v6"}});
-    let event =
-        Event::action(Kind::Promotion, "pass", None, "r").with_deploy("shop", Some(&deployed));
+    let versions = Versions {
+        canary: Some("v7"),
+        stable: Some("v6"),
+    };
+    let event = Event::action(Kind::Promotion, "pass", None, "r").with_deploy("shop", versions);
     assert_eq!(event.canary_version.as_deref(), Some("v7"));
     assert_eq!(event.stable_version.as_deref(), Some("v6"));
     let event = event.with_report(Path::new("reports/x"));

@@ -3,15 +3,15 @@
 //! ([`crate::deploy::ops`]), or through a deploy API server.
 
 use super::file::DeploySpec;
+use crate::deploy::client::ApiClient;
 use crate::deploy::config::{DeployConfig, ServiceConfig};
 use crate::deploy::driver::Request;
 use crate::deploy::ops::{self, OpError};
-use serde_json::Value;
+use crate::deploy::outcome::{Deployed, Promoted, RolledBack};
 
-/// One operation on the scenario's service.
+/// What is done with the canary after the verdict (or on an interrupt).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
-    Canary,
     Rollback,
     Promote,
 }
@@ -19,11 +19,18 @@ pub enum Op {
 impl Op {
     pub fn as_str(self) -> &'static str {
         match self {
-            Op::Canary => "canary",
             Op::Rollback => "rollback",
             Op::Promote => "promote",
         }
     }
+}
+
+/// The outcome of an [`Op`], recorded as it is in `scenario.json`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Finished {
+    RolledBack(RolledBack),
+    Promoted(Promoted),
 }
 
 /// How the scenario reaches the deploy driver.
@@ -114,72 +121,89 @@ impl Deployer {
         self
     }
 
-    /// Runs `op` and returns the driver's outcome (with its timing breakdown).
+    /// Deploys the canary (and its baseline when the scenario asks for one) and returns the
+    /// driver's outcome, with its timing breakdown.
     ///
     /// # Errors
     /// [`OpError`]: bad input (the request or the plan) or runtime (cluster, git, registry).
-    pub async fn run(&self, op: Op) -> Result<Value, OpError> {
+    pub async fn canary(&self) -> Result<Deployed, OpError> {
+        match &self.how {
+            How::Direct {
+                target,
+                service,
+                settings,
+            } => ops::deploy(target, service, &self.request, settings).await,
+            How::Server {
+                url,
+                token_env,
+                settings,
+            } => {
+                let api = api_client(url, token_env, settings)?;
+                api.deploy(&self.service, &self.request, settings.skip_image_check)
+                    .await
+                    .map_err(client_error)
+            }
+        }
+    }
+
+    /// Runs `op` and returns the driver's outcome (with its timing breakdown).
+    ///
+    /// # Errors
+    /// [`OpError`]: bad input or runtime (cluster, git, registry).
+    pub async fn run(&self, op: Op) -> Result<Finished, OpError> {
         match &self.how {
             How::Direct {
                 target,
                 service,
                 settings,
             } => match op {
-                Op::Canary => ops::deploy(target, service, &self.request, settings).await,
-                Op::Rollback => ops::rollback(target, service, settings).await,
-                Op::Promote => ops::promote(target, service, settings).await,
+                Op::Rollback => ops::rollback(target, service, settings)
+                    .await
+                    .map(Finished::RolledBack),
+                Op::Promote => ops::promote(target, service, settings)
+                    .await
+                    .map(Finished::Promoted),
             },
             How::Server {
                 url,
                 token_env,
                 settings,
-            } => via_server(url, token_env, settings, &self.service, &self.request, op).await,
+            } => {
+                let api = api_client(url, token_env, settings)?;
+                match op {
+                    Op::Rollback => api.rollback(&self.service).await.map(Finished::RolledBack),
+                    Op::Promote => api.promote(&self.service).await.map(Finished::Promoted),
+                }
+                .map_err(client_error)
+            }
         }
     }
 }
 
-/// Every operation that goes through a deploy API server (`deploy.server`, token from
-/// `deploy.token_env`) passes here.
+/// The client of the deploy API server every operation goes through (`deploy.server`, token
+/// from `deploy.token_env`).
 ///
 /// # Errors
-/// Bad input for a missing token or a refused one (401/403/4xx); runtime otherwise.
-async fn via_server(
-    url: &str,
-    token_env: &str,
-    spec: &Server,
-    service: &str,
-    request: &Request,
-    op: Op,
-) -> Result<Value, OpError> {
-    use crate::deploy::client::{deploy_query, ApiClient};
-    use hyper::Method;
-    let bad = |message: String| OpError {
-        bad_input: true,
-        message,
-    };
+/// Bad input for a missing token or an unusable URL.
+fn api_client(url: &str, token_env: &str, spec: &Server) -> Result<ApiClient, OpError> {
     let token = std::env::var(token_env)
         .ok()
         .map(|t| t.trim().to_owned())
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| bad(format!("deploy.token_env: ${token_env} holds no token")))?;
-    let api =
-        ApiClient::new(url, token, spec.ca.as_deref(), spec.timeout).map_err(|e| OpError {
-            bad_input: e.is_bad_input(),
-            message: format!("deploy.server: {e}"),
+        .ok_or_else(|| OpError {
+            bad_input: true,
+            message: format!("deploy.token_env: ${token_env} holds no token"),
         })?;
-    let (method, route, query) = match op {
-        Op::Canary => (
-            Method::PUT,
-            "canary",
-            deploy_query(request, spec.skip_image_check),
-        ),
-        Op::Rollback => (Method::DELETE, "canary", Vec::new()),
-        Op::Promote => (Method::POST, "promote", Vec::new()),
-    };
-    api.call(method, &format!("/{service}/{route}"), &query)
-        .await
-        .map_err(|e| OpError {
-            bad_input: e.is_bad_input(),
-            message: e.to_string(),
-        })
+    ApiClient::new(url, token, spec.ca.as_deref(), spec.timeout).map_err(|e| OpError {
+        bad_input: e.is_bad_input(),
+        message: format!("deploy.server: {e}"),
+    })
+}
+
+/// A refused token (401/403/4xx) is bad input; anything else is the server's.
+fn client_error(e: crate::deploy::client::ClientError) -> OpError {
+    OpError {
+        bad_input: e.is_bad_input(),
+        message: e.to_string(),
+    }
 }

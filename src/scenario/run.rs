@@ -11,6 +11,7 @@ use super::file::{Action, LiveSource, Loaded, Scenario, Source};
 use super::live::{self, Live, Traffic};
 use crate::compare::{Comparison, Outcome, Verdict};
 use crate::deploy::ops::OpError;
+use crate::deploy::outcome::Deployed;
 use crate::notify::scenario as notify;
 use crate::replay::Target;
 use crate::report::{self, Format};
@@ -87,7 +88,7 @@ struct Record {
     first_mirrored: Option<std::time::Instant>,
     decided: Option<std::time::Instant>,
     timings: Timings,
-    deploy: Option<Value>,
+    deploy: Option<Deployed>,
     action: Option<Value>,
     /// Where the messages go (`[notify]`); it counts those sent and failed.
     notifier: Option<crate::notify::Notifier>,
@@ -194,13 +195,13 @@ async fn execute(
     if let (Some(deployer), Some(spec)) = (deployer, &scenario.deploy) {
         eprintln!("deploying {} as a canary…", spec.service);
         canary_started.set(true);
-        match deployer.run(Op::Canary).await {
+        match deployer.canary().await {
             Ok(outcome) => {
                 record.timings.to_deploy_ms = record.mark();
                 eprintln!(
                     "canary {} {} rolled out after {}",
                     spec.service,
-                    outcome["version"].as_str().unwrap_or(""),
+                    outcome.version,
                     seconds(record.timings.to_deploy_ms)
                 );
                 record.deploy = Some(outcome);
@@ -269,7 +270,7 @@ async fn execute(
 async fn traffic(
     scenario: &Scenario,
     targets: &[Target],
-    deployed: Option<&Value>,
+    deployed: Option<&Deployed>,
     quiet: bool,
 ) -> Result<Traffic, Failure> {
     let comparison = Comparison::new(scenario.judge.options.clone()).map_err(Failure::bad_input)?;
@@ -336,9 +337,7 @@ async fn traffic(
             let shadow = find(&spec.settings.shadow, &options.candidate)?;
             // The baseline copy: given in the file, or the one deployed beside the canary
             // (`deploy.with_baseline`).
-            let deployed_baseline = deployed
-                .and_then(|d| d["baseline"]["services"][0]["url"].as_str())
-                .map(str::to_owned);
+            let deployed_baseline = deployed.and_then(Deployed::baseline_url).map(str::to_owned);
             let baseline = spec
                 .settings
                 .shadow_baseline
@@ -535,12 +534,7 @@ fn markdown(scenario: &Scenario, verdict: &Verdict, record: &Record, t: &Timings
     );
     let _ = writeln!(md, "| source | {} |", scenario.source.kind());
     if let Some(d) = &record.deploy {
-        let _ = writeln!(
-            md,
-            "| canary | {} {} |",
-            d["service"].as_str().unwrap_or(""),
-            d["version"].as_str().unwrap_or("")
-        );
+        let _ = writeln!(md, "| canary | {} {} |", d.service, d.version);
     }
     for (label, value) in outcome_rows(t, record.action.as_ref()) {
         let _ = writeln!(md, "| {label} | {value} |");

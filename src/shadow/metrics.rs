@@ -386,47 +386,61 @@ impl Metrics {
     }
 }
 
-/// Serves `/metrics` (and `/healthz`) on `listener` until the task is dropped.
+/// Connections the metrics endpoint serves at once: a scraper or two, and a person with curl.
+const METRICS_CONNECTIONS: usize = 64;
+
+/// Serves `/metrics` (and `/healthz`) on `listener` until the task is dropped. A failed
+/// accept (a full file table under load) is waited out ([`crate::net::serve`]): the
+/// endpoint is there to watch exactly such moments.
 ///
 /// # Errors
-/// When accepting connections fails.
+/// When accepting connections fails for good.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<()> {
     use http_body_util::Full;
     use hyper::body::Bytes;
-    loop {
-        let (stream, _) = listener.accept().await?;
+    let mut builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .http1_only();
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    let options = crate::net::ServeOptions {
+        max_connections: METRICS_CONNECTIONS,
+        ..crate::net::ServeOptions::new("metrics")
+    };
+    let make_service = move |_peer| {
         let metrics = Arc::clone(&metrics);
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
-                let metrics = Arc::clone(&metrics);
-                async move {
-                    let (status, content_type, body) = match req.uri().path() {
-                        "/metrics" => (
-                            200,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                            metrics.encode(),
-                        ),
-                        "/healthz" => (200, "text/plain", "ok\n".to_owned()),
-                        _ => (404, "text/plain", "not found\n".to_owned()),
-                    };
-                    hyper::Response::builder()
-                        .status(status)
-                        .header("content-type", content_type)
-                        .body(Full::new(Bytes::from(body)))
-                }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await
-            {
-                tracing::debug!(error = %e, "metrics connection ended");
+        hyper::service::service_fn(move |req: hyper::Request<_>| {
+            let metrics = Arc::clone(&metrics);
+            async move {
+                let (status, content_type, body) = match req.uri().path() {
+                    "/metrics" => (
+                        200,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        metrics.encode(),
+                    ),
+                    "/healthz" => (200, "text/plain", "ok\n".to_owned()),
+                    _ => (404, "text/plain", "not found\n".to_owned()),
+                };
+                hyper::Response::builder()
+                    .status(status)
+                    .header("content-type", content_type)
+                    .body(Full::new(Bytes::from(body)))
             }
-        });
-    }
+        })
+    };
+    crate::net::serve(
+        listener,
+        options,
+        builder,
+        make_service,
+        std::future::pending(),
+    )
+    .await
 }
 
 #[cfg(test)]

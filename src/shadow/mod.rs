@@ -21,9 +21,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-
 pub use breaker::BreakerSettings;
 pub use forward::{MirrorPolicy, Skip, SHADOW_HEADER};
 pub use judge::{JudgeOutcome, JudgeSettings, OnFail};
@@ -39,10 +36,10 @@ pub const SHADOW: &str = "shadow";
 pub const SHADOW_BASELINE: &str = "shadow-baseline";
 
 /// A pooled HTTP/1.1 client (https too) with its own connections.
-pub type Client<B> =
-    hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, B>;
+pub type Client<B> = crate::tls::HttpsClient<B>;
 
-/// Makes a client whose pool keeps up to `idle_per_host` idle connections.
+/// Makes a client ([`crate::tls::https_client`]) whose pool keeps up to `idle_per_host` idle
+/// connections; connecting gives up after 5 s, so a dead shadow shows as errors quickly.
 ///
 /// # Errors
 /// When the extra CA file cannot be read.
@@ -54,22 +51,12 @@ where
     B: hyper::body::Body + Send + 'static,
     B::Data: Send,
 {
-    let tls = crate::tls::client_config(extra_ca)?;
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    connector.enforce_http(false);
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(connector);
-    Ok(
-        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(idle_per_host)
-            .build(connector),
-    )
+    crate::tls::https_client(&crate::tls::ClientOptions {
+        extra_ca: extra_ca.map(std::path::Path::to_path_buf),
+        connect_timeout: Duration::from_secs(5),
+        idle_per_host,
+        idle_timeout: Duration::from_secs(60),
+    })
 }
 
 /// `base` (scheme, authority, optional path prefix) joined with a request's path and query.

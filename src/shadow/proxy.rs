@@ -21,9 +21,8 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use super::forward::{add_forwarded, strip_hop_by_hop, MirrorPolicy, Skip};
 use super::judge::JudgeHandle;
@@ -72,7 +71,8 @@ pub struct Proxy {
 }
 
 /// Accepts clients until `shutdown` resolves, then lets open requests finish for
-/// `limits.grace`.
+/// `limits.grace` ([`crate::net::serve`]); a connection beyond `limits.max_connections` is
+/// closed at once and counted as dropped.
 ///
 /// # Errors
 /// When accepting fails for a reason other than a full file table or a reset.
@@ -91,52 +91,21 @@ pub async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, client) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) if crate::accept_error_is_transient(&e) => {
-                    tracing::warn!(error = %e, "accept failed; going on");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            },
-            () = &mut shutdown => break,
-        };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            proxy.metrics.dropped(Drop::Connections);
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+    let metrics = Arc::clone(&proxy.metrics);
+    let options = crate::net::ServeOptions {
+        max_connections: limits.max_connections,
+        grace: limits.grace,
+        on_full: Some(Arc::new(move || metrics.dropped(Drop::Connections))),
+        ..crate::net::ServeOptions::new("shadow proxy")
+    };
+    let make_service = move |client: SocketAddr| {
         let proxy = Arc::clone(&proxy);
-        let service = hyper::service::service_fn(move |req| {
+        hyper::service::service_fn(move |req| {
             let proxy = Arc::clone(&proxy);
             async move { Ok::<_, Infallible>(handle(&proxy, client, req).await) }
-        });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "client connection ended");
-            }
-            drop(slot);
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(limits.grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("requests still open after the grace period were cut off");
-    }
-    Ok(())
+        })
+    };
+    crate::net::serve(listener, options, builder, make_service, shutdown).await
 }
 
 /// Forwards one request to the primary and hands back its response; mirrors a copy.

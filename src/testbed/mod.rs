@@ -165,52 +165,37 @@ impl TestbedConfig {
 /// (HTTP/1.1 and h2 by ALPN), else plain HTTP/1.1 and h2c.
 ///
 /// # Errors
-/// Only when accepting connections fails for good.
+/// Only when accepting connections fails for good (see [`crate::net::serve`]).
 pub async fn serve(
     listener: TcpListener,
     config: TestbedConfig,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) -> std::io::Result<()> {
+    serve_until(listener, config, tls, std::future::pending()).await
+}
+
+/// [`serve`] until `shutdown` resolves, then lets the requests in flight finish.
+///
+/// # Errors
+/// Only when accepting connections fails for good.
+pub async fn serve_until(
+    listener: TcpListener,
+    config: TestbedConfig,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
     let config = Arc::new(config);
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(conn) => conn,
-            // Running out of file descriptors under load is transient: wait and go on.
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    let options = crate::net::ServeOptions {
+        tls,
+        ..crate::net::ServeOptions::new("testbed")
+    };
+    let builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    let make_service = move |_peer| {
         let config = Arc::clone(&config);
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| answer(Arc::clone(&config), req));
-            let builder =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            let result = match acceptor {
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(tls) => {
-                        let io = hyper_util::rt::TokioIo::new(tls);
-                        builder.serve_connection(io, service).await
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "TLS handshake failed");
-                        return;
-                    }
-                },
-                None => {
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    builder.serve_connection(io, service).await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "testbed connection ended");
-            }
-        });
-    }
+        hyper::service::service_fn(move |req| answer(Arc::clone(&config), req))
+    };
+    crate::net::serve(listener, options, builder, make_service, shutdown).await
 }
 
 async fn answer(

@@ -1,6 +1,10 @@
 //! An in-process fake Kubernetes API server on loopback for the deploy tests: the few
-//! endpoints the driver uses (server-side apply PATCH, GET, list with a label selector,
-//! DELETE), with a fake controller that rolls workloads out one poll late, or never.
+//! endpoints the driver uses (discovery, server-side apply PATCH, GET, list with a label
+//! selector, DELETE), with a fake controller that rolls workloads out one poll late, or never.
+//!
+//! Like a real API server it serves only the kinds it knows (a table of built-in ones, plus
+//! custom ones a test adds with [`Fake::serve_kind`]), at their resource names and scopes:
+//! a guessed plural or a namespaced path for a cluster-wide kind gets 404.
 #![allow(dead_code)] // each test file uses its own subset
 
 use bytes::Bytes;
@@ -29,8 +33,45 @@ pub struct Stored {
     deleting: bool,
 }
 
+/// A kind the fake serves.
+#[derive(Clone)]
+pub struct Kind {
+    pub api_version: String,
+    pub kind: String,
+    /// The resource name in paths.
+    pub plural: String,
+    pub namespaced: bool,
+}
+
+/// The built-in kinds: (apiVersion, kind, resource, namespaced).
+const BUILT_IN: [(&str, &str, &str, bool); 12] = [
+    ("v1", "Service", "services", true),
+    ("v1", "ConfigMap", "configmaps", true),
+    ("v1", "Secret", "secrets", true),
+    ("v1", "ServiceAccount", "serviceaccounts", true),
+    ("v1", "Endpoints", "endpoints", true),
+    ("v1", "Namespace", "namespaces", false),
+    ("apps/v1", "Deployment", "deployments", true),
+    ("apps/v1", "StatefulSet", "statefulsets", true),
+    ("apps/v1", "DaemonSet", "daemonsets", true),
+    (
+        "policy/v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        true,
+    ),
+    ("networking.k8s.io/v1", "Ingress", "ingresses", true),
+    (
+        "networking.k8s.io/v1",
+        "IngressClass",
+        "ingressclasses",
+        false,
+    ),
+];
+
 pub struct State {
     pub objects: BTreeMap<String, Stored>,
+    pub kinds: Vec<Kind>,
     pub log: Vec<String>,
     pub controller: Controller,
     /// Names whose fields another manager owns: apply without force gets 409.
@@ -52,6 +93,15 @@ impl Fake {
             controller,
             conflicts: Vec::new(),
             version: 0,
+            kinds: BUILT_IN
+                .iter()
+                .map(|(api_version, kind, plural, namespaced)| Kind {
+                    api_version: (*api_version).to_owned(),
+                    kind: (*kind).to_owned(),
+                    plural: (*plural).to_owned(),
+                    namespaced: *namespaced,
+                })
+                .collect(),
         }));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -61,6 +111,16 @@ impl Fake {
             async move { handle(&state, req).await }
         });
         Fake { state, url }
+    }
+
+    /// Serves one more kind, as an installed CustomResourceDefinition would.
+    pub fn serve_kind(&self, api_version: &str, kind: &str, plural: &str, namespaced: bool) {
+        self.state.lock().unwrap().kinds.push(Kind {
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+            plural: plural.to_owned(),
+            namespaced,
+        });
     }
 
     pub fn client(&self) -> Cluster {
@@ -127,6 +187,36 @@ where
     H: Fn(Request<hyper::body::Incoming>) -> F + Send + Sync + 'static,
     F: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
+    serve_on(listener, None, handler);
+}
+
+/// [`serve_http`] over TLS with `tls`: a registry with a certificate of a private CA.
+pub fn serve_https<H, F>(
+    listener: std::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    handler: H,
+) where
+    H: Fn(Request<hyper::body::Incoming>) -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let mut tls = (*tls).clone();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    serve_on(
+        listener,
+        Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls))),
+        handler,
+    );
+}
+
+/// Serves `handler` on `listener`, over TLS when `tls` is given.
+fn serve_on<H, F>(
+    listener: std::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    handler: H,
+) where
+    H: Fn(Request<hyper::body::Incoming>) -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
     listener.set_nonblocking(true).unwrap();
     let handler = Arc::new(handler);
     std::thread::spawn(move || {
@@ -141,14 +231,26 @@ where
                     continue;
                 };
                 let handler = Arc::clone(&handler);
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let answer = handler(req);
                         async move { Ok::<_, hyper::Error>(answer.await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    let _ = match tls {
+                        None => {
+                            http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                .await
+                        }
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok(stream) => {
+                                http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                    .await
+                            }
+                            Err(_) => return,
+                        },
+                    };
                 });
             }
         });
@@ -180,21 +282,87 @@ fn status(code: u16, reason: &str, message: &str) -> Response<Full<Bytes>> {
     )
 }
 
-/// `/api/v1/namespaces/NS/PLURAL[/NAME]` or `/apis/G/V/namespaces/NS/PLURAL[/NAME]` →
-/// (collection key, name).
-fn split_path(path: &str) -> Option<(String, Option<String>)> {
+/// `/api/v1/namespaces/NS/PLURAL[/NAME]` or `/apis/G/V/namespaces/NS/PLURAL[/NAME]` for a
+/// namespaced kind, `/api/v1/PLURAL[/NAME]` or `/apis/G/V/PLURAL[/NAME]` for a cluster-wide
+/// one → (collection key `NS/PLURAL` or `_cluster/PLURAL`, name); None for a resource the
+/// fake does not serve (at that scope).
+fn split_path(path: &str, kinds: &[Kind]) -> Option<(String, Option<String>)> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let rest = match parts.first() {
-        Some(&"api") => &parts[2..],
-        Some(&"apis") => &parts[3..],
+    let (api_version, rest) = match parts.as_slice() {
+        ["api", version, rest @ ..] => ((*version).to_owned(), rest),
+        ["apis", group, version, rest @ ..] => (format!("{group}/{version}"), rest),
         _ => return None,
     };
     let (ns, plural, name) = match rest {
-        ["namespaces", ns, plural] => (*ns, *plural, None),
-        ["namespaces", ns, plural, name] => (*ns, *plural, Some((*name).to_owned())),
+        ["namespaces", ns, plural] => (Some(*ns), *plural, None),
+        ["namespaces", ns, plural, name] => (Some(*ns), *plural, Some((*name).to_owned())),
+        [plural] => (None, *plural, None),
+        [plural, name] => (None, *plural, Some((*name).to_owned())),
         _ => return None,
     };
-    Some((format!("{ns}/{plural}"), name))
+    kinds.iter().find(|k| {
+        k.api_version == api_version && k.plural == plural && k.namespaced == ns.is_some()
+    })?;
+    Some((format!("{}/{plural}", ns.unwrap_or("_cluster")), name))
+}
+
+/// The discovery documents: `/api`, `/apis`, `/api/v1` and `/apis/G/V`; None for other
+/// paths.
+fn discovery(path: &str, kinds: &[Kind]) -> Option<Response<Full<Bytes>>> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let group_version = match parts.as_slice() {
+        ["api"] => {
+            return Some(reply(
+                StatusCode::OK,
+                &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}),
+            ))
+        }
+        ["apis"] => {
+            let mut versions: Vec<&str> = kinds
+                .iter()
+                .map(|k| k.api_version.as_str())
+                .filter(|v| v.contains('/'))
+                .collect();
+            versions.sort_unstable();
+            versions.dedup();
+            let groups: Vec<Value> = versions
+                .iter()
+                .map(|gv| {
+                    let (group, version) = gv.split_once('/').unwrap();
+                    let v = json!({"groupVersion": gv, "version": version});
+                    json!({"name": group, "versions": [v], "preferredVersion": v})
+                })
+                .collect();
+            return Some(reply(
+                StatusCode::OK,
+                &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}),
+            ));
+        }
+        ["api", version] => (*version).to_owned(),
+        ["apis", group, version] => format!("{group}/{version}"),
+        _ => return None,
+    };
+    let mut resources = Vec::new();
+    for k in kinds.iter().filter(|k| k.api_version == group_version) {
+        let verbs = [
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ];
+        let singular = k.kind.to_ascii_lowercase();
+        resources.push(json!({"name": k.plural, "singularName": singular, "namespaced": k.namespaced, "kind": k.kind, "verbs": verbs}));
+        // A subresource, which discovery must not take for the kind.
+        resources.push(json!({"name": format!("{}/status", k.plural), "singularName": "", "namespaced": k.namespaced, "kind": k.kind, "verbs": ["get", "patch", "update"]}));
+    }
+    if resources.is_empty() {
+        return Some(status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ));
+    }
+    Some(reply(
+        StatusCode::OK,
+        &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}),
+    ))
 }
 
 fn rolled_out(object: &mut Value, controller: Controller) {
@@ -234,8 +402,17 @@ async fn handle(
             .map(|m| format!(" fieldManager={m}"))
             .unwrap_or_default()
     ));
-    let Some((collection, name)) = split_path(&path) else {
-        return status(404, "NotFound", "unknown path");
+    if method == "GET" {
+        if let Some(answer) = discovery(&path, &st.kinds) {
+            return answer;
+        }
+    }
+    let Some((collection, name)) = split_path(&path, &st.kinds) else {
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
     };
     match (method.as_str(), name) {
         ("PATCH", Some(name)) => {
