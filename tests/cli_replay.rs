@@ -391,7 +391,7 @@ fn usage_mistakes_are_exit_2_with_a_hint() {
         (&["replay", rec], "--target"),
         (
             &["testbed", "--error-rate", "2"],
-            "--error-rate must be from 0 to 1",
+            "--error-rate: must be from 0 to 1",
         ),
         (&["testbed", "--route-latency", "/x"], "ROUTE=VALUE"),
     ];

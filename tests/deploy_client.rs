@@ -61,7 +61,7 @@ impl Session {
         let fake = Fake::start(Controller::Healthy);
         let dir = tempfile::tempdir().unwrap();
         let (config, commit) = setup(dir.path());
-        let served = serve(&fake, dir.path(), &config, &["--timeout", "10"]);
+        let served = serve(&fake, dir.path(), &config, &["--timeout", "10s"]);
         Session {
             served,
             commit,
@@ -229,7 +229,7 @@ fn client_errors_keep_the_exit_codes() {
     let fake = Fake::start(Controller::Healthy);
     let dir = tempfile::tempdir().unwrap();
     let (config, _) = setup(dir.path());
-    let served = serve(&fake, dir.path(), &config, &["--timeout", "10"]);
+    let served = serve(&fake, dir.path(), &config, &["--timeout", "10s"]);
     let url = served.url.as_str();
 
     // No token anywhere: usage error before anything is sent.
@@ -316,7 +316,7 @@ fn a_second_operation_gets_another_operation_is_running() {
     let fake = Fake::start(Controller::Asleep);
     let dir = tempfile::tempdir().unwrap();
     let (config, _) = setup(dir.path());
-    let served = serve(&fake, dir.path(), &config, &["--timeout", "4"]);
+    let served = serve(&fake, dir.path(), &config, &["--timeout", "4s"]);
     let url = served.url.clone();
     let first = std::thread::spawn(move || {
         common::nprt()
@@ -400,9 +400,9 @@ async fn failed_authentication_is_limited_and_logged_and_bodies_are_bounded() {
             "--auth-failures",
             "3",
             "--auth-window",
-            "60",
+            "60s",
             "--max-body",
-            "1024",
+            "1KiB",
         ],
     );
     let http: Http =

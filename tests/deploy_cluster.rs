@@ -276,7 +276,7 @@ fn cli_canary_status_promote_and_rollback() {
             "--config",
             &config,
             "--timeout",
-            "10",
+            "10s",
         ],
     );
     assert_eq!(
@@ -681,7 +681,7 @@ fn cli_baseline_options_are_checked() {
         ),
         (
             baseline_by_hand(&stable, "a b", &[]),
-            "--baseline-tag `a b` is not a valid image tag",
+            "--baseline-tag: `a b` is not a valid image tag",
         ),
         (
             vec!["canary", "example", "--baseline-commit", &stable],

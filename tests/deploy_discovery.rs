@@ -124,7 +124,7 @@ fn repo_with_custom_resources(dir: &std::path::Path) -> String {
 
 fn deploy(fake: &Fake, dir: &std::path::Path, config: &str) -> std::process::Output {
     common::nprt()
-        .args(["deploy", "web", "--skip-image-check", "--timeout", "10"])
+        .args(["deploy", "web", "--skip-image-check", "--timeout", "10s"])
         .args(["--tag", "v1", "--config", config])
         .env("KUBECONFIG", fake.kubeconfig(dir))
         .env("NPRT_CACHE_DIR", dir.join("cache"))

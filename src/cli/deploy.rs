@@ -16,16 +16,16 @@ pub(super) struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Largest request body accepted, in bytes (larger ones get 413).
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
-    max_body: usize,
+    /// Largest request body accepted, e.g. 1MiB (larger ones get 413).
+    #[arg(long, value_name = "SIZE", default_value = "1MiB")]
+    max_body: crate::spec::Size,
     /// Failed authentications allowed per client address within --auth-window before it
     /// gets 429 (0: no limit).
     #[arg(long, value_name = "N", default_value_t = 10)]
     auth_failures: u32,
-    /// The window of --auth-failures, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-    auth_window: u64,
+    /// The window of --auth-failures, e.g. 1m.
+    #[arg(long, value_name = "D", default_value = "1m")]
+    auth_window: crate::spec::Span,
     #[command(flatten)]
     config: ConfigArg,
     #[command(flatten)]
@@ -62,9 +62,9 @@ pub(super) struct ClusterArgs {
     /// The kubeconfig context to use (default: the current context; in a pod, its service account).
     #[arg(long, value_name = "NAME")]
     context: Option<String>,
-    /// Seconds to wait for rollouts and deletions.
-    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
-    timeout: u64,
+    /// How long to wait for rollouts and deletions, e.g. 5m.
+    #[arg(long, value_name = "D", default_value = "5m")]
+    timeout: crate::spec::Span,
     /// Take over fields another field manager owns instead of failing on the conflict.
     #[arg(long)]
     force: bool,
@@ -86,38 +86,11 @@ pub(super) struct ServiceArgs {
 pub(super) struct DeployArgs {
     /// The service, as named in deploy.toml.
     service: String,
-    /// The commit (or branch, or tag) whose manifests to deploy; default: the branch head.
-    #[arg(long, value_name = "C")]
-    commit: Option<String>,
-    /// The image tag to deploy instead of the one tag_format gives for the commit.
-    #[arg(long, value_name = "T")]
-    tag: Option<String>,
-    /// How the canary meets traffic: shadow (mirrored only) or shared (takes user traffic).
-    #[arg(long, value_name = "shadow|shared")]
-    exposure: Option<crate::deploy::Exposure>,
-    /// Canary this workload even if no Service selects it; repeat for more. Only the named
-    /// workloads get a canary.
-    #[arg(long, value_name = "NAME")]
-    workload: Vec<String>,
+    #[command(flatten)]
+    spec: crate::spec::deploy::DeploySpec,
     /// Print the rewritten objects as YAML instead of applying them; contacts no cluster.
     #[arg(long)]
     dry_run: bool,
-    /// Apply without checking that the registry has every image tag the release uses.
-    #[arg(long)]
-    skip_image_check: bool,
-    /// Canary only: also deploy a baseline, NAME-baseline, the stable release (the commit
-    /// and version the stable workloads run) rewritten exactly like the canary, to judge the
-    /// canary against.
-    #[arg(long)]
-    with_baseline: bool,
-    /// The baseline's commit (or branch, or tag) when the stable workloads do not tell it
-    /// (not deployed with `nprt deploy`), or instead of theirs.
-    #[arg(long, value_name = "C", requires = "with_baseline")]
-    baseline_commit: Option<String>,
-    /// The baseline's image tag instead of the stable workloads' version (or, with
-    /// --baseline-commit, the one tag_format gives).
-    #[arg(long, value_name = "T", requires = "with_baseline")]
-    baseline_tag: Option<String>,
     #[command(flatten)]
     config: ConfigArg,
     #[command(flatten)]
@@ -245,7 +218,7 @@ pub(super) fn settings(config: &ConfigArg, cluster: &ClusterArgs) -> crate::depl
     crate::deploy::ops::Settings {
         cache: crate::deploy::git::default_cache_dir(),
         config_file: config.config.clone(),
-        timeout: Duration::from_secs(cluster.timeout),
+        timeout: cluster.timeout.0,
         force: cluster.force,
         skip_image_check: false,
     }
@@ -272,43 +245,20 @@ fn print_timing(timing: &Timing) {
 }
 
 pub(super) async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Track) -> Outcome {
-    use crate::deploy::driver::{fetch, plan, Request};
+    use crate::deploy::driver::{fetch, plan};
     direct_only(&args.server, &args.cluster, args.dry_run)?;
-    for (flag, tag) in [("--tag", &args.tag), ("--baseline-tag", &args.baseline_tag)] {
-        if let Some(tag) = tag {
-            if !crate::deploy::image::is_tag(tag) {
-                return Err(Failure::bad_input_msg(format!(
-                    "{flag} `{tag}` is not a valid image tag"
-                )));
-            }
-        }
-    }
-    if args.with_baseline && track != crate::deploy::rewrite::Track::Canary {
+    let request = args
+        .spec
+        .request(track)
+        .map_err(|e| Failure::bad_input_msg(e.for_flag()))?;
+    if args.dry_run && request.with_baseline && request.baseline_commit.is_none() {
         return Err(Failure::bad_input_msg(
-            "--with-baseline: only a canary gets a baseline; use `nprt canary`".to_owned(),
+            "--with-baseline --dry-run contacts no cluster, so it cannot read which release the stable workloads run: give --baseline-commit (and --baseline-tag)",
         ));
     }
-    if args.dry_run && args.with_baseline && args.baseline_commit.is_none() {
-        return Err(Failure::bad_input_msg(
-            "--with-baseline --dry-run contacts no cluster, so it cannot read which release the stable workloads run: give --baseline-commit (and --baseline-tag)".to_owned(),
-        ));
-    }
-    let request = Request {
-        track,
-        commit: args.commit.clone(),
-        tag: args.tag.clone(),
-        exposure: args.exposure,
-        workloads: args.workload.clone(),
-        with_baseline: args.with_baseline,
-        baseline_commit: args.baseline_commit.clone(),
-        baseline_tag: args.baseline_tag.clone(),
-    };
-    if let Some(api) = client(
-        &args.server,
-        Some(Duration::from_secs(args.cluster.timeout)),
-    )? {
+    if let Some(api) = client(&args.server, Some(args.cluster.timeout.0))? {
         let outcome = api
-            .deploy(&args.service, &request, args.skip_image_check)
+            .deploy(&args.service, &request, args.spec.skip_image_check)
             .await
             .map_err(client_failure)?;
         return print_deployed(&outcome);
@@ -316,7 +266,7 @@ pub(super) async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Tra
     let config = load_deploy_config(&args.config)?;
     let service = config.service(&args.service).map_err(Failure::bad_input)?;
     let mut settings = settings(&args.config, &args.cluster);
-    settings.skip_image_check = args.skip_image_check;
+    settings.skip_image_check = args.spec.skip_image_check;
     if !args.dry_run {
         let outcome =
             crate::deploy::ops::deploy(&target(&args.cluster), service, &request, &settings)
@@ -328,9 +278,9 @@ pub(super) async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Tra
     let fetched = fetch(service, &request, &settings.cache).map_err(fail)?;
     let prepared = plan(service, &request, &fetched).map_err(fail)?;
     let mut releases = vec![(track, prepared.clone())];
-    if let (true, Some(commit)) = (args.with_baseline, &args.baseline_commit) {
+    if let (true, Some(commit)) = (args.spec.with_baseline, &args.spec.baseline_commit) {
         use crate::deploy::driver::{baseline_request, check_apart};
-        let baseline = baseline_request(&prepared, commit.clone(), args.baseline_tag.clone());
+        let baseline = baseline_request(&prepared, commit.clone(), args.spec.baseline_tag.clone());
         let baseline_fetched = fetch(service, &baseline, &settings.cache).map_err(fail)?;
         let baseline_prepared = plan(service, &baseline, &baseline_fetched).map_err(fail)?;
         check_apart(
@@ -398,10 +348,7 @@ pub(super) async fn service_op<T>(
     ) -> Result<T, crate::deploy::ops::OpError>,
 ) -> Result<T, Failure> {
     direct_only(&args.server, &args.cluster, false)?;
-    if let Some(api) = client(
-        &args.server,
-        Some(Duration::from_secs(args.cluster.timeout)),
-    )? {
+    if let Some(api) = client(&args.server, Some(args.cluster.timeout.0))? {
         return via_api(&api, &args.service).await.map_err(client_failure);
     }
     let config = load_deploy_config(&args.config)?;
@@ -477,12 +424,12 @@ pub(super) async fn serve(args: &ServeArgs) -> Outcome {
     )
     .map_err(Failure::bad_input_msg)?
     .with_limits(crate::deploy::api::Limits {
-        max_body: args.max_body,
+        max_body: args.max_body.bytes(),
         auth_failures: args.auth_failures,
-        auth_window: Duration::from_secs(args.auth_window),
+        auth_window: args.auth_window.0,
         ..crate::deploy::api::Limits::default()
     });
-    if args.auth_window == 0 && args.auth_failures > 0 {
+    if args.auth_window.0.is_zero() && args.auth_failures > 0 {
         return Err(Failure::bad_input_msg(
             "--auth-window must be at least 1 second (or turn the limit off with --auth-failures 0)".to_owned(),
         ));
@@ -493,10 +440,8 @@ pub(super) async fn serve(args: &ServeArgs) -> Outcome {
         )),
         _ => None,
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
-    let addr = listener.local_addr().map_err(Failure::runtime)?;
+    let listener = crate::session::testbed::bind("--listen", args.listen).await?;
+    let addr = listener.local_addr().map_err(Failure::bad_input)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("nprt deploy API listening on {scheme}://{addr}");
     let _ = std::io::stdout().flush();

@@ -2,7 +2,7 @@
 //! verdict (or rolled back on Ctrl-C), by the deploy driver — directly with a kubeconfig
 //! ([`crate::deploy::ops`]), or through a deploy API server.
 
-use super::file::DeploySpec;
+use super::file::CanaryDeploy;
 use crate::deploy::client::ApiClient;
 use crate::deploy::config::{DeployConfig, ServiceConfig};
 use crate::deploy::driver::Request;
@@ -65,7 +65,7 @@ impl Deployer {
     ///
     /// # Errors
     /// Bad input when a direct deploy has no config or the service is not in it.
-    pub fn new(spec: &DeploySpec, config: Option<&DeployConfig>) -> Result<Deployer, OpError> {
+    pub fn new(spec: &CanaryDeploy, config: Option<&DeployConfig>) -> Result<Deployer, OpError> {
         let how = match (&spec.server, config) {
             (Some(url), _) => How::Server {
                 url: url.clone(),

@@ -37,7 +37,6 @@ use super::ScenarioError;
 use crate::compare::Options as CompareOptions;
 use crate::deploy::driver::Request;
 use crate::deploy::rewrite::Track;
-use crate::deploy::Exposure;
 use crate::replay::{ReplayOptions, Target};
 use crate::spec::live::MirrorSettings;
 use crate::spec::{MirrorSpec, ReplaySpec};
@@ -60,7 +59,7 @@ pub struct Scenario {
     /// Services started in this process; their names are targets too.
     pub testbeds: Vec<TestbedSpec>,
     /// A canary to deploy before the traffic, and to roll back or promote after the verdict.
-    pub deploy: Option<DeploySpec>,
+    pub deploy: Option<CanaryDeploy>,
     pub judge: Judging,
     pub on_pass: Action,
     pub on_fail: Action,
@@ -138,7 +137,7 @@ pub struct TestbedSpec {
 
 /// The canary to deploy, and how to reach the deploy driver.
 #[derive(Debug, Clone)]
-pub struct DeploySpec {
+pub struct CanaryDeploy {
     /// The deploy.toml (direct deploys).
     pub config: Option<PathBuf>,
     pub service: String,
@@ -217,7 +216,7 @@ struct RawScenario {
     targets: BTreeMap<String, String>,
     #[serde(default)]
     testbeds: Vec<crate::spec::testbed::TestbedSpec>,
-    deploy: Option<RawDeploy>,
+    deploy: Option<crate::spec::deploy::DeploySpec>,
     #[serde(default)]
     judge: crate::spec::judge::JudgeSpec,
     report: RawReport,
@@ -239,31 +238,6 @@ struct RawSource {
     recording: Option<String>,
     #[serde(default)]
     skip_bad: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDeploy {
-    config: Option<String>,
-    service: String,
-    commit: Option<String>,
-    tag: Option<String>,
-    exposure: Option<Exposure>,
-    #[serde(default)]
-    workloads: Vec<String>,
-    #[serde(default)]
-    skip_image_check: bool,
-    context: Option<String>,
-    timeout: Option<String>,
-    #[serde(default)]
-    force: bool,
-    server: Option<String>,
-    token_env: Option<String>,
-    rollback_on_interrupt: Option<bool>,
-    #[serde(default)]
-    with_baseline: bool,
-    baseline_commit: Option<String>,
-    baseline_tag: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -725,14 +699,6 @@ fn kind_name(kind: SourceKind) -> &'static str {
     }
 }
 
-fn duration(ctx: &Ctx<'_>, field: &str, text: &str) -> Result<Duration, ScenarioError> {
-    let d = crate::spec::parse_duration(text).map_err(|m| ctx.err(field, m))?;
-    if d.is_zero() {
-        return Err(ctx.err(field, "must be longer than zero"));
-    }
-    Ok(d)
-}
-
 fn check_replay(r: &ReplaySpec, ctx: &Ctx<'_>) -> Result<ReplayOptions, ScenarioError> {
     let mut r = r.clone();
     r.ca =
@@ -882,19 +848,12 @@ fn is_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn check_deploy(d: &RawDeploy, ctx: &Ctx<'_>) -> Result<DeploySpec, ScenarioError> {
+fn check_deploy(
+    d: &crate::spec::deploy::DeploySpec,
+    ctx: &Ctx<'_>,
+) -> Result<CanaryDeploy, ScenarioError> {
     if d.service.trim().is_empty() {
         return Err(ctx.err("deploy.service", "must name a service of the deploy config"));
-    }
-    if let Some(tag) = &d.tag {
-        if !crate::deploy::image::is_tag(tag) {
-            return Err(ctx.err("deploy.tag", format!("`{tag}` is not a valid image tag")));
-        }
-    }
-    if let Some(commit) = &d.commit {
-        if commit.trim().is_empty() {
-            return Err(ctx.err("deploy.commit", "must not be empty"));
-        }
     }
     match (&d.server, &d.config) {
         (Some(_), None) | (None, Some(_)) => {}
@@ -941,39 +900,16 @@ fn check_deploy(d: &RawDeploy, ctx: &Ctx<'_>) -> Result<DeploySpec, ScenarioErro
         }
         _ => {}
     }
-    for (i, w) in d.workloads.iter().enumerate() {
-        if !crate::deploy::config::is_dns_label(w) {
-            return Err(ctx.err(
-                &format!("deploy.workloads.{i}"),
-                format!("`{w}` is not a workload name"),
-            ));
-        }
-    }
-    let request = Request {
-        track: Track::Canary,
-        commit: d.commit.clone(),
-        tag: d.tag.clone(),
-        exposure: d.exposure,
-        workloads: d.workloads.clone(),
-        with_baseline: d.with_baseline,
-        baseline_commit: d.baseline_commit.clone(),
-        baseline_tag: d.baseline_tag.clone(),
-    };
-    request
-        .check_baseline()
-        .map_err(|e| ctx.err("deploy.with_baseline", e))?;
-    Ok(DeploySpec {
+    let request = d
+        .request(Track::Canary)
+        .map_err(|e| spec_error(ctx, "deploy", &e))?;
+    Ok(CanaryDeploy {
         config: d.config.as_deref().map(|c| ctx.path("deploy.config", c)),
         service: d.service.clone(),
         request,
         skip_image_check: d.skip_image_check,
         context: d.context.clone(),
-        timeout: d
-            .timeout
-            .as_deref()
-            .map(|t| duration(ctx, "deploy.timeout", t))
-            .transpose()?
-            .unwrap_or(Duration::from_secs(300)),
+        timeout: d.timeout.map_or(Duration::from_secs(300), |t| t.0),
         force: d.force,
         server: d.server.clone(),
         token_env: d.token_env.clone(),

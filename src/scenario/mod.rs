@@ -23,7 +23,7 @@ pub mod run;
 pub mod set;
 
 pub use file::{
-    load, parse, Action, DeploySpec, Judging, LiveSource, LiveSpec, Loaded, RecordingSpec,
+    load, parse, Action, CanaryDeploy, Judging, LiveSource, LiveSpec, Loaded, RecordingSpec,
     ReportSpec, Scenario, Source, TestbedSpec,
 };
 pub use run::{describe, run, Timings, REPORT_FILES};

@@ -6,6 +6,7 @@
 //! [`SpecError`] naming the field by its key; the caller names it the way the user wrote it:
 //! [`SpecError::flag`] on the command line, the dotted key in a scenario.
 
+pub mod deploy;
 pub mod judge;
 pub mod live;
 pub mod replay;
@@ -52,10 +53,10 @@ impl SpecError {
         }
     }
 
-    /// The message as the command line shows it: `--rate must be a positive number`.
+    /// The message as the command line shows it: `--rate: must be a positive number`.
     pub fn for_flag(&self) -> String {
         let message = fill(&self.message, |key| format!("--{}", key.replace('_', "-")));
-        format!("{} {message}", self.flag())
+        format!("{}: {message}", self.flag())
     }
 
     /// The message as a scenario shows it, under `section` (`replay`).

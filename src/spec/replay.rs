@@ -261,7 +261,7 @@ mod tests {
         assert_eq!(e.key, "max");
         assert_eq!(
             e.for_flag(),
-            "--max choose one pacing: --rate and --max are both set"
+            "--max: choose one pacing: --rate and --max are both set"
         );
         assert_eq!(
             e.for_key("replay"),
@@ -278,7 +278,7 @@ mod tests {
         let e = spec("loop = true").options().unwrap_err();
         assert_eq!(
             e.for_flag(),
-            "--loop a looping replay needs --limit or --duration to end"
+            "--loop: a looping replay needs --limit or --duration to end"
         );
         assert_eq!(
             e.for_key("replay"),

@@ -303,6 +303,6 @@ mod tests {
         assert!(c.validate().is_err());
         c.error_rate = 0.5;
         c.latency_ms = -1.0;
-        assert!(c.validate().unwrap_err().contains("--latency"));
+        assert!(c.validate().unwrap_err().contains("latency"));
     }
 }
