@@ -206,7 +206,7 @@ fn fixed_horizon_aa(runs: u64, pairs: u64) -> (usize, Vec<String>) {
             why.extend(
                 v.findings
                     .iter()
-                    .filter(|f| f.severity == nprt::compare::judge::Severity::Fail)
+                    .filter(|f| f.severity == nprt::compare::rules::Severity::Fail)
                     .map(|f| format!("{}: {:?}", f.route, f.metric)),
             );
         }

@@ -117,7 +117,7 @@ pub(crate) async fn run(report_dir: Option<PathBuf>) -> Result<Exit, Failure> {
     };
     let recording = open_recording()?;
     let mut once = Some(recording);
-    let source: crate::replay::Source = Box::new(move || {
+    let source: crate::replay::Passes = Box::new(move || {
         Ok(Box::new(once.take().into_iter().flatten()) as crate::replay::Exchanges)
     });
     let done = run

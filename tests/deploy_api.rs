@@ -5,9 +5,9 @@ mod common;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use nprt::deploy::api::{serve, Api, Limits};
+use nprt::deploy::api::{serve, Api, ApiLimits};
 use nprt::deploy::cluster::Cluster;
-use nprt::deploy::ops::{Settings, Target};
+use nprt::deploy::ops::{ClusterAccess, Settings};
 use nprt::deploy::DeployConfig;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,14 +24,14 @@ struct Server {
 /// The API with the failure limit off: these tests fail authentication from one address on
 /// purpose many times; the limit has its own test (tests/deploy_client.rs).
 async fn start() -> Server {
-    start_with(Limits {
+    start_with(ApiLimits {
         auth_failures: 0,
-        ..Limits::default()
+        ..ApiLimits::default()
     })
     .await
 }
 
-async fn start_with(limits: Limits) -> Server {
+async fn start_with(limits: ApiLimits) -> Server {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.token"), format!("{TOKEN_A}\n")).unwrap();
     std::fs::write(dir.path().join("b.token"), TOKEN_B).unwrap();
@@ -49,7 +49,7 @@ async fn start_with(limits: Limits) -> Server {
         skip_image_check: true,
     };
     let api = Arc::new(
-        Api::new(config, Target::Connected(cluster), settings)
+        Api::new(config, ClusterAccess::Connected(cluster), settings)
             .unwrap()
             .with_limits(limits),
     );
@@ -378,9 +378,9 @@ fn serve_refuses_services_without_a_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_are_cut_off_and_others_still_served() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let s = start_with(Limits {
+    let s = start_with(ApiLimits {
         header_timeout: Duration::from_millis(300),
-        ..Limits::default()
+        ..ApiLimits::default()
     })
     .await;
     let addr = s.url.trim_start_matches("http://").to_owned();

@@ -559,7 +559,7 @@ fn baseline_manifests(replicas: u32) -> String {
 struct Driver {
     service: nprt::deploy::ServiceConfig,
     settings: nprt::deploy::ops::Settings,
-    target: nprt::deploy::ops::Target,
+    target: nprt::deploy::ops::ClusterAccess,
     stable_commit: String,
     canary_commit: String,
     _dir: tempfile::TempDir,
@@ -584,7 +584,7 @@ fn driver(env: &Env) -> Driver {
             force: false,
             skip_image_check: true,
         },
-        target: nprt::deploy::ops::Target::Connected(env.cluster.clone()),
+        target: nprt::deploy::ops::ClusterAccess::Connected(env.cluster.clone()),
         stable_commit,
         canary_commit,
         _dir: dir,

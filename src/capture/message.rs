@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 
 use crate::http::{
     parse_request_head_with, parse_response_head_with, request_body_length, response_body_length,
-    BodyLength, ChunkedScanner, Limits, RequestHead, ResponseHead,
+    BodyLength, ChunkedScanner, HeadLimits, RequestHead, ResponseHead,
 };
 
 /// Methods a resynchronising request reader looks for.
@@ -129,7 +129,7 @@ pub struct Reader {
     pub min_start_ns: u64,
     max_message: usize,
     /// Bounds on heads; a head beyond them is not used.
-    head_limits: Limits,
+    head_limits: HeadLimits,
     pub counts: ReaderCounts,
 }
 
@@ -155,16 +155,16 @@ impl Reader {
             discard: None,
             min_start_ns: 0,
             max_message,
-            head_limits: Limits {
+            head_limits: HeadLimits {
                 max_body_bytes: u64::MAX,
-                ..Limits::default()
+                ..HeadLimits::default()
             },
             counts: ReaderCounts::default(),
         }
     }
 
     /// The same reader with these bounds on heads (bodies are bounded by `max_message`).
-    pub fn with_head_limits(mut self, limits: Limits) -> Self {
+    pub fn with_head_limits(mut self, limits: HeadLimits) -> Self {
         self.head_limits = limits;
         self
     }

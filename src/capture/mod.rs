@@ -93,8 +93,8 @@ impl Default for Limits {
 impl Limits {
     /// The bounds on one HTTP head; bodies are bounded by `max_message_bytes` instead, so
     /// that a large body is framed past and the next message is still found.
-    pub fn http(&self) -> crate::http::Limits {
-        crate::http::Limits {
+    pub fn http(&self) -> crate::http::HeadLimits {
+        crate::http::HeadLimits {
             max_headers: self.max_headers,
             max_head_bytes: self.max_head_bytes,
             max_body_bytes: u64::MAX,

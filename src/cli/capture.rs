@@ -76,7 +76,7 @@ pub(super) enum Engine {
     Libpcap,
 }
 
-pub(super) async fn capture(args: CaptureArgs) -> Outcome {
+pub(super) async fn capture(args: CaptureArgs) -> CommandResult {
     use crate::capture::{run, CaptureError, Limits};
     crate::session::output::check_output_file(&args.output, "--output")?;
     let counters = std::sync::Arc::new(crate::progress::CaptureCounters::default());

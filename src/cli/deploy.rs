@@ -118,7 +118,7 @@ pub(super) fn load_deploy_config(arg: &ConfigArg) -> Result<crate::deploy::Deplo
     crate::deploy::DeployConfig::load(&arg.config).map_err(Failure::bad_input)
 }
 
-pub(super) async fn deploy_ls(args: &LsArgs) -> Outcome {
+pub(super) async fn deploy_ls(args: &LsArgs) -> CommandResult {
     // None: a service whose settings this token may not see.
     let shown: Vec<(String, Option<ServiceSettings>)> = match client(&args.server, None)? {
         Some(api) => {
@@ -224,15 +224,15 @@ pub(super) fn settings(config: &ConfigArg, cluster: &ClusterArgs) -> crate::depl
     }
 }
 
-pub(super) fn target(cluster: &ClusterArgs) -> crate::deploy::ops::Target {
-    crate::deploy::ops::Target::Kubeconfig {
+pub(super) fn target(cluster: &ClusterArgs) -> crate::deploy::ops::ClusterAccess {
+    crate::deploy::ops::ClusterAccess::Kubeconfig {
         context: cluster.context.clone(),
     }
 }
 
 /// Prints an outcome as JSON on stdout (keys sorted, as the API answers it), its timing on
 /// stderr.
-pub(super) fn print_outcome(outcome: &impl serde::Serialize, timing: &Timing) -> Outcome {
+pub(super) fn print_outcome(outcome: &impl serde::Serialize, timing: &Timing) -> CommandResult {
     print_timing(timing);
     let json = serde_json::to_value(outcome).map_err(Failure::runtime)?;
     println!("{json}");
@@ -244,7 +244,10 @@ fn print_timing(timing: &Timing) {
     eprintln!("timing: {}", timing.line());
 }
 
-pub(super) async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Track) -> Outcome {
+pub(super) async fn deploy(
+    args: &DeployArgs,
+    track: crate::deploy::rewrite::Track,
+) -> CommandResult {
     use crate::deploy::driver::{fetch, plan};
     direct_only(&args.server, &args.cluster, args.dry_run)?;
     let request = args
@@ -315,7 +318,7 @@ pub(super) async fn deploy(args: &DeployArgs, track: crate::deploy::rewrite::Tra
     Ok(Exit::Pass)
 }
 
-fn print_deployed(outcome: &Deployed) -> Outcome {
+fn print_deployed(outcome: &Deployed) -> CommandResult {
     for workload in &outcome.left_alone {
         eprintln!("left alone: {workload}");
     }
@@ -342,7 +345,7 @@ pub(super) async fn service_op<T>(
     args: &ServiceArgs,
     via_api: impl AsyncFnOnce(&ApiClient, &str) -> Result<T, ClientError>,
     op: impl AsyncFnOnce(
-        &crate::deploy::ops::Target,
+        &crate::deploy::ops::ClusterAccess,
         &crate::deploy::config::ServiceConfig,
         &crate::deploy::ops::Settings,
     ) -> Result<T, crate::deploy::ops::OpError>,
@@ -362,17 +365,17 @@ pub(super) async fn service_op<T>(
     .map_err(op_failure)
 }
 
-pub(super) async fn rollback(args: &ServiceArgs) -> Outcome {
+pub(super) async fn rollback(args: &ServiceArgs) -> CommandResult {
     let outcome = service_op(args, ApiClient::rollback, crate::deploy::ops::rollback).await?;
     print_outcome(&outcome, &outcome.timing_ms)
 }
 
-pub(super) async fn promote(args: &ServiceArgs) -> Outcome {
+pub(super) async fn promote(args: &ServiceArgs) -> CommandResult {
     let outcome = service_op(args, ApiClient::promote, crate::deploy::ops::promote).await?;
     print_outcome(&outcome, &outcome.timing_ms)
 }
 
-pub(super) async fn deploy_status(args: &ServiceArgs) -> Outcome {
+pub(super) async fn deploy_status(args: &ServiceArgs) -> CommandResult {
     let outcome = service_op(args, ApiClient::status, crate::deploy::ops::status).await?;
     print_timing(&outcome.timing_ms);
     for s in &outcome.workloads {
@@ -388,7 +391,7 @@ pub(super) async fn deploy_status(args: &ServiceArgs) -> Outcome {
     Ok(Exit::Pass)
 }
 
-pub(super) async fn deploy_tags(args: &TagsArgs) -> Outcome {
+pub(super) async fn deploy_tags(args: &TagsArgs) -> CommandResult {
     let outcome = match client(&args.server, None)? {
         Some(api) => api.tags(&args.service).await.map_err(client_failure)?,
         None => {
@@ -415,7 +418,7 @@ pub(super) async fn deploy_tags(args: &TagsArgs) -> Outcome {
     Ok(Exit::Pass)
 }
 
-pub(super) async fn serve(args: &ServeArgs) -> Outcome {
+pub(super) async fn serve(args: &ServeArgs) -> CommandResult {
     let config = load_deploy_config(&args.config)?;
     let api = crate::deploy::api::Api::new(
         config,
@@ -423,11 +426,11 @@ pub(super) async fn serve(args: &ServeArgs) -> Outcome {
         settings(&args.config, &args.cluster),
     )
     .map_err(Failure::bad_input_msg)?
-    .with_limits(crate::deploy::api::Limits {
+    .with_limits(crate::deploy::api::ApiLimits {
         max_body: args.max_body.bytes(),
         auth_failures: args.auth_failures,
         auth_window: args.auth_window.0,
-        ..crate::deploy::api::Limits::default()
+        ..crate::deploy::api::ApiLimits::default()
     });
     if args.auth_window.0.is_zero() && args.auth_failures > 0 {
         return Err(Failure::bad_input_msg(
@@ -452,7 +455,7 @@ pub(super) async fn serve(args: &ServeArgs) -> Outcome {
     Ok(Exit::Pass)
 }
 
-pub(super) async fn deploy_show(args: &TagsArgs) -> Outcome {
+pub(super) async fn deploy_show(args: &TagsArgs) -> CommandResult {
     let shown = match client(&args.server, None)? {
         Some(api) => api.settings(&args.service).await.map_err(client_failure)?,
         None => {

@@ -9,7 +9,7 @@ use crate::recording::{GorReader, ReadOptions};
 use crate::replay::Target;
 use crate::report::{self, Format};
 use crate::session::replay::{open_recording as open_gor, recording_source, ReplayRun};
-use crate::session::{shutdown_signal, write_reports, AtomicFile, Failure, Outcome};
+use crate::session::{shutdown_signal, write_reports, AtomicFile, CommandResult, Failure};
 use crate::Exit;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::Write;
@@ -258,7 +258,7 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-async fn run(command: Command) -> Outcome {
+async fn run(command: Command) -> CommandResult {
     match command {
         Command::Demo(args) => crate::demo::run(args.report).await,
         Command::Testbed(args) => testbed(args).await,
@@ -283,7 +283,7 @@ async fn run(command: Command) -> Outcome {
     }
 }
 
-async fn testbed(args: TestbedArgs) -> Outcome {
+async fn testbed(args: TestbedArgs) -> CommandResult {
     let config = args
         .spec
         .config()
@@ -314,7 +314,7 @@ fn open_recording(path: &Path, read: &ReadArgs) -> Result<GorReader, Failure> {
 
 pub(crate) use crate::spec::parse_duration;
 
-fn inspect(args: &InspectArgs) -> Outcome {
+fn inspect(args: &InspectArgs) -> CommandResult {
     let mut reader = open_recording(&args.recording, &args.read)?;
     let mut summary = crate::recording::Summary::default();
     for exchange in reader.by_ref() {
@@ -344,7 +344,7 @@ fn new_comparison(
     Comparison::new(options).map_err(Failure::bad_input)
 }
 
-fn compare(args: &CompareArgs) -> Outcome {
+fn compare(args: &CompareArgs) -> CommandResult {
     let mut comparison = new_comparison(
         &args.baseline,
         &args.candidate,
@@ -380,7 +380,7 @@ fn no_observations(comparison: &Comparison, name: &str, paths: &[PathBuf]) -> Fa
     ))
 }
 
-fn calibrate(args: &CalibrateArgs) -> Outcome {
+fn calibrate(args: &CalibrateArgs) -> CommandResult {
     if !(args.margin.is_finite() && args.margin >= 1.0) {
         return Err(Failure::bad_input_msg(format!(
             "--margin must be a number ≥ 1, got {}",

@@ -19,7 +19,7 @@ pub(super) struct RedactArgs {
     headers: Vec<String>,
 }
 
-pub(super) fn redact(args: &RedactArgs) -> Outcome {
+pub(super) fn redact(args: &RedactArgs) -> CommandResult {
     let redactor = Redactor::new(&args.headers);
     let opts = ReadOptions::default();
     let mut reader = GorReader::open(&args.input, opts).map_err(Failure::bad_input)?;

@@ -37,7 +37,7 @@ pub(super) struct ReplayArgs {
     read: ReadArgs,
 }
 
-pub(super) async fn replay(args: ReplayArgs) -> Outcome {
+pub(super) async fn replay(args: ReplayArgs) -> CommandResult {
     let targets = args
         .targets
         .iter()

@@ -18,7 +18,7 @@ pub(super) struct RunArgs {
     quiet: bool,
 }
 
-pub(super) async fn run_scenario(args: &RunArgs) -> Outcome {
+pub(super) async fn run_scenario(args: &RunArgs) -> CommandResult {
     let overrides = args
         .set
         .iter()

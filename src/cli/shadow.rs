@@ -238,7 +238,7 @@ impl MirrorSettings {
     }
 }
 
-pub(super) async fn shadow_proxy(args: ShadowArgs) -> Outcome {
+pub(super) async fn shadow_proxy(args: ShadowArgs) -> CommandResult {
     let primary = shadow::parse_base(&args.primary).map_err(usage("--primary"))?;
     let notify = args.mirror.notify("shadow")?;
     let counters = LiveCounters::default();
@@ -273,7 +273,7 @@ pub(super) async fn shadow_proxy(args: ShadowArgs) -> Outcome {
     finish(&outcome)
 }
 
-pub(super) async fn mirror(args: MirrorArgs) -> Outcome {
+pub(super) async fn mirror(args: MirrorArgs) -> CommandResult {
     let notify = args.mirror.notify("mirror")?;
     let counters = LiveCounters::default();
     let mirroring = args.mirror.mirroring(notify.clone(), &counters)?;
@@ -315,7 +315,7 @@ pub(super) async fn mirror(args: MirrorArgs) -> Outcome {
 }
 
 /// Prints the counters and maps the verdict to the exit code.
-fn finish(outcome: &shadow::RunOutcome) -> Outcome {
+fn finish(outcome: &shadow::RunOutcome) -> CommandResult {
     let t = outcome.totals;
     eprintln!(
         "requests {}, mirrored {}, not mirrored {}, dropped {}{}",

@@ -8,7 +8,7 @@
 use std::fmt::Write;
 
 use super::checks::Check;
-use super::judge::Metric;
+use super::rules::Metric;
 use super::target::round_to;
 use super::{Verdict, OVERALL_ROUTE};
 

@@ -9,8 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::judge::Metric;
 use super::paired::PairedStats;
+use super::rules::Metric;
 use super::stats;
 use super::target::{round_to, TargetStats};
 use super::Options;

@@ -14,9 +14,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::checks::{self, Check};
 use super::comparison::Pair;
 use super::findings::{adjust_all, discount_noise, findings_of, sequential_finding};
-use super::judge::{Finding, Severity};
 use super::notes::{sequential_report, too_few};
 use super::paired::Side;
+use super::rules::{Finding, Severity};
 use super::{
     Comparison, Options, Outcome, Overall, RouteReport, Thresholds, Verdict, OTHER_ROUTE,
     OVERALL_ROUTE, SCHEMA,

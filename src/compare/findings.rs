@@ -5,8 +5,8 @@
 
 use super::checks::{self, Check, CheckOutcome};
 use super::comparison::Pair;
-use super::judge::{self, Finding, Metric, Severity};
 use super::notes::sequential_failure;
+use super::rules::{self, Finding, Metric, Severity};
 use super::target::{self, TargetStats};
 use super::{sequential, stats, Options, SequentialReport, OVERALL_ROUTE};
 
@@ -58,14 +58,14 @@ pub(super) fn findings_of(
     let mut out = Vec::new();
     for check in checks {
         let finding = match check.metric {
-            Metric::FailureRate => judge::failure_rate(route, baseline, candidate, opts),
-            Metric::P99Latency => judge::p99_latency(route, baseline, candidate, opts),
+            Metric::FailureRate => rules::failure_rate(route, baseline, candidate, opts),
+            Metric::P99Latency => rules::p99_latency(route, baseline, candidate, opts),
             Metric::LatencyShift | Metric::LatencyDistribution => {
                 let over_before_noise = check
                     .limit_without_noise
                     .is_some_and(|limit| check.effect > limit + 1e-9);
                 (check.over_limit() || over_before_noise)
-                    .then(|| judge::statistical(route, check, opts))
+                    .then(|| rules::statistical(route, check, opts))
             }
             Metric::NewStatus | Metric::Sequential => None,
         };
@@ -93,7 +93,7 @@ pub(super) fn findings_of(
         finding.check = Some(check.clone());
         out.push(finding);
     }
-    out.extend(judge::new_status(route, baseline, candidate, skip_status));
+    out.extend(rules::new_status(route, baseline, candidate, skip_status));
     out
 }
 

@@ -3,8 +3,8 @@
 //! the live sequential judge's state.
 
 use super::comparison::Pair;
-use super::judge;
 use super::paired::PairedSummary;
+use super::rules;
 use super::{sequential, Comparison, SequentialReport, OVERALL_ROUTE};
 
 /// "GET /x: too few requests to judge (…)".
@@ -44,7 +44,7 @@ impl Comparison {
                  raised to {}% beyond the differences between the two stables",
                 self.overall.noise.requests(),
                 self.overall.noise_paired.pairs(),
-                judge::trim(opts.noise_relative * 100.0),
+                rules::trim(opts.noise_relative * 100.0),
             ));
         }
         if let (Some(s), Some(judge)) = (sequential, &self.sequential) {
@@ -108,7 +108,7 @@ pub(super) fn sequential_failure(
         sequential::Stream::Errors => "failures".to_owned(),
         sequential::Stream::Latency(i) => format!(
             "latency above the baseline's p{}",
-            judge::trim(sequential::LEVELS.get(i).copied().unwrap_or(0.0) * 100.0)
+            rules::trim(sequential::LEVELS.get(i).copied().unwrap_or(0.0) * 100.0)
         ),
     };
     format!(
@@ -135,8 +135,8 @@ pub(super) fn sequential_notes(
                 .map(|q| {
                     format!(
                         "p{} +{}",
-                        judge::trim(q * 100.0),
-                        judge::trim(o.latency_margin.min(1.0 - q) * 100.0)
+                        rules::trim(q * 100.0),
+                        rules::trim(o.latency_margin.min(1.0 - q) * 100.0)
                     )
                 })
                 .collect();
@@ -144,9 +144,9 @@ pub(super) fn sequential_notes(
                 "sequential judge: pass after {pairs} pairs: every route's confidence interval \
                  is inside its allowance (failure rate +{} points; share above the latency \
                  levels {} points; {}% confidence for the run)",
-                judge::trim(o.error_margin * 100.0),
+                rules::trim(o.error_margin * 100.0),
                 levels.join(", "),
-                judge::trim((1.0 - o.alpha) * 100.0),
+                rules::trim((1.0 - o.alpha) * 100.0),
             )
         }
         sequential::Decision::Inconclusive { pairs, .. } => {
@@ -171,7 +171,7 @@ pub(super) fn sequential_notes(
     if !unjudged.is_empty() && !matches!(s.decision, sequential::Decision::Fail { .. }) {
         notes.push(format!(
             "sequential judge: not judged for a pass, below {}% of the pairs: {}",
-            judge::trim(o.min_route_share * 100.0),
+            rules::trim(o.min_route_share * 100.0),
             unjudged.join(", ")
         ));
     }

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::Exit;
 
 use super::checks::Check;
-use super::judge::Finding;
 use super::paired::PairedSummary;
+use super::rules::Finding;
 use super::stats::Correction;
 use super::target::TargetSummary;
 use super::{sequential, RouteOverride, OVERALL_ROUTE};

@@ -19,7 +19,7 @@ use super::config::{DeployConfig, Exposure};
 use super::driver::Request as DeployRequest;
 use super::image::is_tag;
 use super::limiter::FailureLimiter;
-use super::ops::{self, OpError, Settings, Target};
+use super::ops::{self, ClusterAccess, OpError, Settings};
 use super::outcome::{ApiError, Ignored, ServiceList};
 use super::rewrite::Track;
 use base64::Engine;
@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 /// The API's limits against hostile clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub struct ApiLimits {
     /// Largest request body accepted (an Alertmanager webhook is a few kilobytes).
     pub max_body: usize,
     /// Failed authentications allowed per client address and window (0: no limit).
@@ -52,9 +52,9 @@ pub struct Limits {
     pub grace: Duration,
 }
 
-impl Default for Limits {
+impl Default for ApiLimits {
     fn default() -> Self {
-        Limits {
+        ApiLimits {
             max_body: 1 << 20,
             auth_failures: 10,
             auth_window: Duration::from_secs(60),
@@ -71,10 +71,10 @@ pub struct Api {
     config: DeployConfig,
     tokens: Vec<(String, String)>,
     busy: Mutex<BTreeSet<String>>,
-    target: Target,
+    target: ClusterAccess,
     settings: Settings,
     counters: Mutex<BTreeMap<(String, u16), u64>>,
-    limits: Limits,
+    limits: ApiLimits,
     failures: Mutex<FailureLimiter>,
 }
 
@@ -98,7 +98,11 @@ impl Api {
     /// # Errors
     /// A message naming the service and field when a token is missing or unreadable: a
     /// service without a token could not be called, and an unauthenticated one must not be.
-    pub fn new(config: DeployConfig, target: Target, settings: Settings) -> Result<Api, String> {
+    pub fn new(
+        config: DeployConfig,
+        target: ClusterAccess,
+        settings: Settings,
+    ) -> Result<Api, String> {
         let mut tokens = Vec::new();
         for service in config.services.values() {
             let Some(secret) = &service.api_token else {
@@ -112,7 +116,7 @@ impl Api {
             })?;
             tokens.push((service.name.clone(), token));
         }
-        let limits = Limits::default();
+        let limits = ApiLimits::default();
         Ok(Api {
             config,
             tokens,
@@ -131,7 +135,7 @@ impl Api {
 
     /// The same API with other limits.
     #[must_use]
-    pub fn with_limits(mut self, limits: Limits) -> Api {
+    pub fn with_limits(mut self, limits: ApiLimits) -> Api {
         self.limits = limits;
         self.failures = Mutex::new(FailureLimiter::new(
             limits.auth_failures,
@@ -142,7 +146,7 @@ impl Api {
     }
 
     /// The limits in force.
-    pub fn limits(&self) -> Limits {
+    pub fn limits(&self) -> ApiLimits {
         self.limits
     }
 

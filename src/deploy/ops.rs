@@ -65,20 +65,20 @@ impl From<PrepareError> for OpError {
 /// Where the cluster is: connected already, or to connect to like kubectl when first needed
 /// (so requests refused before the cluster matters never wait for it).
 #[derive(Clone)]
-pub enum Target {
+pub enum ClusterAccess {
     Connected(Cluster),
     Kubeconfig { context: Option<String> },
 }
 
-impl Target {
+impl ClusterAccess {
     /// The cluster, connecting if needed.
     ///
     /// # Errors
     /// A runtime [`OpError`] when no cluster configuration is usable.
     pub async fn cluster(&self) -> Result<Cluster, OpError> {
         match self {
-            Target::Connected(c) => Ok(c.clone()),
-            Target::Kubeconfig { context } => Cluster::connect(context.as_deref())
+            ClusterAccess::Connected(c) => Ok(c.clone()),
+            ClusterAccess::Kubeconfig { context } => Cluster::connect(context.as_deref())
                 .await
                 .map_err(OpError::runtime),
         }
@@ -454,7 +454,7 @@ async fn decide_baseline(
 /// [`OpError`]; bad input when the baseline's release cannot be told (give
 /// `baseline_commit`) or canary, baseline and production would not be apart.
 pub async fn deploy(
-    target: &Target,
+    target: &ClusterAccess,
     service: &ServiceConfig,
     request: &Request,
     settings: &Settings,
@@ -534,7 +534,7 @@ async fn remove_canary(
 /// # Errors
 /// [`OpError`].
 pub async fn rollback(
-    target: &Target,
+    target: &ClusterAccess,
     service: &ServiceConfig,
     settings: &Settings,
 ) -> Result<RolledBack, OpError> {
@@ -553,7 +553,7 @@ pub async fn rollback(
 /// # Errors
 /// [`OpError`]; bad input when there is no canary of exactly one commit.
 pub async fn promote(
-    target: &Target,
+    target: &ClusterAccess,
     service: &ServiceConfig,
     settings: &Settings,
 ) -> Result<Promoted, OpError> {
@@ -617,7 +617,7 @@ pub async fn promote(
 /// # Errors
 /// [`OpError`].
 pub async fn status(
-    target: &Target,
+    target: &ClusterAccess,
     service: &ServiceConfig,
     settings: &Settings,
 ) -> Result<Status, OpError> {

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use super::body::{request_body_length, response_body_length, BodyLength};
 use super::chunked::{decode_chunked, ChunkedScanner};
 use super::{
-    parse_request_head_with, parse_response_head, parse_response_head_with, HttpError, Limits,
+    parse_request_head_with, parse_response_head, parse_response_head_with, HeadLimits, HttpError,
     RequestHead, ResponseHead,
 };
 
@@ -64,7 +64,7 @@ pub enum Framed<H> {
 /// The head is malformed, its body length cannot be decided (see
 /// [`request_body_length`]), or the chunked body is invalid.
 pub fn frame_request(buf: &[u8]) -> Result<Framed<RequestHead>, HttpError> {
-    frame_request_with(buf, &Limits::default())
+    frame_request_with(buf, &HeadLimits::default())
 }
 
 /// Frames the request at the start of `buf`, refusing one beyond `limits`.
@@ -72,7 +72,10 @@ pub fn frame_request(buf: &[u8]) -> Result<Framed<RequestHead>, HttpError> {
 /// # Errors
 /// As [`frame_request`]; [`HttpError::Limit`] when the head has too many fields or bytes,
 /// or the body declares or carries more than allowed.
-pub fn frame_request_with(buf: &[u8], limits: &Limits) -> Result<Framed<RequestHead>, HttpError> {
+pub fn frame_request_with(
+    buf: &[u8],
+    limits: &HeadLimits,
+) -> Result<Framed<RequestHead>, HttpError> {
     let Some(head) = parse_request_head_with(buf, limits)? else {
         return Ok(Framed::Incomplete);
     };
@@ -105,7 +108,7 @@ pub fn frame_response(
     request_method: &str,
     at_eof: bool,
 ) -> Result<Framed<ResponseHead>, HttpError> {
-    frame_response_with(buf, request_method, at_eof, &Limits::default())
+    frame_response_with(buf, request_method, at_eof, &HeadLimits::default())
 }
 
 /// Frames the response at the start of `buf`, refusing one beyond `limits`.
@@ -117,7 +120,7 @@ pub fn frame_response_with(
     buf: &[u8],
     request_method: &str,
     at_eof: bool,
-    limits: &Limits,
+    limits: &HeadLimits,
 ) -> Result<Framed<ResponseHead>, HttpError> {
     let Some(head) = parse_response_head_with(buf, limits)? else {
         return Ok(Framed::Incomplete);
@@ -170,7 +173,7 @@ fn body_end(
     body_start: usize,
     body: BodyLength,
     at_eof: bool,
-    limits: &Limits,
+    limits: &HeadLimits,
 ) -> Result<Option<usize>, HttpError> {
     let over = || HttpError::Limit {
         what: "body bytes",
@@ -370,9 +373,9 @@ mod tests {
 
     #[test]
     fn header_count_limit() {
-        let limits = Limits {
+        let limits = HeadLimits {
             max_headers: 3,
-            ..Limits::default()
+            ..HeadLimits::default()
         };
         let three = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
         assert!(matches!(
@@ -387,9 +390,9 @@ mod tests {
             "header fields"
         );
         // Above the stack array: taken from the heap, still counted.
-        let many = Limits {
+        let many = HeadLimits {
             max_headers: 300,
-            ..Limits::default()
+            ..HeadLimits::default()
         };
         let mut big = b"GET / HTTP/1.1\r\n".to_vec();
         for i in 0..300 {
@@ -405,9 +408,9 @@ mod tests {
 
     #[test]
     fn head_size_limit_also_for_unfinished_heads() {
-        let limits = Limits {
+        let limits = HeadLimits {
             max_head_bytes: 64,
-            ..Limits::default()
+            ..HeadLimits::default()
         };
         let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(60));
         assert_eq!(
@@ -428,9 +431,9 @@ mod tests {
 
     #[test]
     fn body_size_limit() {
-        let limits = Limits {
+        let limits = HeadLimits {
             max_body_bytes: 4,
-            ..Limits::default()
+            ..HeadLimits::default()
         };
         let ok = b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nabcd";
         assert!(matches!(

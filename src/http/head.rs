@@ -8,7 +8,7 @@ pub const MAX_HEADERS: usize = 128;
 /// Bounds on one message from an untrusted peer. A message beyond one is refused with
 /// [`HttpError::Limit`], so the caller can count it apart from malformed input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub struct HeadLimits {
     /// Header fields a head may carry.
     pub max_headers: usize,
     /// Bytes a head may take, start line and the blank line that ends it included.
@@ -18,7 +18,7 @@ pub struct Limits {
     pub max_body_bytes: u64,
 }
 
-impl Default for Limits {
+impl Default for HeadLimits {
     fn default() -> Self {
         Self {
             max_headers: MAX_HEADERS,
@@ -112,13 +112,13 @@ pub enum HttpError {
     Head(String),
     #[error("malformed HTTP framing: {0}")]
     Framing(String),
-    /// A configured [`Limits`] bound was exceeded; `what` names it.
+    /// A configured [`HeadLimits`] bound was exceeded; `what` names it.
     #[error("HTTP {what} over the limit of {limit}")]
     Limit { what: &'static str, limit: u64 },
 }
 
 impl HttpError {
-    /// Whether this is a [`Limits`] bound rather than malformed input.
+    /// Whether this is a [`HeadLimits`] bound rather than malformed input.
     pub fn is_limit(&self) -> bool {
         matches!(self, HttpError::Limit { .. })
     }
@@ -244,12 +244,12 @@ fn collect_headers(headers: &[httparse::Header<'_>]) -> Vec<Header> {
         .collect()
 }
 
-/// Parses a request head at the start of `buf`, within the default [`Limits`].
+/// Parses a request head at the start of `buf`, within the default [`HeadLimits`].
 ///
 /// # Errors
 /// `Ok(None)` means the head is not complete yet; an error means it can never be valid.
 pub fn parse_request_head(buf: &[u8]) -> Result<Option<RequestHead>, HttpError> {
-    parse_request_head_with(buf, &Limits::default())
+    parse_request_head_with(buf, &HeadLimits::default())
 }
 
 /// Parses a request head at the start of `buf`, refusing one beyond `limits`.
@@ -259,7 +259,7 @@ pub fn parse_request_head(buf: &[u8]) -> Result<Option<RequestHead>, HttpError> 
 /// head bytes (also when the head is not complete but already longer than allowed).
 pub fn parse_request_head_with(
     buf: &[u8],
-    limits: &Limits,
+    limits: &HeadLimits,
 ) -> Result<Option<RequestHead>, HttpError> {
     with_headers(limits.max_headers, buf, |headers| {
         let mut req = httparse::Request::new(&mut []);
@@ -278,12 +278,12 @@ pub fn parse_request_head_with(
     })
 }
 
-/// Parses a response head at the start of `buf`, within the default [`Limits`].
+/// Parses a response head at the start of `buf`, within the default [`HeadLimits`].
 ///
 /// # Errors
 /// `Ok(None)` means the head is not complete yet; an error means it can never be valid.
 pub fn parse_response_head(buf: &[u8]) -> Result<Option<ResponseHead>, HttpError> {
-    parse_response_head_with(buf, &Limits::default())
+    parse_response_head_with(buf, &HeadLimits::default())
 }
 
 /// Parses a response head at the start of `buf`, refusing one beyond `limits`.
@@ -292,7 +292,7 @@ pub fn parse_response_head(buf: &[u8]) -> Result<Option<ResponseHead>, HttpError
 /// As [`parse_response_head`]; [`HttpError::Limit`] as in [`parse_request_head_with`].
 pub fn parse_response_head_with(
     buf: &[u8],
-    limits: &Limits,
+    limits: &HeadLimits,
 ) -> Result<Option<ResponseHead>, HttpError> {
     with_response_head(buf, limits, |head| {
         Ok(ResponseHead {
@@ -328,7 +328,7 @@ impl<'b> RawResponseHead<'_, 'b> {
 /// without copying it; `Ok(None)` when the head is not complete yet.
 pub(super) fn with_response_head<T>(
     buf: &[u8],
-    limits: &Limits,
+    limits: &HeadLimits,
     take: impl FnOnce(&RawResponseHead<'_, '_>) -> Result<T, HttpError>,
 ) -> Result<Option<T>, HttpError> {
     with_headers(limits.max_headers, buf, |headers| {
@@ -374,7 +374,7 @@ fn with_headers<'b, T>(
     }
 }
 
-fn check_head_len(len: usize, limits: &Limits) -> Result<(), HttpError> {
+fn check_head_len(len: usize, limits: &HeadLimits) -> Result<(), HttpError> {
     if len > limits.max_head_bytes {
         return Err(HttpError::Limit {
             what: "head bytes",
@@ -384,7 +384,7 @@ fn check_head_len(len: usize, limits: &Limits) -> Result<(), HttpError> {
     Ok(())
 }
 
-fn head_error(e: httparse::Error, limits: &Limits) -> HttpError {
+fn head_error(e: httparse::Error, limits: &HeadLimits) -> HttpError {
     match e {
         httparse::Error::TooManyHeaders => HttpError::Limit {
             what: "header fields",

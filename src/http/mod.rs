@@ -26,7 +26,7 @@ pub use frame::{
 };
 pub use head::{
     parse_request_head, parse_request_head_with, parse_response_head, parse_response_head_with,
-    Field, Header, HttpError, Limits, RequestHead, ResponseHead, MAX_HEADERS,
+    Field, HeadLimits, Header, HttpError, RequestHead, ResponseHead, MAX_HEADERS,
 };
 pub use response::{Response, ResponseReader};
 pub use route::{route_key, route_key_into};

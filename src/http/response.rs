@@ -4,7 +4,7 @@
 
 use super::body::{response_length, BodyLength};
 use super::head::with_response_head;
-use super::{ChunkedScanner, HttpError, Limits};
+use super::{ChunkedScanner, HeadLimits, HttpError};
 
 /// The outcome of one response read to its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub struct ResponseReader {
     /// `HEAD`, `CONNECT` or `GET` standing for every other method: all that decides how a
     /// response is framed.
     request_method: &'static str,
-    limits: Limits,
+    limits: HeadLimits,
     state: State,
     status: u16,
     body_bytes: u64,
@@ -42,7 +42,7 @@ enum State {
 impl ResponseReader {
     /// A reader for the response to a request with `request_method`, refusing a head beyond
     /// `limits` (the body is not bounded: it is counted, not kept).
-    pub fn new(request_method: &str, limits: Limits) -> Self {
+    pub fn new(request_method: &str, limits: HeadLimits) -> Self {
         ResponseReader {
             request_method: match request_method {
                 "HEAD" => "HEAD",
@@ -199,7 +199,7 @@ mod tests {
     /// Feeds `wire` in pieces of `step` bytes the way a connection delivers them: what the
     /// reader leaves stays in the buffer and more is appended.
     fn read(method: &str, wire: &[u8], step: usize, eof: bool) -> Result<Response, HttpError> {
-        let mut reader = ResponseReader::new(method, Limits::default());
+        let mut reader = ResponseReader::new(method, HeadLimits::default());
         let mut buf = Vec::new();
         for piece in wire.chunks(step.max(1)) {
             buf.extend_from_slice(piece);
@@ -298,7 +298,7 @@ mod tests {
 
     #[test]
     fn incomplete_and_malformed_responses_are_errors() {
-        let mut reader = ResponseReader::new("GET", Limits::default());
+        let mut reader = ResponseReader::new("GET", HeadLimits::default());
         assert_eq!(reader.feed(b"HTTP/1.1 200 OK\r\nContent-Le").unwrap(), 0);
         assert!(reader.is_untouched());
         assert!(reader
@@ -307,7 +307,7 @@ mod tests {
             .to_string()
             .contains("before a complete response head"));
 
-        let mut reader = ResponseReader::new("GET", Limits::default());
+        let mut reader = ResponseReader::new("GET", HeadLimits::default());
         let wire = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
         assert_eq!(reader.feed(wire).unwrap(), wire.len());
         assert!(reader.finished().is_none() && !reader.is_untouched());
@@ -322,16 +322,16 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         ] {
-            let mut reader = ResponseReader::new("GET", Limits::default());
+            let mut reader = ResponseReader::new("GET", HeadLimits::default());
             assert!(
                 reader.feed(bad).is_err(),
                 "{}",
                 String::from_utf8_lossy(bad)
             );
         }
-        let small = Limits {
+        let small = HeadLimits {
             max_head_bytes: 32,
-            ..Limits::default()
+            ..HeadLimits::default()
         };
         let mut reader = ResponseReader::new("GET", small);
         let err = reader

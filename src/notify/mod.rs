@@ -21,7 +21,7 @@ pub mod spec;
 pub use send::{LiveVerdict, Notifier};
 pub use spec::{NotifyArgs, RawNotify, Spec, SpecError, UrlSource};
 
-use crate::compare::judge::Severity;
+use crate::compare::rules::Severity;
 use crate::compare::Verdict;
 use std::time::SystemTime;
 

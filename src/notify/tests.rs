@@ -194,7 +194,7 @@ fn an_event_from_a_verdict_keeps_only_failing_findings() {
     let failing = verdict
         .findings
         .iter()
-        .filter(|f| f.severity == crate::compare::judge::Severity::Fail)
+        .filter(|f| f.severity == crate::compare::rules::Severity::Fail)
         .count();
     assert_eq!(event.findings.len(), failing);
     assert!(event.findings.iter().any(|f| f.route == "GET /users/:id"));

@@ -11,7 +11,7 @@
 
 use super::target::write_request;
 use super::{build_request, Rewrite, Target};
-use crate::http::{Limits, Response, ResponseReader};
+use crate::http::{HeadLimits, Response, ResponseReader};
 use crate::observation::Observation;
 use crate::recording::Exchange;
 use bytes::{Buf, Bytes, BytesMut};
@@ -252,7 +252,7 @@ impl Wire {
             .write_all(request)
             .await
             .map_err(|e| WireError::Unanswered(describe("request", &e)))?;
-        let mut reader = ResponseReader::new(method, Limits::default());
+        let mut reader = ResponseReader::new(method, HeadLimits::default());
         loop {
             if self.buf.capacity() - self.buf.len() < READ_ROOM / 4 {
                 self.buf.reserve(READ_ROOM);

@@ -130,7 +130,7 @@ pub enum ReplayError {
 pub type Exchanges = Box<dyn Iterator<Item = Result<Exchange, RecordingError>> + Send>;
 
 /// Opens the recording, once per pass: `--loop` calls it again at the end.
-pub type Source = Box<dyn FnMut() -> Result<Exchanges, RecordingError> + Send>;
+pub type Passes = Box<dyn FnMut() -> Result<Exchanges, RecordingError> + Send>;
 
 /// Replays the recording to every target, calling `observe` once per exchange per target.
 ///
@@ -141,7 +141,7 @@ pub type Source = Box<dyn FnMut() -> Result<Exchanges, RecordingError> + Send>;
 /// [`ReplayError::Recording`] when the recording turns out to be malformed part-way; the
 /// observations made until then have been passed to `observe`.
 pub async fn run(
-    source: Source,
+    source: Passes,
     options: &ReplayOptions,
     mut observe: impl FnMut(&Observation),
 ) -> Result<ReplaySummary, ReplayError> {
@@ -307,7 +307,7 @@ impl BatchWriter {
 }
 
 /// Feeds the senders, pass after pass when looping; stops when they want no more.
-fn read_passes(mut source: Source, looping: bool, out: &BatchWriter) -> Result<(), ReplayError> {
+fn read_passes(mut source: Passes, looping: bool, out: &BatchWriter) -> Result<(), ReplayError> {
     let mut batch = out.empty();
     // Whatever was read before an error is still replayed; a send fails only when the
     // senders stopped early, and then nothing more is wanted.

@@ -42,7 +42,7 @@ pub struct Deployer {
 
 enum How {
     Direct {
-        target: ops::Target,
+        target: ops::ClusterAccess,
         service: Box<ServiceConfig>,
         settings: ops::Settings,
     },
@@ -85,7 +85,7 @@ impl Deployer {
                     message: e.to_string(),
                 })?;
                 How::Direct {
-                    target: ops::Target::Kubeconfig {
+                    target: ops::ClusterAccess::Kubeconfig {
                         context: spec.context.clone(),
                     },
                     service: Box::new(service.clone()),
@@ -116,7 +116,7 @@ impl Deployer {
     /// hold a connection).
     pub fn with_cluster(mut self, cluster: crate::deploy::cluster::Cluster) -> Deployer {
         if let How::Direct { target, .. } = &mut self.how {
-            *target = ops::Target::Connected(cluster);
+            *target = ops::ClusterAccess::Connected(cluster);
         }
         self
     }

@@ -79,7 +79,7 @@ impl Failure {
 }
 
 /// Either an exit code chosen by the command (a verdict) or a failure.
-pub type Outcome = Result<Exit, Failure>;
+pub type CommandResult = Result<Exit, Failure>;
 
 #[cfg(test)]
 mod tests {

@@ -16,6 +16,6 @@ pub mod replay;
 pub mod signal;
 pub mod testbed;
 
-pub use error::{Failure, FailureKind, Outcome};
+pub use error::{CommandResult, Failure, FailureKind};
 pub use output::{write_reports, AtomicFile};
 pub use signal::shutdown_signal;

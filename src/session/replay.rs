@@ -8,7 +8,7 @@ use crate::compare::summary::HistogramSummary;
 use crate::compare::{Comparison, Verdict};
 use crate::observation::{self, Observation};
 use crate::recording::{GorReader, ReadOptions};
-use crate::replay::{ReplayOptions, ReplaySummary, Source};
+use crate::replay::{Passes, ReplayOptions, ReplaySummary};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
@@ -22,7 +22,7 @@ pub fn open_recording(path: &Path, skip_bad: bool) -> Result<GorReader, Failure>
 }
 
 /// A replay source that yields `first` and then reopens `path` for each further pass.
-pub fn recording_source(first: GorReader, path: PathBuf, skip_bad: bool) -> Source {
+pub fn recording_source(first: GorReader, path: PathBuf, skip_bad: bool) -> Passes {
     let mut first = Some(first);
     Box::new(move || {
         let reader = match first.take() {
@@ -120,7 +120,7 @@ impl ReplayRun {
     /// are written either way.
     pub async fn execute(
         self,
-        source: Source,
+        source: Passes,
         interrupt: impl Future<Output = ()>,
     ) -> Result<ReplayDone, Failure> {
         self.check_outputs()?;

@@ -236,7 +236,7 @@ pub fn saturation(metrics: &Metrics) -> Option<String> {
 /// the shadow's circuit breaker, and, when nprt was saturated, takes latency findings off the
 /// canary: INCONCLUSIVE instead of FAIL, with the reason.
 fn account_for_nprt(verdict: &mut crate::compare::Verdict, metrics: &Metrics) {
-    use crate::compare::judge::{Metric, Severity};
+    use crate::compare::rules::{Metric, Severity};
     use crate::compare::Outcome;
     let q = metrics.queueing();
     if q.sent > 0 {

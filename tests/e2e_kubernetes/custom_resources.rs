@@ -76,7 +76,7 @@ async fn custom_resources_in_a_services_manifests_are_applied() {
         tag: Some("3.9".to_owned()),
         ..nprt::deploy::driver::Request::new(nprt::deploy::rewrite::Track::Stable)
     };
-    let target = nprt::deploy::ops::Target::Connected(Cluster::new(
+    let target = nprt::deploy::ops::ClusterAccess::Connected(Cluster::new(
         env.client.clone(),
         env.namespace.clone(),
     ));
