@@ -19,7 +19,7 @@ pub mod send;
 pub mod spec;
 
 pub use send::{LiveVerdict, Notifier};
-pub use spec::{NotifyArgs, RawNotify, Spec, SpecError, UrlSource};
+pub use spec::{NotifyArgs, NotifyError, RawNotify, Spec, UrlSource};
 
 use crate::compare::rules::Severity;
 use crate::compare::Verdict;

@@ -34,14 +34,14 @@ pub struct RawNotify {
 /// A `[notify]` mistake: the dotted key (`notify.url_env`) and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
-pub struct SpecError {
+pub struct NotifyError {
     pub field: String,
     pub message: String,
 }
 
-impl SpecError {
-    fn new(field: &str, message: impl Into<String>) -> SpecError {
-        SpecError {
+impl NotifyError {
+    fn new(field: &str, message: impl Into<String>) -> NotifyError {
+        NotifyError {
             field: format!("notify.{field}"),
             message: message.into(),
         }
@@ -70,24 +70,24 @@ impl RawNotify {
     /// `url_file` the way the scenario resolves its other paths.
     ///
     /// # Errors
-    /// [`SpecError`] naming the key.
-    pub fn check(&self, path: impl Fn(&str, &str) -> PathBuf) -> Result<Spec, SpecError> {
+    /// [`NotifyError`] naming the key.
+    pub fn check(&self, path: impl Fn(&str, &str) -> PathBuf) -> Result<Spec, NotifyError> {
         let url = match (&self.url_env, &self.url_file) {
             (Some(_), Some(_)) => {
-                return Err(SpecError::new(
+                return Err(NotifyError::new(
                     "url_file",
                     "give notify.url_env or notify.url_file, not both",
                 ))
             }
             (None, None) => {
-                return Err(SpecError::new(
+                return Err(NotifyError::new(
                     "url_env",
                     "missing: the environment variable holding the webhook's URL (or notify.url_file); the URL itself never goes in a scenario file",
                 ))
             }
             (Some(name), None) => {
                 if !is_env_name(name) {
-                    return Err(SpecError::new(
+                    return Err(NotifyError::new(
                         "url_env",
                         "not an environment variable name (letters, digits and '_'); the URL itself never goes in a scenario file",
                     ));
@@ -96,16 +96,17 @@ impl RawNotify {
             }
             (None, Some(file)) => {
                 if file.trim().is_empty() {
-                    return Err(SpecError::new("url_file", "must not be empty"));
+                    return Err(NotifyError::new("url_file", "must not be empty"));
                 }
                 UrlSource::File(path("notify.url_file", file))
             }
         };
         let timeout = match &self.timeout {
             Some(t) => {
-                let d = crate::spec::parse_duration(t).map_err(|m| SpecError::new("timeout", m))?;
+                let d =
+                    crate::spec::parse_duration(t).map_err(|m| NotifyError::new("timeout", m))?;
                 if d.is_zero() {
-                    return Err(SpecError::new("timeout", "must be longer than zero"));
+                    return Err(NotifyError::new("timeout", "must be longer than zero"));
                 }
                 d
             }
@@ -130,18 +131,18 @@ impl Spec {
     /// Reads the URL, to check before anything runs that it is there and is one.
     ///
     /// # Errors
-    /// [`SpecError`] naming `notify.url_env` or `notify.url_file`.
-    pub fn read_url(&self) -> Result<hyper::Uri, SpecError> {
-        self.url.read().map_err(|m| SpecError::new(self.key(), m))
+    /// [`NotifyError`] naming `notify.url_env` or `notify.url_file`.
+    pub fn read_url(&self) -> Result<hyper::Uri, NotifyError> {
+        self.url.read().map_err(|m| NotifyError::new(self.key(), m))
     }
 
     /// Reads the URL and makes the notifier.
     ///
     /// # Errors
-    /// [`SpecError`] naming `notify.url_env` or `notify.url_file`.
-    pub fn notifier(&self) -> Result<Notifier, SpecError> {
+    /// [`NotifyError`] naming `notify.url_env` or `notify.url_file`.
+    pub fn notifier(&self) -> Result<Notifier, NotifyError> {
         let url = self.read_url()?;
-        Notifier::new(url, self.format, self.timeout).map_err(|m| SpecError::new(self.key(), m))
+        Notifier::new(url, self.format, self.timeout).map_err(|m| NotifyError::new(self.key(), m))
     }
 
     /// The notifier of a run whose scenario was checked by `load`: should the URL have gone

@@ -232,7 +232,7 @@ fn raw(text: &str) -> Result<RawNotify, toml::de::Error> {
     toml::from_str(text)
 }
 
-fn check(text: &str) -> Result<Spec, SpecError> {
+fn check(text: &str) -> Result<Spec, NotifyError> {
     raw(text)
         .unwrap()
         .check(|_, v| Path::new("/scenarios").join(v))
