@@ -10,15 +10,12 @@ use crate::compare::sequential::Decision;
 use crate::compare::{Outcome, Verdict};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-type Client =
-    hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+type Client = crate::tls::HttpsClient<Full<Bytes>>;
 
 /// Bytes of a webhook's answer read at most (enough for an error message).
 const ANSWER_LIMIT: usize = 16 * 1024;
@@ -50,30 +47,19 @@ impl std::fmt::Debug for Notifier {
     }
 }
 
-/// An HTTPS (and plain HTTP) client trusting the system's roots, for webhooks.
-///
-/// # Errors
-/// When the TLS configuration cannot be made.
-fn https_client() -> Result<Client, crate::tls::TlsError> {
-    let tls = crate::tls::client_config(None)?;
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    connector.enforce_http(false);
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(connector);
-    Ok(hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector))
-}
-
 impl Notifier {
     /// A notifier posting `format` bodies to `url`, each given up on after `timeout`.
     ///
     /// # Errors
     /// When no TLS client can be made (the message does not quote the URL).
     pub fn new(url: hyper::Uri, format: Format, timeout: Duration) -> Result<Notifier, String> {
-        let client = https_client().map_err(|e| format!("cannot set up TLS: {e}"))?;
+        let options = crate::tls::ClientOptions {
+            connect_timeout: Duration::from_secs(5),
+            idle_per_host: 1,
+            ..Default::default()
+        };
+        let client =
+            crate::tls::https_client(&options).map_err(|e| format!("cannot set up TLS: {e}"))?;
         let host = url.host().unwrap_or("").to_owned();
         Ok(Notifier {
             inner: Arc::new(Inner {
