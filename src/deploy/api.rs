@@ -334,7 +334,9 @@ fn deploy_request(
     Ok((request, skip_image_check))
 }
 
-/// Answers one request from `peer`.
+/// Answers one request from `peer`: `/healthz` needs nothing; anything else is refused while
+/// the address is blocked, then needs a token, then a body within the limits, and is then
+/// routed to its operation.
 pub async fn handle(
     api: &Api,
     peer: SocketAddr,
@@ -350,44 +352,77 @@ pub async fn handle(
     if let Some(wait) = api.blocked(client) {
         api.count("rate_limited", StatusCode::TOO_MANY_REQUESTS);
         tracing::warn!(%client, %method, %path, "refused: too many failed authentications");
-        let (s, v) = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed authentications from this address; try again later",
-        );
-        let mut r = json_response(s, &v);
-        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        r.headers_mut()
-            .insert(hyper::header::RETRY_AFTER, seconds.max(1).into());
-        return r;
+        return rate_limited(wait);
     }
     // The token is checked before the body is read: an unauthenticated client gets no
     // buffer and no parsing.
     let token = bearer_or_basic(request.headers());
     let Some(owner) = token.as_deref().and_then(|t| api.owner(t)) else {
-        let failures = api.failed(client);
-        // The token itself is never logged: a near miss is as secret as the real one.
-        tracing::warn!(
-            %client,
-            %method,
-            %path,
-            presented = token.is_some(),
-            failures,
-            "authentication failed"
-        );
-        api.count("unauthorized", StatusCode::UNAUTHORIZED);
-        let (s, v) = error(
-            StatusCode::UNAUTHORIZED,
-            "a valid token is required (Authorization: Bearer TOKEN)",
-        );
-        let mut r = json_response(s, &v);
-        r.headers_mut().insert(
-            hyper::header::WWW_AUTHENTICATE,
-            hyper::header::HeaderValue::from_static("Bearer realm=\"nprt\""),
-        );
-        return r;
+        return unauthorized(api, client, &method, &path, token.is_some());
     };
     let owner = owner.to_owned();
     let query = request.uri().query().unwrap_or("").to_owned();
+    let body = match read_body(api, request).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
+    let (route, (status, value)) = route(api, &method, &path, &query, &owner, &body).await;
+    api.count(&route, status);
+    answer(&route, status, value)
+}
+
+/// The 429 for a client blocked after too many failed authentications, with `Retry-After` in
+/// whole seconds (rounded up, at least 1) so a polite client waits long enough.
+fn rate_limited(wait: Duration) -> Response<Full<Bytes>> {
+    let (s, v) = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many failed authentications from this address; try again later",
+    );
+    let mut r = json_response(s, &v);
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    r.headers_mut()
+        .insert(hyper::header::RETRY_AFTER, seconds.max(1).into());
+    r
+}
+
+/// The 401 for a missing or unknown token; the failure is counted against `client` and
+/// logged without the token.
+fn unauthorized(
+    api: &Api,
+    client: IpAddr,
+    method: &Method,
+    path: &str,
+    presented: bool,
+) -> Response<Full<Bytes>> {
+    let failures = api.failed(client);
+    // The token itself is never logged: a near miss is as secret as the real one.
+    tracing::warn!(
+        %client,
+        %method,
+        %path,
+        presented,
+        failures,
+        "authentication failed"
+    );
+    api.count("unauthorized", StatusCode::UNAUTHORIZED);
+    let (s, v) = error(
+        StatusCode::UNAUTHORIZED,
+        "a valid token is required (Authorization: Bearer TOKEN)",
+    );
+    let mut r = json_response(s, &v);
+    r.headers_mut().insert(
+        hyper::header::WWW_AUTHENTICATE,
+        hyper::header::HeaderValue::from_static("Bearer realm=\"nprt\""),
+    );
+    r
+}
+
+/// The whole request body, or the answer when it is larger than `max_body` (413, refused from
+/// `Content-Length` before reading when declared), unreadable (400) or too slow (408).
+async fn read_body(
+    api: &Api,
+    request: Request<hyper::body::Incoming>,
+) -> Result<Bytes, Response<Full<Bytes>>> {
     let max = api.limits.max_body;
     let declared = request
         .headers()
@@ -403,27 +438,29 @@ pub async fn handle(
         json_response(s, &v)
     };
     if declared.is_some_and(|n| n > max as u64) {
-        return too_large();
+        return Err(too_large());
     }
     // A trickled body must not hold the connection forever either.
     let read = Limited::new(request.into_body(), max).collect();
-    let body = match tokio::time::timeout(api.limits.header_timeout, read).await {
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+    match tokio::time::timeout(api.limits.header_timeout, read).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Ok(Err(_)) => {
             let (s, v) = error(StatusCode::BAD_REQUEST, "the request body is unreadable");
-            return json_response(s, &v);
+            Err(json_response(s, &v))
         }
         Err(_) => {
             let (s, v) = error(
                 StatusCode::REQUEST_TIMEOUT,
                 "the request body did not arrive in time",
             );
-            return json_response(s, &v);
+            Err(json_response(s, &v))
         }
-    };
-    let (route, (status, value)) = route(api, &method, &path, &query, &owner, &body).await;
-    api.count(&route, status);
+    }
+}
+
+/// The HTTP answer for a routed result: `/metrics` as Prometheus text, the rest as JSON.
+fn answer(route: &str, status: StatusCode, value: Value) -> Response<Full<Bytes>> {
     if route == "/metrics" && status == StatusCode::OK {
         let mut r = Response::new(Full::new(Bytes::from(
             value.as_str().unwrap_or("").to_owned(),

@@ -314,6 +314,8 @@ fn invalid(field: &str, message: impl Into<String>) -> FieldError {
     (field.to_owned(), message.into())
 }
 
+/// One service's table, checked part by part in the order of the file's keys; the first
+/// problem is the one reported.
 fn check_service(name: &str, raw: RawService, base: &Path) -> Result<ServiceConfig, FieldError> {
     if !is_dns_label(name) {
         return Err(invalid(
@@ -321,43 +323,9 @@ fn check_service(name: &str, raw: RawService, base: &Path) -> Result<ServiceConf
             format!("`{name}` is not a valid service name (lower-case letters, digits and '-', at most 63)"),
         ));
     }
-    if raw.repository.trim().is_empty() {
-        return Err(invalid(
-            "repository",
-            "is empty; give a git URL or a local path",
-        ));
-    }
-    let repository = if is_url(&raw.repository) {
-        raw.repository
-    } else {
-        let path = Path::new(&raw.repository);
-        if path.is_absolute() {
-            raw.repository
-        } else {
-            base.join(path).display().to_string()
-        }
-    };
-    if raw.branch.trim().is_empty() || raw.branch.starts_with('-') || raw.branch.contains("..") {
-        return Err(invalid(
-            "branch",
-            format!("`{}` is not a branch name", raw.branch),
-        ));
-    }
-    let manifests = raw.manifests.trim_matches('/').to_owned();
-    if manifests.is_empty()
-        || Path::new(&raw.manifests).is_absolute()
-        || manifests
-            .split('/')
-            .any(|part| part == ".." || part.is_empty())
-    {
-        return Err(invalid(
-            "manifests",
-            format!(
-                "`{}` must be a folder inside the repository, like `kubernetes`",
-                raw.manifests
-            ),
-        ));
-    }
+    let repository = check_repository(raw.repository, base)?;
+    check_branch(&raw.branch)?;
+    let manifests = check_manifests(&raw.manifests)?;
     if let Some(ns) = &raw.namespace {
         if !is_dns_label(ns) {
             return Err(invalid(
@@ -385,35 +353,7 @@ fn check_service(name: &str, raw: RawService, base: &Path) -> Result<ServiceConf
     let api_token = secret_ref("api_token", raw.api_token_env, raw.api_token_file, base)?;
     let registry = match raw.registry {
         None => RegistryAuth::default(),
-        Some(r) => {
-            if r.password.is_some() {
-                return Err(invalid(
-                    "registry.password",
-                    "inline secrets are not allowed; use password_env = \"VAR\" or password_file = \"PATH\"",
-                ));
-            }
-            if r.token.is_some() {
-                return Err(invalid(
-                    "registry.token",
-                    "inline secrets are not allowed; use password_env or password_file (a token is a password)",
-                ));
-            }
-            if r.ca_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
-                return Err(invalid("registry.ca_file", "is empty; give a PEM file"));
-            }
-            let password = secret_ref("registry.password", r.password_env, r.password_file, base)?;
-            if password.is_some() != r.username.is_some() {
-                return Err(invalid(
-                    "registry",
-                    "username and password_env/password_file go together",
-                ));
-            }
-            RegistryAuth {
-                username: r.username,
-                password,
-                ca_file: r.ca_file.map(|path| base.join(path)),
-            }
-        }
+        Some(r) => check_registry(r, base)?,
     };
     Ok(ServiceConfig {
         name: name.to_owned(),
@@ -426,6 +366,81 @@ fn check_service(name: &str, raw: RawService, base: &Path) -> Result<ServiceConf
         commit_length: raw.commit_length,
         registry,
         api_token,
+    })
+}
+
+/// The repository as git will be given it: a URL or absolute path as written, a relative path
+/// resolved against the config file's folder (so the config works from any directory).
+fn check_repository(repository: String, base: &Path) -> Result<String, FieldError> {
+    if repository.trim().is_empty() {
+        return Err(invalid(
+            "repository",
+            "is empty; give a git URL or a local path",
+        ));
+    }
+    if is_url(&repository) || Path::new(&repository).is_absolute() {
+        return Ok(repository);
+    }
+    Ok(base.join(&repository).display().to_string())
+}
+
+/// A branch name git cannot take for an option or a range.
+fn check_branch(branch: &str) -> Result<(), FieldError> {
+    if branch.trim().is_empty() || branch.starts_with('-') || branch.contains("..") {
+        return Err(invalid(
+            "branch",
+            format!("`{branch}` is not a branch name"),
+        ));
+    }
+    Ok(())
+}
+
+/// The manifests folder without surrounding slashes; it must stay inside the repository.
+fn check_manifests(raw: &str) -> Result<String, FieldError> {
+    let manifests = raw.trim_matches('/').to_owned();
+    if manifests.is_empty()
+        || Path::new(raw).is_absolute()
+        || manifests
+            .split('/')
+            .any(|part| part == ".." || part.is_empty())
+    {
+        return Err(invalid(
+            "manifests",
+            format!("`{raw}` must be a folder inside the repository, like `kubernetes`"),
+        ));
+    }
+    Ok(manifests)
+}
+
+/// The `[services.NAME.registry]` table: no inline secret, a username exactly when a password
+/// is given, the CA file resolved against the config file's folder.
+fn check_registry(r: RawRegistry, base: &Path) -> Result<RegistryAuth, FieldError> {
+    if r.password.is_some() {
+        return Err(invalid(
+            "registry.password",
+            "inline secrets are not allowed; use password_env = \"VAR\" or password_file = \"PATH\"",
+        ));
+    }
+    if r.token.is_some() {
+        return Err(invalid(
+            "registry.token",
+            "inline secrets are not allowed; use password_env or password_file (a token is a password)",
+        ));
+    }
+    if r.ca_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+        return Err(invalid("registry.ca_file", "is empty; give a PEM file"));
+    }
+    let password = secret_ref("registry.password", r.password_env, r.password_file, base)?;
+    if password.is_some() != r.username.is_some() {
+        return Err(invalid(
+            "registry",
+            "username and password_env/password_file go together",
+        ));
+    }
+    Ok(RegistryAuth {
+        username: r.username,
+        password,
+        ca_file: r.ca_file.map(|path| base.join(path)),
     })
 }
 

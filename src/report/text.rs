@@ -27,7 +27,16 @@ fn paint(text: &str, code: &str, colour: bool) -> String {
     }
 }
 
+/// The whole report: headline and limits, the table, then findings and notes.
 fn write_report(out: &mut String, v: &Verdict, colour: bool) -> std::fmt::Result {
+    write_headline(out, v, colour)?;
+    writeln!(out)?;
+    write_table(out, v)?;
+    write_findings_and_notes(out, v, colour)
+}
+
+/// The verdict with its finding counts, and the limits it was judged by.
+fn write_headline(out: &mut String, v: &Verdict, colour: bool) -> std::fmt::Result {
     let fails = count(&v.findings, Severity::Fail);
     let infos = count(&v.findings, Severity::Info);
     let headline = match v.outcome {
@@ -50,9 +59,12 @@ fn write_report(out: &mut String, v: &Verdict, colour: bool) -> std::fmt::Result
         trim(t.error_rate_margin * 100.0),
         if t.error_rate_margin == 0.01 { "" } else { "s" },
         t.min_requests,
-    )?;
-    writeln!(out)?;
+    )
+}
 
+/// One pair of rows (baseline, candidate) per route, columns sized to the longest route and
+/// target, and the legend.
+fn write_table(out: &mut String, v: &Verdict) -> std::fmt::Result {
     // The overall row is never marked "not judged": its notes say why when it was not.
     let rows: Vec<(&str, bool, &TargetSummary, &TargetSummary)> = v
         .sections()
@@ -111,8 +123,12 @@ fn write_report(out: &mut String, v: &Verdict, colour: bool) -> std::fmt::Result
     writeln!(
         out,
         "fail % = 5xx or no response; ! = over the limit; * = too few requests, not judged"
-    )?;
+    )
+}
 
+/// The findings (failing ones painted when `colour`) and the notes, each under its own heading
+/// and only when there are any.
+fn write_findings_and_notes(out: &mut String, v: &Verdict, colour: bool) -> std::fmt::Result {
     if !v.findings.is_empty() {
         writeln!(out, "\nfindings:")?;
         for f in &v.findings {

@@ -10,7 +10,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 use super::forward::Skip;
 use crate::compare::sequential::Decision;
@@ -113,6 +113,25 @@ pub struct Totals {
     pub dropped: u64,
 }
 
+impl Waits {
+    fn new() -> Waits {
+        Waits {
+            // 1 µs .. 1 h at 2 significant digits.
+            histogram: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 2)
+                .expect("1 µs to 1 h at 2 significant digits is valid"),
+            late: 0,
+            breaker_opened: 0,
+        }
+    }
+}
+
+/// Registers `metric` under `name` and hands it back: the registry keeps one handle, the
+/// `Metrics` field the other (both update the same atomics).
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
@@ -120,71 +139,75 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Every metric registered (in the order the exposition lists them), and every skip and
+    /// drop reason and verdict state shown from the start, at 0, so a dashboard sees the
+    /// series before the first event.
     pub fn new() -> Metrics {
         let mut registry = Registry::default();
-        let requests = Counter::default();
-        let mirrored = Counter::default();
-        let skipped = Family::<Reason, Counter>::default();
-        let dropped = Family::<Reason, Counter>::default();
-        let shadow_errors = Counter::default();
-        // 100 µs to ~52 s, doubling.
-        let latency = Family::<TargetLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.0001, 2.0, 20))
-        });
-        let statuses = Family::<StatusLabel, Counter>::default();
-        let verdict = Family::<StateLabel, Gauge>::default();
-        // 10 µs to ~5 s, doubling.
-        let queue_wait = Histogram::new(exponential_buckets(0.000_01, 2.0, 20));
-        let breaker_opened = Family::<TargetLabel, Counter>::default();
-        registry.register(
+        let r = &mut registry;
+        let queue_wait = registered(
+            r,
             "nprt_shadow_queue_wait_seconds",
             "How long copies waited inside nprt before they were sent (not part of any latency)",
-            queue_wait.clone(),
+            // 10 µs to ~5 s, doubling.
+            Histogram::new(exponential_buckets(0.000_01, 2.0, 20)),
         );
-        registry.register(
+        let breaker_opened = registered(
+            r,
             "nprt_shadow_breaker_opened",
             "Times a shadow endpoint's circuit opened after it refused or timed out repeatedly",
-            breaker_opened.clone(),
+            Family::<TargetLabel, Counter>::default(),
         );
-        registry.register(
+        let requests = registered(
+            r,
             "nprt_shadow_requests",
             "Requests seen (proxied or captured)",
-            requests.clone(),
+            Counter::default(),
         );
-        registry.register(
+        let mirrored = registered(
+            r,
             "nprt_shadow_mirrored",
             "Requests sent to the shadow",
-            mirrored.clone(),
+            Counter::default(),
         );
-        registry.register(
+        let skipped = registered(
+            r,
             "nprt_shadow_skipped",
             "Requests not mirrored, by reason",
-            skipped.clone(),
+            Family::<Reason, Counter>::default(),
         );
-        registry.register(
+        let dropped = registered(
+            r,
             "nprt_shadow_dropped",
             "Mirrored work thrown away, by reason",
-            dropped.clone(),
+            Family::<Reason, Counter>::default(),
         );
-        registry.register(
+        let shadow_errors = registered(
+            r,
             "nprt_shadow_errors",
             "Shadow requests that got no response (refused, reset, timeout)",
-            shadow_errors.clone(),
+            Counter::default(),
         );
-        registry.register(
+        let latency = registered(
+            r,
             "nprt_shadow_latency_seconds",
             "Latency of mirrored requests, by target (primary or shadow)",
-            latency.clone(),
+            // 100 µs to ~52 s, doubling.
+            Family::<TargetLabel, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0001, 2.0, 20))
+            }),
         );
-        registry.register(
+        let statuses = registered(
+            r,
             "nprt_shadow_responses",
             "Responses of mirrored requests, by target and status code",
-            statuses.clone(),
+            Family::<StatusLabel, Counter>::default(),
         );
-        registry.register(
+        let verdict = registered(
+            r,
             "nprt_shadow_verdict",
             "The live judge's current state (1 for the current one)",
-            verdict.clone(),
+            Family::<StateLabel, Gauge>::default(),
         );
         let metrics = Metrics {
             registry,
@@ -199,28 +222,27 @@ impl Metrics {
             queue_wait,
             breaker_opened,
             plain: Default::default(),
-            waits: Mutex::new(Waits {
-                // 1 µs .. 1 h at 2 significant digits.
-                histogram: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 2)
-                    .expect("1 µs to 1 h at 2 significant digits is valid"),
-                late: 0,
-                breaker_opened: 0,
-            }),
+            waits: Mutex::new(Waits::new()),
             first_mirrored: OnceLock::new(),
             decided: OnceLock::new(),
         };
+        metrics.show_every_label();
+        metrics
+    }
+
+    /// Creates every skip and drop reason at 0 and sets the verdict to "continue".
+    fn show_every_label(&self) {
         for reason in Skip::ALL {
-            metrics.skipped.get_or_create_owned(&Reason {
+            self.skipped.get_or_create_owned(&Reason {
                 reason: reason.as_str(),
             });
         }
         for reason in [Drop::QueueFull, Drop::JudgeBusy, Drop::Connections] {
-            metrics.dropped.get_or_create_owned(&Reason {
+            self.dropped.get_or_create_owned(&Reason {
                 reason: reason.as_str(),
             });
         }
-        metrics.set_decision(&Decision::Continue);
-        metrics
+        self.set_decision(&Decision::Continue);
     }
 
     pub fn request(&self) {

@@ -108,6 +108,9 @@ pub async fn serve(
     crate::net::serve(listener, options, builder, make_service, shutdown).await
 }
 
+/// A mirrored request's two halves: the ticket that joins them and the primary's stamp.
+type Mirror = (Arc<Ticket>, Stamp);
+
 /// Forwards one request to the primary and hands back its response; mirrors a copy.
 async fn handle(
     proxy: &Arc<Proxy>,
@@ -116,6 +119,29 @@ async fn handle(
 ) -> Response<ProxyBody> {
     proxy.metrics.request();
     let (mut parts, body) = req.into_parts();
+    let path_and_query = forwarded_head(&mut parts, client);
+    let mirror = start_mirror(proxy, &parts, &body, &path_and_query);
+    let body: ProxyBody = match &mirror {
+        Some((ticket, stamp)) => offer_copy(proxy, ticket, stamp, &parts, &path_and_query, body),
+        None => body.boxed_unsync(),
+    };
+
+    let Ok(uri) = super::join(&proxy.primary, &path_and_query) else {
+        return plain(StatusCode::BAD_REQUEST, "bad request target\n");
+    };
+    parts.uri = uri;
+    parts.version = hyper::Version::HTTP_11;
+    // Timed from the request handed to the connection to the response head, as the shadow's
+    // copies are: both sides of a pair are measured between the same two points.
+    let sent = Instant::now();
+    let answer = proxy.client.request(Request::from_parts(parts, body)).await;
+    let latency = sent.elapsed();
+    respond(answer, latency, mirror)
+}
+
+/// Rewrites the client's request head for the primary (hop-by-hop headers out, `Forwarded`
+/// in, `Host` left to the client) and returns its path and query.
+fn forwarded_head(parts: &mut hyper::http::request::Parts, client: SocketAddr) -> String {
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -131,7 +157,18 @@ async fn handle(
     add_forwarded(&mut parts.headers, client.ip(), host.as_deref());
     // The client sets the primary's own Host from the URI.
     parts.headers.remove(hyper::header::HOST);
+    path_and_query
+}
 
+/// Whether this request is to be mirrored (the policy, the sender and the stop flag decide;
+/// a refusal is counted by reason). Only a mirrored request gets an id, a route key and a
+/// ticket.
+fn start_mirror(
+    proxy: &Proxy,
+    parts: &hyper::http::request::Parts,
+    body: &Incoming,
+    path_and_query: &str,
+) -> Option<Mirror> {
     let decision = if proxy.stopped.load(Ordering::Relaxed) {
         Err(Skip::Stopped)
     } else {
@@ -145,8 +182,7 @@ async fn handle(
             )
             .and_then(|()| proxy.sender.accepting())
     };
-    // Only a mirrored request gets an id, a route key and a copy of its head.
-    let mirror = match decision {
+    match decision {
         Ok(()) => {
             let method = parts.method.as_str().to_owned();
             let stamp = Stamp {
@@ -156,7 +192,7 @@ async fn handle(
                     .fetch_add(1, Ordering::Relaxed)
                     .to_string()
                     .into(),
-                route: crate::http::route_key(&method, &path_and_query).into(),
+                route: crate::http::route_key(&method, path_and_query).into(),
                 method,
             };
             let ticket = Arc::new(Ticket {
@@ -169,59 +205,65 @@ async fn handle(
             proxy.metrics.skipped(reason);
             None
         }
-    };
-    let body: ProxyBody = match &mirror {
-        Some((ticket, stamp)) => {
-            let job = MirrorJob {
-                id: Arc::clone(&stamp.id),
-                route: Arc::clone(&stamp.route),
-                method: parts.method.clone(),
-                path_and_query: path_and_query.clone(),
-                headers: parts.headers.clone(),
-                body: Bytes::new(),
-                queued: Instant::now(),
-            };
-            if body.is_end_stream() {
-                ticket.decide(proxy.sender.offer(job));
-                body.boxed_unsync()
-            } else {
-                let (sender, ticket, metrics) = (
-                    proxy.sender.clone(),
-                    Arc::clone(ticket),
-                    Arc::clone(&proxy.metrics),
-                );
-                TeeBody {
-                    inner: body,
-                    copy: Some(BytesMut::new()),
-                    limit: usize::try_from(proxy.policy.max_body).unwrap_or(usize::MAX),
-                    end: Some(Box::new(move |copy: Result<Bytes, Skip>| match copy {
-                        Ok(body) => ticket.decide(sender.offer(MirrorJob {
-                            body,
-                            queued: Instant::now(),
-                            ..job
-                        })),
-                        Err(reason) => {
-                            metrics.skipped(reason);
-                            ticket.decide(false);
-                        }
-                    })),
-                }
-                .boxed_unsync()
-            }
-        }
-        None => body.boxed_unsync(),
-    };
+    }
+}
 
-    let Ok(uri) = super::join(&proxy.primary, &path_and_query) else {
-        return plain(StatusCode::BAD_REQUEST, "bad request target\n");
+/// The body to send the primary, with the copy for the shadow taken on the side: an empty
+/// body's copy is offered at once; any other is offered when it has been read whole (or not,
+/// when it grew past `--max-body`), and the ticket learns which.
+fn offer_copy(
+    proxy: &Proxy,
+    ticket: &Arc<Ticket>,
+    stamp: &Stamp,
+    parts: &hyper::http::request::Parts,
+    path_and_query: &str,
+    body: Incoming,
+) -> ProxyBody {
+    let job = MirrorJob {
+        id: Arc::clone(&stamp.id),
+        route: Arc::clone(&stamp.route),
+        method: parts.method.clone(),
+        path_and_query: path_and_query.to_owned(),
+        headers: parts.headers.clone(),
+        body: Bytes::new(),
+        queued: Instant::now(),
     };
-    parts.uri = uri;
-    parts.version = hyper::Version::HTTP_11;
-    // Timed from the request handed to the connection to the response head, as the shadow's
-    // copies are: both sides of a pair are measured between the same two points.
-    let sent = Instant::now();
-    let answer = proxy.client.request(Request::from_parts(parts, body)).await;
-    let latency = sent.elapsed();
+    if body.is_end_stream() {
+        ticket.decide(proxy.sender.offer(job));
+        return body.boxed_unsync();
+    }
+    let (sender, ticket, metrics) = (
+        proxy.sender.clone(),
+        Arc::clone(ticket),
+        Arc::clone(&proxy.metrics),
+    );
+    TeeBody {
+        inner: body,
+        copy: Some(BytesMut::new()),
+        limit: usize::try_from(proxy.policy.max_body).unwrap_or(usize::MAX),
+        end: Some(Box::new(move |copy: Result<Bytes, Skip>| match copy {
+            Ok(body) => ticket.decide(sender.offer(MirrorJob {
+                body,
+                queued: Instant::now(),
+                ..job
+            })),
+            Err(reason) => {
+                metrics.skipped(reason);
+                ticket.decide(false);
+            }
+        })),
+    }
+    .boxed_unsync()
+}
+
+/// The client's response: the primary's, streamed, with a mirrored request's observation
+/// handed to its ticket once the client has read the body; or 502 when the primary did not
+/// answer (observed as an error).
+fn respond(
+    answer: Result<Response<Incoming>, hyper_util::client::legacy::Error>,
+    latency: Duration,
+    mirror: Option<Mirror>,
+) -> Response<ProxyBody> {
     match answer {
         Ok(response) => {
             let status = response.status().as_u16();
