@@ -151,6 +151,7 @@ fn quiet_replay_prints_the_verdict_and_nothing_else() {
     let quiet = run_with(args(true));
     assert_eq!(stderr(&quiet), "", "quiet stderr");
     let out = stdout(&quiet);
+    assert_eq!(out.lines().count(), 1, "only the verdict line: {out}");
     let verdict = out.lines().next().unwrap_or_default();
     assert!(
         ["PASS: ", "FAIL: ", "INCONCLUSIVE: "]

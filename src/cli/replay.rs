@@ -94,7 +94,12 @@ pub(super) async fn replay(args: ReplayArgs) -> CommandResult {
         Exit::Pass
     };
     if let Some(verdict) = &done.verdict {
-        print!("{}", report::render(verdict, args.judge.format.into()));
+        let text = report::render(verdict, args.judge.format.into());
+        match (args.quiet, args.judge.format) {
+            // --quiet: the verdict line alone (machine formats stay whole).
+            (true, FormatArg::Text) => println!("{}", text.lines().next().unwrap_or_default()),
+            _ => print!("{text}"),
+        }
         if let Some(dir) = &args.report {
             write_reports(dir, verdict)?;
         }
