@@ -23,8 +23,8 @@ pub(super) struct CaptureArgs {
     #[arg(long, value_name = "REC.gor")]
     output: PathBuf,
     /// Live: stop after this long, e.g. 30s, 5m, 1h (default: until Ctrl-C or SIGTERM).
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
-    duration: Option<Duration>,
+    #[arg(long, value_name = "D")]
+    duration: Option<crate::spec::Span>,
     /// Stop after writing N exchanges.
     #[arg(long, value_name = "N")]
     max_exchanges: Option<u64>,
@@ -124,7 +124,7 @@ pub(super) async fn capture(args: CaptureArgs) -> CommandResult {
         let interface = args.interface.unwrap_or_default();
         let live = crate::capture::live::LiveOptions {
             interface,
-            duration: args.duration,
+            duration: args.duration.map(|d| d.0),
             stats_every: args.stats.map(|d| d.0),
             libpcap: matches!(args.engine, Engine::Libpcap),
             bpf: args.bpf.clone(),

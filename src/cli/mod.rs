@@ -305,14 +305,12 @@ async fn testbed(args: TestbedArgs) -> CommandResult {
 }
 
 fn usage(option: &'static str) -> impl Fn(String) -> Failure {
-    move |message| Failure::bad_input(anyhow::anyhow!("{option} {message}"))
+    move |message| Failure::bad_input(anyhow::anyhow!("{option}: {message}"))
 }
 
 fn open_recording(path: &Path, read: &ReadArgs) -> Result<GorReader, Failure> {
     open_gor(path, read.skip_bad)
 }
-
-pub(crate) use crate::spec::parse_duration;
 
 fn inspect(args: &InspectArgs) -> CommandResult {
     let mut reader = open_recording(&args.recording, &args.read)?;
