@@ -13,11 +13,6 @@ const MAX_FILE_LINES: usize = 800;
 /// Longest function, in physical lines from its `fn` line to its closing brace.
 const MAX_FN_LINES: usize = 100;
 
-/// Path prefixes (relative to the crate root, `/`-separated) not checked yet, because they are
-/// being reshaped by other work right now. The lead empties this list once that work has landed;
-/// after that every file under `src/` is checked.
-const NOT_YET: &[&str] = &["src/scenario/"];
-
 #[test]
 fn no_file_or_function_under_src_is_too_long() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -31,9 +26,6 @@ fn no_file_or_function_under_src_is_too_long() {
             .unwrap()
             .to_string_lossy()
             .replace('\\', "/");
-        if skipped(&rel) {
-            continue;
-        }
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{rel}: {e}"));
         problems.extend(shape_problems(&rel, &text));
     }
@@ -44,11 +36,6 @@ fn no_file_or_function_under_src_is_too_long() {
         problems.len(),
         problems.join("\n")
     );
-}
-
-/// Whether `rel` is left out of the check for now.
-fn skipped(rel: &str) -> bool {
-    NOT_YET.iter().any(|p| rel.starts_with(p))
 }
 
 /// Every `.rs` file under `dir`, recursively, sorted so the failure message is stable.
@@ -401,15 +388,4 @@ fn shape_problems_name_the_file_and_the_function() {
             MAX_FILE_LINES + 1
         )]
     );
-}
-
-#[test]
-fn not_yet_skips_only_its_prefixes() {
-    for prefix in NOT_YET {
-        assert!(skipped(&format!("{prefix}mod.rs")), "{prefix}");
-    }
-    assert!(!skipped("src/cli/mod.rs"));
-    assert!(!skipped("src/deploy/ops.rs"));
-    assert!(!skipped("src/replay/mod.rs"));
-    assert!(!skipped("src/compare/mod.rs"));
 }

@@ -8,12 +8,14 @@
 //!
 //! In data order:
 //! - [`set`] (pure): `--set key=value` overrides applied to the TOML tree before validation;
-//! - [`file`] (pure but for [`file::load`]): the file format, checked into a typed
-//!   [`Scenario`]; every error names the file and the field;
+//! - [`file`](mod@file) (pure but for [`file::load`]): the file format — the tables as written, checked
+//!   section by section into a typed [`Scenario`]; every error names the file and the field;
+//! - [`run::describe`] (pure): what `nprt run --check` prints, the scenario as understood;
 //! - [`deployer`]: the canary's deploy, rollback and promotion, directly with a kubeconfig or
 //!   through a deploy API server;
-//! - [`live`]: the live sources (shadow proxy, passive mirror);
-//! - [`run`]: the orchestration — testbeds, deploy, traffic, verdict, action, reports, timings,
+//! - [`live`]: the live sources (shadow proxy, passive mirror): the mirroring built, the source
+//!   started, the result collected;
+//! - [`run`](mod@run): the orchestration — testbeds, deploy, traffic, verdict, action, reports, timings,
 //!   and the rollback on Ctrl-C.
 
 pub mod deployer;

@@ -6,6 +6,10 @@
 //! promote, roll back), and write `scenario.json` with the timings. Ctrl-C or SIGTERM at any
 //! point after the deploy started rolls the canary back unless `rollback_on_interrupt = false`.
 
+mod describe;
+
+pub use describe::describe;
+
 use super::deployer::{Deployer, Op};
 use super::file::{Action, LiveSource, Loaded, Scenario, Source};
 use super::live::{self, Live, Traffic};
@@ -563,126 +567,4 @@ fn print_summary(scenario: &Scenario, verdict: &Verdict, record: &Record) {
     );
     print!("{text}");
     let _ = std::io::stdout().flush();
-}
-
-/// What `nprt run --check` prints: the scenario as understood, nothing contacted.
-pub fn describe(loaded: &Loaded) -> String {
-    let s = &loaded.scenario;
-    let mut text = format!("scenario {} ({}): valid\n", s.name, s.file.display());
-    match &s.source {
-        Source::Recording(r) => {
-            let pacing = match r.options.pacing {
-                crate::replay::Pacing::Original { speed } => {
-                    format!("at {speed}× the recorded pace")
-                }
-                crate::replay::Pacing::Rate { per_second } => format!("at {per_second} per second"),
-                crate::replay::Pacing::Max { concurrency } => {
-                    format!("as fast as possible, {concurrency} in flight")
-                }
-            };
-            let _ = writeln!(
-                text,
-                "  source     recording {}, {pacing}",
-                r.path.display()
-            );
-        }
-        Source::Shadow(l) | Source::Mirror(l) => {
-            let place = match &s.source {
-                Source::Shadow(_) => format!(
-                    "shadow proxy on {}",
-                    l.listen.map(|a| a.to_string()).unwrap_or_default()
-                ),
-                _ => format!(
-                    "passive mirror on {} port {}",
-                    l.interface.as_deref().unwrap_or(""),
-                    l.port.unwrap_or(0)
-                ),
-            };
-            let baseline = match (&l.settings.shadow_baseline, &s.deploy) {
-                (Some(url), _) => format!(", and to the baseline copy {url}"),
-                (None, Some(d)) if d.request.with_baseline => {
-                    ", and to the deployed baseline copy".to_owned()
-                }
-                _ => String::new(),
-            };
-            let _ = writeln!(
-                text,
-                "  source     {place}, copies {}%{baseline}, until the judge decides or {:?}",
-                l.settings.policy.percent, l.duration
-            );
-        }
-    }
-    for t in &s.targets {
-        let _ = writeln!(text, "  target     {} = {}", t.name, t.base);
-    }
-    for t in &s.testbeds {
-        let _ = writeln!(
-            text,
-            "  testbed    {} on {} ({} ms, {} errors, {} route rules)",
-            t.name,
-            t.listen,
-            t.config.latency_ms,
-            t.config.error_rate,
-            t.config.routes.len()
-        );
-    }
-    if let Some(d) = &s.deploy {
-        let via = match (&d.server, &d.config) {
-            (Some(server), _) => format!("through {server}"),
-            (None, Some(config)) => format!("with {}", config.display()),
-            _ => String::new(),
-        };
-        let _ = writeln!(
-            text,
-            "  deploy     {} as a canary {via} (commit {}, tag {}){}",
-            d.service,
-            d.request.commit.as_deref().unwrap_or("branch head"),
-            d.request.tag.as_deref().unwrap_or("from tag_format"),
-            if d.request.with_baseline {
-                ", with a baseline of the stable release beside it"
-            } else {
-                ""
-            }
-        );
-    }
-    let o = &s.judge.options;
-    let baseline_copy = match (&s.source, &s.deploy) {
-        (Source::Shadow(l) | Source::Mirror(l), d) => {
-            l.settings.shadow_baseline.is_some()
-                || d.as_ref().is_some_and(|d| d.request.with_baseline)
-        }
-        _ => false,
-    };
-    let against = if baseline_copy {
-        format!(
-            "the baseline copy {} (noise {})",
-            crate::shadow::SHADOW_BASELINE,
-            o.baseline
-        )
-    } else {
-        format!("baseline {}", o.baseline)
-    };
-    let _ = writeln!(
-        text,
-        "  judge      {} vs {against}{}",
-        o.candidate,
-        s.judge
-            .spec
-            .file
-            .as_ref()
-            .map(|f| format!(" with {}", f.display()))
-            .unwrap_or_default()
-    );
-    let _ = writeln!(
-        text,
-        "  then       on pass {}, on fail {}, on inconclusive {}",
-        s.on_pass.as_str(),
-        s.on_fail.as_str(),
-        s.on_inconclusive.as_str()
-    );
-    let _ = writeln!(text, "  reports    {}/", s.report.dir.display());
-    if let Some(n) = &s.notify {
-        let _ = writeln!(text, "  notify     {}", n.describe());
-    }
-    text
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::deploy::rewrite::Track;
 use crate::replay::{MethodPolicy, Pacing};
 
 const MINIMAL: &str = r#"
