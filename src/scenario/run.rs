@@ -107,8 +107,9 @@ impl Record {
 /// Runs a loaded scenario and returns the verdict's exit code.
 ///
 /// # Errors
-/// A [`Failure`] with exit 2 (the scenario or what it names is wrong) or 4 (a target, the
-/// cluster or the deploy driver failed, or the run was interrupted).
+/// A [`Failure`] with exit 2 (the scenario or what it names is wrong), 3 (interrupted before
+/// a verdict; the canary rolled back unless the scenario says otherwise) or 4 (a target, the
+/// cluster or the deploy driver failed).
 pub async fn run(loaded: Loaded, quiet: bool) -> Result<Exit, Failure> {
     let scenario = &loaded.scenario;
     let deployer = scenario
@@ -145,10 +146,10 @@ async fn interrupted(
     notifier: Option<crate::notify::Notifier>,
 ) -> Failure {
     let (Some(deployer), Some(spec), true) = (deployer, &scenario.deploy, started) else {
-        return Failure::runtime(anyhow::anyhow!("interrupted; nothing was deployed"));
+        return Failure::interrupted(anyhow::anyhow!("interrupted; nothing was deployed"));
     };
     if !spec.rollback_on_interrupt {
-        return Failure::runtime(anyhow::anyhow!(
+        return Failure::interrupted(anyhow::anyhow!(
             "interrupted; the canary of {} is left running (rollback_on_interrupt = false): `nprt rollback {}` removes it",
             spec.service,
             spec.service
@@ -162,7 +163,7 @@ async fn interrupted(
     let rollback = tokio::select! {
         result = deployer.run(Op::Rollback) => result,
         () = shutdown_signal() => {
-            return Failure::runtime(anyhow::anyhow!(
+            return Failure::interrupted(anyhow::anyhow!(
                 "interrupted twice; the rollback of {} was abandoned and its canary may still run: `nprt rollback {}` removes it",
                 spec.service,
                 spec.service
@@ -174,7 +175,7 @@ async fn interrupted(
     let event = notify::action_event(scenario, Op::Rollback, "interrupted", error, None);
     notify::send(notifier, event).await;
     match rollback {
-        Ok(_) => Failure::runtime(anyhow::anyhow!(
+        Ok(_) => Failure::interrupted(anyhow::anyhow!(
             "interrupted; the canary of {} was rolled back in {took}",
             spec.service,
         )),
