@@ -244,8 +244,10 @@ fn a_shadow_scenario_judges_live_traffic_through_the_proxy() {
         .spawn()
         .unwrap();
     let answered = users_until_exit(port, &mut child, Duration::from_secs(20));
-    // The run ends the moment the live judge fails the shadow, long before its 5 s.
-    assert!(answered >= 10, "the proxy answered {answered}");
+    // Users were served throughout; the run ends the moment the live judge fails the shadow
+    // (after a handful of pairs at 50% errors, how many depends on the draws), long before
+    // its 5 s.
+    assert!(answered >= 5, "the proxy answered {answered}");
     let out = child.wait_with_output().unwrap();
     let err = stderr(&out);
     assert_eq!(
