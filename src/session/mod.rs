@@ -7,9 +7,11 @@
 //!   interruption before any verdict);
 //! - [`output`]: output files checked before any work starts and written atomically;
 //! - [`signal`]: Ctrl-C and SIGTERM;
+//! - [`compare`]: observation files and summaries fed into a comparison;
 //! - [`replay`]: the replay run with its observations, summary, comparison and interruption;
 //! - [`testbed`]: testbeds started in this process, and binding listening sockets.
 
+pub mod compare;
 mod error;
 pub mod output;
 pub mod replay;
