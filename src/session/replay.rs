@@ -39,11 +39,19 @@ pub fn recording_source(first: GorReader, path: PathBuf, skip_bad: bool) -> Pass
     })
 }
 
+/// Recordings larger than this are not read twice to count them: the bar then shows a count
+/// and a rate without a total.
+const COUNT_AT_MOST: u64 = 1 << 30;
+
 /// How many exchanges a replay of `path` will send: those its filter admits, up to its
-/// limit; with `--loop`, the limit alone. Reads the recording once more, which costs little
-/// beside sending it; a recording that turns out unreadable is left for the run to report.
+/// limit; with `--loop`, the limit alone. Reads the recording once more (up to
+/// [`COUNT_AT_MOST`] bytes of file), which costs little beside sending it; a recording that
+/// turns out unreadable is left for the run to report.
 pub fn planned_exchanges(path: &Path, skip_bad: bool, options: &ReplayOptions) -> Option<u64> {
     if options.looping {
+        return options.limit;
+    }
+    if std::fs::metadata(path).ok()?.len() > COUNT_AT_MOST {
         return options.limit;
     }
     let reader = open_recording(path, skip_bad).ok()?;
