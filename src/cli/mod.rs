@@ -293,13 +293,15 @@ async fn testbed(args: TestbedArgs) -> CommandResult {
         )),
         _ => None,
     };
-    let running = crate::session::testbed::start("--listen", args.listen, config, tls).await?;
-    println!("nprt testbed listening on {}", running.url);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let listener = crate::session::testbed::bind("--listen", args.listen).await?;
+    let addr = listener.local_addr().map_err(Failure::bad_input)?;
+    println!("nprt testbed listening on {scheme}://{addr}");
     let _ = std::io::stdout().flush();
-    tokio::select! {
-        result = running.task => result.map_err(Failure::runtime)?.map_err(Failure::runtime)?,
-        () = shutdown_signal() => {}
-    }
+    // Ctrl-C or SIGTERM: requests in flight are answered before it exits.
+    crate::testbed::serve_until(listener, config, tls, shutdown_signal())
+        .await
+        .map_err(Failure::bad_input)?;
     Ok(Exit::Pass)
 }
 
