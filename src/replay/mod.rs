@@ -481,11 +481,11 @@ where
     admission.stats
 }
 
+/// The guard for options built by hand (library callers): the command line and scenarios
+/// have checked theirs through [`crate::spec::ReplaySpec`] already, naming the flag or key.
 fn validate(options: &ReplayOptions) -> Result<(), ReplayError> {
     if options.targets.is_empty() {
-        return Err(ReplayError::Options(
-            "at least one --target is needed".into(),
-        ));
+        return Err(ReplayError::Options("at least one target is needed".into()));
     }
     for (i, t) in options.targets.iter().enumerate() {
         if options.targets[..i].iter().any(|o| o.name == t.name) {
@@ -497,7 +497,7 @@ fn validate(options: &ReplayOptions) -> Result<(), ReplayError> {
     }
     if options.filter.shard.is_some_and(|(i, n)| n == 0 || i >= n) {
         return Err(ReplayError::Options(
-            "--shard must be I/N with 0 <= I < N".into(),
+            "the shard must be I/N with 0 <= I < N".into(),
         ));
     }
     if options
@@ -506,25 +506,25 @@ fn validate(options: &ReplayOptions) -> Result<(), ReplayError> {
         .is_some_and(|p| !(0.0..=100.0).contains(&p))
     {
         return Err(ReplayError::Options(
-            "--sample must be a percentage between 0 and 100".into(),
+            "the sample must be a percentage between 0 and 100".into(),
         ));
     }
     if options.looping && options.limit.is_none() && options.duration.is_none() {
         return Err(ReplayError::Options(
-            "--loop needs --limit or --duration, or it would never end".into(),
+            "a looping replay needs a limit or a duration, or it would never end".into(),
         ));
     }
     match options.pacing {
         Pacing::Original { speed } if !(speed.is_finite() && speed > 0.0) => Err(
-            ReplayError::Options(format!("--speed must be a positive number, not {speed}")),
+            ReplayError::Options(format!("the speed must be a positive number, not {speed}")),
         ),
         Pacing::Rate { per_second } if !(per_second.is_finite() && per_second > 0.0) => {
             Err(ReplayError::Options(format!(
-                "--rate must be a positive number, not {per_second}"
+                "the rate must be a positive number, not {per_second}"
             )))
         }
         Pacing::Max { concurrency: 0 } => Err(ReplayError::Options(
-            "--concurrency must be at least 1".into(),
+            "the concurrency must be at least 1".into(),
         )),
         _ if options.max_in_flight == 0 => Err(ReplayError::Options(
             "max_in_flight must be at least 1".into(),
