@@ -89,6 +89,7 @@ fn start_testbed() -> Result<std::net::SocketAddr, Box<dyn std::error::Error>> {
             pattern: "/api/search".into(),
             effect: RouteEffect::LatencyMs(12.0),
         }],
+        ..TestbedConfig::default()
     };
     std::thread::spawn(move || runtime.block_on(nprt::testbed::serve(listener, config, None)));
     Ok(addr)

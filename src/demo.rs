@@ -31,6 +31,7 @@ fn stable() -> TestbedConfig {
         jitter_ms: 3.0,
         error_rate: 0.0,
         routes: Vec::new(),
+        cost: Default::default(),
     }
 }
 

@@ -265,6 +265,8 @@ fn every_duration_and_size_flag_takes_units() {
         (&capture, "--max-head-bytes", "64KiB"),
         (&testbed, "--latency", "5ms"),
         (&testbed, "--jitter", "1ms"),
+        (&testbed, "--cpu-per-request", "200us"),
+        (&testbed, "--leak-per-request", "4KiB"),
     ];
     for (base, flag, good) in flags {
         let mut args = base.clone();

@@ -2,7 +2,8 @@
 
 use super::units::Span;
 use super::SpecError;
-use crate::testbed::{RouteEffect, RouteRule, TestbedConfig};
+use crate::testbed::{Cost, RouteEffect, RouteRule, TestbedConfig};
+use std::time::Duration;
 
 /// How a testbed answers. Latencies are durations with a unit (`2ms`).
 #[derive(Debug, Clone, Default, clap::Args, serde::Deserialize)]
@@ -33,6 +34,17 @@ pub struct TestbedSpec {
     #[arg(long, value_name = "ROUTE=F")]
     #[serde(default)]
     pub route_error_rate: Vec<String>,
+    /// Serve Prometheus text at /metrics: process CPU seconds, resident memory, requests.
+    #[arg(long)]
+    #[serde(default)]
+    pub metrics: bool,
+    /// CPU time every request burns, e.g. 200us or 2ms (a CPU regression without a latency
+    /// one, as long as a core is free).
+    #[arg(long, value_name = "D")]
+    pub cpu_per_request: Option<Span>,
+    /// Memory every request keeps for good, e.g. 4KiB (a staged leak; at most 1GiB in all).
+    #[arg(long, value_name = "SIZE")]
+    pub leak_per_request: Option<super::Size>,
 }
 
 impl TestbedSpec {
@@ -56,6 +68,11 @@ impl TestbedSpec {
             jitter_ms: ms(self.jitter),
             error_rate: self.error_rate.unwrap_or(0.0),
             routes,
+            cost: Cost {
+                metrics: self.metrics,
+                cpu_per_request: self.cpu_per_request.map_or(Duration::ZERO, |d| d.0),
+                leak_per_request: self.leak_per_request.map_or(0, |s| s.bytes()),
+            },
         };
         let hour = 3_600_000.0;
         if config.latency_ms > hour {
@@ -63,6 +80,12 @@ impl TestbedSpec {
         }
         if config.jitter_ms > hour {
             return Err(SpecError::new("jitter", "must be at most 1h"));
+        }
+        if config.cost.cpu_per_request > Duration::from_secs(1) {
+            return Err(SpecError::new("cpu_per_request", "must be at most 1s"));
+        }
+        if config.cost.leak_per_request > crate::testbed::LEAK_LIMIT {
+            return Err(SpecError::new("leak_per_request", "must be at most 1GiB"));
         }
         if !(0.0..=1.0).contains(&config.error_rate) {
             return Err(SpecError::new(
@@ -97,5 +120,14 @@ mod tests {
         let e = spec.config().unwrap_err();
         assert_eq!(e.key, "route_latency");
         assert!(e.message.contains("40ms"), "{}", e.message);
+        let spec: TestbedSpec = toml::from_str(
+            "name = \"t\"\nmetrics = true\ncpu_per_request = \"200us\"\nleak_per_request = \"4KiB\"",
+        )
+        .unwrap();
+        let cost = spec.config().unwrap().cost;
+        assert_eq!(
+            (cost.metrics, cost.cpu_per_request, cost.leak_per_request),
+            (true, Duration::from_micros(200), 4096)
+        );
     }
 }

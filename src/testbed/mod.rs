@@ -3,7 +3,13 @@
 //!
 //! Every request is answered after `latency` (+ a uniform random `jitter`) with a small JSON
 //! body; a fraction `error_rate` of answers are `500`s. Per-route rules override both, so a
-//! canary can be made slower or more error-prone on one route only.
+//! canary can be made slower or more error-prone on one route only. A request can also cost
+//! CPU and memory ([`Cost`]), and `/metrics` shows what the process used, so a resource
+//! regression can be staged without a latency one.
+
+mod cost;
+
+pub use cost::{Cost, Ledger, LEAK_LIMIT};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -23,6 +29,8 @@ pub struct TestbedConfig {
     pub error_rate: f64,
     /// Per-route overrides, first match wins.
     pub routes: Vec<RouteRule>,
+    /// CPU and memory per request, and `/metrics`.
+    pub cost: Cost,
 }
 
 /// What a route rule changes.
@@ -185,6 +193,7 @@ pub async fn serve_until(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let config = Arc::new(config);
+    let ledger = Arc::new(Ledger::default());
     let options = crate::net::ServeOptions {
         tls,
         ..crate::net::ServeOptions::new("testbed")
@@ -192,16 +201,26 @@ pub async fn serve_until(
     let builder =
         hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
     let make_service = move |_peer| {
-        let config = Arc::clone(&config);
-        hyper::service::service_fn(move |req| answer(Arc::clone(&config), req))
+        let (config, ledger) = (Arc::clone(&config), Arc::clone(&ledger));
+        hyper::service::service_fn(move |req| answer(Arc::clone(&config), Arc::clone(&ledger), req))
     };
     crate::net::serve(listener, options, builder, make_service, shutdown).await
 }
 
 async fn answer(
     config: Arc<TestbedConfig>,
+    ledger: Arc<Ledger>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    if config.cost.metrics && req.uri().path() == "/metrics" {
+        let mut response = Response::new(Full::new(Bytes::from(ledger.render())));
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        return Ok(response);
+    }
+    ledger.charge(&config.cost);
     let method = req.method().as_str().to_owned();
     let target = req
         .uri()
@@ -243,6 +262,7 @@ mod tests {
                 .iter()
                 .map(|r| RouteRule::parse(r, RouteEffect::latency).unwrap())
                 .collect(),
+            ..TestbedConfig::default()
         }
     }
 
