@@ -250,10 +250,7 @@ pub(super) async fn deploy(
 ) -> CommandResult {
     use crate::deploy::driver::{fetch, plan};
     direct_only(&args.server, &args.cluster, args.dry_run)?;
-    let request = args
-        .spec
-        .request(track)
-        .map_err(|e| Failure::bad_input_msg(e.for_flag()))?;
+    let request = args.spec.request(track).map_err(flag_error)?;
     if args.dry_run && request.with_baseline && request.baseline_commit.is_none() {
         return Err(Failure::bad_input_msg(
             "--with-baseline --dry-run contacts no cluster, so it cannot read which release the stable workloads run: give --baseline-commit (and --baseline-tag)",

@@ -283,10 +283,7 @@ async fn run(command: Command) -> CommandResult {
 }
 
 async fn testbed(args: TestbedArgs) -> CommandResult {
-    let config = args
-        .spec
-        .config()
-        .map_err(|e| Failure::bad_input_msg(e.for_flag()))?;
+    let config = args.spec.config().map_err(flag_error)?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(std::sync::Arc::new(
             crate::tls::server_config(cert, key).map_err(Failure::bad_input)?,
@@ -303,6 +300,11 @@ async fn testbed(args: TestbedArgs) -> CommandResult {
         .await
         .map_err(Failure::bad_input)?;
     Ok(Exit::Pass)
+}
+
+/// A spec's mistake, named by its flag (`--max-in-flight: must be at least 1`).
+fn flag_error(e: crate::spec::SpecError) -> Failure {
+    Failure::bad_input_msg(e.for_flag())
 }
 
 fn usage(option: &'static str) -> impl Fn(String) -> Failure {
@@ -337,9 +339,7 @@ fn new_comparison(
 ) -> Result<Comparison, Failure> {
     let mut base = CompareOptions::new(baseline, candidate);
     base.noise = noise.map(str::to_owned);
-    let options = judge
-        .options(base)
-        .map_err(|e| Failure::bad_input_msg(e.for_flag()))?;
+    let options = judge.options(base).map_err(flag_error)?;
     Comparison::new(options).map_err(Failure::bad_input)
 }
 

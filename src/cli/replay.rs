@@ -52,10 +52,7 @@ pub(super) async fn replay(args: ReplayArgs) -> CommandResult {
             }
         }
     }
-    let mut options = args
-        .spec
-        .options()
-        .map_err(|e| Failure::bad_input_msg(e.for_flag()))?;
+    let mut options = args.spec.options().map_err(flag_error)?;
     options.targets = targets;
     // Opened once here so that a missing or unreadable file is reported before anything is
     // sent; `--loop` reopens it for each further pass.

@@ -131,7 +131,7 @@ impl MirrorSettings {
         };
         let options = judge
             .options(CompareOptions::new(shadow::PRIMARY, shadow::SHADOW))
-            .map_err(|e| Failure::bad_input_msg(e.for_flag()))?;
+            .map_err(flag_error)?;
         let options = shadow::live_options(options, baseline.as_ref().map(|b| b.name.as_str()));
         let comparison = Comparison::new(options).map_err(Failure::bad_input)?;
         let observations = match &self.observations {
@@ -178,9 +178,7 @@ impl MirrorSettings {
     }
 
     fn settings(&self) -> Result<crate::spec::live::MirrorSettings, Failure> {
-        self.spec
-            .settings()
-            .map_err(|e| Failure::bad_input_msg(e.for_flag()))
+        self.spec.settings().map_err(flag_error)
     }
 
     /// Prints the start line (`copies of ... from`) and starts `live` on `metrics`.

@@ -1,6 +1,6 @@
 //! The session layer: what every command does around its capability, done one way.
 //!
-//! The command line (`crate::cli`) only parses arguments and prints; scenarios
+//! The command line (`src/cli/`) only parses arguments and prints; scenarios
 //! (`crate::scenario`) and the demo build the same runs from a file. Both come here for:
 //! - [`Failure`]: the one error type, whose [`FailureKind`] alone gives the exit code (2 for
 //!   anything local, 4 for a target, the cluster, the registry or the deploy API, 3 for an
