@@ -53,8 +53,7 @@ fn canary() -> TestbedConfig {
 
 async fn start(name: &str, config: TestbedConfig) -> Result<String, Failure> {
     let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let running = crate::session::testbed::start(name, loopback, config, None).await?;
-    Ok(running.url)
+    crate::session::testbed::start(name, loopback, config).await
 }
 
 fn open_recording() -> Result<GorReader, Failure> {

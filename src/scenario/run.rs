@@ -378,10 +378,9 @@ async fn start_targets(scenario: &Scenario) -> Result<Vec<Target>, Failure> {
     let mut targets = scenario.targets.clone();
     for tb in &scenario.testbeds {
         let what = format!("testbed {}", tb.name);
-        let running =
-            crate::session::testbed::start(&what, tb.listen, tb.config.clone(), None).await?;
-        eprintln!("testbed {} on {}", tb.name, running.url);
-        targets.push(Target::parse(&format!("{}={}", tb.name, running.url)).map_err(bad)?);
+        let url = crate::session::testbed::start(&what, tb.listen, tb.config.clone()).await?;
+        eprintln!("testbed {} on {url}", tb.name);
+        targets.push(Target::parse(&format!("{}={url}", tb.name)).map_err(bad)?);
     }
     Ok(targets)
 }

@@ -12,13 +12,16 @@ use crate::replay::{Passes, ReplayOptions, ReplaySummary};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
-/// Opens a recording for reading; every problem is bad input naming the file.
-pub fn open_recording(path: &Path, skip_bad: bool) -> Result<GorReader, Failure> {
-    let options = ReadOptions {
+fn read_options(skip_bad: bool) -> ReadOptions {
+    ReadOptions {
         skip_bad,
         ..ReadOptions::default()
-    };
-    GorReader::open(path, options).map_err(Failure::bad_input)
+    }
+}
+
+/// Opens a recording for reading; every problem is bad input naming the file.
+pub fn open_recording(path: &Path, skip_bad: bool) -> Result<GorReader, Failure> {
+    GorReader::open(path, read_options(skip_bad)).map_err(Failure::bad_input)
 }
 
 /// A replay source that yields `first` and then reopens `path` for each further pass.
@@ -27,13 +30,7 @@ pub fn recording_source(first: GorReader, path: PathBuf, skip_bad: bool) -> Pass
     Box::new(move || {
         let reader = match first.take() {
             Some(reader) => reader,
-            None => GorReader::open(
-                &path,
-                ReadOptions {
-                    skip_bad,
-                    ..ReadOptions::default()
-                },
-            )?,
+            None => GorReader::open(&path, read_options(skip_bad))?,
         };
         Ok(Box::new(reader) as crate::replay::Exchanges)
     })
