@@ -182,21 +182,28 @@ impl MirrorSettings {
     }
 
     /// Prints the start line (`copies of ... from`) and starts `live` on `metrics`.
-    fn announce(&self, label: &str, from: &str, metrics: &Arc<Metrics>, live: &LiveCounters) {
-        let s = &self.spec;
-        let until = s.duration.map_or_else(
+    fn announce(
+        &self,
+        label: &str,
+        from: &str,
+        mirroring: &Mirroring,
+        metrics: &Arc<Metrics>,
+        live: &LiveCounters,
+    ) {
+        let until = self.spec.duration.map_or_else(
             || "until Ctrl-C or SIGTERM".to_owned(),
             |d| format!("for {d}"),
         );
+        // The URLs as the user wrote them; percent and methods as validated, with defaults.
+        let s = &self.spec;
         crate::progress::start_line(
             self.quiet,
             &format!(
                 "{label}: copies of {}% of the {} {from} go to {}{}, judged live {until}",
-                s.mirror_percent.unwrap_or(100.0),
-                if matches!(s.methods, Some(crate::spec::Methods::All)) {
-                    "requests"
-                } else {
-                    "safe requests"
+                mirroring.policy.percent,
+                match mirroring.policy.methods {
+                    crate::replay::MethodPolicy::All => "requests",
+                    crate::replay::MethodPolicy::Safe => "safe requests",
                 },
                 s.shadow.as_deref().unwrap_or_default(),
                 s.shadow_baseline
@@ -248,7 +255,8 @@ pub(super) async fn shadow_proxy(args: ShadowArgs) -> CommandResult {
     println!("nprt shadow listening on http://{addr}");
     let _ = std::io::stdout().flush();
     let from = format!("to {}", args.primary);
-    args.mirror.announce("shadow", &from, &metrics, &counters);
+    args.mirror
+        .announce("shadow", &from, &mirroring, &metrics, &counters);
     let limits = ConnectionLimits {
         max_connections: args.max_connections,
         header_timeout: args.header_timeout.0,
@@ -278,7 +286,8 @@ pub(super) async fn mirror(args: MirrorArgs) -> CommandResult {
     let metrics = Arc::new(Metrics::new());
     args.mirror.serve_metrics(&metrics).await?;
     let from = format!("to ports {:?} on {}", args.ports, args.interface);
-    args.mirror.announce("mirror", &from, &metrics, &counters);
+    args.mirror
+        .announce("mirror", &from, &mirroring, &metrics, &counters);
     let live = crate::capture::live::LiveOptions {
         interface: args.interface.clone(),
         duration: args.mirror.spec.duration.map(|d| d.0),
