@@ -46,14 +46,3 @@ pub enum CaptureError {
     #[error(transparent)]
     Recording(#[from] RecordingError),
 }
-
-impl CaptureError {
-    /// Whether this is bad input (exit 2) rather than a runtime failure.
-    pub fn is_bad_input(&self) -> bool {
-        match self {
-            Self::Live { .. } | Self::Read { .. } => false,
-            Self::Recording(e) => !matches!(e, RecordingError::Write { .. }),
-            _ => true,
-        }
-    }
-}
