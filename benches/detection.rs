@@ -197,6 +197,7 @@ fn fixed_horizon_aa(runs: u64, pairs: u64) -> (usize, Vec<String>) {
                     latency_us: us,
                     bytes: 0,
                     error: None,
+                    at_ms: None,
                 });
             }
         }

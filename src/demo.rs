@@ -96,6 +96,7 @@ pub(crate) async fn run(report_dir: Option<PathBuf>) -> Result<Exit, Failure> {
         span.exchanges, span.span_seconds
     );
     let run = ReplayRun {
+        resources: None,
         options: ReplayOptions {
             targets,
             pacing: Pacing::Original { speed },

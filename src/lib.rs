@@ -19,6 +19,7 @@ pub mod recording;
 pub mod redact;
 pub mod replay;
 pub mod report;
+pub mod resource;
 pub mod scenario;
 pub mod session;
 pub mod shadow;

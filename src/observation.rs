@@ -30,6 +30,18 @@ pub struct Observation {
     pub bytes: u64,
     /// Why no response arrived (connect refused, timeout, reset…), `None` on success.
     pub error: Option<String>,
+    /// When the answer ended (or the exchange gave up), unix milliseconds: the judge counts
+    /// each target's answers per second to divide its resource metrics per request. Absent
+    /// in files written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<u64>,
+}
+
+/// Now, in unix milliseconds, for [`Observation::at_ms`].
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Errors reading an observations file.
@@ -110,6 +122,7 @@ mod tests {
             latency_us: 1200,
             bytes: 0,
             error: Some("connection refused".into()),
+            at_ms: None,
         };
         let mut buf = Vec::new();
         write_line(&mut buf, &obs).unwrap();

@@ -145,3 +145,19 @@ where
             .build(connector),
     )
 }
+
+/// An error and its causes on one line (hyper's top-level error alone says little); a cause
+/// the text already quotes is not repeated.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
+}

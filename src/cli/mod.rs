@@ -344,6 +344,7 @@ fn new_comparison(
 }
 
 fn compare(args: &CompareArgs) -> CommandResult {
+    use crate::session::prometheus::{named, ResourceJudge};
     let mut comparison = new_comparison(
         &args.baseline,
         &args.candidate,
@@ -357,7 +358,14 @@ fn compare(args: &CompareArgs) -> CommandResult {
             return Err(no_observations(&comparison, name, &args.observations));
         }
     }
-    let verdict = comparison.verdict();
+    let mut verdict = comparison.verdict();
+    crate::session::prometheus::block_on(async {
+        let judge = ResourceJudge::prepare(comparison.options(), named).await?;
+        if let Some(judge) = judge {
+            judge.apply(&mut verdict, comparison.timeline()).await;
+        }
+        Ok::<_, Failure>(())
+    })??;
     let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
     print!(
         "{}",

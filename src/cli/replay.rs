@@ -38,6 +38,7 @@ pub(super) struct ReplayArgs {
 }
 
 pub(super) async fn replay(args: ReplayArgs) -> CommandResult {
+    use crate::session::prometheus::{named, ResourceJudge};
     let targets = args
         .targets
         .iter()
@@ -64,6 +65,10 @@ pub(super) async fn replay(args: ReplayArgs) -> CommandResult {
     };
     let total =
         crate::session::replay::planned_exchanges(&args.recording, args.read.skip_bad, &options);
+    let resources = match &comparison {
+        Some(c) => ResourceJudge::prepare(c.options(), named).await?,
+        None => None,
+    };
     let run = ReplayRun {
         options,
         observations: args.observations.clone(),
@@ -71,6 +76,7 @@ pub(super) async fn replay(args: ReplayArgs) -> CommandResult {
         comparison,
         quiet: args.quiet,
         total,
+        resources,
     };
     run.check_outputs()?;
     if let Some(dir) = &args.report {

@@ -173,6 +173,7 @@ impl MirrorSettings {
                 also: None,
                 keep_mirroring: self.keep_mirroring,
                 decided: None,
+                resources: None,
             },
         })
     }
@@ -243,11 +244,24 @@ impl MirrorSettings {
     }
 }
 
+/// The judge file's resource metrics, checked against Prometheus before any traffic.
+async fn with_resources(mirroring: &mut Mirroring) -> Result<(), Failure> {
+    let judge = &mut mirroring.judge;
+    let resources = crate::session::prometheus::ResourceJudge::prepare(
+        judge.comparison.options(),
+        crate::session::prometheus::named,
+    )
+    .await?;
+    judge.resources = resources.map(Arc::new);
+    Ok(())
+}
+
 pub(super) async fn shadow_proxy(args: ShadowArgs) -> CommandResult {
     let primary = shadow::parse_base(&args.primary).map_err(usage("--primary"))?;
     let notify = args.mirror.notify("shadow")?;
     let counters = LiveCounters::default();
-    let mirroring = args.mirror.mirroring(notify.clone(), &counters)?;
+    let mut mirroring = args.mirror.mirroring(notify.clone(), &counters)?;
+    with_resources(&mut mirroring).await?;
     let metrics = Arc::new(Metrics::new());
     let listener = crate::session::testbed::bind("--listen", args.listen).await?;
     args.mirror.serve_metrics(&metrics).await?;
@@ -282,7 +296,8 @@ pub(super) async fn shadow_proxy(args: ShadowArgs) -> CommandResult {
 pub(super) async fn mirror(args: MirrorArgs) -> CommandResult {
     let notify = args.mirror.notify("mirror")?;
     let counters = LiveCounters::default();
-    let mirroring = args.mirror.mirroring(notify.clone(), &counters)?;
+    let mut mirroring = args.mirror.mirroring(notify.clone(), &counters)?;
+    with_resources(&mut mirroring).await?;
     let metrics = Arc::new(Metrics::new());
     args.mirror.serve_metrics(&metrics).await?;
     let from = format!("to ports {:?} on {}", args.ports, args.interface);

@@ -160,6 +160,7 @@ mod tests {
                     latency_us: ((ms + jitter) * 1000.0) as u64,
                     bytes: 0,
                     error: None,
+                    at_ms: None,
                 });
             }
         }

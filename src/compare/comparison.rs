@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::observation::Observation;
+use crate::resource::Timeline;
 
 use super::paired::{Half, Offer, PairedStats, Pairer, Side, Unpaired};
 use super::target::TargetStats;
@@ -83,6 +84,9 @@ pub struct Comparison {
     warm_ids: HashMap<String, Side>,
     pub(super) warm_skipped: u64,
     pub(super) sequential: Option<sequential::Sequential>,
+    /// Answers per second of each target, for the resource metrics (bounded, see
+    /// [`Timeline`]).
+    timeline: Timeline,
 }
 
 impl Comparison {
@@ -102,8 +106,14 @@ impl Comparison {
             warm_ids: HashMap::new(),
             warm_skipped: 0,
             sequential: options.sequential.clone().map(sequential::Sequential::new),
+            timeline: Timeline::default(),
             options,
         })
+    }
+
+    /// When each target answered: the window and per-step requests of the resource metrics.
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
     }
 
     pub fn options(&self) -> &Options {
@@ -133,6 +143,12 @@ impl Comparison {
     /// Folds one observation in. Observations of other targets are only counted.
     pub fn add(&mut self, observation: &Observation) {
         let target = &*observation.target;
+        if let Some(at) = observation.at_ms {
+            // Warm-up answers cost CPU too: counted before the warm-up is left out.
+            if target == self.options.baseline || target == self.options.candidate {
+                self.timeline.add(target, at);
+            }
+        }
         let candidate = if target == self.options.baseline {
             false
         } else if target == self.options.candidate {
@@ -175,6 +191,7 @@ impl Comparison {
     /// Folds in a histogram summary (from `nprt replay --summary`): counts and latency
     /// distributions of the baseline, candidate and noise targets, without pairing.
     pub fn add_summary(&mut self, summary: &summary::HistogramSummary) {
+        self.timeline.merge(summary.timeline());
         for (route, targets) in summary.routes() {
             for (target, stats) in targets {
                 let pick: fn(&mut Pair) -> &mut TargetStats = if *target == self.options.baseline {
@@ -291,6 +308,7 @@ impl Comparison {
             });
         }
         self.overall.merge(&other.overall);
+        self.timeline.merge(&other.timeline);
         for (route, pair) in &other.routes {
             self.route_entry(route).merge(pair);
         }

@@ -110,6 +110,7 @@ impl Comparison {
             ignored: self.ignored,
             include_histograms: histograms,
             sequential,
+            resources: Vec::new(),
         }
     }
 

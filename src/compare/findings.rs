@@ -67,7 +67,7 @@ pub(super) fn findings_of(
                 (check.over_limit() || over_before_noise)
                     .then(|| rules::statistical(route, check, opts))
             }
-            Metric::NewStatus | Metric::Sequential => None,
+            Metric::NewStatus | Metric::Sequential | Metric::Resource => None,
         };
         let Some(mut finding) = finding else {
             continue;

@@ -19,6 +19,15 @@
 //! pattern = "GET /api/search*"  # `*` matches anything; a pattern starting with / matches the path
 //! min_requests = 50
 //! thresholds = { p99 = { relative = 0.5, absolute_ms = 20.0 } }
+//!
+//! [prometheus]                  # resource metrics, see `crate::resource::config`
+//! url = "http://127.0.0.1:9090"
+//! step = "2s"
+//! [[prometheus.metrics]]
+//! name = "cpu per request"
+//! query = 'rate(process_cpu_seconds_total{job="{target}"}[{step}])'
+//! per_request = true
+//! limit = "+20%"
 //! ```
 //!
 //! Parsing is pure (text in, [`Options`] out); errors carry the line and column of the value or
@@ -53,6 +62,7 @@ struct File {
     thresholds: ThresholdsFile,
     #[serde(default)]
     routes: Vec<RouteFile>,
+    prometheus: Option<crate::resource::config::File>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -274,6 +284,17 @@ pub fn parse(text: &str, base: Options) -> Result<Options, JudgeFileError> {
         )?;
         o.routes.push(r);
     }
+    if let Some(section) = &file.prometheus {
+        let config = crate::resource::config::build(section).map_err(|(span, message)| {
+            let (line, column) = position(text, span.start);
+            JudgeFileError {
+                line,
+                column,
+                message,
+            }
+        })?;
+        o.prometheus = Some(config);
+    }
     Ok(o)
 }
 
@@ -283,6 +304,28 @@ mod tests {
 
     fn base() -> Options {
         Options::new("stable", "canary")
+    }
+
+    #[test]
+    fn reads_the_prometheus_section_and_points_at_its_mistakes() {
+        let text = r#"
+alpha = 0.01
+[prometheus]
+url = "http://127.0.0.1:9090"
+step = "2s"
+[[prometheus.metrics]]
+name = "cpu per request"
+query = 'rate(process_cpu_seconds_total{job="{target}"}[{step}])'
+per_request = true
+"#;
+        let o = parse(text, base()).unwrap();
+        let p = o.prometheus.as_ref().unwrap();
+        assert_eq!((p.step_s, p.metrics.len()), (2, 1));
+        assert!(p.metrics[0].per_request);
+        let bad = text.replace("per_request = true", "per_request = true\nlimit = \"lots\"");
+        let e = parse(&bad, base()).unwrap_err();
+        assert_eq!(e.line, 10, "{e}");
+        assert!(e.message.contains("prometheus.metrics[0].limit"), "{e}");
     }
 
     #[test]

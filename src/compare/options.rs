@@ -58,6 +58,10 @@ pub struct Options {
     /// It is not merged: after [`Comparison::merge`](super::Comparison::merge) it has seen the
     /// pairs formed here only.
     pub sequential: Option<sequential::SequentialOptions>,
+    /// Resource metrics to query from Prometheus after the run (the judge file's
+    /// `[prometheus]`); judged by the session layer, which does the I/O.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<crate::resource::Config>,
 }
 
 /// Thresholds for the routes that match `pattern`; unset fields keep the general value.
@@ -138,6 +142,7 @@ impl Options {
             noise: None,
             noise_relative: 0.20,
             sequential: None,
+            prometheus: None,
         }
     }
 

@@ -31,6 +31,9 @@ pub enum Metric {
     LatencyDistribution,
     /// The anytime-valid sequential judge over live pairs; values are e-values.
     Sequential,
+    /// A resource metric from Prometheus (`[prometheus]` in the judge file); values in the
+    /// metric's unit, the finding's message names the metric.
+    Resource,
 }
 
 impl Metric {
@@ -42,7 +45,36 @@ impl Metric {
             Metric::LatencyShift => "latency_shift",
             Metric::LatencyDistribution => "latency_distribution",
             Metric::Sequential => "sequential",
+            Metric::Resource => "resource",
         }
+    }
+}
+
+/// Four significant digits whatever the magnitude: CPU seconds per request (0.002134) and
+/// bytes a minute (1048576) both read.
+pub fn significant(value: f64, change: bool) -> String {
+    let text = if value == 0.0 || !value.is_finite() {
+        "0".to_owned()
+    } else {
+        let magnitude = value.abs().log10().floor() as i32;
+        if !(-4..9).contains(&magnitude) {
+            format!("{value:.3e}")
+        } else {
+            {
+                let s = format!("{value:.*}", (3 - magnitude).max(0) as usize);
+                let s = if s.contains('.') {
+                    s.trim_end_matches('0').trim_end_matches('.')
+                } else {
+                    &s
+                };
+                s.to_owned()
+            }
+        }
+    };
+    if change && !text.starts_with('-') && text != "0" {
+        format!("+{text}")
+    } else {
+        text
     }
 }
 
@@ -273,6 +305,7 @@ mod tests {
                 latency_us: (ms * 1000.0) as u64,
                 bytes: 0,
                 error: status.is_none().then(|| "reset".into()),
+                at_ms: None,
             });
         }
         t

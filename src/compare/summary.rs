@@ -8,6 +8,7 @@
 use super::codec;
 use super::target::TargetStats;
 use crate::observation::Observation;
+use crate::resource::Timeline;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -21,6 +22,8 @@ pub const MAX_ROUTES: usize = 1000;
 #[derive(Debug, Clone, Default)]
 pub struct HistogramSummary {
     routes: BTreeMap<String, BTreeMap<String, TargetStats>>,
+    /// Answers per second of each target, for the resource metrics.
+    timeline: Timeline,
 }
 
 /// Why a summary file cannot be used.
@@ -42,6 +45,9 @@ pub enum SummaryError {
 struct File {
     schema: String,
     routes: BTreeMap<String, BTreeMap<String, TargetFile>>,
+    /// Absent in summaries written before resource metrics.
+    #[serde(default)]
+    timeline: Option<Timeline>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -56,6 +62,9 @@ struct TargetFile {
 
 impl HistogramSummary {
     pub fn add(&mut self, obs: &Observation) {
+        if let Some(at) = obs.at_ms {
+            self.timeline.add(&obs.target, at);
+        }
         let route = if self.routes.contains_key(&*obs.route) || self.routes.len() < MAX_ROUTES {
             &*obs.route
         } else {
@@ -73,12 +82,18 @@ impl HistogramSummary {
 
     /// Adds another summary: exact, as if its observations had been fed here.
     pub fn merge(&mut self, other: &HistogramSummary) {
+        self.timeline.merge(&other.timeline);
         for (route, targets) in &other.routes {
             let mine = self.routes.entry(route.clone()).or_default();
             for (target, stats) in targets {
                 mine.entry(target.clone()).or_default().merge(stats);
             }
         }
+    }
+
+    /// When each target answered.
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
     }
 
     /// Per route, per target statistics.
@@ -110,6 +125,7 @@ impl HistogramSummary {
                     (route.clone(), targets)
                 })
                 .collect(),
+            timeline: (!self.timeline.is_empty()).then(|| self.timeline.clone()),
         };
         serde_json::to_string(&file).unwrap_or_default()
     }
@@ -140,7 +156,12 @@ impl HistogramSummary {
             }
             routes.insert(route, parsed);
         }
-        Ok(HistogramSummary { routes })
+        // Through `merge`, so a file's timeline is held to the same bounds as a live one.
+        let mut timeline = Timeline::default();
+        if let Some(t) = &file.timeline {
+            timeline.merge(t);
+        }
+        Ok(HistogramSummary { routes, timeline })
     }
 
     /// Whether `text` looks like a summary file rather than observations.
@@ -166,6 +187,7 @@ mod tests {
             latency_us: us,
             bytes: 0,
             error: status.is_none().then(|| "timeout".to_owned()),
+            at_ms: None,
         }
     }
 

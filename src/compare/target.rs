@@ -278,6 +278,7 @@ mod tests {
             latency_us,
             bytes: 0,
             error: status.is_none().then(|| "timeout".into()),
+            at_ms: None,
         }
     }
 

@@ -29,6 +29,7 @@ fn feed(
             latency_us: (ms * spread * 1000.0) as u64,
             bytes: 100,
             error: status.is_none().then(|| "connection reset".into()),
+            at_ms: None,
         });
     }
 }
@@ -306,6 +307,7 @@ fn merge_finely_interleaved_observations() {
             latency_us: (i * 7919) % 90_000,
             bytes: 0,
             error: (i % 13 == 0).then(|| "timeout".into()),
+            at_ms: None,
         };
         single.add(&obs);
         parts[(i % 2) as usize].add(&obs);
@@ -419,6 +421,7 @@ fn unpaired_observations_use_fishers_test() {
                 latency_us: 10_000,
                 bytes: 0,
                 error: None,
+                at_ms: None,
             });
         }
     }
@@ -486,6 +489,7 @@ fn a_spread_only_regression_is_seen_by_the_distribution_check() {
                 latency_us: (ms * 1000.0) as u64,
                 bytes: 0,
                 error: None,
+                at_ms: None,
             });
         }
     }
@@ -571,6 +575,7 @@ fn warm_up_leaves_out_the_first_observations_and_their_partners() {
                 latency_us: if slow { 900_000 } else { 10_000 + i },
                 bytes: 0,
                 error: None,
+                at_ms: None,
             });
         }
     }
@@ -607,6 +612,7 @@ fn a_difference_the_two_stables_share_is_discounted() {
                     latency_us: ((10.0 * spread + 3.0) * 1000.0) as u64,
                     bytes: 0,
                     error: None,
+                    at_ms: None,
                 });
             }
         }
@@ -662,6 +668,7 @@ fn the_sequential_judge_rides_along_the_pairs() {
                 latency_us: 10_000,
                 bytes: 0,
                 error: None,
+                at_ms: None,
             });
         }
     }
@@ -720,6 +727,7 @@ fn the_sequential_judge_passes_identical_routes_and_notes_a_rare_one() {
                 latency_us: work + rng.u64(..1_000),
                 bytes: 0,
                 error: None,
+                at_ms: None,
             });
         }
         if c.sequential_decision() != Some(sequential::Decision::Continue) {

@@ -7,12 +7,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::Exit;
 
-use super::checks::Check;
+use super::checks::{Check, CheckOutcome};
 use super::paired::PairedSummary;
 use super::rules::Finding;
+use super::rules::{significant, Metric, Severity};
 use super::stats::Correction;
 use super::target::TargetSummary;
 use super::{sequential, RouteOverride, OVERALL_ROUTE};
+use crate::resource::ResourceResult;
 
 /// The decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +100,9 @@ pub struct Verdict {
     /// The sequential judge's state, when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequential: Option<SequentialReport>,
+    /// The resource metrics from Prometheus (the judge file's `[prometheus]`), when queried.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ResourceResult>,
 }
 
 /// One route's numbers in report order, or the overall ones under [`OVERALL_ROUTE`]: what
@@ -161,5 +166,68 @@ impl Verdict {
             Outcome::Fail => Exit::Regression,
             Outcome::Inconclusive => Exit::Inconclusive,
         }
+    }
+}
+
+impl Verdict {
+    /// Adds the resource metrics' results: a failing one is a failing finding (and the run
+    /// fails), one over its allowance but not significant is information, and one that could
+    /// not be judged makes a passing run INCONCLUSIVE, with why in the notes — a missing
+    /// series is never a silent pass.
+    pub fn add_resources(&mut self, results: Vec<ResourceResult>) {
+        for r in &results {
+            if let Some(reason) = &r.reason {
+                self.notes.push(format!(
+                    "resource metric \"{}\" not judged: {reason}",
+                    r.name
+                ));
+            }
+            let Some(check) = &r.check else {
+                continue;
+            };
+            let severity = match check.outcome {
+                CheckOutcome::Fail => Severity::Fail,
+                CheckOutcome::NotSignificant => Severity::Info,
+                CheckOutcome::Pass => continue,
+            };
+            let relative = r
+                .relative
+                .map(|x| format!(" ({:+.1}%)", x * 100.0))
+                .unwrap_or_default();
+            let mut message = format!(
+                "{}: {} → {} {} over {} steps, shift {}{relative}, allowed {}{}",
+                r.name,
+                significant(check.baseline, false),
+                significant(check.candidate, false),
+                check.unit,
+                r.steps,
+                significant(check.effect, true),
+                significant(check.limit, true),
+                check.p_text(),
+            );
+            if severity == Severity::Info {
+                message.push_str(", not significant");
+            }
+            self.findings.push(Finding {
+                route: OVERALL_ROUTE.to_owned(),
+                metric: Metric::Resource,
+                severity,
+                status: None,
+                baseline: check.baseline,
+                candidate: check.candidate,
+                threshold: Some(check.limit),
+                unit: check.unit.clone(),
+                message,
+                check: Some(check.clone()),
+            });
+        }
+        if results.iter().any(|r| r.outcome == Outcome::Fail) {
+            self.outcome = Outcome::Fail;
+        } else if self.outcome == Outcome::Pass
+            && results.iter().any(|r| r.outcome == Outcome::Inconclusive)
+        {
+            self.outcome = Outcome::Inconclusive;
+        }
+        self.resources = results;
     }
 }

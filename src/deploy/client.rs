@@ -315,7 +315,7 @@ impl ApiClient {
                 .http
                 .request(request)
                 .await
-                .map_err(|e| unreachable(error_chain(&e)))?;
+                .map_err(|e| unreachable(crate::tls::error_chain(&e)))?;
             let status = response.status();
             let retry_after = response
                 .headers()
@@ -368,20 +368,6 @@ impl ApiClient {
 /// `/SERVICE{rest}`, the service name escaped.
 fn service_path(service: &str, rest: &str) -> String {
     format!("/{}{rest}", super::registry::encode(service))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

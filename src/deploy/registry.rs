@@ -427,7 +427,7 @@ impl RegistryClient {
         let response = tokio::time::timeout(self.timeout, self.http.request(request))
             .await
             .map_err(|_| unreachable(format!("no answer within {:?}", self.timeout)))?
-            .map_err(|e| unreachable(error_chain(&e)))?;
+            .map_err(|e| unreachable(crate::tls::error_chain(&e)))?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = tokio::time::timeout(self.timeout, response.into_body().collect())
@@ -437,17 +437,6 @@ impl RegistryClient {
             .to_bytes();
         Ok((status, headers, body))
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters (query values, scopes).

@@ -134,7 +134,7 @@ impl Notifier {
             .client
             .request(request)
             .await
-            .map_err(|e| self.scrub(&error_chain(&e)))?;
+            .map_err(|e| self.scrub(&crate::tls::error_chain(&e)))?;
         let status = response.status();
         let answer = Limited::new(response.into_body(), ANSWER_LIMIT)
             .collect()
@@ -161,21 +161,6 @@ impl Notifier {
         }
         out
     }
-}
-
-/// An error and its causes on one line (hyper's top-level error alone says little).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let part = cause.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The one verdict message of a live run (`nprt shadow`, `nprt mirror`): sent the moment the

@@ -251,6 +251,7 @@ mod tests {
             latency_us: 1,
             bytes: 0,
             error: Some("refused".into()),
+            at_ms: None,
         };
         for _ in 0..10 {
             p.observe(&obs);

@@ -129,6 +129,7 @@ mod tests {
             error: status
                 .is_none()
                 .then(|| "connect: Connection refused".to_owned()),
+            at_ms: None,
         }
     }
 

@@ -155,6 +155,7 @@ impl Job {
             latency_us,
             bytes,
             error,
+            at_ms: Some(crate::observation::now_ms()),
         }
     }
 }

@@ -90,6 +90,7 @@ mod tests {
             latency_us: 1,
             bytes: 0,
             error: None,
+            at_ms: None,
         }
     }
 

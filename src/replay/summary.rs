@@ -191,6 +191,7 @@ mod tests {
             latency_us: 10,
             bytes: 1,
             error: status.is_none().then(|| "connect: refused".to_owned()),
+            at_ms: None,
         }
     }
 

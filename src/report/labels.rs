@@ -5,6 +5,7 @@
 
 use std::fmt::Write;
 
+use crate::compare::rules::significant;
 use crate::compare::{Check, CheckOutcome, Metric};
 
 /// The readable name of a check (the metric of a check or a finding). Exhaustive on purpose:
@@ -17,6 +18,7 @@ pub fn check_name(metric: Metric) -> &'static str {
         Metric::LatencyShift => "median latency shift",
         Metric::LatencyDistribution => "share of slower requests",
         Metric::Sequential => "live sequential judge",
+        Metric::Resource => "resource metric",
     }
 }
 
@@ -33,6 +35,7 @@ pub fn check_description(metric: Metric) -> &'static str {
             "share of requests slower than the baseline by more than the p99 allowance"
         }
         Metric::Sequential => "the anytime-valid judge over the live pairs, in their order",
+        Metric::Resource => "a Prometheus metric of each target, step by step over the run",
     }
 }
 
@@ -73,6 +76,8 @@ enum Scale {
     Count,
     /// A factor, such as an e-value against its 1/alpha bar.
     Ratio,
+    /// A Prometheus metric in its own unit (`Check::unit`), any magnitude.
+    Metric,
 }
 
 fn scale(check: &Check) -> Scale {
@@ -82,6 +87,16 @@ fn scale(check: &Check) -> Scale {
         Metric::LatencyDistribution => Scale::Share,
         Metric::NewStatus => Scale::Count,
         Metric::Sequential => Scale::Ratio,
+        Metric::Resource => Scale::Metric,
+    }
+}
+
+/// A metric's number with its unit, when it has one.
+fn metric_unit(check: &Check, text: String) -> String {
+    if check.unit.is_empty() {
+        text
+    } else {
+        format!("{text} {}", check.unit)
     }
 }
 
@@ -139,18 +154,36 @@ fn with_unit(scale: Scale, value: f64, change: bool) -> String {
             format!("{n} time{}", if n == "1" { "" } else { "s" })
         }
         Scale::Ratio => format!("{}×", number(2)),
+        Scale::Metric => significant(value, change),
     }
 }
 
 /// One side of a check (its baseline or candidate value), with its unit: "38.1 ms", "2.3 %".
 pub fn value(check: &Check, v: f64) -> String {
-    with_unit(scale(check), v, false)
+    let s = scale(check);
+    let text = with_unit(s, v, false);
+    if s == Scale::Metric {
+        metric_unit(check, text)
+    } else {
+        text
+    }
 }
 
 /// The change a check measured, signed and with its unit: "+30 ms", "+2.3 % points",
 /// "99.8 % of requests".
 pub fn effect(check: &Check) -> String {
-    with_unit(scale(check), check.effect, true)
+    change(check, check.effect)
+}
+
+/// A signed change with the check's unit.
+fn change(check: &Check, v: f64) -> String {
+    let s = scale(check);
+    let text = with_unit(s, v, true);
+    if s == Scale::Metric {
+        metric_unit(check, text)
+    } else {
+        text
+    }
 }
 
 /// The effect's interval with its unit, or "–" when the check has none.
@@ -161,6 +194,7 @@ pub fn interval(check: &Check) -> String {
     let s = scale(check);
     let bare = |v: f64| match s {
         Scale::Ms => signed(v, 3),
+        Scale::Metric => significant(v, true),
         _ => signed(v, 2),
     };
     // The unit goes once, after the pair.
@@ -170,6 +204,8 @@ pub fn interval(check: &Check) -> String {
         Scale::Share => " % of requests",
         Scale::Count => " times",
         Scale::Ratio => "×",
+        Scale::Metric if check.unit.is_empty() => "",
+        Scale::Metric => return format!("{} to {} {}", bare(lo), bare(hi), check.unit),
     };
     format!("{} to {}{unit}", bare(lo), bare(hi))
 }
@@ -177,7 +213,7 @@ pub fn interval(check: &Check) -> String {
 /// The change a check allows, with its unit ("+5 ms", "+1 % point", "5 % of requests"), and
 /// where the noise raised it, the limit before.
 pub fn limit(check: &Check) -> String {
-    let write = |v: f64| with_unit(scale(check), v, true);
+    let write = |v: f64| change(check, v);
     let mut out = write(check.limit);
     if let Some(before) = check.limit_without_noise {
         let _ = write!(out, " (raised from {} by the noise)", write(before));
@@ -194,7 +230,7 @@ pub fn summary(check: &Check) -> String {
     }
     let _ = write!(s, ", limit {}", limit(check));
     if let Some(noise) = check.noise {
-        let _ = write!(s, " (noise {})", with_unit(scale(check), noise, true));
+        let _ = write!(s, " (noise {})", change(check, noise));
     }
     if let Some(p) = check.p_value {
         let _ = write!(s, ", p {}", crate::compare::checks::fmt_p(p));

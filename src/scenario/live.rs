@@ -30,6 +30,8 @@ pub struct Live<'a> {
     pub observations: Option<PathBuf>,
     pub summary: Option<PathBuf>,
     pub quiet: bool,
+    /// The judge file's resource metrics, already checked against Prometheus.
+    pub resources: Option<crate::session::prometheus::ResourceJudge>,
 }
 
 /// The end of a run of traffic, whatever its source.
@@ -63,6 +65,7 @@ pub async fn run(live: Live<'_>) -> Result<Traffic, Failure> {
         observations,
         summary,
         quiet,
+        resources,
     } = live;
     // The mirroring: what is copied where, and the judge fed with the answers.
     let histograms = summary
@@ -75,6 +78,7 @@ pub async fn run(live: Live<'_>) -> Result<Traffic, Failure> {
         histograms.clone(),
         decided_tx,
         spec,
+        resources.map(Arc::new),
     )?;
     let mirroring = mirroring(spec, primary.as_ref(), &shadow, baseline, judge);
     // The source, until the judge decides: the run ends then, so the scenario acts at once.
@@ -154,6 +158,7 @@ fn judge_settings(
     histograms: Option<Arc<Mutex<HistogramSummary>>>,
     decided: tokio::sync::oneshot::Sender<Decision>,
     spec: &LiveSpec,
+    resources: Option<Arc<crate::session::prometheus::ResourceJudge>>,
 ) -> Result<JudgeSettings, Failure> {
     let observations = match observations {
         Some(path) => Some(crate::session::output::stream_file(path, "observations")?),
@@ -176,6 +181,7 @@ fn judge_settings(
         also,
         keep_mirroring: false,
         decided: Some(decided),
+        resources,
     })
 }
 

@@ -19,6 +19,8 @@ use crate::deploy::outcome::Deployed;
 use crate::notify::scenario as notify;
 use crate::replay::Target;
 use crate::report::{self, Format};
+use crate::resource::promql::TargetLabels;
+use crate::session::prometheus::ResourceJudge;
 use crate::session::replay::{recording_source, ReplayRun};
 use crate::session::{shutdown_signal, write_reports, AtomicFile, Failure};
 use crate::Exit;
@@ -293,6 +295,10 @@ async fn traffic(
             let source = recording_source(first, spec.path.clone(), spec.skip_bad);
             let total =
                 crate::session::replay::planned_exchanges(&spec.path, spec.skip_bad, &options);
+            let resources = ResourceJudge::prepare(comparison.options(), |name| {
+                target_labels(scenario, deployed, name)
+            })
+            .await?;
             let done = ReplayRun {
                 options,
                 observations,
@@ -300,6 +306,7 @@ async fn traffic(
                 comparison: Some(comparison),
                 quiet,
                 total,
+                resources,
             }
             .execute(source, std::future::pending())
             .await?;
@@ -356,7 +363,12 @@ async fn traffic(
                 baseline.as_ref().map(|b| b.name.as_str()),
             );
             let comparison = Comparison::new(live_options).map_err(Failure::bad_input)?;
+            let resources = ResourceJudge::prepare(comparison.options(), |name| {
+                target_labels(scenario, deployed, name)
+            })
+            .await?;
             live::run(Live {
+                resources,
                 source: kind,
                 spec,
                 primary,
@@ -370,6 +382,45 @@ async fn traffic(
             .await?
         }
     })
+}
+
+/// What the placeholders of a resource query know of a target: its name, and for the
+/// targets a deploy made (the candidate, and the baseline deployed beside it) the version,
+/// track, namespace and workload; for the stable beside a canary, its track and workload.
+fn target_labels(scenario: &Scenario, deployed: Option<&Deployed>, name: &str) -> TargetLabels {
+    let mut labels = crate::session::prometheus::named(name);
+    let Some(d) = deployed else {
+        return labels;
+    };
+    let workload = |applied: &[String]| {
+        applied.iter().find_map(|a| {
+            let (kind, name) = a.split_once('/')?;
+            matches!(kind, "Deployment" | "StatefulSet" | "DaemonSet").then(|| name.to_owned())
+        })
+    };
+    let namespace = d.services.first().map(|s| s.namespace.clone());
+    let options = &scenario.judge.options;
+    if name == options.candidate {
+        labels.version = Some(d.version.clone());
+        labels.track = Some(d.track.as_str().to_owned());
+        labels.workload = workload(&d.applied);
+        labels.namespace = namespace;
+    } else if let Some(b) = d
+        .baseline
+        .as_ref()
+        .filter(|_| name == options.baseline || name == crate::shadow::SHADOW_BASELINE)
+    {
+        labels.version = Some(b.version.clone());
+        labels.track = Some("baseline".to_owned());
+        labels.workload = workload(&b.applied);
+        labels.namespace = namespace;
+    } else if name == options.baseline {
+        labels.track = Some("stable".to_owned());
+        labels.workload = workload(&d.applied)
+            .map(|w| w.strip_suffix("-canary").map_or(w.clone(), str::to_owned));
+        labels.namespace = namespace;
+    }
+    labels
 }
 
 /// Binds the testbeds (on their own tasks, for the life of the process) and returns every

@@ -9,11 +9,14 @@
 //! - [`signal`]: Ctrl-C and SIGTERM;
 //! - [`compare`]: observation files and summaries fed into a comparison;
 //! - [`replay`]: the replay run with its observations, summary, comparison and interruption;
+//! - [`prometheus`]: the judge file's resource metrics, checked before traffic and queried
+//!   after it;
 //! - [`testbed`]: testbeds started in this process, and binding listening sockets.
 
 pub mod compare;
 mod error;
 pub mod output;
+pub mod prometheus;
 pub mod replay;
 pub mod signal;
 pub mod testbed;

@@ -93,6 +93,8 @@ pub struct ReplayRun {
     pub quiet: bool,
     /// Exchanges the run will send, when known up front: the progress bar's total.
     pub total: Option<u64>,
+    /// The judge file's resource metrics, already checked against Prometheus.
+    pub resources: Option<super::prometheus::ResourceJudge>,
 }
 
 /// What a replay run ended with.
@@ -184,7 +186,17 @@ impl ReplayRun {
         if let (Some(path), Some(histograms)) = (&self.summary, histograms) {
             super::output::write_file(path, histograms.to_json().as_bytes())?;
         }
-        let mut verdict = comparison.map(|c| c.verdict());
+        let mut verdict = comparison.as_ref().map(Comparison::verdict);
+        if let (Some(v), Some(c), Some(judge)) = (verdict.as_mut(), &comparison, &self.resources) {
+            if !self.quiet {
+                eprintln!(
+                    "querying Prometheus for {} resource metric(s) (waiting {} ms for the last scrapes)",
+                    judge.config().metrics.len(),
+                    judge.config().settle_ms
+                );
+            }
+            judge.apply(v, c.timeline()).await;
+        }
         if let (Some(v), true) = (verdict.as_mut(), summary.interrupted) {
             mark_interrupted(v, &summary);
         }

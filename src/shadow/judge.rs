@@ -24,6 +24,8 @@ use super::metrics::{Drop, Metrics};
 use crate::compare::sequential::Decision;
 use crate::compare::{Comparison, Verdict};
 use crate::observation::Observation;
+use crate::resource::ResourceResult;
+use crate::session::prometheus::ResourceJudge;
 
 /// Where the judge's verdicts go: called with each periodic verdict (`last == false`) and
 /// the final one. The command line writes every report format from it.
@@ -58,6 +60,17 @@ pub struct JudgeSettings {
     /// Told once when the sequential judge decides (pass, fail or inconclusive), so that a
     /// scenario can act at once instead of at the end of its duration.
     pub decided: Option<tokio::sync::oneshot::Sender<Decision>>,
+    /// The judge file's resource metrics: looked at every `live_interval` during the run (a
+    /// failing one stops mirroring like a failing sequential judge), judged in the final
+    /// verdict.
+    pub resources: Option<Arc<ResourceJudge>>,
+}
+
+/// The alpha of the k-th live look at the resource metrics (k from 1): α·6/(π²k²), which
+/// sums to α over every look however long the run, so stopping on any look keeps the chance
+/// of failing a healthy candidate at α (Bonferroni over the looks, spent as a series).
+pub fn look_alpha(alpha: f64, k: u32) -> f64 {
+    alpha * 6.0 / (std::f64::consts::PI.powi(2) * f64::from(k).powi(2))
 }
 
 /// The sending side, cloned into every task that observes something.
@@ -116,8 +129,43 @@ async fn run(
     let mut decision = Decision::Continue;
     let mut on_fail_call: Option<tokio::task::JoinHandle<()>> = None;
     let mut failed = false;
+    let look_every = settings
+        .resources
+        .as_ref()
+        .map_or(Duration::from_secs(3600), |r| {
+            Duration::from_millis(r.config().live_interval_ms)
+        });
+    let mut look_ticker =
+        tokio::time::interval_at(tokio::time::Instant::now() + look_every, look_every);
+    look_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut look: Option<tokio::task::JoinHandle<Option<ResourceResult>>> = None;
+    let mut looks = 0u32;
+    let mut resource_fail: Option<ResourceResult> = None;
     loop {
         tokio::select! {
+            _ = look_ticker.tick(), if settings.resources.is_some() && look.is_none() && !failed => {
+                looks += 1;
+                let alpha = look_alpha(settings.comparison.options().alpha, looks);
+                let judge = settings.resources.clone().expect("checked in the guard");
+                let timeline = settings.comparison.timeline().clone();
+                look = Some(tokio::spawn(async move { judge.look(&timeline, alpha).await }));
+            }
+            result = async { look.as_mut().expect("checked in the guard").await }, if look.is_some() => {
+                look = None;
+                if let (Ok(Some(r)), false) = (result, failed) {
+                    failed = true;
+                    eprintln!(
+                        "judge: fail — resource metric \"{}\" regressed (live look {looks}){}",
+                        r.name,
+                        if settings.keep_mirroring { "; mirroring goes on (--keep-mirroring)" } else { "; mirroring stopped" }
+                    );
+                    if !settings.keep_mirroring {
+                        stopped.store(true, Ordering::SeqCst);
+                    }
+                    on_fail_call = settings.on_fail.clone().map(|o| tokio::spawn(call_on_fail(o)));
+                    resource_fail = Some(r);
+                }
+            }
             observation = rx.recv() => {
                 let Some(observation) = observation else { break };
                 if let Some(out) = settings.observations.as_mut() {
@@ -168,7 +216,11 @@ async fn run(
             }
         }
     }
-    let verdict = report(&mut settings, &metrics, true).await;
+    if let Some(look) = look {
+        look.abort();
+    }
+    let verdict = final_verdict(&mut settings, &metrics, resource_fail).await;
+    (settings.reports)(&verdict, true);
     let on_fail_called = on_fail_call.is_some();
     if let Some(call) = on_fail_call {
         // The call has its own timeout; waiting for it here keeps it from being cut off.
@@ -178,6 +230,42 @@ async fn run(
         verdict,
         on_fail_called,
     }
+}
+
+/// The last verdict: the comparison's, with the resource metrics judged over the whole run.
+/// A metric a live look failed stays failed, whatever the final look says: mirroring stopped
+/// on it.
+async fn final_verdict(
+    settings: &mut JudgeSettings,
+    metrics: &Metrics,
+    live_fail: Option<ResourceResult>,
+) -> Verdict {
+    if let Some(out) = settings.observations.as_mut() {
+        let _ = out.flush();
+    }
+    let comparison = settings.comparison.clone();
+    let mut verdict = match tokio::task::spawn_blocking(move || comparison.verdict()).await {
+        Ok(v) => v,
+        Err(_) => settings.comparison.verdict(),
+    };
+    account_for_nprt(&mut verdict, metrics);
+    if let Some(judge) = settings.resources.clone() {
+        let timeline = settings.comparison.timeline().clone();
+        judge.apply(&mut verdict, &timeline).await;
+    }
+    if let Some(failed) = live_fail {
+        if let Some(slot) = verdict.resources.iter().position(|r| r.name == failed.name) {
+            if verdict.resources[slot].outcome != crate::compare::Outcome::Fail {
+                let mut all = std::mem::take(&mut verdict.resources);
+                all[slot] = failed;
+                verdict
+                    .findings
+                    .retain(|f| f.metric != crate::compare::Metric::Resource);
+                verdict.add_resources(all);
+            }
+        }
+    }
+    verdict
 }
 
 /// Builds a verdict off the async threads (the bootstrap takes a while) and hands it on.
@@ -267,7 +355,8 @@ fn account_for_nprt(verdict: &mut crate::compare::Verdict, metrics: &Metrics) {
         let latency = match f.metric {
             Metric::P99Latency | Metric::LatencyShift | Metric::LatencyDistribution => true,
             Metric::Sequential => sequential_latency,
-            Metric::FailureRate | Metric::NewStatus => false,
+            // Resources are queried from Prometheus, not timed by nprt.
+            Metric::FailureRate | Metric::NewStatus | Metric::Resource => false,
         };
         if latency && f.severity == Severity::Fail {
             f.severity = Severity::Info;

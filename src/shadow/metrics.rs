@@ -486,6 +486,7 @@ mod tests {
             latency_us: 1500,
             bytes: 3,
             error: error.map(str::to_owned),
+            at_ms: None,
         };
         m.observed(&obs("primary", Some(200), None));
         m.observed(&obs("shadow", None, Some("connection refused")));

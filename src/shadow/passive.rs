@@ -139,6 +139,7 @@ impl Feed {
             latency_us: latency_ns / 1000,
             bytes: response.bytes.len().saturating_sub(response.head.head_len) as u64,
             error: None,
+            at_ms: Some(crate::observation::now_ms()),
         };
         Ok((
             MirrorJob {

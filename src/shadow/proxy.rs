@@ -321,6 +321,7 @@ impl Stamp {
             latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
             bytes,
             error,
+            at_ms: Some(crate::observation::now_ms()),
         }
     }
 }

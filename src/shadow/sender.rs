@@ -360,5 +360,6 @@ async fn send(
         latency_us,
         bytes,
         error,
+        at_ms: Some(crate::observation::now_ms()),
     }
 }
