@@ -127,6 +127,7 @@ fn every_manifest_is_a_valid_kubernetes_object() {
         "mirror-sidecar.yaml",
         "replay-job.yaml",
         "replay-merge-job.yaml",
+        "prometheus-scrape.yaml",
         "example-app/web.yaml",
     ] {
         assert!(

@@ -1,6 +1,8 @@
 //! Shared set-up for the integration tests: the real `nprt` binary, testbeds on port 0.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod prometheus;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
