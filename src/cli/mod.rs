@@ -265,7 +265,7 @@ async fn run(command: Command) -> CommandResult {
         Command::Inspect(args) => inspect(&args),
         Command::Redact(args) => redact(&args),
         Command::Replay(args) => replay(*args).await,
-        Command::Compare(args) => compare(&args),
+        Command::Compare(args) => compare(&args).await,
         Command::Calibrate(args) => calibrate(&args),
         Command::Shadow(args) => shadow_proxy(*args).await,
         Command::Mirror(args) => mirror(*args).await,
@@ -343,7 +343,7 @@ fn new_comparison(
     Comparison::new(options).map_err(Failure::bad_input)
 }
 
-fn compare(args: &CompareArgs) -> CommandResult {
+async fn compare(args: &CompareArgs) -> CommandResult {
     use crate::session::prometheus::{named, ResourceJudge};
     let mut comparison = new_comparison(
         &args.baseline,
@@ -359,13 +359,9 @@ fn compare(args: &CompareArgs) -> CommandResult {
         }
     }
     let mut verdict = comparison.verdict();
-    crate::session::prometheus::block_on(async {
-        let judge = ResourceJudge::prepare(comparison.options(), named).await?;
-        if let Some(judge) = judge {
-            judge.apply(&mut verdict, comparison.timeline()).await;
-        }
-        Ok::<_, Failure>(())
-    })??;
+    if let Some(judge) = ResourceJudge::prepare(comparison.options(), named).await? {
+        judge.apply(&mut verdict, comparison.timeline()).await;
+    }
     let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
     print!(
         "{}",

@@ -353,15 +353,6 @@ pub fn window(timeline: &Timeline, targets: &[TargetLabels; 2], step: u64) -> Op
     (first_step <= last).then(|| (first_step, first_step + (last - first_step) / step * step))
 }
 
-/// Runs `future` to completion from synchronous code (`nprt compare`).
-pub fn block_on<T>(future: impl std::future::Future<Output = T>) -> Result<T, Failure> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(Failure::runtime)?;
-    Ok(runtime.block_on(future))
-}
-
 /// The resource judge of one run: the client, and the two targets' labels, checked before
 /// the traffic ([`ResourceJudge::prepare`]) and applied to the verdict after it.
 pub struct ResourceJudge {

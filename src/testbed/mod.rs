@@ -220,7 +220,17 @@ async fn answer(
         );
         return Ok(response);
     }
-    ledger.charge(&config.cost);
+    // The CPU is burnt inside the request's latency, not on top of it: a canary costing twice
+    // the CPU at the same latency is a resource regression alone.
+    // Burnt on a blocking thread: a spin on the async worker would hold up the other
+    // connections' answers, a latency regression the staged one does not mean.
+    let started = std::time::Instant::now();
+    if config.cost.cpu_per_request.is_zero() {
+        ledger.charge(&config.cost);
+    } else {
+        let (cost, ledger) = (config.cost, Arc::clone(&ledger));
+        let _ = tokio::task::spawn_blocking(move || ledger.charge(&cost)).await;
+    }
     let method = req.method().as_str().to_owned();
     let target = req
         .uri()
@@ -228,8 +238,9 @@ async fn answer(
         .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
     let received = req.into_body().collect().await?.to_bytes().len();
     let plan = config.plan(&method, &target, fastrand::f64(), fastrand::f64());
-    if !plan.delay.is_zero() {
-        tokio::time::sleep(plan.delay).await;
+    let delay = plan.delay.saturating_sub(started.elapsed());
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     let body = if plan.status == 500 {
         "{\"error\":\"internal error (testbed)\"}\n".to_owned()
