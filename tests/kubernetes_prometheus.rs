@@ -438,3 +438,19 @@ fn promtool_finds_that_each_judge_query_selects_only_its_workloads_pods() {
     std::fs::write(&path, file.to_string()).unwrap();
     run_promtool(&["test", "rules", path.to_str().unwrap()]);
 }
+
+#[test]
+fn nprt_reads_the_judge_example() {
+    let text = std::fs::read_to_string(root().join("judge-cadvisor.toml")).unwrap();
+    let options =
+        nprt::compare::judge_file::parse(&text, nprt::compare::Options::new("stable", "canary"))
+            .unwrap_or_else(|e| panic!("judge-cadvisor.toml: {e}"));
+    let p = options.prometheus.expect("a [prometheus] section");
+    assert_eq!((p.step_s, p.settle_ms), (30, 60_000));
+    let names: Vec<&str> = p.metrics.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["cpu per request", "memory growth", "open file descriptors"]
+    );
+    assert_eq!(p.metrics[1].kind, nprt::resource::config::Kind::Growth);
+}

@@ -278,7 +278,7 @@ impl Prometheus {
         let unjudged = |reason: String| ResourceResult::unjudged(metric, queries.clone(), reason);
         let Some((first, last)) = window else {
             return unjudged(format!(
-                "no answer of {} or {} carries a time (observations written before nprt 0.6 do not)",
+                "no answer of {} or {} carries a time (`at_ms`: observation files from older nprt lack it)",
                 targets[0].target, targets[1].target
             ));
         };
