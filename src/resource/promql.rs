@@ -110,7 +110,7 @@ struct Answer {
 struct Data {
     #[serde(rename = "resultType")]
     result_type: String,
-    result: Vec<RawSeries>,
+    result: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -121,11 +121,8 @@ struct RawSeries {
     values: Vec<(f64, String)>,
 }
 
-/// Reads a `/api/v1/query_range` answer (any HTTP status: errors come as JSON too).
-///
-/// # Errors
-/// [`AnswerError`]: refused by Prometheus, or not its JSON.
-pub fn parse_matrix(body: &[u8]) -> Result<Vec<Series>, AnswerError> {
+/// The `data` of a successful answer (any HTTP status: errors come as JSON too).
+fn data(body: &[u8]) -> Result<Data, AnswerError> {
     let answer: Answer =
         serde_json::from_slice(body).map_err(|e| AnswerError::Malformed(shorten(body, &e)))?;
     if answer.status != "success" {
@@ -134,17 +131,26 @@ pub fn parse_matrix(body: &[u8]) -> Result<Vec<Series>, AnswerError> {
             message: answer.error.unwrap_or_default(),
         });
     }
-    let data = answer
+    answer
         .data
-        .ok_or_else(|| AnswerError::Malformed("a success without data".into()))?;
+        .ok_or_else(|| AnswerError::Malformed("a success without data".into()))
+}
+
+/// Reads a `/api/v1/query_range` answer.
+///
+/// # Errors
+/// [`AnswerError`]: refused by Prometheus, or not its JSON.
+pub fn parse_matrix(body: &[u8]) -> Result<Vec<Series>, AnswerError> {
+    let data = data(body)?;
     if data.result_type != "matrix" {
         return Err(AnswerError::Malformed(format!(
             "expected a matrix, got a {}",
             data.result_type
         )));
     }
-    data.result
-        .into_iter()
+    let raw: Vec<RawSeries> = serde_json::from_value(data.result)
+        .map_err(|e| AnswerError::Malformed(format!("a matrix: {e}")))?;
+    raw.into_iter()
         .map(|s| {
             let samples = s
                 .values
@@ -167,33 +173,7 @@ pub fn parse_matrix(body: &[u8]) -> Result<Vec<Series>, AnswerError> {
 /// # Errors
 /// As [`parse_matrix`].
 pub fn count_series(body: &[u8]) -> Result<usize, AnswerError> {
-    #[derive(Deserialize)]
-    struct Instant {
-        status: String,
-        #[serde(default, rename = "errorType")]
-        error_type: Option<String>,
-        #[serde(default)]
-        error: Option<String>,
-        #[serde(default)]
-        data: Option<InstantData>,
-    }
-    #[derive(Deserialize)]
-    struct InstantData {
-        #[serde(rename = "resultType")]
-        result_type: String,
-        result: serde_json::Value,
-    }
-    let answer: Instant =
-        serde_json::from_slice(body).map_err(|e| AnswerError::Malformed(shorten(body, &e)))?;
-    if answer.status != "success" {
-        return Err(AnswerError::Refused {
-            kind: answer.error_type.unwrap_or_else(|| "error".into()),
-            message: answer.error.unwrap_or_default(),
-        });
-    }
-    let data = answer
-        .data
-        .ok_or_else(|| AnswerError::Malformed("a success without data".into()))?;
+    let data = data(body)?;
     Ok(match data.result_type.as_str() {
         "vector" | "matrix" => data.result.as_array().map_or(0, Vec::len),
         _ => 1,

@@ -295,10 +295,7 @@ async fn traffic(
             let source = recording_source(first, spec.path.clone(), spec.skip_bad);
             let total =
                 crate::session::replay::planned_exchanges(&spec.path, spec.skip_bad, &options);
-            let resources = ResourceJudge::prepare(comparison.options(), |name| {
-                target_labels(scenario, deployed, name)
-            })
-            .await?;
+            let resources = resources(scenario, deployed, &comparison).await?;
             let done = ReplayRun {
                 options,
                 observations,
@@ -310,20 +307,7 @@ async fn traffic(
             }
             .execute(source, std::future::pending())
             .await?;
-            Traffic {
-                first_mirrored: None,
-                decided: None,
-                log: done.summary.render(),
-                unreachable: done
-                    .summary
-                    .unreachable_targets()
-                    .into_iter()
-                    .map(str::to_owned)
-                    .collect(),
-                verdict: done.verdict.ok_or_else(|| {
-                    Failure::runtime(anyhow::anyhow!("the replay made no comparison"))
-                })?,
-            }
+            replayed(done)?
         }
         Source::Shadow(spec) | Source::Mirror(spec) => {
             let kind = if matches!(scenario.source, Source::Shadow(_)) {
@@ -363,12 +347,8 @@ async fn traffic(
                 baseline.as_ref().map(|b| b.name.as_str()),
             );
             let comparison = Comparison::new(live_options).map_err(Failure::bad_input)?;
-            let resources = ResourceJudge::prepare(comparison.options(), |name| {
-                target_labels(scenario, deployed, name)
-            })
-            .await?;
             live::run(Live {
-                resources,
+                resources: resources(scenario, deployed, &comparison).await?,
                 source: kind,
                 spec,
                 primary,
@@ -382,6 +362,36 @@ async fn traffic(
             .await?
         }
     })
+}
+
+/// A replay's end as the scenario's traffic.
+fn replayed(done: crate::session::replay::ReplayDone) -> Result<Traffic, Failure> {
+    Ok(Traffic {
+        first_mirrored: None,
+        decided: None,
+        log: done.summary.render(),
+        unreachable: done
+            .summary
+            .unreachable_targets()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        verdict: done
+            .verdict
+            .ok_or_else(|| Failure::runtime(anyhow::anyhow!("the replay made no comparison")))?,
+    })
+}
+
+/// The judge file's resource metrics for this run, checked against Prometheus.
+async fn resources(
+    scenario: &Scenario,
+    deployed: Option<&Deployed>,
+    comparison: &Comparison,
+) -> Result<Option<ResourceJudge>, Failure> {
+    ResourceJudge::prepare(comparison.options(), |name| {
+        target_labels(scenario, deployed, name)
+    })
+    .await
 }
 
 /// What the placeholders of a resource query know of a target: its name, and for the

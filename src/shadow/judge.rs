@@ -129,15 +129,7 @@ async fn run(
     let mut decision = Decision::Continue;
     let mut on_fail_call: Option<tokio::task::JoinHandle<()>> = None;
     let mut failed = false;
-    let look_every = settings
-        .resources
-        .as_ref()
-        .map_or(Duration::from_secs(3600), |r| {
-            Duration::from_millis(r.config().live_interval_ms)
-        });
-    let mut look_ticker =
-        tokio::time::interval_at(tokio::time::Instant::now() + look_every, look_every);
-    look_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut look_ticker = look_ticker(&settings);
     let mut look: Option<tokio::task::JoinHandle<Option<ResourceResult>>> = None;
     let mut looks = 0u32;
     let mut resource_fail: Option<ResourceResult> = None;
@@ -145,24 +137,14 @@ async fn run(
         tokio::select! {
             _ = look_ticker.tick(), if settings.resources.is_some() && look.is_none() && !failed => {
                 looks += 1;
-                let alpha = look_alpha(settings.comparison.options().alpha, looks);
-                let judge = settings.resources.clone().expect("checked in the guard");
-                let timeline = settings.comparison.timeline().clone();
-                look = Some(tokio::spawn(async move { judge.look(&timeline, alpha).await }));
+                look = Some(start_look(&settings, looks));
             }
             result = async { look.as_mut().expect("checked in the guard").await }, if look.is_some() => {
                 look = None;
                 if let (Ok(Some(r)), false) = (result, failed) {
                     failed = true;
-                    eprintln!(
-                        "judge: fail — resource metric \"{}\" regressed (live look {looks}){}",
-                        r.name,
-                        if settings.keep_mirroring { "; mirroring goes on (--keep-mirroring)" } else { "; mirroring stopped" }
-                    );
-                    if !settings.keep_mirroring {
-                        stopped.store(true, Ordering::SeqCst);
-                    }
-                    on_fail_call = settings.on_fail.clone().map(|o| tokio::spawn(call_on_fail(o)));
+                    let what = format!("resource metric \"{}\" regressed (live look {looks})", r.name);
+                    on_fail_call = fail(&settings, &stopped, &what);
                     resource_fail = Some(r);
                 }
             }
@@ -199,20 +181,14 @@ async fn run(
                     }
                     if matches!(decision, Decision::Fail { .. }) && !failed {
                         failed = true;
-                        if settings.keep_mirroring {
-                            eprintln!("judge: fail — the shadow regressed; mirroring goes on (--keep-mirroring)");
-                        } else {
-                            stopped.store(true, Ordering::SeqCst);
-                            eprintln!("judge: fail — the shadow regressed; mirroring stopped");
-                        }
                         tracing::warn!(?decision, "the shadow regressed");
-                        on_fail_call = settings.on_fail.clone().map(|o| tokio::spawn(call_on_fail(o)));
-                        report(&mut settings, &metrics, false).await;
+                        on_fail_call = fail(&settings, &stopped, "the shadow regressed");
+                        report(&mut settings, &metrics).await;
                     }
                 }
             }
             _ = ticker.tick() => {
-                report(&mut settings, &metrics, false).await;
+                report(&mut settings, &metrics).await;
             }
         }
     }
@@ -232,6 +208,47 @@ async fn run(
     }
 }
 
+/// A FAIL taken: said on stderr, mirroring stopped (unless `--keep-mirroring`), and the
+/// on-fail request started.
+fn fail(
+    settings: &JudgeSettings,
+    stopped: &AtomicBool,
+    what: &str,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if settings.keep_mirroring {
+        eprintln!("judge: fail — {what}; mirroring goes on (--keep-mirroring)");
+    } else {
+        stopped.store(true, Ordering::SeqCst);
+        eprintln!("judge: fail — {what}; mirroring stopped");
+    }
+    settings
+        .on_fail
+        .clone()
+        .map(|o| tokio::spawn(call_on_fail(o)))
+}
+
+/// Ticks every `live_interval` of the resource metrics (hourly and unused without them).
+fn look_ticker(settings: &JudgeSettings) -> tokio::time::Interval {
+    let every = settings
+        .resources
+        .as_ref()
+        .map_or(Duration::from_secs(3600), |r| {
+            Duration::from_millis(r.config().live_interval_ms)
+        });
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker
+}
+
+/// The k-th live look at the resource metrics, on its own task (queries take a while), at
+/// its share of alpha, over the answers so far.
+fn start_look(settings: &JudgeSettings, k: u32) -> tokio::task::JoinHandle<Option<ResourceResult>> {
+    let alpha = look_alpha(settings.comparison.options().alpha, k);
+    let judge = settings.resources.clone().expect("called with resources");
+    let timeline = settings.comparison.timeline().clone();
+    tokio::spawn(async move { judge.look(&timeline, alpha).await })
+}
+
 /// The last verdict: the comparison's, with the resource metrics judged over the whole run.
 /// A metric a live look failed stays failed, whatever the final look says: mirroring stopped
 /// on it.
@@ -240,15 +257,7 @@ async fn final_verdict(
     metrics: &Metrics,
     live_fail: Option<ResourceResult>,
 ) -> Verdict {
-    if let Some(out) = settings.observations.as_mut() {
-        let _ = out.flush();
-    }
-    let comparison = settings.comparison.clone();
-    let mut verdict = match tokio::task::spawn_blocking(move || comparison.verdict()).await {
-        Ok(v) => v,
-        Err(_) => settings.comparison.verdict(),
-    };
-    account_for_nprt(&mut verdict, metrics);
+    let mut verdict = verdict_now(settings, metrics).await;
     if let Some(judge) = settings.resources.clone() {
         let timeline = settings.comparison.timeline().clone();
         judge.apply(&mut verdict, &timeline).await;
@@ -268,8 +277,15 @@ async fn final_verdict(
     verdict
 }
 
-/// Builds a verdict off the async threads (the bootstrap takes a while) and hands it on.
-async fn report(settings: &mut JudgeSettings, metrics: &Metrics, last: bool) -> Verdict {
+/// A report during the run, handed on (not the last: that is [`final_verdict`]).
+async fn report(settings: &mut JudgeSettings, metrics: &Metrics) {
+    let verdict = verdict_now(settings, metrics).await;
+    (settings.reports)(&verdict, false);
+}
+
+/// The comparison's verdict so far, built off the async threads (the bootstrap takes a
+/// while), with the observations file flushed and nprt's own saturation accounted for.
+async fn verdict_now(settings: &mut JudgeSettings, metrics: &Metrics) -> Verdict {
     if let Some(out) = settings.observations.as_mut() {
         let _ = out.flush();
     }
@@ -279,7 +295,6 @@ async fn report(settings: &mut JudgeSettings, metrics: &Metrics, last: bool) -> 
         Err(_) => settings.comparison.verdict(),
     };
     account_for_nprt(&mut verdict, metrics);
-    (settings.reports)(&verdict, last);
     verdict
 }
 
