@@ -261,10 +261,15 @@ fn html_row(out: &mut String, r: &ResourceResult, anchor: &str) {
     };
     let _ = write!(
         out,
-        "<tr class=\"{class}\"><td class=\"l\"><a href=\"#{anchor}\">{}</a></td><td class=\"l\"><span class=\"badge {}\">{}</span></td>",
+        "<tr class=\"{class}\"><td class=\"l\"><a href=\"#{anchor}\">{}</a></td><td class=\"l\"><span class=\"badge {}\">{}</span>{}</td>",
         escape(&title(r)),
         r.outcome.as_str(),
         outcome(r),
+        if not_significant(r) {
+            " over the allowance, not significant"
+        } else {
+            ""
+        },
     );
     let Some(c) = &r.check else {
         let reason = r.reason.as_deref().unwrap_or("not judged");
@@ -618,6 +623,29 @@ pub(crate) mod tests {
         r.relative = Some(-0.0001);
         assert_eq!(relative(&r).as_deref(), Some("0%"));
         assert_eq!(title(&r), "cpu per request (harmful: decrease)");
+    }
+
+    #[test]
+    fn over_the_allowance_but_not_significant_is_said_in_every_format() {
+        let mut v = verdict();
+        let cpu = &mut v.resources[0];
+        cpu.outcome = Outcome::Pass;
+        cpu.check.as_mut().unwrap().outcome = CheckOutcome::NotSignificant;
+        let text = super::super::text::render(&v);
+        assert!(
+            text.contains(", 30 steps, over the allowance but not significant\n"),
+            "{text}"
+        );
+        let md = super::super::markdown::render(&v);
+        assert!(
+            md.contains("| cpu per request | ✅ PASS (over the allowance, not significant) |"),
+            "{md}"
+        );
+        let html = super::super::html::render(&v);
+        assert!(
+            html.contains("<tr class=\"ns\"><td class=\"l\"><a href=\"#resource-cpu-per-request\">cpu per request</a></td><td class=\"l\"><span class=\"badge pass\">PASS</span> over the allowance, not significant</td>"),
+            "{html}"
+        );
     }
 
     #[test]
