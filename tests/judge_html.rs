@@ -296,3 +296,137 @@ fn html_report_renders_in_headless_chromium() {
     let size = std::fs::metadata(&png).unwrap().len();
     assert!(size > 50_000, "screenshot only {size} bytes");
 }
+
+/// Three resource metrics as the session layer judges them after querying Prometheus: the
+/// candidate's CPU per request doubles (FAIL), memory grows alike on both (PASS), and the
+/// candidate's query matched nothing (INCONCLUSIVE). 30 steps of 2 s, 300–420 requests each.
+fn resource_results() -> Vec<nprt::resource::ResourceResult> {
+    use nprt::resource::config::{Harmful, Kind, Limit, Metric};
+    use nprt::resource::judge::{decide_all, judge, Side};
+    type Samples = (Vec<(f64, f64)>, Vec<u64>);
+    let side = |value: &dyn Fn(usize, f64) -> f64| -> Samples {
+        (0..30)
+            .map(|k| {
+                let n = 300 + (k as u64 * 37) % 120;
+                ((1000.0 + 2.0 * k as f64, value(k, n as f64)), n)
+            })
+            .unzip()
+    };
+    let run = |name: &str, kind: Kind, b: &Samples, c: &Samples| {
+        let metric = Metric {
+            name: name.into(),
+            query: "q".into(),
+            kind,
+            per_request: kind == Kind::Level,
+            harmful: Harmful::Increase,
+            limit: Limit {
+                relative: Some(0.2),
+                absolute: None,
+            },
+        };
+        let count = |s: &Samples| {
+            let s = s.clone();
+            move |t: f64| s.0.iter().position(|p| p.0 == t).map_or(0, |i| s.1[i])
+        };
+        let (cb, cc) = (count(b), count(c));
+        let sides = [
+            Side {
+                samples: &b.0,
+                requests: &cb,
+            },
+            Side {
+                samples: &c.0,
+                requests: &cc,
+            },
+        ];
+        let queries = ["stable", "canary"]
+            .map(|t| format!("sum(rate(cpu{{track=\"{t}\",name=\"<{name}>\"}}[{{step}}]))"));
+        judge(&metric, queries, sides, 2, 6, 0.05)
+    };
+    let wobble = |k: usize| ((k * 7) % 11) as f64 / 100.0;
+    let cpu = |cost: f64| side(&|k, n| cost * (1.0 + wobble(k)) * n / 2.0);
+    let rss = side(&|k, _| 1e8 + 2e5 * k as f64 + 1e5 * wobble(k * k));
+    let mut all = vec![
+        run("cpu per request", Kind::Level, &cpu(0.002), &cpu(0.004)),
+        run("rss", Kind::Growth, &rss, &rss),
+        run(
+            "gc pauses",
+            Kind::Level,
+            &cpu(0.001),
+            &(Vec::new(), Vec::new()),
+        ),
+    ];
+    decide_all(&mut all, nprt::compare::Correction::Holm, 0.05);
+    all
+}
+
+#[test]
+fn html_report_with_resource_metrics_renders_in_headless_chromium() {
+    let browser = chromium();
+    if !common::available("chromium (apt-get install chromium)", browser.is_some()) {
+        return;
+    }
+    let Some(browser) = browser else { return };
+    let mut verdict: nprt::compare::Verdict =
+        serde_json::from_str(&compare_one_failing("json")).unwrap();
+    verdict.add_resources(resource_results());
+    let outcomes: Vec<_> = verdict.resources.iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            nprt::compare::Outcome::Fail,
+            nprt::compare::Outcome::Pass,
+            nprt::compare::Outcome::Inconclusive
+        ]
+    );
+    let page = nprt::report::render(&verdict, nprt::report::Format::Html);
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    std::fs::write(&html, &page).unwrap();
+    let dom = Command::new(browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    // Every chart survived parsing: the routes' and the 3 resource charts (5 lines: the
+    // unjudged metric has only the baseline's).
+    let resources = &dom[dom
+        .find("<section id=\"resources\">")
+        .expect("the Resources section")..];
+    let resources = &resources[..resources.find("</section>").unwrap()];
+    assert_eq!(resources.matches("<svg").count(), 3, "{resources}");
+    assert_eq!(resources.matches("<polyline").count(), 5, "{resources}");
+    assert_eq!(
+        dom.matches("<polyline").count(),
+        page.matches("<polyline").count()
+    );
+    // The query's angle brackets and quotes stayed text, not markup.
+    assert!(
+        resources.contains("name=\"&lt;gc pauses&gt;\""),
+        "query not shown as text: {resources}"
+    );
+    assert!(!dom.contains("<gc pauses>"));
+    for id in INTERNAL_IDS {
+        assert!(!page.contains(id), "internal id {id} in the HTML");
+    }
+    let png = dir.path().join("report.png");
+    let shot = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1200,1600",
+        ])
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    assert!(
+        shot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+    let size = std::fs::metadata(&png).unwrap().len();
+    assert!(size > 50_000, "screenshot only {size} bytes");
+}

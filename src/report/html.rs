@@ -3,26 +3,29 @@
 //! section, so the route that failed is the first thing read; then the failing findings. Per
 //! route, in the overview's order: the latency percentile chart (log scale) and the CDF overlay
 //! of baseline and candidate, the paired status matrix, every check with its statistics (names
-//! readable, numbers with units); then the notes.
+//! readable, numbers with units); then the notes. The resource metrics from Prometheus, when
+//! queried, have their own section ([`resources`]) after the findings, counted in the overview.
 
 use std::fmt::Write;
 
 use crate::compare::{
-    Check, CheckOutcome, Outcome, PairedSummary, Section, Severity, TargetSummary, Verdict,
+    Check, CheckOutcome, Metric, Outcome, PairedSummary, Section, Severity, TargetSummary, Verdict,
 };
 
 use super::junit::escape;
 use super::labels::{self, check_name, test_name};
+use super::resources;
 use super::routes::{self, RouteRow};
 
-const BASE_COLOUR: &str = "#1f77b4";
-const CAND_COLOUR: &str = "#d62728";
-const W: f64 = 380.0;
-const H: f64 = 230.0;
-const LEFT: f64 = 52.0;
-const RIGHT: f64 = 12.0;
-const TOP: f64 = 14.0;
-const BOTTOM: f64 = 38.0;
+// The colours and chart frame are shared with the resource metrics' charts.
+pub(super) const BASE_COLOUR: &str = "#1f77b4";
+pub(super) const CAND_COLOUR: &str = "#d62728";
+pub(super) const W: f64 = 380.0;
+pub(super) const H: f64 = 230.0;
+pub(super) const LEFT: f64 = 52.0;
+pub(super) const RIGHT: f64 = 12.0;
+pub(super) const TOP: f64 = 14.0;
+pub(super) const BOTTOM: f64 = 38.0;
 
 /// The HTML document, ending with a newline.
 pub fn render(v: &Verdict) -> String {
@@ -52,8 +55,9 @@ pub fn render(v: &Verdict) -> String {
         escape(&v.candidate),
     );
     let rows = routes::ordered(v);
-    overview(&mut out, &rows);
+    overview(&mut out, v, &rows);
     findings(&mut out, v, &rows);
+    resources::html_section(&mut out, v);
     for row in &rows {
         route_section(&mut out, row);
     }
@@ -89,10 +93,13 @@ tr.inconclusive td{background:#fff6e0}tr.overall td{border-top:2px solid #999}\
 .badge{font-size:small;padding:1px 6px;border-radius:3px;color:white;vertical-align:middle}\
 .badge.pass{background:#2a7d2a}.badge.fail{background:#b22}.badge.inconclusive{background:#a60}\
 abbr{text-decoration:none;border-bottom:1px dotted #888}td.route{white-space:nowrap}\
-.key{margin-left:1em}footer{margin-top:2em;color:#888;font-size:small}";
+.key{margin-left:1em}footer{margin-top:2em;color:#888;font-size:small}\
+td.reason{text-align:left}td.n{white-space:nowrap}div.resource{max-width:382px}p.reason{color:#a60}\
+p.query{font-size:small;margin:.2em 0}code{white-space:pre-wrap;word-break:break-all}";
 
-/// The opening table: every route with its outcome, failing first, each linked to its section.
-fn overview(out: &mut String, rows: &[RouteRow<'_>]) {
+/// The opening table: every route with its outcome, failing first, each linked to its section;
+/// the resource metrics' counts beside the routes', the failing ones named in the overall row.
+fn overview(out: &mut String, v: &Verdict, rows: &[RouteRow<'_>]) {
     let count = |o: Outcome| {
         rows.iter()
             .filter(|r| !r.is_overall() && r.outcome == o)
@@ -106,10 +113,11 @@ fn overview(out: &mut String, rows: &[RouteRow<'_>]) {
     );
     let _ = writeln!(
         out,
-        "<h2 id=\"overview\">Overview</h2>\n<p class=\"counts\">{fail} failing {}, {inconclusive} inconclusive {} (too few requests to judge), {pass} passing {}.</p>",
+        "<h2 id=\"overview\">Overview</h2>\n<p class=\"counts\">{fail} failing {}, {inconclusive} inconclusive {} (too few requests to judge), {pass} passing {}.{}</p>",
         plural(fail),
         plural(inconclusive),
         plural(pass),
+        resources::html_counts(v),
     );
     let _ = writeln!(
         out,
@@ -122,7 +130,14 @@ fn overview(out: &mut String, rows: &[RouteRow<'_>]) {
             (o, false) => o.as_str().to_owned(),
             (o, true) => format!("{} overall", o.as_str()),
         };
-        let failed: Vec<String> = row.failed.iter().map(|&m| named(m)).collect();
+        let failed: Vec<String> = row
+            .failed
+            .iter()
+            .map(|&m| match m {
+                Metric::Resource if row.is_overall() => resources::html_failing(v),
+                m => named(m),
+            })
+            .collect();
         let _ = writeln!(
             out,
             "<tr class=\"{class}\"><td class=\"l route\"><a href=\"#{}\">{}</a></td><td class=\"l\"><span class=\"badge {}\">{}</span></td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
@@ -132,7 +147,7 @@ fn overview(out: &mut String, rows: &[RouteRow<'_>]) {
             row.outcome.as_str(),
             row.outcome.as_str().to_uppercase(),
             if failed.is_empty() { "–".to_owned() } else { failed.join(", ") },
-            check_counts(row),
+            check_counts(v, row),
             s.baseline.requests,
             s.candidate.requests,
             s.baseline.failure_rate * 100.0,
@@ -144,8 +159,21 @@ fn overview(out: &mut String, rows: &[RouteRow<'_>]) {
     let _ = writeln!(out, "</table>");
 }
 
-/// "2 of 4 failed", "4 passed, 1 over the limit but not significant", "not judged".
-fn check_counts(row: &RouteRow<'_>) -> String {
+/// "2 of 4 failed", "4 passed, 1 over the limit but not significant", "not judged"; in the
+/// overall row, the resource metrics' too.
+fn check_counts(v: &Verdict, row: &RouteRow<'_>) -> String {
+    let mut text = route_check_counts(row);
+    if row.is_overall() && !v.resources.is_empty() {
+        let _ = write!(
+            text,
+            "; resource metrics: {}",
+            resources::count_text(&v.resources)
+        );
+    }
+    text
+}
+
+fn route_check_counts(row: &RouteRow<'_>) -> String {
     let checks = row.section.checks;
     if checks.is_empty() {
         return if row.section.judged {
@@ -181,7 +209,7 @@ fn check_counts(row: &RouteRow<'_>) -> String {
 }
 
 /// A check's readable name, its description as the tooltip.
-fn named(metric: crate::compare::Metric) -> String {
+pub(super) fn named(metric: Metric) -> String {
     format!(
         "<abbr title=\"{}\">{}</abbr>",
         escape(labels::check_description(metric)),
@@ -205,10 +233,14 @@ fn findings(out: &mut String, v: &Verdict, rows: &[RouteRow<'_>]) {
     }
     let _ = writeln!(out, "<h2>Findings</h2><ul class=\"findings\">");
     for (row, f) in failing {
+        // A resource metric's finding links to the metric's chart, not the overall row.
+        let anchor = match f.metric {
+            Metric::Resource => resources::anchor_of(v, f).unwrap_or("resources".to_owned()),
+            _ => row.anchor.clone(),
+        };
         let _ = writeln!(
             out,
-            "<li><a href=\"#{}\"><b>{}</b></a> — {}: {}</li>",
-            row.anchor,
+            "<li><a href=\"#{anchor}\"><b>{}</b></a> — {}: {}</li>",
             escape(&f.route),
             named(f.metric),
             escape(&f.message)
@@ -567,6 +599,71 @@ mod tests {
             !html.contains("<h2>Findings</h2>"),
             "no failing findings left"
         );
+    }
+
+    #[test]
+    fn resources_have_a_section_with_charts_and_the_overview_names_the_failing_one() {
+        let v = super::resources::tests::verdict();
+        let html = render(&v);
+        let counts = &html[html.find("<p class=\"counts\">").unwrap()..];
+        let counts = &counts[..counts.find("</p>").unwrap()];
+        assert!(
+            counts.contains("Resources</a>: 1 failing metric (<a href=\"#resource-cpu-per-request\">cpu per request</a>), 1 inconclusive metric (<a href=\"#resource-gc-pauses\">gc pauses</a>) (not judged), 1 passing metric."),
+            "{counts}"
+        );
+        let overall = html
+            .split("<tr class=\"")
+            .find(|r| r.contains("href=\"#route-overall\""))
+            .unwrap();
+        assert!(overall.starts_with("fail overall\""), "{overall}");
+        assert!(
+            overall.contains("</abbr>: <a href=\"#resource-cpu-per-request\">cpu per request</a>")
+                && overall.contains("; resource metrics: 1 of 3 failed, 1 not judged"),
+            "{overall}"
+        );
+        assert!(
+            html.contains("<li><a href=\"#resource-cpu-per-request\"><b>(overall)</b></a>"),
+            "the finding links to the metric"
+        );
+        let section = &html[html
+            .find("<section id=\"resources\">")
+            .expect("a Resources section")..];
+        let section = &section[..section.find("</section>").unwrap()];
+        assert!(html.find("<h2>Findings</h2>") < html.find("<section id=\"resources\">"));
+        for (anchor, badge) in [
+            ("resource-cpu-per-request", "fail"),
+            ("resource-rss", "pass"),
+            ("resource-gc-pauses", "inconclusive"),
+        ] {
+            assert!(
+                section.contains(&format!("<a href=\"#{anchor}\">")),
+                "{anchor} row"
+            );
+            let detail = format!("<div class=\"resource\" id=\"{anchor}\"><h3>");
+            let at = section
+                .find(&detail)
+                .unwrap_or_else(|| panic!("no {detail}"));
+            assert!(section[at..].contains(&format!("<span class=\"badge {badge}\">")));
+        }
+        assert_eq!(section.matches("<svg ").count(), 3);
+        assert_eq!(
+            section.matches("<polyline ").count(),
+            5,
+            "the unjudged one has one side"
+        );
+        assert_eq!(section.matches("<td class=\"limit\">").count(), 2);
+        assert!(section.contains("<p class=\"reason\">Not judged: only 0 step(s)"));
+        assert!(section.contains("<td class=\"l reason\" colspan=\"7\">only 0 step(s)"));
+        assert!(
+            section.contains("<code>rate(cpu{track=&quot;stable&quot;,q=&quot;&lt;gc pauses&gt;&quot;}[{step}])</code>"),
+            "queries shown, escaped"
+        );
+        assert!(!html.contains("<gc pauses>") && !html.contains("<script"));
+        assert!(!html.contains("NaN") && !html.contains("inf"), "finite");
+        // The route sections keep their two charts each (2 routes + overall).
+        assert_eq!(html.matches("<svg ").count(), 6 + 3);
+        let plain = render(&p99_regression().verdict());
+        assert!(!plain.contains("id=\"resources\"") && !plain.contains("Resources</a>"));
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! Markdown for CI job summaries (GitHub's `$GITHUB_STEP_SUMMARY`, GitLab notes): the verdict,
 //! one table row per route (failing routes first, the failing checks by their readable names),
-//! the failing findings, the notes.
+//! one per resource metric (when Prometheus was queried), the failing findings, the notes.
 
 use std::fmt::Write;
 
-use crate::compare::{Outcome, Severity, Verdict};
+use crate::compare::{Metric, Outcome, Severity, Verdict};
 
-use super::{check_name, routes};
+use super::{check_name, labels, resources, routes};
 
 /// The Markdown text, ending with a newline.
 pub fn render(v: &Verdict) -> String {
@@ -34,7 +34,19 @@ pub fn render(v: &Verdict) -> String {
         let (route, b, c) = (section.route, section.baseline, section.candidate);
         let status = match row.outcome {
             Outcome::Fail => {
-                let failed: Vec<&str> = row.failed.iter().map(|&m| check_name(m)).collect();
+                let failed: Vec<String> = row
+                    .failed
+                    .iter()
+                    .map(|&m| match m {
+                        // The overall row names the failing resource metrics.
+                        Metric::Resource if row.is_overall() => format!(
+                            "{}: {}",
+                            check_name(m),
+                            cell(&resources::failing_names(&v.resources))
+                        ),
+                        m => check_name(m).to_owned(),
+                    })
+                    .collect();
                 format!("❌ {}", failed.join(", "))
             }
             Outcome::Inconclusive if row.held_back > 0 => {
@@ -56,6 +68,7 @@ pub fn render(v: &Verdict) -> String {
             c.p99_ms,
         );
     }
+    resource_table(&mut out, v);
     let failing: Vec<_> = v
         .findings
         .iter()
@@ -83,6 +96,51 @@ pub fn render(v: &Verdict) -> String {
         let _ = writeln!(out, "\n</details>");
     }
     out
+}
+
+/// The resource metrics, one row each with the text report's numbers; an unjudged one says
+/// why in its outcome cell.
+fn resource_table(out: &mut String, v: &Verdict) {
+    if v.resources.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n### Resources\n\nFrom Prometheus, per step; shift = Hodges–Lehmann estimate, + in the harmful direction.\n\n\
+         | metric | outcome | baseline → candidate | shift (interval) | relative | allowance | p (adjusted) | steps |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|"
+    );
+    for r in &v.resources {
+        let outcome = match (r.outcome, &r.reason) {
+            (Outcome::Fail, _) => "❌ FAIL".to_owned(),
+            (Outcome::Inconclusive, Some(reason)) => format!("⚠️ INCONCLUSIVE: {}", cell(reason)),
+            (Outcome::Inconclusive, None) => "⚠️ INCONCLUSIVE".to_owned(),
+            (Outcome::Pass, _) if resources::not_significant(r) => {
+                "✅ PASS (over the allowance, not significant)".to_owned()
+            }
+            (Outcome::Pass, _) => "✅ PASS".to_owned(),
+        };
+        let none = resources::NONE;
+        let cells = r.check.as_ref().map_or_else(
+            || [none, none, none, none, none].map(str::to_owned),
+            |c| {
+                [
+                    resources::levels(c, "→"),
+                    format!("{} ({})", labels::effect(c), resources::bare_interval(c)),
+                    resources::relative(r).unwrap_or_else(|| none.to_owned()),
+                    labels::limit(c),
+                    resources::p(c),
+                ]
+            },
+        );
+        let _ = writeln!(
+            out,
+            "| {} | {outcome} | {} | {} |",
+            cell(&resources::title(r)),
+            cells.map(|c| cell(&c)).join(" | "),
+            r.steps
+        );
+    }
 }
 
 /// Text safe inside a table cell or list item: pipes and backticks escaped, no newlines.
@@ -121,5 +179,50 @@ mod tests {
         );
         assert!(!md.contains("p99_latency"), "{md}");
         assert_eq!(cell("a|b`c"), "a\\|b'c");
+        assert!(!md.contains("### Resources"), "no metrics, no table");
+    }
+
+    #[test]
+    fn resources_table_after_the_routes() {
+        let md = render(&resources::tests::verdict());
+        println!("{md}");
+        assert!(md.starts_with("## nprt: ❌ FAIL"), "{md}");
+        let table = &md[md.find("### Resources").expect("a Resources table")..];
+        assert!(md.find("| `POST /orders`").unwrap() < md.find("### Resources").unwrap());
+        assert!(
+            md.contains("| `(overall)` | 300 |")
+                && md.contains("| ❌ resource metric: cpu per request |"),
+            "{md}"
+        );
+        assert!(
+            table.find("### Resources").unwrap() < table.find("### Findings").unwrap(),
+            "before the findings"
+        );
+        let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| ")).collect();
+        assert_eq!(rows.len(), 4, "header and three metrics: {table}");
+        assert!(
+            rows[0].contains("| shift (interval) | relative | allowance | p (adjusted) | steps |")
+        );
+        let cpu = rows[1];
+        assert!(
+            cpu.starts_with("| cpu per request | ❌ FAIL | 0.0021 → 0.0042 per request | +"),
+            "{cpu}"
+        );
+        assert!(
+            cpu.contains("% | +") && cpu.contains("(adjusted ") && cpu.ends_with("| 30 |"),
+            "{cpu}"
+        );
+        assert!(
+            rows[2].starts_with("| rss (growth) | ✅ PASS | "),
+            "{}",
+            rows[2]
+        );
+        assert_eq!(
+            rows[3],
+            "| gc pauses | ⚠️ INCONCLUSIVE: only 0 step(s) with traffic on both targets, 6 needed (prometheus.min_steps) | – | – | – | – | – | 0 |"
+        );
+        for row in &rows[1..] {
+            assert_eq!(row.matches(" | ").count(), 7, "8 cells: {row}");
+        }
     }
 }

@@ -3,13 +3,15 @@
 //! one more [`Format`] variant. Renderers only format; every number and decision comes from
 //! `compare`. Writing the string to stdout or a file is the caller's job. [`labels`] turns
 //! `compare`'s check ids into readable names and its numbers into numbers with units for every
-//! format a person reads (JSON keeps the ids); [`routes`] orders routes failing first.
+//! format a person reads (JSON keeps the ids); [`routes`] orders routes failing first;
+//! [`resources`] writes the Prometheus metrics' rows and charts.
 
 pub mod html;
 pub mod json;
 pub mod junit;
 pub mod labels;
 pub mod markdown;
+pub mod resources;
 pub mod routes;
 pub mod text;
 

@@ -107,15 +107,21 @@ fn row<'a>(v: &'a Verdict, section: Section<'a>, used: &mut HashSet<String>) -> 
 /// "route-get-api-products-id" from "GET /api/products/:id", unique among `used`: letters and
 /// digits kept (lower case), every other run of characters one dash.
 fn anchor(route: &str, used: &mut HashSet<String>) -> String {
-    let words: Vec<String> = route
+    slug("route", route, used)
+}
+
+/// `prefix`, a dash and the words of `text` as [`anchor`] makes them, unique among `used`
+/// (the resource metrics' sections use it too, under their own prefix).
+pub fn slug(prefix: &str, text: &str, used: &mut HashSet<String>) -> String {
+    let words: Vec<String> = text
         .split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(str::to_ascii_lowercase)
         .collect();
     let slug = if words.is_empty() {
-        "route".to_owned()
+        prefix.to_owned()
     } else {
-        format!("route-{}", words.join("-"))
+        format!("{prefix}-{}", words.join("-"))
     };
     let mut candidate = slug.clone();
     let mut n = 2;

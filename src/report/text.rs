@@ -1,10 +1,12 @@
-//! The terminal report: verdict first, then one table row per route and target, then the
-//! findings and notes. Plain ASCII apart from the route names; colour only when asked for
+//! The terminal report: verdict first, then one table row per route and target, one line per
+//! resource metric (when Prometheus was queried), then the findings and notes. Plain ASCII apart from the route names; colour only when asked for
 //! (the CLI asks when stdout is a terminal), so it reads the same in a CI log.
 
 use std::fmt::Write;
 
 use crate::compare::{Finding, Metric, Outcome, Severity, TargetSummary, Verdict, OVERALL_ROUTE};
+
+use super::resources;
 
 /// The readable table, ending with a newline.
 pub fn render(verdict: &Verdict) -> String {
@@ -27,12 +29,43 @@ fn paint(text: &str, code: &str, colour: bool) -> String {
     }
 }
 
-/// The whole report: headline and limits, the table, then findings and notes.
+/// The whole report: headline and limits, the table, the resource metrics, then findings and
+/// notes.
 fn write_report(out: &mut String, v: &Verdict, colour: bool) -> std::fmt::Result {
     write_headline(out, v, colour)?;
     writeln!(out)?;
     write_table(out, v)?;
+    write_resources(out, v, colour)?;
     write_findings_and_notes(out, v, colour)
+}
+
+/// One line per resource metric, names and outcomes in columns: the numbers of a judged one
+/// (see [`resources::line`]), why not for an unjudged one.
+fn write_resources(out: &mut String, v: &Verdict, colour: bool) -> std::fmt::Result {
+    if v.resources.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "\nresources (Prometheus, per step; shift = Hodges-Lehmann, + = harmful direction):"
+    )?;
+    let titles: Vec<String> = v.resources.iter().map(resources::title).collect();
+    let width = titles.iter().map(|t| t.chars().count()).max().unwrap_or(0);
+    for (r, title) in v.resources.iter().zip(&titles) {
+        let (word, code) = match r.outcome {
+            Outcome::Pass => ("PASS", "32"),
+            Outcome::Fail => ("FAIL", "31"),
+            Outcome::Inconclusive => ("INCONCLUSIVE", "33"),
+        };
+        // Padded before painting, so the colour codes do not shift the columns.
+        let outcome = paint(&format!("{word:<12}"), code, colour);
+        let detail = match (&r.check, &r.reason) {
+            (Some(check), _) => resources::line(r, check, "->"),
+            (None, reason) => reason.clone().unwrap_or_else(|| "not judged".to_owned()),
+        };
+        writeln!(out, "  {title:<width$}  {outcome}  {detail}")?;
+    }
+    Ok(())
 }
 
 /// The verdict with its finding counts, and the limits it was judged by.
@@ -230,6 +263,52 @@ mod tests {
             coloured.starts_with("\x1b[1;31mFAIL\x1b[0m: "),
             "{coloured}"
         );
+    }
+
+    #[test]
+    fn resource_metrics_follow_the_route_table_one_line_each() {
+        let text = render(&resources::tests::verdict());
+        println!("{text}");
+        assert!(text.starts_with("FAIL: "), "{text}");
+        let block = &text[text.find("\nresources (").expect("a resources block")..];
+        assert!(
+            text.find("fail % = 5xx").unwrap() < text.find("\nresources (").unwrap(),
+            "after the route table"
+        );
+        let lines: Vec<&str> = block.lines().skip(2).take(3).collect();
+        assert!(
+            lines[0].starts_with("  cpu per request  FAIL  "),
+            "{}",
+            lines[0]
+        );
+        for part in [
+            "per request, shift +",
+            " per request (interval +",
+            "%), allowed +",
+            ", p ",
+            " (adjusted ",
+            ", 30 steps",
+        ] {
+            assert!(lines[0].contains(part), "{part:?} not in {}", lines[0]);
+        }
+        assert!(lines[0].contains(" -> "), "ASCII arrow: {}", lines[0]);
+        assert!(
+            lines[1].starts_with("  rss (growth)     PASS  "),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[1].contains(" per minute"), "{}", lines[1]);
+        assert!(
+            lines[2].starts_with("  gc pauses        INCONCLUSIVE  only 0 step(s)"),
+            "{}",
+            lines[2]
+        );
+        assert!(
+            text.contains("\nfindings:\n  FAIL  (overall): cpu per request"),
+            "{text}"
+        );
+        assert!(text.lines().all(|l| l == l.trim_end()));
+        assert!(!render(&p99_regression().verdict()).contains("\nresources"));
     }
 
     #[test]
