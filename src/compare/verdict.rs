@@ -190,9 +190,10 @@ impl Verdict {
                 CheckOutcome::NotSignificant => Severity::Info,
                 CheckOutcome::Pass => continue,
             };
+            // Like the shift, pointed the harmful way (a harmful drop reads +).
             let relative = r
                 .relative
-                .map(|x| format!(" ({:+.1}%)", x * 100.0))
+                .map(|x| format!(" ({:+.1}%)", x.abs() * check.effect.signum() * 100.0))
                 .unwrap_or_default();
             let mut message = format!(
                 "{}: {} → {} {} over {} steps, shift {}{relative}, allowed {}{}",
