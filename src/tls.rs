@@ -99,6 +99,9 @@ pub struct ClientOptions {
     pub idle_per_host: usize,
     /// How long an idle connection is kept.
     pub idle_timeout: Duration,
+    /// Speak HTTP/2 only: prior knowledge (h2c) for http://, ALPN `h2` for https:// — what a
+    /// gRPC server needs, and what a client that came over HTTP/2 gets passed on.
+    pub http2_only: bool,
 }
 
 impl Default for ClientOptions {
@@ -108,6 +111,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             idle_per_host: 32,
             idle_timeout: Duration::from_secs(60),
+            http2_only: false,
         }
     }
 }
@@ -115,11 +119,13 @@ impl Default for ClientOptions {
 /// The connector of [`HttpsClient`]: http, or https with [`client_config`].
 pub type HttpsConnector = hyper_rustls::HttpsConnector<HttpConnector>;
 
-/// A pooled HTTP/1.1 client for http and https URLs.
+/// A pooled client for http and https URLs: HTTP/1.1, or HTTP/2 only
+/// ([`ClientOptions::http2_only`]).
 pub type HttpsClient<B> = hyper_util::client::legacy::Client<HttpsConnector, B>;
 
 /// The one builder of pooled HTTPS clients: trusts the system's roots plus
-/// `options.extra_ca`, speaks HTTP/1.1 (ALPN `http/1.1` over TLS), sets `TCP_NODELAY`.
+/// `options.extra_ca`, speaks HTTP/1.1 (ALPN `http/1.1` over TLS) or with
+/// `options.http2_only` HTTP/2 (h2c prior knowledge, ALPN `h2`), sets `TCP_NODELAY`.
 ///
 /// # Errors
 /// The extra CA cannot be read or holds no certificate.
@@ -133,17 +139,24 @@ where
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(options.connect_timeout));
     connector.enforce_http(false);
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(connector);
-    Ok(
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .pool_idle_timeout(options.idle_timeout)
-            .pool_max_idle_per_host(options.idle_per_host)
-            .build(connector),
-    )
+        .https_or_http();
+    let connector = if options.http2_only {
+        builder.enable_http2().wrap_connector(connector)
+    } else {
+        builder.enable_http1().wrap_connector(connector)
+    };
+    let mut client =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
+    client
+        .pool_idle_timeout(options.idle_timeout)
+        .pool_max_idle_per_host(options.idle_per_host)
+        .http2_only(options.http2_only);
+    if options.http2_only {
+        client.timer(hyper_util::rt::TokioTimer::new());
+    }
+    Ok(client.build(connector))
 }
 
 /// An error and its causes on one line (hyper's top-level error alone says little); a cause

@@ -35,7 +35,7 @@ pub const SHADOW: &str = "shadow";
 /// The target name of the shadow's baseline copy (a fresh stable beside the canary).
 pub const SHADOW_BASELINE: &str = "shadow-baseline";
 
-/// A pooled HTTP/1.1 client (https too) with its own connections.
+/// A pooled HTTP/1.1 or HTTP/2 client (https too) with its own connections.
 pub type Client<B> = crate::tls::HttpsClient<B>;
 
 /// Makes a client ([`crate::tls::https_client`]) whose pool keeps up to `idle_per_host` idle
@@ -51,11 +51,29 @@ where
     B: hyper::body::Body + Send + 'static,
     B::Data: Send,
 {
+    client_with(extra_ca, idle_per_host, false)
+}
+
+/// [`client`], speaking HTTP/2 only when `http2_only` (for requests that came over HTTP/2,
+/// gRPC's among them: a gRPC server refuses HTTP/1.1).
+///
+/// # Errors
+/// When the extra CA file cannot be read.
+pub fn client_with<B>(
+    extra_ca: Option<&std::path::Path>,
+    idle_per_host: usize,
+    http2_only: bool,
+) -> Result<Client<B>, crate::tls::TlsError>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+{
     crate::tls::https_client(&crate::tls::ClientOptions {
         extra_ca: extra_ca.map(std::path::Path::to_path_buf),
         connect_timeout: Duration::from_secs(5),
         idle_per_host,
         idle_timeout: Duration::from_secs(60),
+        http2_only,
     })
 }
 
@@ -244,11 +262,14 @@ pub async fn run_proxy(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<RunOutcome> {
     let primary_client = client(mirroring.extra_ca.as_deref(), 1024)?;
+    // One HTTP/2 connection carries many streams: a few per host are plenty.
+    let primary_h2 = client_with(mirroring.extra_ca.as_deref(), 4, true)?;
     let (running, policy) = Running::start(mirroring, Arc::clone(&metrics))?;
     let proxy = Arc::new(proxy::Proxy {
         primary,
         primary_name: running.primary_name.clone(),
         client: primary_client,
+        client_h2: primary_h2,
         policy,
         sender: running.sender.clone(),
         judge: running.judge.clone(),

@@ -61,6 +61,8 @@ pub struct Proxy {
     /// The primary's target name in observations and reports.
     pub primary_name: String,
     pub client: Client<ProxyBody>,
+    /// For clients that came over HTTP/2 (gRPC's): the primary is spoken to the same way.
+    pub client_h2: Client<ProxyBody>,
     pub policy: MirrorPolicy,
     pub sender: Sender,
     pub judge: JudgeHandle,
@@ -82,15 +84,19 @@ pub async fn serve(
     limits: ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
+    // No Date header of the proxy's own: the client gets the primary's headers as they were
+    // (in a gRPC trailers-only answer, an added Date would show as trailing metadata).
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+        .header_read_timeout(limits.header_timeout)
+        .auto_date_header(false);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(Some(Duration::from_secs(30)));
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .auto_date_header(false);
     let metrics = Arc::clone(&proxy.metrics);
     let options = crate::net::ServeOptions {
         max_connections: limits.max_connections,
@@ -119,7 +125,21 @@ async fn handle(
 ) -> Response<ProxyBody> {
     proxy.metrics.request();
     let (mut parts, body) = req.into_parts();
+    // A client that spoke HTTP/2 is passed on over HTTP/2, `TE: trailers` kept (the one
+    // value HTTP/2 allows; gRPC asks for it): a gRPC server refuses anything else.
+    let http2 = parts.version == hyper::Version::HTTP_2;
+    let te_trailers = http2
+        && parts
+            .headers
+            .get(hyper::header::TE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     let path_and_query = forwarded_head(&mut parts, client);
+    if te_trailers {
+        parts.headers.insert(
+            hyper::header::TE,
+            hyper::header::HeaderValue::from_static("trailers"),
+        );
+    }
     let mirror = start_mirror(proxy, &parts, &body, &path_and_query);
     let body: ProxyBody = match &mirror {
         Some((ticket, stamp)) => offer_copy(proxy, ticket, stamp, &parts, &path_and_query, body),
@@ -130,11 +150,17 @@ async fn handle(
         return plain(StatusCode::BAD_REQUEST, "bad request target\n");
     };
     parts.uri = uri;
-    parts.version = hyper::Version::HTTP_11;
+    let client = if http2 {
+        parts.version = hyper::Version::HTTP_2;
+        &proxy.client_h2
+    } else {
+        parts.version = hyper::Version::HTTP_11;
+        &proxy.client
+    };
     // Timed from the request handed to the connection to the response head, as the shadow's
     // copies are: both sides of a pair are measured between the same two points.
     let sent = Instant::now();
-    let answer = proxy.client.request(Request::from_parts(parts, body)).await;
+    let answer = client.request(Request::from_parts(parts, body)).await;
     let latency = sent.elapsed();
     respond(answer, latency, mirror)
 }

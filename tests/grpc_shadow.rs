@@ -1,0 +1,138 @@
+//! A real gRPC service (Python's grpcio, h2c) behind `nprt shadow`: every call through the
+//! proxy gets the primary's answer — message, status, details and trailing metadata — exactly
+//! as a direct call does. The proxy used to turn the client's HTTP/2 into HTTP/1.1 toward the
+//! primary, which a gRPC server refuses: every call came back UNAVAILABLE (HTTP 502).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// A unary echo on any method of `echo.Echo`, with trailing metadata; a request starting
+/// with "fail" is answered UNAVAILABLE with details, the trailer still set.
+const SERVER: &str = r#"
+import sys, grpc
+from concurrent import futures
+
+def call(request, context):
+    context.set_trailing_metadata((("x-echo-trailer", "t-" + request[:8].hex()),))
+    if request.startswith(b"fail"):
+        context.abort(grpc.StatusCode.UNAVAILABLE, "asked to fail: %d bytes" % len(request))
+    return b"echo:" + request[::-1]
+
+handler = grpc.method_handlers_generic_handler(
+    "echo.Echo", {"Call": grpc.unary_unary_rpc_method_handler(call)})
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+server.add_generic_rpc_handlers((handler,))
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+print(port, flush=True)
+server.wait_for_termination()
+"#;
+
+/// Calls `/echo.Echo/Call` with each message and prints one line per call: the answer (hex),
+/// the status, the details and the trailing metadata.
+const CLIENT: &str = r#"
+import sys, grpc, hashlib
+channel = grpc.insecure_channel(sys.argv[1], options=[("grpc.enable_http_proxy", 0)])
+call = channel.unary_unary("/echo.Echo/Call")
+for i in range(int(sys.argv[2])):
+    message = (b"fail-%d" % i) if i % 10 == 9 else (b"hello-%d" % i)
+    message += bytes(range(256)) * (i % 3)
+    try:
+        answer, outcome = call.with_call(message, timeout=10)
+        print(hashlib.sha256(answer).hexdigest(), len(answer), outcome.code().name, repr(outcome.details()),
+              sorted(m for m in outcome.trailing_metadata() if not m[0].startswith("grpc-")))
+    except grpc.RpcError as e:
+        print("-", e.code().name, repr(e.details()),
+              sorted(m for m in e.trailing_metadata() if not m[0].startswith("grpc-")))
+"#;
+
+fn grpcio() -> bool {
+    let present = Command::new("python3")
+        .args(["-c", "import grpc"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    common::available("python3 with grpcio (pip install grpcio)", present)
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn server(dir: &Path) -> (Server, u16) {
+    let script = dir.join("server.py");
+    std::fs::write(&script, SERVER).unwrap();
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().parse().expect("the server prints its port");
+    (Server(child), port)
+}
+
+fn calls(dir: &Path, target: &str, n: usize) -> Vec<String> {
+    let script = dir.join("client.py");
+    std::fs::write(&script, CLIENT).unwrap();
+    let out = Command::new("python3")
+        .arg(&script)
+        .args([target, &n.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn every_grpc_call_through_the_shadow_gets_the_primarys_answer_with_its_trailers() {
+    if !grpcio() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_primary, port) = server(dir.path());
+    let (_canary, canary_port) = server(dir.path());
+    let direct = calls(dir.path(), &format!("127.0.0.1:{port}"), 30);
+    assert_eq!(direct.len(), 30);
+    assert!(
+        direct[0].contains(" OK ") && direct[0].contains("x-echo-trailer"),
+        "{}",
+        direct[0]
+    );
+    assert!(
+        direct[9].starts_with("- UNAVAILABLE 'asked to fail"),
+        "{}",
+        direct[9]
+    );
+
+    let shadow = common::Shadow::start(
+        &format!("http://127.0.0.1:{port}"),
+        &format!("http://127.0.0.1:{canary_port}"),
+        &[],
+    );
+    let proxied = calls(dir.path(), shadow.url.trim_start_matches("http://"), 30);
+    let (code, out, err) = shadow.stop();
+    assert_eq!(proxied, direct, "through the proxy, as direct\n{err}");
+    assert!(code == 0 || code == 3, "{code}\n{out}\n{err}");
+    // gRPC calls are POSTs: not mirrored without an opt-in.
+    assert!(err.contains("mirrored 0"), "{err}");
+}
