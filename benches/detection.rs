@@ -198,6 +198,7 @@ fn fixed_horizon_aa(runs: u64, pairs: u64) -> (usize, Vec<String>) {
                     bytes: 0,
                     error: None,
                     at_ms: None,
+                    grpc_status: None,
                 });
             }
         }

@@ -35,6 +35,29 @@ pub struct Observation {
     /// in files written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at_ms: Option<u64>,
+    /// A gRPC answer's status (`grpc-status`, from the trailers or a trailers-only answer's
+    /// headers): 0 OK … 16 UNAUTHENTICATED. A gRPC failure travels in an HTTP 200.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_status: Option<u8>,
+}
+
+/// gRPC statuses that are the server's failure, counted like a 5xx: UNKNOWN,
+/// DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, INTERNAL, UNAVAILABLE, DATA_LOSS. The others
+/// (NOT_FOUND, INVALID_ARGUMENT…) are answers about the request, like a 4xx.
+pub const GRPC_FAILURES: [u8; 6] = [2, 4, 8, 13, 14, 15];
+
+impl Observation {
+    /// No usable answer (no status, or an error reading it).
+    pub fn is_error(&self) -> bool {
+        self.status.is_none() || self.error.is_some()
+    }
+
+    /// A failure of the target: no usable answer, a 5xx, or a gRPC failure status.
+    pub fn failed(&self) -> bool {
+        self.is_error()
+            || self.status.is_some_and(|s| (500..=599).contains(&s))
+            || self.grpc_status.is_some_and(|g| GRPC_FAILURES.contains(&g))
+    }
 }
 
 /// Now, in unix milliseconds, for [`Observation::at_ms`].
@@ -123,6 +146,7 @@ mod tests {
             bytes: 0,
             error: Some("connection refused".into()),
             at_ms: None,
+            grpc_status: None,
         };
         let mut buf = Vec::new();
         write_line(&mut buf, &obs).unwrap();

@@ -10,14 +10,18 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 /// A unary echo on any method of `echo.Echo`, with trailing metadata; a request starting
-/// with "fail" is answered UNAVAILABLE with details, the trailer still set.
+/// with "fail" is answered UNAVAILABLE with details, the trailer still set. With an argument
+/// N, every N-th call is answered UNAVAILABLE too (a canary that fails 1 call in N).
 const SERVER: &str = r#"
-import sys, grpc
+import sys, grpc, itertools
 from concurrent import futures
+
+every = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+calls = itertools.count(1)
 
 def call(request, context):
     context.set_trailing_metadata((("x-echo-trailer", "t-" + request[:8].hex()),))
-    if request.startswith(b"fail"):
+    if request.startswith(b"fail") or (every and next(calls) % every == 0):
         context.abort(grpc.StatusCode.UNAVAILABLE, "asked to fail: %d bytes" % len(request))
     return b"echo:" + request[::-1]
 
@@ -67,11 +71,12 @@ impl Drop for Server {
     }
 }
 
-fn server(dir: &Path) -> (Server, u16) {
+fn server(dir: &Path, fail_every: u32) -> (Server, u16) {
     let script = dir.join("server.py");
     std::fs::write(&script, SERVER).unwrap();
     let mut child = Command::new("python3")
         .arg(&script)
+        .arg(fail_every.to_string())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -109,8 +114,8 @@ fn every_grpc_call_through_the_shadow_gets_the_primarys_answer_with_its_trailers
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (_primary, port) = server(dir.path());
-    let (_canary, canary_port) = server(dir.path());
+    let (_primary, port) = server(dir.path(), 0);
+    let (_canary, canary_port) = server(dir.path(), 0);
     let direct = calls(dir.path(), &format!("127.0.0.1:{port}"), 30);
     assert_eq!(direct.len(), 30);
     assert!(
@@ -135,4 +140,48 @@ fn every_grpc_call_through_the_shadow_gets_the_primarys_answer_with_its_trailers
     assert!(code == 0 || code == 3, "{code}\n{out}\n{err}");
     // gRPC calls are POSTs: not mirrored without an opt-in.
     assert!(err.contains("mirrored 0"), "{err}");
+}
+
+#[test]
+fn a_shadow_to_a_canary_failing_one_grpc_call_in_ten_fails_while_clients_see_none() {
+    if !grpcio() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_primary, port) = server(dir.path(), 0);
+    let (_canary, canary_port) = server(dir.path(), 10);
+    let shadow = common::Shadow::start(
+        &format!("http://127.0.0.1:{port}"),
+        &format!("http://127.0.0.1:{canary_port}"),
+        &["--grpc-mirror", "echo.Echo/*"],
+    );
+    // No call asks to fail: every failure would be the canary's.
+    let script = dir.path().join("healthy.py");
+    std::fs::write(&script, CLIENT.replace("i % 10 == 9", "False")).unwrap();
+    let out = Command::new("python3")
+        .arg(&script)
+        .args([shadow.url.trim_start_matches("http://"), "300"])
+        .output()
+        .unwrap();
+    let answers = String::from_utf8(out.stdout).unwrap();
+    let (code, report, err) = shadow.stop();
+    assert_eq!(
+        answers.lines().count(),
+        300,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        answers.lines().all(|l| l.contains(" OK ")),
+        "the clients get the primary's answers only: {answers}"
+    );
+    assert_eq!(code, 1, "{report}\n{err}");
+    // The live judge sees the canary's UNAVAILABLE (an HTTP 200 with grpc-status 14) as a
+    // failure and stops mirroring.
+    assert!(
+        err.contains("judge: fail — the shadow regressed; mirroring stopped"),
+        "{err}"
+    );
+    assert!(report.starts_with("FAIL:"), "{report}");
+    assert!(report.contains("gRPC failure status"), "{report}");
 }

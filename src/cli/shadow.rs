@@ -202,9 +202,13 @@ impl MirrorSettings {
             &format!(
                 "{label}: copies of {}% of the {} {from} go to {}{}, judged live {until}",
                 mirroring.policy.percent,
-                match mirroring.policy.methods {
-                    crate::replay::MethodPolicy::All => "requests",
-                    crate::replay::MethodPolicy::Safe => "safe requests",
+                match (mirroring.policy.methods, mirroring.policy.grpc.is_empty()) {
+                    (crate::replay::MethodPolicy::All, _) => "requests".to_owned(),
+                    (crate::replay::MethodPolicy::Safe, true) => "safe requests".to_owned(),
+                    (crate::replay::MethodPolicy::Safe, false) => format!(
+                        "safe requests and gRPC calls to {}",
+                        mirroring.policy.grpc.join(", ")
+                    ),
                 },
                 s.shadow.as_deref().unwrap_or_default(),
                 s.shadow_baseline

@@ -161,6 +161,7 @@ mod tests {
                     bytes: 0,
                     error: None,
                     at_ms: None,
+                    grpc_status: None,
                 });
             }
         }

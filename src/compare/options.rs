@@ -98,7 +98,7 @@ impl RouteOverride {
 }
 
 /// `*` matches any run of characters, everything else itself.
-fn glob(pattern: &str, text: &str) -> bool {
+pub fn glob(pattern: &str, text: &str) -> bool {
     let mut parts = pattern.split('*');
     let first = parts.next().unwrap_or("");
     let Some(mut rest) = text.strip_prefix(first) else {

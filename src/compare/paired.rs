@@ -22,7 +22,7 @@ pub const RESERVOIR_SEED: u64 = 0x6e70_7274;
 pub struct Half {
     pub route: std::sync::Arc<str>,
     pub status: Option<u16>,
-    /// 5xx or no response.
+    /// 5xx, a gRPC failure status, or no response ([`Observation::failed`]).
     pub failed: bool,
     /// Latency in µs when a response arrived.
     pub latency_us: Option<u64>,
@@ -34,7 +34,7 @@ impl Half {
         Half {
             route: observation.route.clone(),
             status: observation.status,
-            failed: error || observation.status.is_some_and(|s| (500..=599).contains(&s)),
+            failed: observation.failed(),
             latency_us: (!error).then_some(observation.latency_us),
         }
     }

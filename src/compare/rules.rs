@@ -306,6 +306,7 @@ mod tests {
                 bytes: 0,
                 error: status.is_none().then(|| "reset".into()),
                 at_ms: None,
+                grpc_status: None,
             });
         }
         t

@@ -188,6 +188,7 @@ mod tests {
             bytes: 0,
             error: status.is_none().then(|| "timeout".to_owned()),
             at_ms: None,
+            grpc_status: None,
         }
     }
 

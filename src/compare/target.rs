@@ -42,13 +42,9 @@ impl Default for TargetStats {
     }
 }
 
-/// Whether an observation counts as a failure: a 5xx, or no usable response at all.
+/// Whether an observation has no usable response at all.
 pub fn is_error(observation: &Observation) -> bool {
-    observation.status.is_none() || observation.error.is_some()
-}
-
-fn is_5xx(status: u16) -> bool {
-    (500..=599).contains(&status)
+    observation.is_error()
 }
 
 impl TargetStats {
@@ -61,7 +57,7 @@ impl TargetStats {
         if error {
             self.errors += 1;
         }
-        if error || observation.status.is_some_and(is_5xx) {
+        if observation.failed() {
             self.failures += 1;
         }
         // Failed exchanges stay out of the latency distribution: their "latency" is time to a
@@ -279,6 +275,7 @@ mod tests {
             bytes: 0,
             error: status.is_none().then(|| "timeout".into()),
             at_ms: None,
+            grpc_status: None,
         }
     }
 

@@ -30,6 +30,7 @@ fn feed(
             bytes: 100,
             error: status.is_none().then(|| "connection reset".into()),
             at_ms: None,
+            grpc_status: None,
         });
     }
 }
@@ -308,6 +309,7 @@ fn merge_finely_interleaved_observations() {
             bytes: 0,
             error: (i % 13 == 0).then(|| "timeout".into()),
             at_ms: None,
+            grpc_status: None,
         };
         single.add(&obs);
         parts[(i % 2) as usize].add(&obs);
@@ -422,6 +424,7 @@ fn unpaired_observations_use_fishers_test() {
                 bytes: 0,
                 error: None,
                 at_ms: None,
+                grpc_status: None,
             });
         }
     }
@@ -490,6 +493,7 @@ fn a_spread_only_regression_is_seen_by_the_distribution_check() {
                 bytes: 0,
                 error: None,
                 at_ms: None,
+                grpc_status: None,
             });
         }
     }
@@ -576,6 +580,7 @@ fn warm_up_leaves_out_the_first_observations_and_their_partners() {
                 bytes: 0,
                 error: None,
                 at_ms: None,
+                grpc_status: None,
             });
         }
     }
@@ -613,6 +618,7 @@ fn a_difference_the_two_stables_share_is_discounted() {
                     bytes: 0,
                     error: None,
                     at_ms: None,
+                    grpc_status: None,
                 });
             }
         }
@@ -669,6 +675,7 @@ fn the_sequential_judge_rides_along_the_pairs() {
                 bytes: 0,
                 error: None,
                 at_ms: None,
+                grpc_status: None,
             });
         }
     }
@@ -728,6 +735,7 @@ fn the_sequential_judge_passes_identical_routes_and_notes_a_rare_one() {
                 bytes: 0,
                 error: None,
                 at_ms: None,
+                grpc_status: None,
             });
         }
         if c.sequential_decision() != Some(sequential::Decision::Continue) {

@@ -252,6 +252,7 @@ mod tests {
             bytes: 0,
             error: Some("refused".into()),
             at_ms: None,
+            grpc_status: None,
         };
         for _ in 0..10 {
             p.observe(&obs);

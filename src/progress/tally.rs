@@ -130,6 +130,7 @@ mod tests {
                 .is_none()
                 .then(|| "connect: Connection refused".to_owned()),
             at_ms: None,
+            grpc_status: None,
         }
     }
 

@@ -156,6 +156,7 @@ impl Job {
             bytes,
             error,
             at_ms: Some(crate::observation::now_ms()),
+            grpc_status: None,
         }
     }
 }

@@ -91,6 +91,7 @@ mod tests {
             bytes: 0,
             error: None,
             at_ms: None,
+            grpc_status: None,
         }
     }
 

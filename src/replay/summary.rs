@@ -192,6 +192,7 @@ mod tests {
             bytes: 1,
             error: status.is_none().then(|| "connect: refused".to_owned()),
             at_ms: None,
+            grpc_status: None,
         }
     }
 

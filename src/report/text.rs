@@ -155,7 +155,7 @@ fn write_table(out: &mut String, v: &Verdict) -> std::fmt::Result {
     }
     writeln!(
         out,
-        "fail % = 5xx or no response; ! = over the limit; * = too few requests, not judged"
+        "fail % = 5xx, gRPC failure status or no response; ! = over the limit; * = too few requests, not judged"
     )
 }
 

@@ -119,7 +119,7 @@ fn mirroring(
     Mirroring {
         primary_name,
         target: spec.settings.target(shadow.clone(), baseline),
-        policy: spec.settings.policy,
+        policy: spec.settings.policy.clone(),
         extra_ca: spec.settings.ca.clone(),
         judge,
     }

@@ -4,6 +4,7 @@
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION};
 
 use crate::replay::MethodPolicy;
+use std::sync::Arc;
 
 /// Marks every request the shadow gets, so that the canary (and its logs) can tell mirrored
 /// traffic from anything else.
@@ -66,10 +67,12 @@ pub enum Skip {
     Truncated,
     /// The shadow (or its baseline copy) refused or timed out repeatedly: its circuit is open.
     ShadowDown,
+    /// A gRPC call whose method `--grpc-mirror` does not name (every call is a POST).
+    GrpcMethod,
 }
 
 impl Skip {
-    pub const ALL: [Skip; 9] = [
+    pub const ALL: [Skip; 10] = [
         Skip::UnsafeMethod,
         Skip::Percent,
         Skip::TooLarge,
@@ -79,6 +82,7 @@ impl Skip {
         Skip::Unanswered,
         Skip::Truncated,
         Skip::ShadowDown,
+        Skip::GrpcMethod,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -92,18 +96,22 @@ impl Skip {
             Skip::Unanswered => "unanswered",
             Skip::Truncated => "truncated",
             Skip::ShadowDown => "shadow_down",
+            Skip::GrpcMethod => "grpc_method",
         }
     }
 }
 
 /// Which requests are mirrored.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MirrorPolicy {
     pub methods: MethodPolicy,
     /// Share of eligible requests mirrored, 0 to 100.
     pub percent: f64,
     /// Largest request body mirrored, in bytes.
     pub max_body: u64,
+    /// gRPC methods mirrored (`pkg.Service/Get*`, `*` matching any run): a gRPC call is a
+    /// POST whatever it does, so it is mirrored by its method's name, not by its HTTP method.
+    pub grpc: Arc<[String]>,
 }
 
 impl Default for MirrorPolicy {
@@ -112,8 +120,16 @@ impl Default for MirrorPolicy {
             methods: MethodPolicy::Safe,
             percent: 100.0,
             max_body: 1 << 20,
+            grpc: Arc::new([]),
         }
     }
+}
+
+/// Whether a request is a gRPC call (`content-type: application/grpc`, `+proto`…).
+pub fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(hyper::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 impl MirrorPolicy {
@@ -125,11 +141,23 @@ impl MirrorPolicy {
     pub fn decide(
         &self,
         method: &str,
+        path: &str,
         headers: &HeaderMap,
         content_length: Option<u64>,
         draw: f64,
     ) -> Result<(), Skip> {
-        if !self.methods.allows(method) {
+        if is_grpc(headers) && self.methods != MethodPolicy::All {
+            // `/pkg.Service/Method?…` against `pkg.Service/Method` patterns.
+            let name = path.trim_start_matches('/');
+            let name = name.split_once('?').map_or(name, |(n, _)| n);
+            if !self
+                .grpc
+                .iter()
+                .any(|p| crate::compare::options::glob(p, name))
+            {
+                return Err(Skip::GrpcMethod);
+            }
+        } else if !self.methods.allows(method) {
             return Err(Skip::UnsafeMethod);
         }
         if headers.contains_key(hyper::header::UPGRADE) || method == "CONNECT" {
@@ -199,6 +227,42 @@ mod tests {
     }
 
     #[test]
+    fn grpc_calls_are_mirrored_by_method_name() {
+        let grpc = headers(&[("content-type", "application/grpc+proto")]);
+        let p = MirrorPolicy {
+            grpc: vec!["shop.Catalog/Get*".to_owned(), "shop.Health/*".to_owned()].into(),
+            ..MirrorPolicy::default()
+        };
+        let decide = |path| p.decide("POST", path, &grpc, Some(5), 0.0);
+        assert_eq!(decide("/shop.Catalog/GetItem"), Ok(()));
+        assert_eq!(decide("/shop.Health/Check"), Ok(()));
+        assert_eq!(decide("/shop.Catalog/DeleteItem"), Err(Skip::GrpcMethod));
+        assert_eq!(decide("/shop.CatalogV2/GetItem"), Err(Skip::GrpcMethod));
+        // Without patterns no call is mirrored, unless every method is.
+        let none = MirrorPolicy::default();
+        assert_eq!(
+            none.decide("POST", "/shop.Health/Check", &grpc, None, 0.0),
+            Err(Skip::GrpcMethod)
+        );
+        let all = MirrorPolicy {
+            methods: MethodPolicy::All,
+            ..MirrorPolicy::default()
+        };
+        assert_eq!(all.decide("POST", "/x.Y/Z", &grpc, None, 0.0), Ok(()));
+        // An ordinary POST is still an unsafe method.
+        assert_eq!(
+            p.decide(
+                "POST",
+                "/shop.Catalog/GetItem",
+                &HeaderMap::new(),
+                None,
+                0.0
+            ),
+            Err(Skip::UnsafeMethod)
+        );
+    }
+
+    #[test]
     fn mirror_policy_reasons() {
         let none = HeaderMap::new();
         let p = MirrorPolicy {
@@ -206,23 +270,29 @@ mod tests {
             percent: 50.0,
             ..MirrorPolicy::default()
         };
-        assert_eq!(p.decide("GET", &none, None, 0.1), Ok(()));
-        assert_eq!(p.decide("HEAD", &none, Some(10), 0.49), Ok(()));
-        assert_eq!(p.decide("GET", &none, None, 0.5), Err(Skip::Percent));
-        assert_eq!(p.decide("POST", &none, None, 0.0), Err(Skip::UnsafeMethod));
-        assert_eq!(p.decide("GET", &none, Some(11), 0.0), Err(Skip::TooLarge));
+        assert_eq!(p.decide("GET", "/", &none, None, 0.1), Ok(()));
+        assert_eq!(p.decide("HEAD", "/", &none, Some(10), 0.49), Ok(()));
+        assert_eq!(p.decide("GET", "/", &none, None, 0.5), Err(Skip::Percent));
+        assert_eq!(
+            p.decide("POST", "/", &none, None, 0.0),
+            Err(Skip::UnsafeMethod)
+        );
+        assert_eq!(
+            p.decide("GET", "/", &none, Some(11), 0.0),
+            Err(Skip::TooLarge)
+        );
         let ws = headers(&[("upgrade", "websocket")]);
-        assert_eq!(p.decide("GET", &ws, None, 0.0), Err(Skip::Upgrade));
+        assert_eq!(p.decide("GET", "/", &ws, None, 0.0), Err(Skip::Upgrade));
         let all = MirrorPolicy {
             methods: MethodPolicy::All,
-            ..p
+            ..p.clone()
         };
-        assert_eq!(all.decide("POST", &none, Some(3), 0.0), Ok(()));
-        assert_eq!(all.decide("DELETE", &none, None, 0.0), Ok(()));
+        assert_eq!(all.decide("POST", "/", &none, Some(3), 0.0), Ok(()));
+        assert_eq!(all.decide("DELETE", "/", &none, None, 0.0), Ok(()));
         let off = MirrorPolicy {
             percent: 0.0,
             ..MirrorPolicy::default()
         };
-        assert_eq!(off.decide("GET", &none, None, 0.0), Err(Skip::Percent));
+        assert_eq!(off.decide("GET", "/", &none, None, 0.0), Err(Skip::Percent));
     }
 }

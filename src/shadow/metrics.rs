@@ -487,6 +487,7 @@ mod tests {
             bytes: 3,
             error: error.map(str::to_owned),
             at_ms: None,
+            grpc_status: None,
         };
         m.observed(&obs("primary", Some(200), None));
         m.observed(&obs("shadow", None, Some("connection refused")));

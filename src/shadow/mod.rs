@@ -196,7 +196,10 @@ impl Running {
         metrics: Arc<Metrics>,
     ) -> Result<(Running, MirrorPolicy), crate::tls::TlsError> {
         let stopped = Arc::new(AtomicBool::new(false));
-        let shadow_client = client(m.extra_ca.as_deref(), m.target.concurrency)?;
+        let shadow_client = sender::Clients {
+            http1: client(m.extra_ca.as_deref(), m.target.concurrency)?,
+            http2: client_with(m.extra_ca.as_deref(), 4, true)?,
+        };
         let (judge, judge_task) = judge::start(m.judge, Arc::clone(&metrics), Arc::clone(&stopped));
         let (sender, sender_task) = sender::start(
             m.target,

@@ -120,6 +120,7 @@ impl Feed {
         let body = exchange.request_body();
         self.policy.decide(
             head.method(),
+            head.target(),
             &headers,
             Some(body.len() as u64),
             fastrand::f64(),
@@ -140,6 +141,7 @@ impl Feed {
             bytes: response.bytes.len().saturating_sub(response.head.head_len) as u64,
             error: None,
             at_ms: Some(crate::observation::now_ms()),
+            grpc_status: None,
         };
         Ok((
             MirrorJob {
@@ -150,6 +152,8 @@ impl Feed {
                 headers,
                 body,
                 queued: std::time::Instant::now(),
+                // Capture decodes HTTP/1.1 only.
+                http2: false,
             },
             primary,
         ))

@@ -202,6 +202,7 @@ fn start_mirror(
             .policy
             .decide(
                 parts.method.as_str(),
+                path_and_query,
                 &parts.headers,
                 body.size_hint().exact(),
                 fastrand::f64(),
@@ -253,6 +254,7 @@ fn offer_copy(
         headers: parts.headers.clone(),
         body: Bytes::new(),
         queued: Instant::now(),
+        http2: parts.version == hyper::Version::HTTP_2,
     };
     if body.is_end_stream() {
         ticket.decide(proxy.sender.offer(job));
@@ -299,8 +301,12 @@ fn respond(
                 Some((ticket, stamp)) => CountedBody {
                     inner: body,
                     bytes: 0,
-                    done: Some(Box::new(move |bytes| {
-                        ticket.primary(stamp.observe(Some(status), latency, bytes, None));
+                    // A trailers-only gRPC answer carries its status in the headers.
+                    grpc: crate::http::grpc_status(&head.headers),
+                    done: Some(Box::new(move |(bytes, grpc)| {
+                        let mut observation = stamp.observe(Some(status), latency, bytes, None);
+                        observation.grpc_status = grpc;
+                        ticket.primary(observation);
                     })),
                 }
                 .boxed_unsync(),
@@ -348,6 +354,7 @@ impl Stamp {
             bytes,
             error,
             at_ms: Some(crate::observation::now_ms()),
+            grpc_status: None,
         }
     }
 }
@@ -508,13 +515,15 @@ impl std::ops::Drop for TeeBody {
 struct CountedBody {
     inner: Incoming,
     bytes: u64,
-    done: OnEnd<u64>,
+    /// The gRPC status, from the headers or the trailers.
+    grpc: Option<u8>,
+    done: OnEnd<(u64, Option<u8>)>,
 }
 
 impl CountedBody {
     fn finish(&mut self) {
         if let Some(done) = self.done.take() {
-            done(self.bytes);
+            done((self.bytes, self.grpc));
         }
     }
 }
@@ -533,6 +542,9 @@ impl Body for CountedBody {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.bytes += data.len() as u64;
+                }
+                if let Some(trailers) = frame.trailers_ref() {
+                    this.grpc = crate::http::grpc_status(trailers).or(this.grpc);
                 }
                 if this.inner.is_end_stream() {
                     this.finish();

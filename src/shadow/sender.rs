@@ -47,6 +47,25 @@ pub struct MirrorJob {
     pub body: Bytes,
     /// When the job was offered: the time until it is sent is nprt's, not the shadow's.
     pub queued: Instant,
+    /// The client spoke HTTP/2 (gRPC does): the copies go over HTTP/2 too.
+    pub http2: bool,
+}
+
+/// The shadow's clients: HTTP/1.1, and HTTP/2 for copies of HTTP/2 requests.
+#[derive(Clone)]
+pub struct Clients {
+    pub http1: Client<Full<Bytes>>,
+    pub http2: Client<Full<Bytes>>,
+}
+
+impl Clients {
+    fn of(&self, job: &MirrorJob) -> &Client<Full<Bytes>> {
+        if job.http2 {
+            &self.http2
+        } else {
+            &self.http1
+        }
+    }
 }
 
 /// How the shadow is reached.
@@ -133,7 +152,7 @@ impl Sender {
 /// flight are done.
 pub fn start(
     target: ShadowTarget,
-    client: Client<Full<Bytes>>,
+    client: Clients,
     judge: JudgeHandle,
     metrics: Arc<Metrics>,
     stopped: Arc<AtomicBool>,
@@ -217,7 +236,7 @@ impl Endpoints {
 async fn dispatch(
     mut rx: mpsc::Receiver<MirrorJob>,
     target: ShadowTarget,
-    client: Client<Full<Bytes>>,
+    client: Clients,
     judge: JudgeHandle,
     metrics: Arc<Metrics>,
     stopped: Arc<AtomicBool>,
@@ -268,8 +287,9 @@ async fn dispatch(
                 .as_ref()
                 .map(|_| job.headers.clone());
             let canary_headers = std::mem::take(&mut job.headers);
+            let client = client.of(&job);
             let canary = send(
-                &client,
+                client,
                 &endpoints.target.canary,
                 timeout,
                 &job,
@@ -278,7 +298,7 @@ async fn dispatch(
             let (canary, baseline) = match (&endpoints.target.baseline, baseline_headers) {
                 (Some(baseline), Some(headers)) => {
                     let (c, b) =
-                        tokio::join!(canary, send(&client, baseline, timeout, &job, headers));
+                        tokio::join!(canary, send(client, baseline, timeout, &job, headers));
                     (c, Some(b))
                 }
                 _ => (canary.await, None),
@@ -320,6 +340,9 @@ async fn send(
             *request.method_mut() = job.method.clone();
             *request.uri_mut() = uri;
             *request.headers_mut() = headers;
+            if job.http2 {
+                *request.version_mut() = hyper::Version::HTTP_2;
+            }
             let started = Instant::now();
             let answer = tokio::time::timeout(timeout, async {
                 let response = client
@@ -328,6 +351,7 @@ async fn send(
                     .map_err(|e| super::describe_error(&e))?;
                 latency = started.elapsed();
                 let status = response.status().as_u16();
+                let mut grpc = crate::http::grpc_status(response.headers());
                 let mut body = response.into_body();
                 let mut bytes = 0u64;
                 while let Some(frame) = body.frame().await {
@@ -335,8 +359,11 @@ async fn send(
                     if let Some(data) = frame.data_ref() {
                         bytes += data.len() as u64;
                     }
+                    if let Some(trailers) = frame.trailers_ref() {
+                        grpc = crate::http::grpc_status(trailers).or(grpc);
+                    }
                 }
-                Ok::<_, String>((status, bytes))
+                Ok::<_, String>((status, bytes, grpc))
             })
             .await;
             if latency.is_zero() {
@@ -347,9 +374,9 @@ async fn send(
         Err(e) => Err(e),
     };
     let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-    let (status, bytes, error) = match result {
-        Ok((status, bytes)) => (Some(status), bytes, None),
-        Err(e) => (None, 0, Some(e)),
+    let (status, bytes, grpc_status, error) = match result {
+        Ok((status, bytes, grpc)) => (Some(status), bytes, grpc, None),
+        Err(e) => (None, 0, None, Some(e)),
     };
     Observation {
         id: Arc::clone(&job.id),
@@ -361,5 +388,6 @@ async fn send(
         bytes,
         error,
         at_ms: Some(crate::observation::now_ms()),
+        grpc_status,
     }
 }

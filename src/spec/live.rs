@@ -43,6 +43,11 @@ pub struct MirrorSpec {
     /// shadow) [default: safe].
     #[arg(long, value_enum)]
     pub methods: Option<Methods>,
+    /// gRPC methods mirrored, comma-separated `package.Service/Method` patterns (`*` matches
+    /// any run): every gRPC call is a POST, so without this none is mirrored unless
+    /// `--methods all`. E.g. 'shop.Catalog/Get*,shop.Health/*'.
+    #[arg(long, value_name = "PATTERNS")]
+    pub grpc_mirror: Option<String>,
     /// Largest request body mirrored, e.g. 64KiB or 1MiB; larger requests are not mirrored
     /// (counted) [default: 1MiB].
     #[arg(long, value_name = "SIZE")]
@@ -90,6 +95,27 @@ pub struct MirrorSettings {
     pub duration: Option<Duration>,
 }
 
+/// `pkg.Service/Get*,pkg.Other/*` as patterns, each naming a service and a method.
+fn grpc_patterns(text: Option<&str>) -> Result<Vec<String>, SpecError> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    text.split(',')
+        .map(str::trim)
+        .map(|p| match p.split_once('/') {
+            Some((service, method))
+                if !service.is_empty() && !method.is_empty() && !method.contains('/') =>
+            {
+                Ok(p.to_owned())
+            }
+            _ => Err(SpecError::new(
+                "grpc_mirror",
+                format!("`{p}` is not service/method, e.g. shop.Catalog/Get* or shop.Health/*"),
+            )),
+        })
+        .collect()
+}
+
 impl MirrorSpec {
     pub fn settings(&self) -> Result<MirrorSettings, SpecError> {
         let url = |key: &'static str, url: &Option<String>| {
@@ -110,6 +136,7 @@ impl MirrorSpec {
                 methods: self.methods.unwrap_or(Methods::Safe).into(),
                 percent,
                 max_body: self.max_body.map_or(1 << 20, |s| s.0),
+                grpc: grpc_patterns(self.grpc_mirror.as_deref())?.into(),
             },
             queue: at_least_one("queue", self.queue.unwrap_or(1024))?,
             concurrency: at_least_one("concurrency", self.concurrency.unwrap_or(64))?,
@@ -159,6 +186,14 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
+        let spec: MirrorSpec =
+            toml::from_str("grpc_mirror = \"shop.Catalog/Get*, shop.Health/*\"").unwrap();
+        let grpc = spec.settings().unwrap().policy.grpc;
+        assert_eq!(&grpc[..], ["shop.Catalog/Get*", "shop.Health/*"]);
+        let spec: MirrorSpec = toml::from_str("grpc_mirror = \"GetItem\"").unwrap();
+        let e = spec.settings().unwrap_err();
+        assert_eq!(e.key, "grpc_mirror");
+        assert!(e.message.contains("not service/method"), "{}", e.message);
         let spec: MirrorSpec = toml::from_str("mirror_percent = 0.0").unwrap();
         assert_eq!(spec.settings().unwrap_err().key, "mirror_percent");
         let spec: MirrorSpec = toml::from_str("queue = 0").unwrap();
