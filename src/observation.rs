@@ -46,6 +46,33 @@ pub struct Observation {
 /// (NOT_FOUND, INVALID_ARGUMENT…) are answers about the request, like a 4xx.
 pub const GRPC_FAILURES: [u8; 6] = [2, 4, 8, 13, 14, 15];
 
+/// The name of a gRPC status code, as the gRPC specification spells it.
+pub fn grpc_name(code: u8) -> &'static str {
+    const NAMES: [&str; 17] = [
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
+    ];
+    NAMES
+        .get(usize::from(code))
+        .copied()
+        .unwrap_or("UNKNOWN_CODE")
+}
+
 impl Observation {
     /// No usable answer (no status, or an error reading it).
     pub fn is_error(&self) -> bool {

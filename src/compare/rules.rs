@@ -224,7 +224,40 @@ pub fn new_status(
                 if n == 1 { "" } else { "s" }
             ),
         })
+        .chain(new_grpc_status(route, baseline, candidate))
         .collect()
+}
+
+/// gRPC statuses the candidate answered and the baseline never did, by name; the failure
+/// statuses are left to the failure rate, as 5xx are.
+fn new_grpc_status<'a>(
+    route: &'a str,
+    baseline: &'a TargetStats,
+    candidate: &'a TargetStats,
+) -> impl Iterator<Item = Finding> + 'a {
+    candidate
+        .grpc()
+        .iter()
+        .filter(|(code, _)| {
+            !crate::observation::GRPC_FAILURES.contains(*code)
+                && !baseline.grpc().contains_key(code)
+        })
+        .map(move |(&code, &n)| Finding {
+            route: route.to_owned(),
+            metric: Metric::NewStatus,
+            severity: Severity::Info,
+            status: None,
+            baseline: 0.0,
+            candidate: n as f64,
+            threshold: None,
+            unit: "count".into(),
+            check: None,
+            message: format!(
+                "gRPC status {} ({code}) returned {n} time{} by the candidate, never by the baseline",
+                crate::observation::grpc_name(code),
+                if n == 1 { "" } else { "s" }
+            ),
+        })
 }
 
 /// A finding of a statistical metric ([`Metric::LatencyShift`], [`Metric::LatencyDistribution`])
@@ -361,5 +394,42 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert_eq!((f[0].status, f[0].severity), (Some(404), Severity::Info));
         assert!(new_status("r", &base, &cand, &[404]).is_empty());
+    }
+
+    #[test]
+    fn new_grpc_statuses_are_named_and_failures_left_to_the_failure_rate() {
+        let grpc = |codes: &[u8]| {
+            let mut t = TargetStats::default();
+            for &code in codes {
+                t.add(&Observation {
+                    id: "1".into(),
+                    target: "t".into(),
+                    route: "POST /shop.Catalog/Get".into(),
+                    method: "POST".into(),
+                    status: Some(200),
+                    latency_us: 1000,
+                    bytes: 5,
+                    error: None,
+                    at_ms: None,
+                    grpc_status: Some(code),
+                });
+            }
+            t
+        };
+        let (base, cand) = (grpc(&[0, 0, 5]), grpc(&[0, 5, 3, 14]));
+        let f = new_status("r", &base, &cand, &[]);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(
+            f[0].message
+                .starts_with("gRPC status INVALID_ARGUMENT (3) returned 1 time by the candidate"),
+            "{}",
+            f[0].message
+        );
+        assert_eq!(
+            cand.failures(),
+            1,
+            "UNAVAILABLE is a failure, counted there"
+        );
+        assert_eq!(cand.summary(false).grpc_status["UNAVAILABLE"], 1);
     }
 }

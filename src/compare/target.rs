@@ -24,6 +24,8 @@ pub struct TargetStats {
     failures: u64,
     /// Bounded by the u16 range, and in practice by the few codes a service returns.
     status: BTreeMap<u16, u64>,
+    /// gRPC answers by `grpc-status` (0..=16 and whatever else a server sends, at most 256).
+    grpc: BTreeMap<u8, u64>,
     /// Latencies of answered requests only, in µs.
     latency: Histogram<u64>,
 }
@@ -37,6 +39,7 @@ impl Default for TargetStats {
             errors: 0,
             failures: 0,
             status: BTreeMap::new(),
+            grpc: BTreeMap::new(),
             latency,
         }
     }
@@ -48,10 +51,18 @@ pub fn is_error(observation: &Observation) -> bool {
 }
 
 impl TargetStats {
+    /// gRPC answers by status code.
+    pub fn grpc(&self) -> &BTreeMap<u8, u64> {
+        &self.grpc
+    }
+
     pub fn add(&mut self, observation: &Observation) {
         self.requests += 1;
         if let Some(code) = observation.status {
             *self.status.entry(code).or_default() += 1;
+        }
+        if let Some(code) = observation.grpc_status {
+            *self.grpc.entry(code).or_default() += 1;
         }
         let error = is_error(observation);
         if error {
@@ -80,6 +91,9 @@ impl TargetStats {
         self.failures += other.failures;
         for (&code, &n) in &other.status {
             *self.status.entry(code).or_default() += n;
+        }
+        for (&code, &n) in &other.grpc {
+            *self.grpc.entry(code).or_default() += n;
         }
         // Cannot fail: both auto-resize at the same precision. Should it ever, re-record by
         // value rather than panic and lose the run.
@@ -179,6 +193,11 @@ impl TargetStats {
                 .iter()
                 .map(|(code, n)| (code.to_string(), *n))
                 .collect(),
+            grpc_status: self
+                .grpc
+                .iter()
+                .map(|(&code, n)| (crate::observation::grpc_name(code).to_owned(), *n))
+                .collect(),
             p50_ms: q(0.50),
             p90_ms: q(0.90),
             p99_ms: q(0.99),
@@ -246,6 +265,9 @@ pub struct TargetSummary {
     pub failure_rate: f64,
     /// Status code (as text, for JSON object keys) → count.
     pub status: BTreeMap<String, u64>,
+    /// gRPC answers: status name (`UNAVAILABLE`) → count.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub grpc_status: BTreeMap<String, u64>,
     pub p50_ms: f64,
     pub p90_ms: f64,
     pub p99_ms: f64,
