@@ -17,7 +17,7 @@ use super::Failure;
 use crate::compare::stats::Correction;
 use crate::resource::config::{Config, Metric, Token};
 use crate::resource::judge::{self, ResourceResult, Side};
-use crate::resource::promql::{self, AnswerError, Series, TargetLabels};
+use crate::resource::promql::{self, Series, TargetLabels};
 use crate::resource::Timeline;
 
 /// The largest answer read; a range query of a day at 1 s steps is well below.
@@ -32,23 +32,6 @@ pub struct Prometheus {
     config: Config,
     token: Option<String>,
     client: crate::tls::HttpsClient<Full<Bytes>>,
-}
-
-/// Why one query gave nothing usable.
-enum QueryError {
-    /// Could not reach or read the server (exit 4 before traffic).
-    Unreachable(String),
-    /// Prometheus answered, but not with data.
-    Answer(AnswerError),
-}
-
-impl QueryError {
-    fn text(&self) -> String {
-        match self {
-            QueryError::Unreachable(e) => e.clone(),
-            QueryError::Answer(e) => e.to_string(),
-        }
-    }
 }
 
 fn unix_now() -> f64 {
@@ -100,7 +83,7 @@ impl Prometheus {
     }
 
     /// One POST to the API; the answer's body whatever its status (errors come as JSON).
-    async fn post(&self, path: &str, form: &[(&str, String)]) -> Result<Vec<u8>, QueryError> {
+    async fn post(&self, path: &str, form: &[(&str, String)]) -> Result<Vec<u8>, String> {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
             .finish();
@@ -119,36 +102,36 @@ impl Prometheus {
         }
         let request = request
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| QueryError::Unreachable(format!("{url}: {e}")))?;
+            .map_err(|e| format!("{url}: {e}"))?;
         let timeout = Duration::from_millis(self.config.timeout_ms);
         let exchange = async {
             let response = self.client.request(request).await.map_err(|e| {
-                QueryError::Unreachable(format!(
+                format!(
                     "cannot reach {}: {}",
                     self.config.url,
                     crate::tls::error_chain(&e)
-                ))
+                )
             })?;
             let status = response.status();
             let body = Limited::new(response.into_body(), ANSWER_LIMIT)
                 .collect()
                 .await
-                .map_err(|e| QueryError::Unreachable(format!("{url}: {e}")))?
+                .map_err(|e| format!("{url}: {e}"))?
                 .to_bytes();
             if status == hyper::StatusCode::UNAUTHORIZED || status == hyper::StatusCode::FORBIDDEN {
-                return Err(QueryError::Unreachable(format!(
+                return Err(format!(
                     "{} answered {status}: check prometheus.token_env or token_file",
                     self.config.url
-                )));
+                ));
             }
             Ok(body.to_vec())
         };
         match tokio::time::timeout(timeout, exchange).await {
             Ok(r) => r,
-            Err(_) => Err(QueryError::Unreachable(format!(
+            Err(_) => Err(format!(
                 "{} did not answer within {timeout:?} (prometheus.timeout)",
                 self.config.url
-            ))),
+            )),
         }
     }
 
@@ -177,12 +160,7 @@ impl Prometheus {
                 let body = self
                     .post("/api/v1/query", &[("query", query.clone())])
                     .await
-                    .map_err(|e| match e {
-                        QueryError::Unreachable(e) => Failure::runtime(anyhow::anyhow!(named(e))),
-                        QueryError::Answer(e) => {
-                            Failure::runtime(anyhow::anyhow!(named(e.to_string())))
-                        }
-                    })?;
+                    .map_err(|e| Failure::runtime(anyhow::anyhow!(named(e))))?;
                 match promql::count_series(&body) {
                     Ok(n) if n > 1 => {
                         return Err(Failure::bad_input_msg(named(format!(
@@ -203,7 +181,7 @@ impl Prometheus {
 
     /// One target's range query over `from..=to` (unix seconds, whole steps), in chunks
     /// of at most [`MAX_POINTS`] steps.
-    async fn range(&self, query: &str, from: u64, to: u64) -> Result<Vec<Series>, QueryError> {
+    async fn range(&self, query: &str, from: u64, to: u64) -> Result<Vec<Series>, String> {
         let step = self.config.step_s;
         let mut all: Vec<Series> = Vec::new();
         let mut start = from;
@@ -220,7 +198,7 @@ impl Prometheus {
                     ],
                 )
                 .await?;
-            let chunk = promql::parse_matrix(&body).map_err(QueryError::Answer)?;
+            let chunk = promql::parse_matrix(&body).map_err(|e| e.to_string())?;
             for series in chunk {
                 match all.iter_mut().find(|s| s.labels == series.labels) {
                     Some(s) => s.samples.extend(series.samples),
@@ -286,7 +264,7 @@ impl Prometheus {
         for (labels, query) in targets.iter().zip(&queries) {
             let series = match self.range(query, first, last).await {
                 Ok(s) => s,
-                Err(e) => return unjudged(format!("query `{query}` failed: {}", e.text())),
+                Err(e) => return unjudged(format!("query `{query}` failed: {e}")),
             };
             match series.len() {
                 0 => {
