@@ -311,6 +311,35 @@ pub fn decode_chunked(raw: &[u8]) -> Result<Vec<u8>, HttpError> {
     }
 }
 
+/// The trailer fields of a chunked body (`name: value` lines after the last chunk), or `None`
+/// when the body is not complete chunked framing. Chunk extensions are skipped.
+pub fn chunked_trailers(raw: &[u8]) -> Option<Vec<(String, String)>> {
+    let mut rest = raw;
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = rest[..line_end].split(|&b| b == b';').next()?;
+        let size_text = std::str::from_utf8(size_text).ok()?.trim();
+        let size = usize::from_str_radix(size_text, 16).ok()?;
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            break;
+        }
+        // The chunk and its CRLF.
+        rest = rest.get(size.checked_add(2)?..)?;
+    }
+    let mut fields = Vec::new();
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+        if line_end == 0 {
+            return Some(fields);
+        }
+        let line = std::str::from_utf8(&rest[..line_end]).ok()?;
+        let (name, value) = line.split_once(':')?;
+        fields.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        rest = &rest[line_end + 2..];
+    }
+}
+
 fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -331,6 +360,22 @@ mod tests {
 
     fn scan(body: &[u8]) -> Result<Option<usize>, HttpError> {
         ChunkedScanner::new().feed(body)
+    }
+
+    #[test]
+    fn trailers_are_read_after_the_last_chunk() {
+        let body = b"5;x=1\r\nhello\r\n0\r\ngrpc-status: 14\r\nGrpc-Message: down\r\n\r\n";
+        let t = chunked_trailers(body).unwrap();
+        assert_eq!(
+            t,
+            [
+                ("grpc-status".into(), "14".into()),
+                ("grpc-message".into(), "down".into())
+            ]
+        );
+        assert_eq!(chunked_trailers(b"0\r\n\r\n").unwrap(), []);
+        assert_eq!(chunked_trailers(b"5\r\nhel"), None, "cut short");
+        assert_eq!(chunked_trailers(b"zz\r\n"), None);
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod route;
 mod proptests;
 
 pub use body::{request_body_length, response_body_length, BodyLength};
-pub use chunked::{decode_chunked, ChunkedScanner};
+pub use chunked::{chunked_trailers, decode_chunked, ChunkedScanner};
 pub use frame::{
     final_response_head, frame_request, frame_request_with, frame_response, frame_response_with,
     Frame, Framed,

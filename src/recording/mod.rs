@@ -56,3 +56,20 @@ pub struct RecordedResponse {
     /// Original latency in nanoseconds: request start to response.
     pub latency_ns: u64,
 }
+
+impl RecordedResponse {
+    /// A gRPC answer's status: from the head (a trailers-only answer) or from the chunked
+    /// body's trailers, where an HTTP/2 answer's trailers are kept in a recording.
+    pub fn grpc_status(&self) -> Option<u8> {
+        let parse = |v: &[u8]| std::str::from_utf8(v).ok()?.trim().parse().ok();
+        if let Some(v) = self.head.header("grpc-status") {
+            return parse(v);
+        }
+        let body = self.bytes.get(self.head.head_len..)?;
+        let trailers = crate::http::chunked_trailers(body)?;
+        trailers
+            .iter()
+            .find(|(name, _)| name == "grpc-status")
+            .and_then(|(_, v)| parse(v.as_bytes()))
+    }
+}

@@ -32,6 +32,9 @@ pub struct Summary {
     pub methods: BTreeMap<String, u64>,
     /// Final status code → responses.
     pub status: BTreeMap<String, u64>,
+    /// gRPC answers: status name (`UNAVAILABLE`) → responses.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub grpc_status: BTreeMap<String, u64>,
     /// Route key → exchanges, at most `route_cap` keys plus [`OTHER`].
     pub routes: BTreeMap<String, u64>,
     /// Earliest request start, ns since the Unix epoch.
@@ -68,6 +71,7 @@ impl Summary {
             response_bytes: 0,
             methods: BTreeMap::new(),
             status: BTreeMap::new(),
+            grpc_status: BTreeMap::new(),
             routes: BTreeMap::new(),
             first_ns: None,
             last_ns: None,
@@ -94,6 +98,10 @@ impl Summary {
             self.response_bytes += res.bytes.len() as u64;
             self.latency_sum_ns += u128::from(res.latency_ns);
             *self.status.entry(res.head.status.to_string()).or_default() += 1;
+            if let Some(code) = res.grpc_status() {
+                let name = crate::observation::grpc_name(code);
+                *self.grpc_status.entry(name.to_owned()).or_default() += 1;
+            }
         }
         self.first_ns = Some(self.first_ns.map_or(ex.start_ns, |f| f.min(ex.start_ns)));
         self.last_ns = Some(self.last_ns.map_or(ex.start_ns, |l| l.max(ex.start_ns)));
@@ -113,6 +121,9 @@ impl Summary {
         }
         for (k, v) in &other.status {
             *self.status.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.grpc_status {
+            *self.grpc_status.entry(k.clone()).or_default() += v;
         }
         for (k, v) in &other.routes {
             bump(&mut self.routes, k, *v, self.route_cap);
@@ -244,6 +255,10 @@ impl fmt::Display for Summary {
         writeln!(f, "\nstatus")?;
         let status: Vec<(&str, u64)> = self.status.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         rows(f, &status)?;
+        if !self.grpc_status.is_empty() {
+            writeln!(f, "\ngRPC status")?;
+            rows(f, &sorted_by_count(&self.grpc_status))?;
+        }
         let routes = self.top_routes();
         let shown = routes.len().min(TEXT_TOP_ROUTES);
         writeln!(f, "\nroutes (top {shown} of {})", routes.len())?;
@@ -294,6 +309,29 @@ mod tests {
             request: Bytes::from(req),
             response,
         }
+    }
+
+    #[test]
+    fn counts_grpc_statuses_from_trailers_and_trailers_only_answers() {
+        let mut s = Summary::default();
+        for raw in [
+            "HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ntransfer-encoding: chunked\r\n\r\n\
+             5\r\nhello\r\n0\r\ngrpc-status: 0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ngrpc-status: 14\r\ncontent-length: 0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+        ] {
+            let mut e = ex("POST", "/echo.Echo/Call", 1, None);
+            e.response = Some(RecordedResponse {
+                head: parse_response_head(raw.as_bytes()).unwrap().unwrap(),
+                bytes: Bytes::from(raw),
+                latency_ns: 1,
+            });
+            s.add(&e);
+        }
+        assert_eq!(s.grpc_status["OK"], 1);
+        assert_eq!(s.grpc_status["UNAVAILABLE"], 1);
+        assert_eq!(s.grpc_status.len(), 2, "a plain HTTP answer has none");
+        assert!(s.to_string().contains("gRPC status"), "{s}");
     }
 
     #[test]
