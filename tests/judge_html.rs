@@ -275,26 +275,7 @@ fn html_report_renders_in_headless_chromium() {
         .unwrap();
     let dom = String::from_utf8_lossy(&dom.stdout);
     assert_eq!(dom.matches("<polyline").count(), 12, "{dom}");
-    // A screenshot: a blank page compresses to a few KB; charts and tables do not.
-    let png = dir.path().join("report.png");
-    let shot = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--window-size=1200,1600",
-        ])
-        .arg(format!("--screenshot={}", png.display()))
-        .arg(format!("file://{}", html.display()))
-        .output()
-        .unwrap();
-    assert!(
-        shot.status.success(),
-        "{}",
-        String::from_utf8_lossy(&shot.stderr)
-    );
-    let size = std::fs::metadata(&png).unwrap().len();
-    assert!(size > 50_000, "screenshot only {size} bytes");
+    assert_screenshot_has_content(browser, &html, dir.path());
 }
 
 /// Three resource metrics as the session layer judges them after querying Prometheus: the
@@ -410,7 +391,12 @@ fn html_report_with_resource_metrics_renders_in_headless_chromium() {
     for id in INTERNAL_IDS {
         assert!(!page.contains(id), "internal id {id} in the HTML");
     }
-    let png = dir.path().join("report.png");
+    assert_screenshot_has_content(browser, &html, dir.path());
+}
+
+/// A screenshot of the page: a blank page compresses to a few KB; charts and tables do not.
+fn assert_screenshot_has_content(browser: &str, html: &Path, dir: &Path) {
+    let png = dir.join("report.png");
     let shot = Command::new(browser)
         .args([
             "--headless",
