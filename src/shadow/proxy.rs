@@ -125,16 +125,17 @@ async fn handle(
 ) -> Response<ProxyBody> {
     proxy.metrics.request();
     let (mut parts, body) = req.into_parts();
-    // A client that spoke HTTP/2 is passed on over HTTP/2, `TE: trailers` kept (the one
-    // value HTTP/2 allows; gRPC asks for it): a gRPC server refuses anything else.
-    let http2 = parts.version == hyper::Version::HTTP_2;
-    let te_trailers = http2
-        && parts
-            .headers
-            .get(hyper::header::TE)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    // A gRPC call (over HTTP/2, `TE: trailers`) is passed on over HTTP/2, `TE: trailers`
+    // kept: a gRPC server refuses anything else, and its answer ends in trailers. Any other
+    // request goes over HTTP/1.1 whatever the client spoke, as every backend takes that.
+    let te_trailers = parts
+        .headers
+        .get(hyper::header::TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    let http2 = parts.version == hyper::Version::HTTP_2
+        && (te_trailers || super::forward::is_grpc(&parts.headers));
     let path_and_query = forwarded_head(&mut parts, client);
-    if te_trailers {
+    if http2 && te_trailers {
         parts.headers.insert(
             hyper::header::TE,
             hyper::header::HeaderValue::from_static("trailers"),
@@ -254,7 +255,7 @@ fn offer_copy(
         headers: parts.headers.clone(),
         body: Bytes::new(),
         queued: Instant::now(),
-        http2: parts.version == hyper::Version::HTTP_2,
+        http2: parts.version == hyper::Version::HTTP_2 && super::forward::is_grpc(&parts.headers),
     };
     if body.is_end_stream() {
         ticket.decide(proxy.sender.offer(job));
