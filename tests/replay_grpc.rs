@@ -299,3 +299,28 @@ fn a_target_speaking_only_http1_is_named_as_not_speaking_http2() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn over_https_the_calls_go_by_alpn_h2() {
+    let dir = tempfile::tempdir().unwrap();
+    common::make_certificates(dir.path());
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let secure = Testbed::start(&[
+        "--grpc",
+        "--tls-cert",
+        &path("cert.pem"),
+        "--tls-key",
+        &path("key.pem"),
+    ]);
+    assert!(secure.url.starts_with("https://"), "{}", secure.url);
+    let rec = grpc_recording(dir.path(), 50, false);
+    let (out, lines) = replay(&rec, &[("secure", &secure.url)], &["--ca", &path("ca.pem")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(lines.len(), 50);
+    assert!(
+        lines
+            .iter()
+            .all(|o| o["status"] == 200 && o["grpc_status"] == 0),
+        "{lines:?}"
+    );
+}
