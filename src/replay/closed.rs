@@ -110,7 +110,7 @@ async fn lane(share: Arc<Share>, mut conns: Vec<Conn>, sink: Arc<Sink>) {
 }
 
 /// Polls all `futures` in the calling task until each has finished; outputs in input order.
-async fn join_all<F: Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+pub(super) async fn join_all<F: Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
     let mut pending: Vec<Pin<Box<F>>> = futures.map(Box::pin).collect();
     let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {

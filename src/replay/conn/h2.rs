@@ -310,6 +310,58 @@ mod tests {
         TE: trailers\r\nContent-Type: application/grpc\r\nTransfer-Encoding: chunked\r\n\r\n\
         7\r\n\0\0\0\0\x02hi\r\n0\r\nx-t: 1\r\n\r\n";
 
+    /// An h2c server answering every request with `ok` and the trailer `grpc-status: 0`;
+    /// its address and the number of connections it accepted.
+    async fn h2c_server() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let service = hyper::service::service_fn(|_req| async {
+                    let answer = crate::testbed::grpc::answer(
+                        bytes::Bytes::from_static(b"\0\0\0\0\x02ok"),
+                        false,
+                        None,
+                    );
+                    Ok::<_, std::convert::Infallible>(answer)
+                });
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tcp), service),
+                );
+            }
+        });
+        (addr, accepted)
+    }
+
+    #[tokio::test]
+    async fn many_senders_share_one_connection_as_concurrent_streams() {
+        let (addr, accepted) = h2c_server().await;
+        let target = crate::replay::Target::parse(&format!("t=http://{addr}")).unwrap();
+        let tls = crate::tls::client_config(None).unwrap();
+        let endpoint = Arc::new(
+            Endpoint::new(&target, false, &tls, Arc::default(), Duration::from_secs(5)).unwrap(),
+        );
+        let link = Link::new(Arc::clone(&endpoint));
+        let mut conns: Vec<Conn> = (0..16)
+            .map(|_| Conn::sharing(Arc::clone(&endpoint), Arc::clone(&link)))
+            .collect();
+        for _ in 0..5 {
+            let call = job(CALL);
+            let sent = conns.iter_mut().map(|c| c.exchange(&call));
+            for obs in crate::replay::closed::join_all(sent).await {
+                assert_eq!(
+                    (obs.status, obs.bytes, obs.grpc_status, &obs.error),
+                    (Some(200), 7, Some(0), &None)
+                );
+            }
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn the_marker_chooses_http2_and_is_not_sent() {
         let call = job(CALL);
