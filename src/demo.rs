@@ -32,6 +32,7 @@ fn stable() -> TestbedConfig {
         error_rate: 0.0,
         routes: Vec::new(),
         cost: Default::default(),
+        grpc: false,
     }
 }
 

@@ -6,7 +6,7 @@
 //! Lanes take exchanges from a shared [`Feed`] without waking anyone while it holds exchanges,
 //! and drive their connections themselves: the only wake-ups per request are the socket's.
 
-use super::conn::{Conn, Endpoint, Job};
+use super::conn::{Conn, Endpoint, Job, Link};
 use super::sink::Sink;
 use super::{Admission, Admit, Batch, Batches, ReplayError, ScheduleStats};
 use crate::recording::Exchange;
@@ -75,9 +75,16 @@ async fn run_lanes(
     sink: Arc<Sink>,
 ) -> Result<ScheduleStats, String> {
     let share = Arc::new(share);
+    // Exchanges recorded over HTTP/2 are streams on one connection per target for all the
+    // lanes of this thread.
+    let links: Vec<_> = endpoints.iter().map(|e| Link::new(Arc::clone(e))).collect();
     let mut running = tokio::task::JoinSet::new();
     for _ in 0..lanes {
-        let conns = endpoints.iter().map(|e| Conn::new(Arc::clone(e))).collect();
+        let conns = endpoints
+            .iter()
+            .zip(&links)
+            .map(|(e, link)| Conn::sharing(Arc::clone(e), Arc::clone(link)))
+            .collect();
         running.spawn(lane(Arc::clone(&share), conns, Arc::clone(&sink)));
     }
     while let Some(done) = running.join_next().await {
@@ -103,7 +110,7 @@ async fn lane(share: Arc<Share>, mut conns: Vec<Conn>, sink: Arc<Sink>) {
 }
 
 /// Polls all `futures` in the calling task until each has finished; outputs in input order.
-async fn join_all<F: Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+pub(super) async fn join_all<F: Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
     let mut pending: Vec<Pin<Box<F>>> = futures.map(Box::pin).collect();
     let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {

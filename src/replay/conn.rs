@@ -8,6 +8,13 @@
 //! request also driving the connection (see [`drive`]). Either way a request and its
 //! response cost no wake-up between tasks; the connection is kept alive between requests
 //! and replaced when it closes or fails.
+//!
+//! Exchanges recorded over HTTP/2 (marked by the capture) go another way ([`h2`]): streams
+//! on a connection shared by the senders of a thread.
+
+mod h2;
+
+pub(crate) use h2::Link;
 
 use super::target::write_request;
 use super::{build_request, Rewrite, Target};
@@ -45,6 +52,8 @@ pub(crate) struct Endpoint {
     /// The Host header of HTTP/1.1 requests that do not keep the recorded one.
     host_header: String,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    /// For exchanges recorded over HTTP/2, on https: `h2` alone offered in ALPN.
+    h2_tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
     /// HTTP/2 with prior knowledge (on https: offered alone in ALPN).
     h2: bool,
     rewrite: Arc<Rewrite>,
@@ -76,6 +85,15 @@ impl Endpoint {
                 target.name
             ));
         }
+        let h2_tls = if https {
+            let mut config = tls.clone();
+            config.alpn_protocols = vec![b"h2".to_vec()];
+            ServerName::try_from(host.to_owned())
+                .ok()
+                .map(|name| (tokio_rustls::TlsConnector::from(Arc::new(config)), name))
+        } else {
+            None
+        };
         let tls = if https {
             let mut config = tls.clone();
             // What the HTTPS connector of a pooled client offers: h2 when the server picks it.
@@ -100,6 +118,7 @@ impl Endpoint {
             port,
             host_header,
             tls,
+            h2_tls,
             h2,
             rewrite,
             timeout,
@@ -117,6 +136,8 @@ pub(crate) struct Job {
     pub body: Bytes,
     /// When it was due: latency counts from here.
     pub due: Instant,
+    /// Recorded over HTTP/2: sent over HTTP/2 ([`h2`]).
+    h2: bool,
 }
 
 impl Job {
@@ -129,6 +150,7 @@ impl Job {
         Job {
             route,
             method,
+            h2: h2::marked(head),
             body: exchange.request_body(),
             exchange,
             due,
@@ -326,20 +348,34 @@ pub(crate) struct Conn {
     live: Option<Live>,
     /// The HTTP/1.1 request being sent, reused from one request to the next.
     request: Vec<u8>,
+    /// Where exchanges recorded over HTTP/2 go.
+    link: Arc<Link>,
 }
 
 impl Conn {
+    /// A connection with an HTTP/2 link of its own.
+    #[cfg(test)]
     pub(crate) fn new(endpoint: Arc<Endpoint>) -> Self {
+        let link = Link::new(Arc::clone(&endpoint));
+        Conn::sharing(endpoint, link)
+    }
+
+    /// A connection whose exchanges recorded over HTTP/2 go on `link`, shared with others.
+    pub(crate) fn sharing(endpoint: Arc<Endpoint>, link: Arc<Link>) -> Self {
         Conn {
             endpoint,
             live: None,
             request: Vec::new(),
+            link,
         }
     }
 
     /// Sends `job` and reads the whole response, within the timeout counted from its due
     /// time. Every outcome, failures included, is an observation.
     pub(crate) async fn exchange(&mut self, job: &Job) -> Observation {
+        if job.h2 {
+            return self.exchange_h2(job).await;
+        }
         let timeout = self.endpoint.timeout;
         let result = match tokio::time::timeout_at(job.due + timeout, self.round_trip(job)).await {
             Ok(result) => result,

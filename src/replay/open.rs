@@ -5,7 +5,7 @@
 //! `max_in_flight` requests in flight; beyond that it is observed as not sent. A slow target
 //! therefore fills only its own pool.
 
-use super::conn::{Conn, Endpoint, Job};
+use super::conn::{Conn, Endpoint, Job, Link};
 use super::sink::Sink;
 use super::{schedule, Batches, ReplayOptions, ScheduleStats};
 use std::collections::VecDeque;
@@ -57,6 +57,8 @@ pub(super) async fn run(
 /// One target's workers.
 struct Pool {
     endpoint: Arc<Endpoint>,
+    /// The pool's one HTTP/2 connection, for the exchanges recorded over HTTP/2.
+    link: Arc<Link>,
     max_in_flight: usize,
     state: Mutex<PoolState>,
 }
@@ -80,6 +82,7 @@ struct PoolState {
 impl Pool {
     fn new(endpoint: Arc<Endpoint>, max_in_flight: usize) -> Self {
         Pool {
+            link: Link::new(Arc::clone(&endpoint)),
             endpoint,
             max_in_flight,
             state: Mutex::new(PoolState {
@@ -155,7 +158,7 @@ impl Pool {
 }
 
 async fn worker(pool: Arc<Pool>, sink: Arc<Sink>, _alive: mpsc::Sender<()>) {
-    let mut conn = Conn::new(Arc::clone(&pool.endpoint));
+    let mut conn = Conn::sharing(Arc::clone(&pool.endpoint), Arc::clone(&pool.link));
     // A failure here is met again, and observed, by the first request.
     conn.connect_ahead().await;
     pool.state().connecting -= 1;

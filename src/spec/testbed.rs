@@ -45,6 +45,12 @@ pub struct TestbedSpec {
     /// Memory every request keeps for good, e.g. 4KiB (a staged leak; at most 1GiB in all).
     #[arg(long, value_name = "SIZE")]
     pub leak_per_request: Option<super::Size>,
+    /// Answer every call (any method) as a unary gRPC echo over HTTP/2 (h2c or TLS): the
+    /// request's messages back with grpc-status 0; the error rates answer grpc-status 14
+    /// (UNAVAILABLE) instead of HTTP 500.
+    #[arg(long)]
+    #[serde(default)]
+    pub grpc: bool,
 }
 
 impl TestbedSpec {
@@ -73,6 +79,7 @@ impl TestbedSpec {
                 cpu_per_request: self.cpu_per_request.map_or(Duration::ZERO, |d| d.0),
                 leak_per_request: self.leak_per_request.map_or(0, |s| s.bytes()),
             },
+            grpc: self.grpc,
         };
         let hour = 3_600_000.0;
         if config.latency_ms > hour {
@@ -129,5 +136,8 @@ mod tests {
             (cost.metrics, cost.cpu_per_request, cost.leak_per_request),
             (true, Duration::from_micros(200), 4096)
         );
+        let spec: TestbedSpec = toml::from_str("name = \"t\"\ngrpc = true").unwrap();
+        assert!(spec.config().unwrap().grpc);
+        assert!(toml::from_str::<TestbedSpec>("name = \"t\"\ngrpc = \"yes\"").is_err());
     }
 }

@@ -8,11 +8,12 @@
 //! regression can be staged without a latency one.
 
 mod cost;
+pub mod grpc;
 
 pub use cost::{Cost, Ledger, LEAK_LIMIT};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::{Request, Response, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,9 @@ pub struct TestbedConfig {
     pub routes: Vec<RouteRule>,
     /// CPU and memory per request, and `/metrics`.
     pub cost: Cost,
+    /// Answer every call as a unary gRPC echo ([`grpc`]); staged errors are gRPC
+    /// UNAVAILABLE instead of HTTP 500.
+    pub grpc: bool,
 }
 
 /// What a route rule changes.
@@ -170,7 +174,8 @@ impl TestbedConfig {
 }
 
 /// Serves the testbed on `listener` until the future is dropped; over TLS when `tls` is given
-/// (HTTP/1.1 and h2 by ALPN), else plain HTTP/1.1 and h2c.
+/// (HTTP/1.1 and h2 by ALPN), else plain HTTP/1.1 and h2c (prior knowledge: the auto builder
+/// tells the HTTP/2 preface from an HTTP/1.1 request line).
 ///
 /// # Errors
 /// Only when accepting connections fails for good (see [`crate::net::serve`]).
@@ -207,18 +212,21 @@ pub async fn serve_until(
     crate::net::serve(listener, options, builder, make_service, shutdown).await
 }
 
+/// A JSON (or metrics) answer, or a gRPC one.
+type Answer = Response<Either<Full<Bytes>, grpc::GrpcBody>>;
+
 async fn answer(
     config: Arc<TestbedConfig>,
     ledger: Arc<Ledger>,
     req: Request<hyper::body::Incoming>,
-) -> Result<Response<Full<Bytes>>, hyper::Error> {
+) -> Result<Answer, hyper::Error> {
     if config.cost.metrics && req.uri().path() == "/metrics" {
         let mut response = Response::new(Full::new(Bytes::from(ledger.render())));
         response.headers_mut().insert(
             hyper::header::CONTENT_TYPE,
             hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
         );
-        return Ok(response);
+        return Ok(response.map(Either::Left));
     }
     // The CPU is burnt inside the request's latency, not on top of it: a canary costing twice
     // the CPU at the same latency is a resource regression alone.
@@ -236,12 +244,18 @@ async fn answer(
         .uri()
         .path_and_query()
         .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
-    let received = req.into_body().collect().await?.to_bytes().len();
+    let encoding = req.headers().get("grpc-encoding").cloned();
+    let received = req.into_body().collect().await?.to_bytes();
     let plan = config.plan(&method, &target, fastrand::f64(), fastrand::f64());
     let delay = plan.delay.saturating_sub(started.elapsed());
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    if config.grpc {
+        let answer = grpc::answer(received, plan.status == 500, encoding);
+        return Ok(answer.map(Either::Right));
+    }
+    let received = received.len();
     let body = if plan.status == 500 {
         "{\"error\":\"internal error (testbed)\"}\n".to_owned()
     } else {
@@ -257,7 +271,7 @@ async fn answer(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/json"),
     );
-    Ok(response)
+    Ok(response.map(Either::Left))
 }
 
 #[cfg(test)]
