@@ -57,6 +57,17 @@ pub struct RecordedResponse {
     pub latency_ns: u64,
 }
 
+/// The header the capture adds to a request it recorded over HTTP/2, in the HTTP/1.1 form a
+/// `.gor` file holds (`X-Nprt-Protocol: HTTP/2`): replay and the passive mirror send such an
+/// exchange over HTTP/2 again, without the header. GoReplay reads it as any header.
+pub const PROTOCOL_HEADER: &str = "x-nprt-protocol";
+
+/// Whether a recorded request carries `X-Nprt-Protocol: HTTP/2`.
+pub fn recorded_over_http2(head: &crate::http::RequestHead) -> bool {
+    head.header_values(PROTOCOL_HEADER)
+        .any(|v| v.trim_ascii().eq_ignore_ascii_case(b"HTTP/2"))
+}
+
 impl RecordedResponse {
     /// A gRPC answer's status: from the head (a trailers-only answer) or from the chunked
     /// body's trailers, where an HTTP/2 answer's trailers are kept in a recording.

@@ -116,7 +116,15 @@ impl Feed {
         }
         self.sender.accepting()?;
         let head = &exchange.request_head;
-        let headers = header_map(head);
+        let mut headers = header_map(head);
+        // Captured over HTTP/2 (gRPC): the copy goes over HTTP/2, without the marker.
+        let http2 = crate::recording::recorded_over_http2(head);
+        headers.remove(crate::recording::PROTOCOL_HEADER);
+        if http2 {
+            // The one TE value HTTP/2 allows, which gRPC servers ask for; removed above as
+            // hop-by-hop.
+            headers.insert(hyper::header::TE, HeaderValue::from_static("trailers"));
+        }
         let body = exchange.request_body();
         self.policy.decide(
             head.method(),
@@ -141,7 +149,7 @@ impl Feed {
             bytes: response.bytes.len().saturating_sub(response.head.head_len) as u64,
             error: None,
             at_ms: Some(crate::observation::now_ms()),
-            grpc_status: None,
+            grpc_status: response.grpc_status(),
         };
         Ok((
             MirrorJob {
@@ -152,8 +160,7 @@ impl Feed {
                 headers,
                 body,
                 queued: std::time::Instant::now(),
-                // Capture decodes HTTP/1.1 only.
-                http2: false,
+                http2,
             },
             primary,
         ))

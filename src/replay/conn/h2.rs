@@ -19,14 +19,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// The marker the capture puts on an exchange it recorded over HTTP/2.
-pub(crate) const PROTOCOL_HEADER: &str = "x-nprt-protocol";
-
-/// Whether the recorded request carries `X-Nprt-Protocol: HTTP/2`.
-pub(crate) fn marked(head: &crate::http::RequestHead) -> bool {
-    head.header_values(PROTOCOL_HEADER)
-        .any(|v| v.trim_ascii().eq_ignore_ascii_case(b"HTTP/2"))
-}
+pub(crate) use crate::recording::{recorded_over_http2 as marked, PROTOCOL_HEADER};
 
 /// The first bytes a target sent on a connection: how an HTTP/1.x answer to the HTTP/2
 /// preface is told from an HTTP/2 failure.
