@@ -157,11 +157,13 @@ pub fn request(
     Ok((out, head))
 }
 
-/// A response in HTTP/1.1 form and its parsed head.
+/// A response in HTTP/1.1 form and its parsed head. An answer HTTP/1.1 gives no body (to
+/// HEAD, a 204 or a 304) is written without one, so that it frames as it is stored.
 pub fn response(
     fields: &Fields,
-    body: &[u8],
-    trailers: Option<&Fields>,
+    mut body: &[u8],
+    mut trailers: Option<&Fields>,
+    head_request: bool,
     limits: &HeadLimits,
 ) -> Result<(Vec<u8>, ResponseHead), FormError> {
     let status = pseudo(fields, b":status")
@@ -174,6 +176,9 @@ pub fn response(
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("Unknown");
+    if head_request || status == 204 || status == 304 {
+        (body, trailers) = (&[], None);
+    }
     let mut out = Vec::with_capacity(256 + body.len());
     out.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
     write_fields(&mut out, fields)?;

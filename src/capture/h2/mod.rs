@@ -452,7 +452,14 @@ impl H2Conn {
                 }
             };
         let response = res.fields.as_ref().and_then(|fields| {
-            match form::response(fields, &res.body, res.trailers.as_ref(), limits) {
+            let head_request = request_head.method() == "HEAD";
+            match form::response(
+                fields,
+                &res.body,
+                res.trailers.as_ref(),
+                head_request,
+                limits,
+            ) {
                 Ok((bytes, head)) => Some(RecordedResponse {
                     bytes: Bytes::from(bytes),
                     head,
