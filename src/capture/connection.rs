@@ -44,6 +44,10 @@ pub struct Connection {
     max_held: usize,
 }
 
+/// Bytes held to tell the protocol of a connection joined mid-way: more than two frames of
+/// the default size (16 KiB).
+const MAX_HELD_MIDSTREAM: usize = 64 << 10;
+
 /// Which protocol a connection speaks, decided from its first bytes: HTTP/2 with prior
 /// knowledge starts with the client's preface; anything else is read as HTTP/1.
 #[derive(Debug)]
@@ -120,34 +124,43 @@ impl Route<'_> {
         let Proto::Sniff(held) = &*self.proto else {
             return None;
         };
-        if held.bytes > self.max_held {
+        // Joined mid-way, two frame headers come within the default frame size; the bytes
+        // are looked at again with each segment, so few are held.
+        let max_held = if self.midstream {
+            self.max_held.min(MAX_HELD_MIDSTREAM)
+        } else {
+            self.max_held
+        };
+        if held.bytes > max_held {
             return Some(Proto::Http1);
         }
-        if let Some((first, _)) = held.up.first() {
-            let head: Vec<u8> = held
-                .up
-                .iter()
-                .flat_map(|(d, _)| d.iter().copied())
-                .take(24)
-                .collect();
-            if head.as_slice() == frame::PREFACE {
+        let joined = |side: &[(Vec<u8>, u64)]| -> Vec<u8> {
+            side.iter().flat_map(|(d, _)| d.iter().copied()).collect()
+        };
+        let up = joined(&held.up);
+        let head = &up[..up.len().min(frame::PREFACE.len())];
+        if !up.is_empty() && frame::PREFACE.starts_with(head) {
+            if head.len() == frame::PREFACE.len() {
                 return Some(Proto::H2(Box::new((self.new_h2)())));
             }
-            if frame::PREFACE.starts_with(&head) {
-                return None;
-            }
-            if self.midstream && frame::looks_like_frames(first) {
-                return Some(Proto::Skipped);
-            }
-            return Some(Proto::Http1);
+            return None;
         }
-        match held.down.first() {
-            Some((first, _)) if self.midstream && frame::looks_like_frames(first) => {
-                Some(Proto::Skipped)
-            }
-            Some(_) if self.midstream => Some(Proto::Http1),
-            // The server spoke first (an HTTP/2 server's SETTINGS): wait for the client.
-            _ => None,
+        if !self.midstream {
+            // From its start, HTTP/2 is told by the preface alone; until the client has
+            // said something (an HTTP/2 server may send its SETTINGS first), wait.
+            return (!up.is_empty()).then_some(Proto::Http1);
+        }
+        let looks = [up, joined(&held.down)]
+            .into_iter()
+            .filter(|d| !d.is_empty())
+            .map(|d| frame::looks_like_frames(&d))
+            .collect::<Vec<_>>();
+        if looks.contains(&frame::Looks::Frames) {
+            Some(Proto::Skipped)
+        } else if looks.contains(&frame::Looks::NotFrames) {
+            Some(Proto::Http1)
+        } else {
+            None
         }
     }
 

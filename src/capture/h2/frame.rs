@@ -64,23 +64,42 @@ impl FrameHeader {
     }
 }
 
-/// Whether `data`, the first bytes seen of a direction of a connection joined mid-way,
-/// reads as a run of HTTP/2 frames: every header plausible and the last frame ending at the
-/// end of `data` or beyond it. Text of HTTP/1 never does (its bytes put a letter where the
-/// frame type is).
-pub fn looks_like_frames(data: &[u8]) -> bool {
+/// What the first bytes seen of a direction of a connection joined mid-way say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Looks {
+    /// A run of plausible HTTP/2 frames: one ending exactly where the bytes end, or at
+    /// least two headers in a row. Random bytes (an HTTP/1 body) rarely pass the first
+    /// header and almost never two; HTTP/1 text never does (a letter where the type is).
+    Frames,
+    /// Not HTTP/2 framing.
+    NotFrames,
+    /// Too few bytes to tell.
+    Unsure,
+}
+
+/// How `data`, the first bytes seen of a direction joined mid-way, reads.
+pub fn looks_like_frames(data: &[u8]) -> Looks {
     let mut at = 0;
-    while at < data.len() {
-        let rest = &data[at..];
-        if rest.len() < 9 || !FrameHeader::plausible(rest) {
-            return false;
+    let mut headers = 0;
+    loop {
+        if at == data.len() && headers > 0 {
+            return Looks::Frames;
         }
-        let Some(h) = FrameHeader::parse(rest) else {
-            return false;
-        };
-        at += 9 + h.len;
+        let rest = &data[at.min(data.len())..];
+        if at > data.len() || rest.len() < 9 {
+            return if headers >= 2 {
+                Looks::Frames
+            } else {
+                Looks::Unsure
+            };
+        }
+        if !FrameHeader::plausible(rest) {
+            return Looks::NotFrames;
+        }
+        let len = FrameHeader::parse(rest).map_or(0, |h| h.len);
+        at += 9 + len;
+        headers += 1;
     }
-    !data.is_empty()
 }
 
 /// One frame with padding and priority fields removed. For PUSH_PROMISE the promised

@@ -291,7 +291,22 @@ fn frames_are_cut_out_whatever_the_segments() {
     let mut r = FrameReader::new(false, 1 << 20);
     r.push(&frame(DATA, PADDED, 1, &[5, b'x']), 0);
     assert_eq!(r.next_frame(), Some(Err(FrameError::BadLength)));
-    assert!(looks_like_frames(&frame(SETTINGS, 0, 0, &[0; 6])));
-    assert!(!looks_like_frames(b"HTTP/1.1 200 OK\r\n\r\n"));
-    assert!(!looks_like_frames(b"GET / HTTP/1.1\r\n\r\n"));
+    assert_eq!(
+        looks_like_frames(&frame(SETTINGS, 0, 0, &[0; 6])),
+        Looks::Frames
+    );
+    let mut two = frame(DATA, 0, 1, b"abc");
+    two.extend(&frame(DATA, 0, 1, b"def")[..12]);
+    assert_eq!(looks_like_frames(&two), Looks::Frames);
+    assert_eq!(looks_like_frames(&two[..12]), Looks::Frames);
+    assert_eq!(looks_like_frames(&two[..11]), Looks::Unsure);
+    assert_eq!(looks_like_frames(&two[..5]), Looks::Unsure);
+    assert_eq!(
+        looks_like_frames(b"HTTP/1.1 200 OK\r\n\r\n"),
+        Looks::NotFrames
+    );
+    assert_eq!(
+        looks_like_frames(b"GET / HTTP/1.1\r\n\r\n"),
+        Looks::NotFrames
+    );
 }
