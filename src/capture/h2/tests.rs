@@ -310,3 +310,67 @@ fn frames_are_cut_out_whatever_the_segments() {
         Looks::NotFrames
     );
 }
+
+#[test]
+fn limits_bound_header_blocks_streams_and_bodies() {
+    let limits = Limits {
+        max_head_bytes: 256,
+        max_pipelined: 2,
+        max_message_bytes: 1024,
+        ..Limits::default()
+    };
+    let run_limited = |client: &[u8]| {
+        let mut w = wire();
+        let mut p = start(&mut w);
+        p.extend(w.send(true, client, &[]));
+        let mut cap = Capture::new(vec![50051], limits.clone());
+        for (i, pk) in p.iter().enumerate() {
+            cap.packet(
+                LinkType::Ethernet,
+                1_000 * (i as u64 + 1),
+                pk,
+                pk.len() as u32,
+            );
+        }
+        cap.finish();
+        (cap.take_exchanges(), cap.stats().clone())
+    };
+    // A header block beyond max_head_bytes, spread over CONTINUATIONs: dropped whole.
+    let mut client = frame(HEADERS, 0, 1, &post("/a.B/C"));
+    for _ in 0..4 {
+        client.extend(frame(
+            CONTINUATION,
+            0,
+            1,
+            &literal("x-pad", &"p".repeat(100)),
+        ));
+    }
+    let (ex, stats) = run_limited(&client);
+    assert!(ex.is_empty());
+    assert_eq!(
+        (stats.over_limit_heads, stats.limit_dropped_connections),
+        (1, 1)
+    );
+    // More open streams than max_pipelined.
+    let mut client = Vec::new();
+    for id in [1, 3, 5] {
+        client.extend(frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            id,
+            &post("/a.B/C"),
+        ));
+    }
+    let (ex, stats) = run_limited(&client);
+    assert!(ex.is_empty());
+    assert_eq!(
+        (stats.pipeline_floods, stats.limit_dropped_requests),
+        (1, 3)
+    );
+    // A body beyond max_message_bytes: that stream only.
+    let mut client = frame(HEADERS, END_HEADERS, 1, &post("/a.B/C"));
+    client.extend(frame(DATA, END_STREAM, 1, &[7; 2000]));
+    client.extend(frame(HEADERS, END_HEADERS | END_STREAM, 3, &post("/a.B/D")));
+    let (ex, stats) = run_limited(&client);
+    assert_eq!((ex.len(), stats.too_large, stats.unanswered), (1, 1, 1));
+}
