@@ -38,13 +38,14 @@ pub fn pseudo<'a>(fields: &'a Fields, name: &[u8]) -> Option<&'a [u8]> {
 }
 
 /// Whether a field name and value can be written as an HTTP/1.1 line unchanged: a token
-/// for the name, no CR, LF or NUL in the value (a peer could otherwise inject lines).
+/// for the name, no control byte but HTAB in the value (RFC 9110 §5.5; a CR or LF would
+/// inject lines, another control byte makes the record unreadable as HTTP/1.1).
 fn writable(name: &[u8], value: &[u8]) -> bool {
     !name.is_empty()
         && name
             .iter()
             .all(|&c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c))
-        && !value.iter().any(|&c| matches!(c, b'\r' | b'\n' | 0))
+        && !value.iter().any(|&c| (c < 0x20 && c != b'\t') || c == 0x7f)
 }
 
 /// Appends the regular fields of `fields` as lines, the ones HTTP/1.1 framing replaces left
