@@ -374,3 +374,29 @@ fn limits_bound_header_blocks_streams_and_bodies() {
     let (ex, stats) = run_limited(&client);
     assert_eq!((ex.len(), stats.too_large, stats.unanswered), (1, 1, 1));
 }
+
+#[test]
+fn a_table_size_update_is_honoured_up_to_what_settings_allowed() {
+    // The server's encoder grows its table to 8192 (a size update, RFC 7541 §6.3): allowed
+    // only because the client's SETTINGS said SETTINGS_HEADER_TABLE_SIZE 8192.
+    let answer = |table: u8| {
+        let mut w = wire();
+        let mut p = w.open();
+        let mut client = PREFACE.to_vec();
+        client.extend(frame(SETTINGS, 0, 0, &[0, 1, 0, 0, table, 0]));
+        client.extend(frame(HEADERS, END_HEADERS | END_STREAM, 1, &post("/a.B/C")));
+        p.extend(w.send(true, &client, &[]));
+        let mut block = vec![0x3f, 0xe1, 0x3f, STATUS_200];
+        block.extend(indexed_literal("grpc-status", "0"));
+        let mut server = frame(HEADERS, END_HEADERS | END_STREAM, 1, &block);
+        server.extend(frame(HEADERS, END_HEADERS | END_STREAM, 3, &[0xbe]));
+        p.extend(w.send(false, &server, &[]));
+        run(&p)
+    };
+    let (ex, stats) = answer(0x20);
+    assert_eq!((stats.exchanges, stats.h2_undecodable), (1, 0), "{stats:?}");
+    let res = text(&ex[0].exchange.response.as_ref().unwrap().bytes);
+    assert!(res.contains("grpc-status: 0\r\n"), "{res}");
+    let (ex, stats) = answer(0x10);
+    assert_eq!((ex.len(), stats.h2_undecodable), (0, 1), "{stats:?}");
+}
