@@ -179,6 +179,8 @@ fn grpc_calls_captured_by_tcpdump_become_http1_form_exchanges() {
             "lo",
             "-U",
             "--immediate-mode",
+            "-B",
+            "65536",
             "-w",
             pcap.to_str().unwrap(),
         ])
@@ -186,10 +188,9 @@ fn grpc_calls_captured_by_tcpdump_become_http1_form_exchanges() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut dump_err = BufReader::new(dump.stderr.take().unwrap());
     let mut line = String::new();
-    BufReader::new(dump.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    dump_err.read_line(&mut line).unwrap();
     assert!(line.contains("listening on"), "{line}");
     let ok = calls(dir.path(), port, 300);
     assert!((250..300).contains(&ok), "{ok} calls OK");
@@ -209,6 +210,15 @@ fn grpc_calls_captured_by_tcpdump_become_http1_form_exchanges() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
+    let mut dumped = String::new();
+    std::io::Read::read_to_string(&mut dump_err, &mut dumped).unwrap();
+    if !dumped.contains("\n0 packets dropped by kernel") {
+        // On a loaded machine tcpdump may miss packets: the connection then has a hole,
+        // its HPACK state is lost, and it must be given up, never decoded wrong.
+        eprintln!("tcpdump dropped packets ({dumped}); checking the give-up path");
+        assert!(err.contains("1 undecodable"), "{err}");
+        return;
+    }
     assert!(
         err.contains("exchanges 300: 0 without response, 0 truncated"),
         "{err}"
