@@ -255,3 +255,58 @@ pub fn scenario_file(data: &[u8]) {
         }
     }
 }
+
+/// HTTP/2 decoding (`nprt::capture::h2`): records of [direction and gap bit, length (2
+/// bytes), bytes] fed to one connection whose client preface is given, so the fuzzer
+/// starts inside the frames. Every exchange written must frame as exactly one HTTP/1.1
+/// request and one response of the length stored (what replay reads back), carry the
+/// HTTP/2 marker, and stay within the limits.
+pub fn h2_decode(data: &[u8]) {
+    use nprt::capture::h2::{frame::PREFACE, H2Conn, H2Limits};
+    let limits = Limits {
+        max_message_bytes: 16 << 10,
+        max_headers: 16,
+        max_head_bytes: 2048,
+        max_pipelined: 4,
+        ..Limits::default()
+    };
+    let client = "127.0.0.1:40000".parse().unwrap();
+    let server = "127.0.0.1:50051".parse().unwrap();
+    let mut conn = H2Conn::new(client, server, H2Limits::new(&limits));
+    let mut out = Vec::new();
+    let mut stats = nprt::capture::CaptureStats::default();
+    conn.push(true, PREFACE, 0, &mut out, &mut stats);
+    let mut rest = data;
+    let mut ts = 0;
+    while let [ctl, a, b, tail @ ..] = rest {
+        let len = usize::from(u16::from_be_bytes([*a, *b])).min(tail.len());
+        let (chunk, next) = tail.split_at(len);
+        ts += 1;
+        if ctl & 2 != 0 {
+            conn.gap(&mut stats);
+        } else {
+            conn.push(ctl & 1 == 0, chunk, ts, &mut out, &mut stats);
+        }
+        assert!(conn.buffered() <= 4 * (16 << 10) + (1 << 25));
+        rest = next;
+    }
+    conn.end(&mut out, &mut stats);
+    assert_eq!(stats.exchanges, out.len() as u64);
+    for ex in out {
+        let e = ex.exchange;
+        let text = String::from_utf8_lossy(&e.request);
+        assert!(text.contains("\r\nX-Nprt-Protocol: HTTP/2\r\n"), "{text}");
+        match frame_request(&e.request) {
+            Ok(Framed::Complete(f)) => assert_eq!(f.len, e.request.len(), "{text}"),
+            other => panic!("{other:?}: {text}"),
+        }
+        assert!(e.request_body().len() <= 16 << 10);
+        if let Some(res) = e.response {
+            let method = e.request_head.method();
+            match frame_response(&res.bytes, method, false) {
+                Ok(Framed::Complete(f)) => assert_eq!(f.len, res.bytes.len()),
+                other => panic!("{other:?}: {}", String::from_utf8_lossy(&res.bytes)),
+            }
+        }
+    }
+}

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs one fuzz target: fuzz/run.sh TARGET SECONDS [extra libFuzzer flags]
 #
-# Targets: http_framing gor_reader pcap_capture manifest_rewrite judge_file scenario_file
+# Targets: http_framing gor_reader pcap_capture manifest_rewrite judge_file scenario_file h2_decode
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). Works on the stable toolchain: cargo-fuzz
 # passes nightly-only flags to rustc, which RUSTC_BOOTSTRAP=1 allows.
 # The corpus grows in fuzz/corpus/TARGET (not committed), seeded from the test fixtures;
@@ -39,6 +39,7 @@ case $target in
     pcap_capture) for f in "$root"/tests/fixtures/capture/*.pcap*; do seed "$f"; done ;;
     manifest_rewrite) for f in "$root"/kubernetes/example-app/*; do seed "$f" prefix; done ;;
     judge_file) for f in "$here"/seeds/judge_file/*; do seed "$f"; done ;;
+    h2_decode) for f in "$here"/seeds/h2_decode/*; do seed "$f"; done ;;
     scenario_file) for f in "$root"/scenarios/*.toml; do seed "$f" newline; done ;;
     *) echo "unknown target $target" >&2; exit 2 ;;
 esac

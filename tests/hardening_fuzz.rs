@@ -22,6 +22,7 @@ fn harness_for(target: &str) -> fn(&[u8]) {
         "manifest_rewrite" => harness::manifest_rewrite,
         "judge_file" => harness::judge_file,
         "scenario_file" => harness::scenario_file,
+        "h2_decode" => harness::h2_decode,
         other => panic!("no fuzz target {other}"),
     }
 }
@@ -66,7 +67,7 @@ fn kept_reproducers_run_clean() {
 
 #[test]
 fn seed_corpora_run_clean() {
-    for target in ["http_framing", "judge_file"] {
+    for target in ["http_framing", "judge_file", "h2_decode"] {
         for path in files(&root().join("fuzz/seeds").join(target)) {
             let mut input = Vec::new();
             if target == "http_framing" {

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use super::decode::Segment;
+use super::h2::{frame, H2Conn, H2Limits};
 use super::message::{Head, Message, Reader, Side, Step};
 use super::reassembly::{Event, Reassembler};
 use super::{CaptureStats, CapturedExchange, Limits};
@@ -36,6 +37,154 @@ pub struct Connection {
     dropped: bool,
     /// Initial sequence number of the client's SYN, when seen.
     client_isn: Option<u32>,
+    /// HTTP/1 or HTTP/2, told by the first bytes.
+    proto: Proto,
+    h2_limits: H2Limits,
+    /// Bytes held while the protocol is not known yet.
+    max_held: usize,
+}
+
+/// Bytes held to tell the protocol of a connection joined mid-way: more than two frames of
+/// the default size (16 KiB).
+const MAX_HELD_MIDSTREAM: usize = 64 << 10;
+
+/// Which protocol a connection speaks, decided from its first bytes: HTTP/2 with prior
+/// knowledge starts with the client's preface; anything else is read as HTTP/1.
+#[derive(Debug)]
+enum Proto {
+    /// Not known yet: the first bytes of each direction are held until they tell.
+    Sniff(Box<Held>),
+    Http1,
+    H2(Box<H2Conn>),
+    /// HTTP/2 joined mid-way (no HPACK state): ignored, counted.
+    Skipped,
+}
+
+/// The first bytes of each direction, with the time each chunk was seen.
+#[derive(Debug, Default)]
+struct Held {
+    up: Vec<(Vec<u8>, u64)>,
+    down: Vec<(Vec<u8>, u64)>,
+    bytes: usize,
+}
+
+/// Where the reassembled bytes of a connection go, by its protocol.
+struct Route<'a> {
+    proto: &'a mut Proto,
+    req: &'a mut Reader,
+    res: &'a mut Reader,
+    out: &'a mut Vec<CapturedExchange>,
+    stats: &'a mut CaptureStats,
+    midstream: bool,
+    max_held: usize,
+    new_h2: &'a dyn Fn() -> H2Conn,
+}
+
+impl Route<'_> {
+    fn event(&mut self, to_server: bool, e: Event<'_>) {
+        match (&mut *self.proto, e) {
+            (Proto::Http1, e) => self.http1(to_server, e),
+            (Proto::H2(h), Event::Data(d, ts)) => h.push(to_server, d, ts, self.out, self.stats),
+            (Proto::H2(h), Event::Gap(_)) => h.gap(self.stats),
+            (Proto::Skipped, _) => {}
+            (Proto::Sniff(_), Event::Gap(n)) => {
+                self.decide(Proto::Http1);
+                self.http1(to_server, Event::Gap(n));
+            }
+            (Proto::Sniff(held), Event::Data(d, ts)) => {
+                held.bytes += d.len();
+                let side = if to_server {
+                    &mut held.up
+                } else {
+                    &mut held.down
+                };
+                side.push((d.to_vec(), ts));
+                let next = self.sniff();
+                if let Some(next) = next {
+                    self.decide(next);
+                }
+            }
+        }
+    }
+
+    fn http1(&mut self, to_server: bool, e: Event<'_>) {
+        let reader = if to_server {
+            &mut *self.req
+        } else {
+            &mut *self.res
+        };
+        match e {
+            Event::Data(d, ts) => reader.push(d, ts),
+            Event::Gap(n) => reader.gap(n),
+        }
+    }
+
+    /// The protocol the held bytes tell, if they tell yet.
+    fn sniff(&self) -> Option<Proto> {
+        let Proto::Sniff(held) = &*self.proto else {
+            return None;
+        };
+        // Joined mid-way, two frame headers come within the default frame size; the bytes
+        // are looked at again with each segment, so few are held.
+        let max_held = if self.midstream {
+            self.max_held.min(MAX_HELD_MIDSTREAM)
+        } else {
+            self.max_held
+        };
+        if held.bytes > max_held {
+            return Some(Proto::Http1);
+        }
+        let joined = |side: &[(Vec<u8>, u64)]| -> Vec<u8> {
+            side.iter().flat_map(|(d, _)| d.iter().copied()).collect()
+        };
+        let up = joined(&held.up);
+        let head = &up[..up.len().min(frame::PREFACE.len())];
+        if !up.is_empty() && frame::PREFACE.starts_with(head) {
+            if head.len() == frame::PREFACE.len() {
+                return Some(Proto::H2(Box::new((self.new_h2)())));
+            }
+            return None;
+        }
+        if !self.midstream {
+            // From its start, HTTP/2 is told by the preface alone; until the client has
+            // said something (an HTTP/2 server may send its SETTINGS first), wait.
+            return (!up.is_empty()).then_some(Proto::Http1);
+        }
+        let looks = [up, joined(&held.down)]
+            .into_iter()
+            .filter(|d| !d.is_empty())
+            .map(|d| frame::looks_like_frames(&d))
+            .collect::<Vec<_>>();
+        if looks.contains(&frame::Looks::Frames) {
+            Some(Proto::Skipped)
+        } else if looks.contains(&frame::Looks::NotFrames) {
+            Some(Proto::Http1)
+        } else {
+            None
+        }
+    }
+
+    /// Takes protocol `next`, handing it the bytes held so far.
+    fn decide(&mut self, next: Proto) {
+        if !matches!(self.proto, Proto::Sniff(_)) {
+            return;
+        }
+        let Proto::Sniff(held) = std::mem::replace(self.proto, next) else {
+            return;
+        };
+        match &*self.proto {
+            Proto::H2(_) => self.stats.h2_connections += 1,
+            Proto::Skipped => self.stats.h2_midstream += 1,
+            _ => {}
+        }
+        // The server's bytes first: its SETTINGS came before the client's headers.
+        for (d, ts) in &held.down {
+            self.event(false, Event::Data(d, *ts));
+        }
+        for (d, ts) in &held.up {
+            self.event(true, Event::Data(d, *ts));
+        }
+    }
 }
 
 impl Connection {
@@ -64,6 +213,31 @@ impl Connection {
             max_pipelined: limits.max_pipelined,
             dropped: false,
             client_isn: None,
+            proto: Proto::Sniff(Box::default()),
+            h2_limits: H2Limits::new(limits),
+            max_held: limits.max_pending_bytes.max(frame::PREFACE.len()),
+        }
+    }
+
+    /// Where reassembled bytes go, by the protocol.
+    fn route<'a>(
+        proto: &'a mut Proto,
+        req: &'a mut Reader,
+        res: &'a mut Reader,
+        out: &'a mut Vec<CapturedExchange>,
+        stats: &'a mut CaptureStats,
+        (midstream, max_held): (bool, usize),
+        new_h2: &'a dyn Fn() -> H2Conn,
+    ) -> Route<'a> {
+        Route {
+            proto,
+            req,
+            res,
+            out,
+            stats,
+            midstream,
+            max_held,
+            new_h2,
         }
     }
 
@@ -86,6 +260,11 @@ impl Connection {
             + self.req.buffered()
             + self.res.buffered()
             + self.queue.iter().map(|m| m.bytes.len()).sum::<usize>()
+            + match &self.proto {
+                Proto::Sniff(held) => held.bytes,
+                Proto::H2(h) => h.buffered(),
+                _ => 0,
+            }
     }
 
     /// Feeds one segment, `to_server` telling its direction; finished exchanges go to `out`.
@@ -108,10 +287,10 @@ impl Connection {
             }
             return;
         }
-        let (stream, reader) = if to_server {
-            (&mut self.up, &mut self.req)
+        let stream = if to_server {
+            &mut self.up
         } else {
-            (&mut self.down, &mut self.res)
+            &mut self.down
         };
         if seg.syn {
             stream.syn(seg.seq);
@@ -124,17 +303,20 @@ impl Connection {
         } else {
             seg.seq
         };
-        stream.segment(
-            seq,
-            seg.payload,
-            seg.missing,
-            seg.fin,
-            ts_ns,
-            &mut |e| match e {
-                Event::Data(d, ts) => reader.push(d, ts),
-                Event::Gap(n) => reader.gap(n),
-            },
+        let (client, server, h2_limits) = (self.client, self.server, self.h2_limits);
+        let new_h2 = move || H2Conn::new(client, server, h2_limits);
+        let mut route = Self::route(
+            &mut self.proto,
+            &mut self.req,
+            &mut self.res,
+            out,
+            stats,
+            (self.midstream, self.max_held),
+            &new_h2,
         );
+        stream.segment(seq, seg.payload, seg.missing, seg.fin, ts_ns, &mut |e| {
+            route.event(to_server, e)
+        });
         self.pump(out, stats);
         if seg.rst {
             self.end(false, out, stats);
@@ -156,6 +338,9 @@ impl Connection {
         }
         if self.is_closed() {
             self.unanswered(out, stats);
+            if let Proto::H2(h) = &mut self.proto {
+                h.end(out, stats);
+            }
         }
     }
 
@@ -163,17 +348,25 @@ impl Connection {
     /// holes are skipped, what is in progress is handed out cut short, and requests
     /// still waiting are written without a response.
     pub fn end(&mut self, clean: bool, out: &mut Vec<CapturedExchange>, stats: &mut CaptureStats) {
-        let (up, req) = (&mut self.up, &mut self.req);
-        up.flush(&mut |e| match e {
-            Event::Data(d, ts) => req.push(d, ts),
-            Event::Gap(n) => req.gap(n),
-        });
-        let (down, res) = (&mut self.down, &mut self.res);
-        down.flush(&mut |e| match e {
-            Event::Data(d, ts) => res.push(d, ts),
-            Event::Gap(n) => res.gap(n),
-        });
+        let (client, server, h2_limits) = (self.client, self.server, self.h2_limits);
+        let new_h2 = move || H2Conn::new(client, server, h2_limits);
+        let mut route = Self::route(
+            &mut self.proto,
+            &mut self.req,
+            &mut self.res,
+            out,
+            stats,
+            (self.midstream, self.max_held),
+            &new_h2,
+        );
+        self.up.flush(&mut |e| route.event(true, e));
+        self.down.flush(&mut |e| route.event(false, e));
+        // Whatever is still held never told its protocol: it is read as HTTP/1.
+        route.decide(Proto::Http1);
         self.pump(out, stats);
+        if let Proto::H2(h) = &mut self.proto {
+            h.end(out, stats);
+        }
         if !self.up_done {
             self.up_done = true;
             if let Some(m) = self.req.finish(clean) {
@@ -205,6 +398,11 @@ impl Connection {
             stats.too_large += r.counts.too_large;
             stats.tunnel_bytes += r.counts.tunnel_bytes;
             stats.over_limit_heads += r.counts.over_limit_heads;
+        }
+        if let Proto::H2(h) = &self.proto {
+            stats.h2_resets += h.counts.resets;
+            stats.h2_bad_streams += h.counts.bad_streams;
+            stats.h2_undecodable += h.counts.undecodable;
         }
     }
 

@@ -14,6 +14,7 @@
 pub mod connection;
 pub mod decode;
 mod error;
+pub mod h2;
 #[cfg(feature = "libpcap")]
 pub mod libpcap;
 #[cfg(target_os = "linux")]
@@ -144,6 +145,16 @@ pub struct CaptureStats {
     pub interim_responses: u64,
     /// Packets the kernel dropped, where the engine can tell.
     pub kernel_drops: u64,
+    /// Connections decoded as HTTP/2 (h2c: the client's preface was seen).
+    pub h2_connections: u64,
+    /// HTTP/2 connections joined mid-way (no preface, so no HPACK state): skipped whole.
+    pub h2_midstream: u64,
+    /// HTTP/2 connections given up part way: bytes missing, a protocol or HPACK error.
+    pub h2_undecodable: u64,
+    /// HTTP/2 streams reset before their response ended (written without a response).
+    pub h2_resets: u64,
+    /// HTTP/2 streams whose fields cannot be written as HTTP/1.1, dropped.
+    pub h2_bad_streams: u64,
 }
 
 impl fmt::Display for CaptureStats {
@@ -187,6 +198,16 @@ impl fmt::Display for CaptureStats {
             self.limit_dropped_requests,
             self.idle_closed,
             self.kernel_drops
+        )?;
+        writeln!(
+            f,
+            "HTTP/2: {} connections, {} joined mid-stream (skipped), {} undecodable, \
+             {} streams reset, {} malformed streams",
+            self.h2_connections,
+            self.h2_midstream,
+            self.h2_undecodable,
+            self.h2_resets,
+            self.h2_bad_streams
         )?;
         writeln!(f, "retransmitted/duplicate bytes {}", self.duplicate_bytes)
     }
