@@ -17,7 +17,8 @@ use crate::http::{
 /// Decoded header fields, in the order received.
 pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// The marker field that says a recorded request came over HTTP/2.
+/// The marker field that says a recorded request came over HTTP/2
+/// ([`crate::recording::PROTOCOL_HEADER`], read by [`crate::recording::recorded_over_http2`]).
 pub const PROTOCOL_MARKER: &str = "X-Nprt-Protocol: HTTP/2";
 
 /// Why a message cannot be written in HTTP/1.1 form.

@@ -106,6 +106,10 @@ fn interleaved_streams_with_trailers_become_http1_form_exchanges() {
          Content-Length: 8\r\n\r\n\0\0\0\0\x03one"
     );
     assert_eq!(ex[0].exchange.request_head.target(), "/echo.Echo/Call");
+    // What replay and the passive mirror look for to send it over HTTP/2 again.
+    assert!(crate::recording::recorded_over_http2(
+        &ex[0].exchange.request_head
+    ));
     assert_eq!(&ex[0].exchange.request_body()[5..], b"one");
     let res = ex[0].exchange.response.as_ref().unwrap();
     assert_eq!(
