@@ -14,27 +14,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// A unary echo on `echo.Echo/Call` with trailing metadata; every 7th call is answered
-/// UNAVAILABLE by an abort before any message (a trailers-only answer).
-const SERVER: &str = r#"
-import grpc, itertools
-from concurrent import futures
-calls = itertools.count(1)
-def call(request, context):
-    context.set_trailing_metadata((("x-echo-trailer", "t-" + request[:8].hex()),))
-    if next(calls) % 7 == 0:
-        context.abort(grpc.StatusCode.UNAVAILABLE, "asked to fail")
-    return b"echo:" + request[::-1]
-handler = grpc.method_handlers_generic_handler(
-    "echo.Echo", {"Call": grpc.unary_unary_rpc_method_handler(call)})
-server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-server.add_generic_rpc_handlers((handler,))
-port = server.add_insecure_port("127.0.0.1:0")
-server.start()
-print(port, flush=True)
-server.wait_for_termination()
-"#;
-
 /// N calls on one channel (one connection, so its HPACK table is used), 4 at a time so
 /// that streams interleave; prints how many came back OK.
 const CLIENT: &str = r#"
@@ -54,45 +33,11 @@ with futures.ThreadPoolExecutor(4) as pool:
     print(sum(pool.map(one, range(int(sys.argv[2])))))
 "#;
 
-fn grpcio() -> bool {
-    let present = Command::new("python3")
-        .args(["-c", "import grpc"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    common::available("python3 with grpcio (pip install grpcio)", present)
-}
-
 fn root_and_tcpdump() -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     let tcpdump = Command::new("tcpdump").arg("--version").output().is_ok();
     common::available("root and tcpdump (capture)", root && tcpdump)
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn server(dir: &Path) -> (Killed, u16) {
-    let script = dir.join("server.py");
-    std::fs::write(&script, SERVER).unwrap();
-    let mut child = Command::new("python3")
-        .arg(&script)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line.trim().parse().expect("the server prints its port");
-    (Killed(child), port)
 }
 
 /// Makes `n` calls; returns how many were answered OK.
@@ -167,11 +112,12 @@ fn check_recording(path: &Path, n: usize, ok: usize) {
 
 #[test]
 fn grpc_calls_captured_by_tcpdump_become_http1_form_exchanges() {
-    if !grpcio() || !root_and_tcpdump() {
+    if !common::grpc::grpcio() || !root_and_tcpdump() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (_server, port) = server(dir.path());
+    let server = common::grpc::EchoServer::start(dir.path(), 7);
+    let port = server.port;
     let pcap = dir.path().join("grpc.pcap");
     let mut dump = Command::new("tcpdump")
         .args([
@@ -233,11 +179,12 @@ fn grpc_calls_captured_by_tcpdump_become_http1_form_exchanges() {
 
 #[test]
 fn grpc_calls_captured_live_on_lo_become_http1_form_exchanges() {
-    if !grpcio() || !root_and_tcpdump() {
+    if !common::grpc::grpcio() || !root_and_tcpdump() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (_server, port) = server(dir.path());
+    let server = common::grpc::EchoServer::start(dir.path(), 7);
+    let port = server.port;
     let out = dir.path().join("live.gor");
     let mut capture = nprt()
         .args(["capture", "--interface", "lo", "--port", &port.to_string()])

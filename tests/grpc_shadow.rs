@@ -5,35 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use common::grpc::EchoServer;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
-/// A unary echo on any method of `echo.Echo`, with trailing metadata; a request starting
-/// with "fail" is answered UNAVAILABLE with details, the trailer still set. With an argument
-/// N, every N-th call is answered UNAVAILABLE too (a canary that fails 1 call in N).
-const SERVER: &str = r#"
-import sys, grpc, itertools
-from concurrent import futures
-
-every = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-calls = itertools.count(1)
-
-def call(request, context):
-    context.set_trailing_metadata((("x-echo-trailer", "t-" + request[:8].hex()),))
-    if request.startswith(b"fail") or (every and next(calls) % every == 0):
-        context.abort(grpc.StatusCode.UNAVAILABLE, "asked to fail: %d bytes" % len(request))
-    return b"echo:" + request[::-1]
-
-handler = grpc.method_handlers_generic_handler(
-    "echo.Echo", {"Call": grpc.unary_unary_rpc_method_handler(call)})
-server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-server.add_generic_rpc_handlers((handler,))
-port = server.add_insecure_port("127.0.0.1:0")
-server.start()
-print(port, flush=True)
-server.wait_for_termination()
-"#;
+use std::process::Command;
 
 /// Calls `/echo.Echo/Call` with each message and prints one line per call: the answer (hex),
 /// the status, the details and the trailing metadata.
@@ -52,41 +27,6 @@ for i in range(int(sys.argv[2])):
         print("-", e.code().name, repr(e.details()),
               sorted(m for m in e.trailing_metadata() if not m[0].startswith("grpc-")))
 "#;
-
-fn grpcio() -> bool {
-    let present = Command::new("python3")
-        .args(["-c", "import grpc"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    common::available("python3 with grpcio (pip install grpcio)", present)
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn server(dir: &Path, fail_every: u32) -> (Server, u16) {
-    let script = dir.join("server.py");
-    std::fs::write(&script, SERVER).unwrap();
-    let mut child = Command::new("python3")
-        .arg(&script)
-        .arg(fail_every.to_string())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line.trim().parse().expect("the server prints its port");
-    (Server(child), port)
-}
 
 fn calls(dir: &Path, target: &str, n: usize) -> Vec<String> {
     let script = dir.join("client.py");
@@ -110,12 +50,14 @@ fn calls(dir: &Path, target: &str, n: usize) -> Vec<String> {
 
 #[test]
 fn every_grpc_call_through_the_shadow_gets_the_primarys_answer_with_its_trailers() {
-    if !grpcio() {
+    if !common::grpc::grpcio() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (_primary, port) = server(dir.path(), 0);
-    let (_canary, canary_port) = server(dir.path(), 0);
+    let primary = EchoServer::start(dir.path(), 0);
+    let port = primary.port;
+    let canary = EchoServer::start(dir.path(), 0);
+    let canary_port = canary.port;
     let direct = calls(dir.path(), &format!("127.0.0.1:{port}"), 30);
     assert_eq!(direct.len(), 30);
     assert!(
@@ -144,12 +86,14 @@ fn every_grpc_call_through_the_shadow_gets_the_primarys_answer_with_its_trailers
 
 #[test]
 fn a_shadow_to_a_canary_failing_one_grpc_call_in_ten_fails_while_clients_see_none() {
-    if !grpcio() {
+    if !common::grpc::grpcio() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (_primary, port) = server(dir.path(), 0);
-    let (_canary, canary_port) = server(dir.path(), 10);
+    let primary = EchoServer::start(dir.path(), 0);
+    let port = primary.port;
+    let canary = EchoServer::start(dir.path(), 10);
+    let canary_port = canary.port;
     let shadow = common::Shadow::start(
         &format!("http://127.0.0.1:{port}"),
         &format!("http://127.0.0.1:{canary_port}"),

@@ -191,21 +191,6 @@ fn two_healthy_grpc_services_pass() {
     }
 }
 
-/// Python's grpcio: a unary echo on `/echo.Echo/Call` answering `echo:` and the message
-/// reversed, as tests/grpc_shadow.rs's server does.
-const SERVER: &str = r#"
-import grpc
-from concurrent import futures
-handler = grpc.method_handlers_generic_handler(
-    "echo.Echo", {"Call": grpc.unary_unary_rpc_method_handler(lambda r, c: b"echo:" + r[::-1])})
-server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-server.add_generic_rpc_handlers((handler,))
-port = server.add_insecure_port("127.0.0.1:0")
-server.start()
-print(port, flush=True)
-server.wait_for_termination()
-"#;
-
 struct Process(Child);
 
 impl Drop for Process {
@@ -232,19 +217,12 @@ fn python(args: &[&str]) -> (Process, String) {
 
 #[test]
 fn a_real_grpc_server_answers_every_replayed_call_ok() {
-    let present = Command::new("python3")
-        .args(["-c", "import grpc"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !common::available("python3 with grpcio (pip install grpcio)", present) {
+    if !common::grpc::grpcio() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("server.py");
-    std::fs::write(&script, SERVER).unwrap();
-    let (_server, port) = python(&[script.to_str().unwrap()]);
-    let url = format!("http://127.0.0.1:{}", port.trim());
+    let server = common::grpc::EchoServer::start(dir.path(), 0);
+    let url = format!("http://127.0.0.1:{}", server.port);
     let rec = grpc_recording(dir.path(), 200, false);
     let (out, lines) = replay(&rec, &[("grpcio", &url)], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -4,7 +4,7 @@
 mod common;
 
 use common::Testbed;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// Calls `METHOD` N times with distinct messages, printing per call: the outcome (`echo` when
 /// the answer is the request, else the answer's length), the status, the details and the
@@ -23,15 +23,6 @@ for i in range(int(sys.argv[3])):
         what, code, details = "-", e.code().name, e.details()
     print(what, code, "%.1f" % ((time.monotonic() - started) * 1000), repr(details))
 "#;
-
-fn grpcio() -> bool {
-    let present = Command::new("python3")
-        .args(["-c", "import grpc"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    common::available("python3 with grpcio (pip install grpcio)", present)
-}
 
 /// One line per call: (outcome, status, ms, details).
 fn calls(testbed: &Testbed, method: &str, n: usize) -> Vec<(String, String, f64, String)> {
@@ -65,7 +56,7 @@ fn calls(testbed: &Testbed, method: &str, n: usize) -> Vec<(String, String, f64,
 
 #[test]
 fn every_method_is_an_echo_and_route_latency_applies_per_method() {
-    if !grpcio() {
+    if !common::grpc::grpcio() {
         return;
     }
     let _serial = common::serial();
@@ -97,7 +88,7 @@ fn every_method_is_an_echo_and_route_latency_applies_per_method() {
 
 #[test]
 fn the_error_rate_answers_unavailable_in_about_that_share_of_calls() {
-    if !grpcio() {
+    if !common::grpc::grpcio() {
         return;
     }
     let _serial = common::serial();

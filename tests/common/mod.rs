@@ -1,6 +1,7 @@
 //! Shared set-up for the integration tests: the real `nprt` binary, testbeds on port 0.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod grpc;
 pub mod prometheus;
 
 use std::io::{BufRead, BufReader, Read};

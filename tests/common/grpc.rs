@@ -1,0 +1,75 @@
+//! Python's grpcio (PyPI) for the gRPC tests: whether it is there, and a real gRPC server in
+//! a few lines — no code generation, a generic handler.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// A unary echo on `/echo.Echo/Call`: `echo:` and the message reversed, with trailing
+/// metadata `x-echo-trailer`. A message starting with "fail" is answered UNAVAILABLE with
+/// details (the trailer still set); with an argument N, so is every N-th call.
+const ECHO_SERVER: &str = r#"
+import sys, grpc, itertools
+from concurrent import futures
+
+every = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+calls = itertools.count(1)
+
+def call(request, context):
+    context.set_trailing_metadata((("x-echo-trailer", "t-" + request[:8].hex()),))
+    if request.startswith(b"fail") or (every and next(calls) % every == 0):
+        context.abort(grpc.StatusCode.UNAVAILABLE, "asked to fail: %d bytes" % len(request))
+    return b"echo:" + request[::-1]
+
+handler = grpc.method_handlers_generic_handler(
+    "echo.Echo", {"Call": grpc.unary_unary_rpc_method_handler(call)})
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+server.add_generic_rpc_handlers((handler,))
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+print(port, flush=True)
+server.wait_for_termination()
+"#;
+
+/// Whether `python3` can import grpc (skipped locally without it, failed in CI).
+pub fn grpcio() -> bool {
+    let present = Command::new("python3")
+        .args(["-c", "import grpc"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    super::available("python3 with grpcio (pip install grpcio)", present)
+}
+
+/// The echo server; killed when dropped.
+pub struct EchoServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl EchoServer {
+    /// Starts it on a free loopback port; `fail_every` > 0 fails every N-th call.
+    pub fn start(dir: &Path, fail_every: u32) -> EchoServer {
+        let script = dir.join("echo_server.py");
+        std::fs::write(&script, ECHO_SERVER).unwrap();
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .arg(fail_every.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().expect("the server prints its port");
+        EchoServer { child, port }
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
