@@ -12,8 +12,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::observation::Observation;
 
-use super::target::is_error;
-
 /// Fixed seed of the reservoirs: the same input gives the same verdict.
 pub const RESERVOIR_SEED: u64 = 0x6e70_7274;
 
@@ -30,7 +28,7 @@ pub struct Half {
 
 impl Half {
     pub fn of(observation: &Observation) -> Half {
-        let error = is_error(observation);
+        let error = observation.is_error();
         Half {
             route: observation.route.clone(),
             status: observation.status,

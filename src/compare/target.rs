@@ -45,11 +45,6 @@ impl Default for TargetStats {
     }
 }
 
-/// Whether an observation has no usable response at all.
-pub fn is_error(observation: &Observation) -> bool {
-    observation.is_error()
-}
-
 impl TargetStats {
     /// gRPC answers by status code.
     pub fn grpc(&self) -> &BTreeMap<u8, u64> {
@@ -64,7 +59,7 @@ impl TargetStats {
         if let Some(code) = observation.grpc_status {
             *self.grpc.entry(code).or_default() += 1;
         }
-        let error = is_error(observation);
+        let error = observation.is_error();
         if error {
             self.errors += 1;
         }
