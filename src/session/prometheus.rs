@@ -369,14 +369,17 @@ impl ResourceJudge {
         self.prometheus.config()
     }
 
-    /// Queries, judges and adds the results to `verdict` (see
+    /// Queries and judges every metric over the whole run.
+    pub async fn results(&self, timeline: &Timeline) -> Vec<ResourceResult> {
+        self.prometheus
+            .judge(&self.targets, timeline, self.correction, self.alpha)
+            .await
+    }
+
+    /// [`ResourceJudge::results`] added to `verdict` (see
     /// [`Verdict::add_resources`](crate::compare::Verdict::add_resources)).
     pub async fn apply(&self, verdict: &mut crate::compare::Verdict, timeline: &Timeline) {
-        let results = self
-            .prometheus
-            .judge(&self.targets, timeline, self.correction, self.alpha)
-            .await;
-        verdict.add_resources(results);
+        verdict.add_resources(self.results(timeline).await);
     }
 
     /// A live look during a shadow or mirror run: every metric over the window so far (no

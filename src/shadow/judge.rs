@@ -260,19 +260,16 @@ async fn final_verdict(
     let mut verdict = verdict_now(settings, metrics).await;
     if let Some(judge) = settings.resources.clone() {
         let timeline = settings.comparison.timeline().clone();
-        judge.apply(&mut verdict, &timeline).await;
-    }
-    if let Some(failed) = live_fail {
-        if let Some(slot) = verdict.resources.iter().position(|r| r.name == failed.name) {
-            if verdict.resources[slot].outcome != crate::compare::Outcome::Fail {
-                let mut all = std::mem::take(&mut verdict.resources);
-                all[slot] = failed;
-                verdict
-                    .findings
-                    .retain(|f| f.metric != crate::compare::Metric::Resource);
-                verdict.add_resources(all);
+        let mut results = judge.results(&timeline).await;
+        if let Some(failed) = live_fail {
+            if let Some(slot) = results
+                .iter_mut()
+                .find(|r| r.name == failed.name && r.outcome != crate::compare::Outcome::Fail)
+            {
+                *slot = failed;
             }
         }
+        verdict.add_resources(results);
     }
     verdict
 }
