@@ -143,7 +143,9 @@ async fn handle(
     }
     let mirror = start_mirror(proxy, &parts, &body, &path_and_query);
     let body: ProxyBody = match &mirror {
-        Some((ticket, stamp)) => offer_copy(proxy, ticket, stamp, &parts, &path_and_query, body),
+        Some((ticket, stamp)) => {
+            offer_copy(proxy, (ticket, stamp), &parts, &path_and_query, body, http2)
+        }
         None => body.boxed_unsync(),
     };
 
@@ -241,11 +243,11 @@ fn start_mirror(
 /// when it grew past `--max-body`), and the ticket learns which.
 fn offer_copy(
     proxy: &Proxy,
-    ticket: &Arc<Ticket>,
-    stamp: &Stamp,
+    (ticket, stamp): (&Arc<Ticket>, &Stamp),
     parts: &hyper::http::request::Parts,
     path_and_query: &str,
     body: Incoming,
+    http2: bool,
 ) -> ProxyBody {
     let job = MirrorJob {
         id: Arc::clone(&stamp.id),
@@ -255,7 +257,8 @@ fn offer_copy(
         headers: parts.headers.clone(),
         body: Bytes::new(),
         queued: Instant::now(),
-        http2: parts.version == hyper::Version::HTTP_2 && super::forward::is_grpc(&parts.headers),
+        // The copy goes the way the primary's request goes: both sides treated alike.
+        http2,
     };
     if body.is_end_stream() {
         ticket.decide(proxy.sender.offer(job));
