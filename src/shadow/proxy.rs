@@ -102,6 +102,8 @@ pub async fn serve(
         max_connections: limits.max_connections,
         grace: limits.grace,
         on_full: Some(Arc::new(move || metrics.dropped(Drop::Connections))),
+        // Clients on http:// URLs that ask for HTTP/2 by upgrade get it, as from the primary.
+        h2c_upgrade: Some(limits.header_timeout),
         ..crate::net::ServeOptions::new("shadow proxy")
     };
     let make_service = move |client: SocketAddr| {

@@ -14,7 +14,11 @@
 //!   [`ServeOptions::handshake_timeout`], so a slow client never holds up the accepting;
 //! - when `shutdown` resolves, nothing more is accepted, open connections finish the
 //!   requests in flight (idle keep-alive connections are closed), and whatever is still
-//!   open after [`ServeOptions::grace`] is cut off.
+//!   open after [`ServeOptions::grace`] is cut off;
+//! - with [`ServeOptions::h2c_upgrade`], a plain connection's first request may upgrade it to
+//!   HTTP/2 ([`h2c`]).
+
+pub mod h2c;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -92,6 +96,10 @@ pub struct ServeOptions {
     pub grace: Duration,
     /// Called for every connection closed because `max_connections` were open.
     pub on_full: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Take the h2c upgrade on plain connections ([`h2c`]), reading a connection's first
+    /// request head within this long (a client slower than that is closed, as hyper's own
+    /// header timeout would close it).
+    pub h2c_upgrade: Option<Duration>,
 }
 
 impl ServeOptions {
@@ -104,6 +112,7 @@ impl ServeOptions {
             handshake_timeout: Duration::from_secs(10),
             grace: Duration::from_secs(10),
             on_full: None,
+            h2c_upgrade: None,
         }
     }
 }
@@ -116,6 +125,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("max_connections", &self.max_connections)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("grace", &self.grace)
+            .field("h2c_upgrade", &self.h2c_upgrade)
             .finish_non_exhaustive()
     }
 }
@@ -151,6 +161,7 @@ where
         builder: Arc::new(builder),
         acceptor: options.tls.clone().map(tokio_rustls::TlsAcceptor::from),
         handshake_timeout: options.handshake_timeout,
+        h2c_upgrade: options.h2c_upgrade,
     };
     let mut tasks = JoinSet::new();
     let mut backoff = FIRST_BACKOFF;
@@ -226,6 +237,7 @@ struct Serving {
     builder: Arc<Builder<TokioExecutor>>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     handshake_timeout: Duration,
+    h2c_upgrade: Option<Duration>,
 }
 
 impl Serving {
@@ -246,7 +258,22 @@ impl Serving {
     {
         let name = self.name;
         let Some(acceptor) = &self.acceptor else {
-            return connection(&self.builder, TokioIo::new(stream), service, watcher, name).await;
+            let Some(timeout) = self.h2c_upgrade else {
+                return connection(&self.builder, TokioIo::new(stream), service, watcher, name)
+                    .await;
+            };
+            let limits = crate::http::HeadLimits::default();
+            match h2c::open(stream, &limits, timeout).await {
+                Some(h2c::Opening::AsIs(io)) => {
+                    connection(&self.builder, TokioIo::new(io), service, watcher, name).await
+                }
+                Some(h2c::Opening::Upgraded(io)) => {
+                    let h2 = Builder::clone(&self.builder).http2_only();
+                    connection(&h2, TokioIo::new(io), service, watcher, name).await
+                }
+                None => tracing::debug!(server = name, %peer, "no request head in time"),
+            }
+            return;
         };
         match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => {
