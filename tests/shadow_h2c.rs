@@ -113,3 +113,73 @@ fn nghttp_upgrades_and_gets_the_primarys_answer() {
     let (_, _, err) = proxy.stop();
     assert!(err.contains("requests 1, mirrored 1,"), "{err}");
 }
+
+/// `nghttpd --no-tls` serving `dir` on a free loopback port: a server that speaks HTTP/2
+/// with prior knowledge and nothing else.
+struct Nghttpd {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Nghttpd {
+    fn start(dir: &std::path::Path) -> Nghttpd {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("nghttpd")
+            .args(["--no-tls", "-a", "127.0.0.1", "-d"])
+            .arg(dir)
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nghttpd starts");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "nghttpd listens");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Nghttpd {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Nghttpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn http2_clients_reach_a_primary_that_speaks_only_http2() {
+    if !tool("curl") || !tool("nghttpd") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("api")).unwrap();
+    std::fs::write(dir.path().join("api/item"), "{\"id\":7}\n").unwrap();
+    let (primary, canary) = (Nghttpd::start(dir.path()), Nghttpd::start(dir.path()));
+    let proxy = Shadow::start(&primary.url, &canary.url, &[]);
+    let url = format!("{}/api/item", proxy.url);
+    for how in ["--http2-prior-knowledge", "--http2"] {
+        let (body, _) = curl(&[how, "-w", "[%{http_version} %{response_code}]", &url]);
+        assert_eq!(body, "{\"id\":7}\n[2 200]", "{how}");
+    }
+    let (_, out, err) = proxy.stop();
+    assert!(err.contains("requests 2, mirrored 2,"), "{err}");
+    // The copies went to the canary over HTTP/2 too: it answered them.
+    assert!(!err.contains("did not answer"), "{err}");
+    assert!(out.contains("fail % = "), "{out}");
+    let shadow_row = out
+        .lines()
+        .find(|l| l.contains("shadow") && l.contains("0.00%"));
+    assert!(
+        shadow_row.is_some(),
+        "the canary answered every copy: {out}"
+    );
+}

@@ -78,6 +78,11 @@ fn serve_connection(stream: TcpStream, behaviour: Behaviour, log: &Mutex<Vec<See
             parts.next().unwrap_or_default().to_owned(),
             parts.next().unwrap_or_default().to_owned(),
         );
+        if method == "PRI" {
+            // The proxy's probe for HTTP/2 (its preface): this server speaks HTTP/1.1 only,
+            // and closes, as such servers do.
+            return;
+        }
         let mut headers = Vec::new();
         loop {
             let mut h = String::new();

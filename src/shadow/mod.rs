@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod passive;
 pub mod proxy;
 pub mod sender;
+pub mod speaks;
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
@@ -188,6 +189,9 @@ struct Running {
     judge_task: tokio::task::JoinHandle<JudgeOutcome>,
     sender: sender::Sender,
     sender_task: tokio::task::JoinHandle<()>,
+    /// The canary and the baseline copy: copies of requests that came over HTTP/2 go over
+    /// HTTP/2 when they speak it.
+    shadows: speaks::Servers,
 }
 
 impl Running {
@@ -196,6 +200,11 @@ impl Running {
         metrics: Arc<Metrics>,
     ) -> Result<(Running, MirrorPolicy), crate::tls::TlsError> {
         let stopped = Arc::new(AtomicBool::new(false));
+        let shadows = speaks::Servers::new(
+            std::iter::once(&m.target.canary.base)
+                .chain(m.target.baseline.as_ref().map(|b| &b.base)),
+            m.extra_ca.as_deref(),
+        )?;
         let shadow_client = sender::Clients {
             http1: client(m.extra_ca.as_deref(), m.target.concurrency)?,
             http2: client_with(m.extra_ca.as_deref(), 4, true)?,
@@ -217,6 +226,7 @@ impl Running {
                 judge_task,
                 sender,
                 sender_task,
+                shadows,
             },
             m.policy,
         ))
@@ -267,12 +277,18 @@ pub async fn run_proxy(
     let primary_client = client(mirroring.extra_ca.as_deref(), 1024)?;
     // One HTTP/2 connection carries many streams: a few per host are plenty.
     let primary_h2 = client_with(mirroring.extra_ca.as_deref(), 4, true)?;
+    let primary_speaks = speaks::Servers::new([&primary], mirroring.extra_ca.as_deref())?;
     let (running, policy) = Running::start(mirroring, Arc::clone(&metrics))?;
+    // Known before the first request, so that it goes the right way.
+    primary_speaks.probe().await;
+    running.shadows.probe().await;
     let proxy = Arc::new(proxy::Proxy {
         primary,
         primary_name: running.primary_name.clone(),
         client: primary_client,
         client_h2: primary_h2,
+        primary_speaks,
+        shadows: running.shadows.clone(),
         policy,
         sender: running.sender.clone(),
         judge: running.judge.clone(),

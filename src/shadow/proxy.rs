@@ -61,8 +61,12 @@ pub struct Proxy {
     /// The primary's target name in observations and reports.
     pub primary_name: String,
     pub client: Client<ProxyBody>,
-    /// For clients that came over HTTP/2 (gRPC's): the primary is spoken to the same way.
+    /// For clients that came over HTTP/2: the primary is spoken to the same way when it
+    /// speaks HTTP/2 (a gRPC call always).
     pub client_h2: Client<ProxyBody>,
+    pub primary_speaks: super::speaks::Servers,
+    /// The canary (and baseline copy): copies go over HTTP/2 the same way.
+    pub shadows: super::speaks::Servers,
     pub policy: MirrorPolicy,
     pub sender: Sender,
     pub judge: JudgeHandle,
@@ -127,15 +131,18 @@ async fn handle(
 ) -> Response<ProxyBody> {
     proxy.metrics.request();
     let (mut parts, body) = req.into_parts();
-    // A gRPC call (over HTTP/2, `TE: trailers`) is passed on over HTTP/2, `TE: trailers`
-    // kept: a gRPC server refuses anything else, and its answer ends in trailers. Any other
-    // request goes over HTTP/1.1 whatever the client spoke, as every backend takes that.
+    // A request that came over HTTP/2 goes on over HTTP/2 to a server that speaks it, and
+    // over HTTP/1.1 to one that does not (as every backend takes that). A gRPC call
+    // (`TE: trailers`, or a gRPC content type) always goes over HTTP/2, `TE: trailers`
+    // kept: a gRPC server refuses anything else, and its answer ends in trailers.
     let te_trailers = parts
         .headers
         .get(hyper::header::TE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    let http2 = parts.version == hyper::Version::HTTP_2
-        && (te_trailers || super::forward::is_grpc(&parts.headers));
+    let came_http2 = parts.version == hyper::Version::HTTP_2;
+    let grpc = came_http2 && (te_trailers || super::forward::is_grpc(&parts.headers));
+    let http2 = grpc || (came_http2 && proxy.primary_speaks.known());
+    let copy_http2 = grpc || (came_http2 && proxy.shadows.known());
     let path_and_query = forwarded_head(&mut parts, client);
     if http2 && te_trailers {
         parts.headers.insert(
@@ -145,9 +152,14 @@ async fn handle(
     }
     let mirror = start_mirror(proxy, &parts, &body, &path_and_query);
     let body: ProxyBody = match &mirror {
-        Some((ticket, stamp)) => {
-            offer_copy(proxy, (ticket, stamp), &parts, &path_and_query, body, http2)
-        }
+        Some((ticket, stamp)) => offer_copy(
+            proxy,
+            (ticket, stamp),
+            &parts,
+            &path_and_query,
+            body,
+            copy_http2,
+        ),
         None => body.boxed_unsync(),
     };
 
@@ -259,7 +271,6 @@ fn offer_copy(
         headers: parts.headers.clone(),
         body: Bytes::new(),
         queued: Instant::now(),
-        // The copy goes the way the primary's request goes: both sides treated alike.
         http2,
     };
     if body.is_end_stream() {
