@@ -505,8 +505,9 @@ impl Connection {
             {
                 self.req.enter_tunnel();
                 self.res.enter_tunnel();
-            } else {
-                // An upgrade declined (or none asked for): HTTP/1 goes on.
+            } else if upgrade::asks_h2c(req) {
+                // The upgrade was declined: HTTP/1 goes on. (The reader waits after the
+                // request that asked, the last one queued; answers to earlier ones leave it.)
                 self.req.resume();
             }
         }

@@ -559,27 +559,30 @@ fn http2_settings_header_table_size_is_honoured_and_a_bad_one_ignored() {
 #[test]
 fn a_declined_upgrade_stays_http1_and_a_websocket_switch_tunnels() {
     // Declined: a 200 over HTTP/1.1; the request sent after the upgrade request waits, then
-    // is framed as HTTP/1 as before.
+    // is framed as HTTP/1 as before. A request pipelined before it is answered first.
     let mut w = wire();
     let mut p = w.open();
     let asked = upgrade_request("AAMAAABk");
-    p.extend(w.send(true, &asked, &[]));
+    let mut client = b"GET /a HTTP/1.1\r\nHost: svc\r\n\r\n".to_vec();
+    client.extend(&asked);
+    p.extend(w.send(true, &client, &[]));
     p.extend(w.send(true, b"GET /b HTTP/1.1\r\nHost: svc\r\n\r\n", &[]));
     let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\ndeclined";
+    p.extend(w.send(false, b"HTTP/1.1 204 No Content\r\n\r\n", &[]));
     p.extend(w.send(false, ok, &[]));
     p.extend(w.send(false, b"HTTP/1.1 204 No Content\r\n\r\n", &[]));
     let (ex, stats) = run(&p);
     assert_eq!(
         (ex.len(), stats.h2_upgrades, stats.h2_connections),
-        (2, 0, 0)
+        (3, 0, 0)
     );
-    assert_eq!(&ex[0].exchange.request[..], &asked[..]);
+    assert_eq!(&ex[1].exchange.request[..], &asked[..]);
     assert!(ex
         .iter()
         .all(|e| !crate::recording::recorded_over_http2(&e.exchange.request_head)));
-    assert!(text(&ex[0].exchange.response.as_ref().unwrap().bytes).ends_with("declined"));
-    assert_eq!(ex[1].exchange.request_head.target(), "/b");
-    assert_eq!(stats.non_http_bytes, 0);
+    assert!(text(&ex[1].exchange.response.as_ref().unwrap().bytes).ends_with("declined"));
+    assert_eq!(ex[2].exchange.request_head.target(), "/b");
+    assert_eq!((stats.non_http_bytes, stats.unanswered), (0, 0));
 
     // WebSocket: the 101 is the exchange's response and what follows is tunnelled.
     let mut w = wire();
@@ -604,4 +607,34 @@ fn a_declined_upgrade_stays_http1_and_a_websocket_switch_tunnels() {
     assert!(!crate::recording::recorded_over_http2(
         &ex[0].exchange.request_head
     ));
+}
+
+#[test]
+fn a_request_pipelined_before_the_upgrade_keeps_its_http1_answer() {
+    // GET /a, then the upgrade request; the client's HTTP/2 bytes reach the capture before
+    // the server's answers (held back for a retransmission): they wait through /a's answer.
+    let mut w = wire();
+    let mut p = w.open();
+    let mut client = b"GET /a HTTP/1.1\r\nHost: svc\r\n\r\n".to_vec();
+    client.extend(upgrade_request("AAMAAABk"));
+    p.extend(w.send(true, &client, &[]));
+    let mut client = client_preface();
+    client.extend(frame(HEADERS, END_HEADERS | END_STREAM, 3, &post("/three")));
+    p.extend(w.send(true, &client, &[]));
+    let mut server = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec();
+    server.extend(SWITCHING);
+    server.extend(frame(SETTINGS, 0, 0, &[]));
+    p.extend(w.send(false, &server, &[]));
+    p.extend(w.send(false, &answer(3, b"three-body"), &[]));
+    p.extend(w.send(false, &answer(1, b"one-body"), &[]));
+    let (ex, stats) = run(&p);
+    assert_eq!((ex.len(), stats.h2_upgrades), (3, 1), "{stats:?}");
+    assert!(!crate::recording::recorded_over_http2(
+        &ex[0].exchange.request_head
+    ));
+    assert_eq!(ex[0].exchange.request_head.target(), "/a");
+    assert_eq!(ex[1].exchange.request_head.target(), "/three");
+    assert_eq!(ex[2].exchange.request_head.target(), "/x");
+    assert!(text(&ex[2].exchange.response.as_ref().unwrap().bytes).ends_with("one-body"));
+    assert_eq!((stats.non_http_bytes, stats.h2_undecodable), (0, 0));
 }
