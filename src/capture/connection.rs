@@ -7,10 +7,11 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use super::decode::Segment;
-use super::h2::{frame, H2Conn, H2Limits};
+use super::h2::{frame, upgrade, H2Conn, H2Limits, UpgradeRequest};
 use super::message::{Head, Message, Reader, Side, Step};
 use super::reassembly::{Event, Reassembler};
 use super::{CaptureStats, CapturedExchange, Limits};
+use crate::http::RequestHead;
 use crate::recording::{new_id, Exchange, RecordedResponse};
 
 /// A connection between a client and a captured server.
@@ -487,18 +488,66 @@ impl Connection {
                 Some(r) => r,
                 None => {
                     stats.orphan_responses += 1;
+                    // A switch nobody asked for: what follows is not HTTP/1 either.
+                    if matches!(&m.head, Head::Response(h) if h.status == 101) {
+                        self.res.enter_tunnel();
+                    }
                     return;
                 }
             },
         };
         if let (Head::Request(req), Head::Response(res)) = (&request.head, &m.head) {
+            if upgrade::asks_h2c(req) && upgrade::grants_h2c(res) {
+                self.upgrade(&request, req, stats, out);
+                return;
+            }
             if res.status == 101 || (req.method() == "CONNECT" && (200..300).contains(&res.status))
             {
                 self.req.enter_tunnel();
                 self.res.enter_tunnel();
+            } else if upgrade::asks_h2c(req) {
+                // The upgrade was declined: HTTP/1 goes on. (The reader waits after the
+                // request that asked, the last one queued; answers to earlier ones leave it.)
+                self.req.resume();
             }
         }
         self.emit(request, Some(m), out, stats);
+    }
+
+    /// The server switched to HTTP/2 after `request` (RFC 7540 §3.2): the connection is
+    /// decoded as HTTP/2 from here, the request being its stream 1 and the 101 no exchange.
+    /// What each reader holds past the request and the 101 goes to the decoder, the
+    /// server's first: its SETTINGS may come with the 101, the client's preface after it.
+    fn upgrade(
+        &mut self,
+        request: &Message,
+        head: &RequestHead,
+        stats: &mut CaptureStats,
+        out: &mut Vec<CapturedExchange>,
+    ) {
+        stats.h2_connections += 1;
+        stats.h2_upgrades += 1;
+        let from = UpgradeRequest {
+            bytes: &request.bytes,
+            head,
+            first_ns: request.first_ns,
+            last_ns: request.last_ns,
+            truncated: request.truncated,
+        };
+        let mut h2 = H2Conn::upgraded(self.client, self.server, self.h2_limits, &from, stats);
+        for (reader, to_server) in [(&mut self.res, false), (&mut self.req, true)] {
+            let (chunks, gap) = reader.take_rest();
+            for (d, ts) in chunks {
+                h2.push(to_server, &d, ts, out, stats);
+            }
+            if gap {
+                h2.gap(stats);
+            }
+        }
+        // Requests pipelined before the upgrade were answered already; any other was
+        // sent over a connection the server switched: it gets no HTTP/1 answer.
+        self.unanswered(out, stats);
+        self.proto = Proto::H2(Box::new(h2));
     }
 
     /// Requests that will get no response: written as they are, counted.

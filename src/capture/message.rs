@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 
+use super::h2::upgrade;
 use crate::http::{
     parse_request_head_with, parse_response_head_with, request_body_length, response_body_length,
     BodyLength, ChunkedScanner, HeadLimits, RequestHead, ResponseHead,
@@ -85,6 +86,13 @@ enum Phase {
     },
     /// The connection left HTTP (101, CONNECT): everything after is ignored.
     Tunnel,
+    /// A `101 Switching Protocols`, or a request asking for the h2c upgrade, was framed:
+    /// nothing more is framed until the caller decides whether the connection leaves
+    /// HTTP/1 ([`Reader::enter_tunnel`], [`Reader::take_rest`]) or goes on
+    /// ([`Reader::resume`]). The bytes that arrive meanwhile are held, up to
+    /// `max_message`: past it framing goes on as HTTP/1, which bounds a client that keeps
+    /// sending while its server never answers.
+    Switching,
 }
 
 /// Counts of bytes and messages this reader could not use.
@@ -308,6 +316,10 @@ impl Reader {
             let limit = self.limit();
             match &mut self.phase {
                 Phase::Tunnel => return Step::Pending,
+                Phase::Switching if self.buf.len() - self.start > self.max_message => {
+                    self.phase = Phase::Head;
+                }
+                Phase::Switching => return Step::Pending,
                 Phase::Resync => {
                     if !self.resync() {
                         if self.gaps.is_empty() {
@@ -392,7 +404,7 @@ impl Reader {
                 self.pos = self.buf.len();
                 self.complete()
             }
-            Phase::Head | Phase::Resync if self.buffered() > 0 => {
+            Phase::Head | Phase::Resync | Phase::Switching if self.buffered() > 0 => {
                 self.counts.skipped_bytes += self.buffered() as u64;
                 None
             }
@@ -404,14 +416,15 @@ impl Reader {
         message
     }
 
-    /// Ends the message at `pos` and starts the next.
+    /// Ends the message at `pos` and starts the next. After a message that may switch the
+    /// protocol (a 101; a request asking for h2c) framing waits for the caller's decision.
     fn complete(&mut self) -> Option<Message> {
         let Phase::Body { head, .. } = std::mem::replace(&mut self.phase, Phase::Head) else {
             return None;
         };
-        let tunnel = match &head {
+        let switching = match &head {
             Head::Response(h) => h.status == 101,
-            Head::Request(_) => false,
+            Head::Request(h) => upgrade::asks_h2c(h),
         };
         let end = self.pos;
         let kept = self.discard.take().is_none();
@@ -424,11 +437,18 @@ impl Reader {
         });
         self.truncated = false;
         self.start = end;
-        if tunnel {
-            self.enter_tunnel();
+        if switching {
+            self.phase = Phase::Switching;
         }
         self.compact();
         message
+    }
+
+    /// The protocol did not switch (the upgrade was declined): framing goes on as HTTP/1.
+    pub fn resume(&mut self) {
+        if matches!(self.phase, Phase::Switching) {
+            self.phase = Phase::Head;
+        }
     }
 
     /// Stops framing: the connection no longer speaks HTTP/1.x.
@@ -439,6 +459,34 @@ impl Reader {
         self.start = self.buf.len();
         self.pos = self.start;
         self.compact();
+    }
+
+    /// Stops framing and hands out the bytes not framed yet, each chunk with the time it
+    /// was first seen, for the protocol the connection switched to (h2c). `true` with
+    /// them when bytes after them were never seen: what follows cannot be read.
+    pub fn take_rest(&mut self) -> (Vec<(Vec<u8>, u64)>, bool) {
+        let limit = self.limit();
+        let gap = !self.gaps.is_empty();
+        let mut chunks = Vec::new();
+        let mut at = self.start;
+        while at < limit {
+            let off = self.base + at as u64;
+            // The chunk ends where the next time mark starts.
+            let next = self
+                .marks
+                .iter()
+                .find(|&&(o, _)| o > off)
+                .and_then(|&(o, _)| usize::try_from(o - self.base).ok())
+                .map_or(limit, |n| n.min(limit));
+            chunks.push((self.buf[at..next].to_vec(), self.ts_at(off)));
+            at = next;
+        }
+        self.gaps.clear();
+        self.phase = Phase::Tunnel;
+        self.start = self.buf.len();
+        self.pos = self.start;
+        self.compact();
+        (chunks, gap)
     }
 
     /// Parses the head at `start`. `None` means the phase changed: go on stepping.
@@ -672,5 +720,52 @@ mod tests {
         let got = messages(&mut r, None);
         assert_eq!(got.len(), 1);
         assert!(got[0].bytes.starts_with(b"GET"));
+    }
+
+    #[test]
+    fn an_h2c_request_waits_for_the_decision_within_bounds() {
+        let asked = b"GET / HTTP/1.1\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABk\r\n\r\n";
+        let next = b"GET /b HTTP/1.1\r\n\r\n";
+        let mut r = Reader::new(Side::Request, true, 100);
+        r.push(asked, 1);
+        r.push(next, 2);
+        assert_eq!(messages(&mut r, None).len(), 1);
+        // Held, not framed, until the caller decides.
+        assert_eq!(r.buffered(), next.len());
+        r.resume();
+        assert_eq!(messages(&mut r, None)[0].first_ns, 2);
+        // Never decided: past `max_message` held bytes framing goes on as HTTP/1.
+        r.push(asked, 3);
+        for t in 0..6 {
+            r.push(next, 4 + t);
+        }
+        let got = messages(&mut r, None);
+        assert_eq!(got.len(), 7);
+        assert_eq!(r.buffered(), 0);
+    }
+
+    #[test]
+    fn the_rest_after_a_101_is_handed_out_with_its_times() {
+        let mut r = Reader::new(Side::Response, true, 1 << 20);
+        r.push(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\nab",
+            5,
+        );
+        r.push(b"cd", 6);
+        r.gap(3);
+        r.push(b"ef", 7);
+        assert!(matches!(r.step(Some("GET")), Step::Message(m) if m.first_ns == 5));
+        assert!(matches!(r.step(Some("GET")), Step::Pending));
+        let (chunks, gap) = r.take_rest();
+        assert_eq!(chunks, vec![(b"ab".to_vec(), 5), (b"cd".to_vec(), 6)]);
+        assert!(gap);
+        assert_eq!((r.buffered(), r.counts.tunnel_bytes), (0, 0));
+        // A 101 the caller tunnels: its bytes are counted as before.
+        let mut r = Reader::new(Side::Response, true, 1 << 20);
+        r.push(b"HTTP/1.1 101 Switching Protocols\r\n\r\nxyz", 1);
+        assert!(matches!(r.step(Some("GET")), Step::Message(_)));
+        r.enter_tunnel();
+        r.push(b"more", 2);
+        assert_eq!(r.counts.tunnel_bytes, 7);
     }
 }

@@ -147,6 +147,9 @@ pub struct CaptureStats {
     pub kernel_drops: u64,
     /// Connections decoded as HTTP/2 (h2c: the client's preface was seen).
     pub h2_connections: u64,
+    /// Of those, connections that reached HTTP/2 through the HTTP/1.1 upgrade (`Upgrade:
+    /// h2c` answered by a 101).
+    pub h2_upgrades: u64,
     /// HTTP/2 connections joined mid-way (no preface, so no HPACK state): skipped whole.
     pub h2_midstream: u64,
     /// HTTP/2 connections given up part way: bytes missing, a protocol or HPACK error.
@@ -202,12 +205,13 @@ impl fmt::Display for CaptureStats {
         writeln!(
             f,
             "HTTP/2: {} connections, {} joined mid-stream (skipped), {} undecodable, \
-             {} streams reset, {} malformed streams",
+             {} streams reset, {} malformed streams; {} connections through the h2c upgrade",
             self.h2_connections,
             self.h2_midstream,
             self.h2_undecodable,
             self.h2_resets,
-            self.h2_bad_streams
+            self.h2_bad_streams,
+            self.h2_upgrades
         )?;
         writeln!(f, "retransmitted/duplicate bytes {}", self.duplicate_bytes)
     }

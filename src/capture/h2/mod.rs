@@ -1,5 +1,5 @@
-//! HTTP/2 connections (h2c with prior knowledge) decoded into the same exchanges as
-//! HTTP/1: frames of both directions ([`frame`]), header blocks through one HPACK decoder
+//! HTTP/2 connections (h2c with prior knowledge, or reached through the HTTP/1.1 upgrade:
+//! [`upgrade`]) decoded into the same exchanges as HTTP/1: frames of both directions ([`frame`]), header blocks through one HPACK decoder
 //! per direction, streams paired by their id, each exchange written in HTTP/1.1 form
 //! ([`form`]) when its response ends.
 //!
@@ -11,6 +11,7 @@ pub mod form;
 pub mod frame;
 #[cfg(test)]
 mod tests;
+pub mod upgrade;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,7 +22,7 @@ use loona_hpack::Decoder;
 use self::form::{Fields, FormError};
 use self::frame::{Frame, FrameError, FrameReader};
 use super::{CaptureStats, CapturedExchange, Limits};
-use crate::http::HeadLimits;
+use crate::http::{HeadLimits, RequestHead};
 use crate::recording::{new_id, Exchange, RecordedResponse};
 
 /// The HPACK dynamic table size both sides start with (RFC 7541 §4.2, RFC 9113 §6.5.2).
@@ -63,6 +64,27 @@ struct Part {
 struct Stream {
     req: Part,
     res: Part,
+    /// Stream 1 of an upgraded connection: its request came over HTTP/1.1 and is already
+    /// written in the recorded form ([`upgrade::request`]).
+    written: Option<Written>,
+}
+
+/// A request already in its recorded form, and whether bytes of it were missing.
+#[derive(Debug)]
+struct Written {
+    bytes: Vec<u8>,
+    head: RequestHead,
+    truncated: bool,
+}
+
+/// The HTTP/1.1 request that asked for the upgrade, as the capture framed it.
+#[derive(Debug)]
+pub struct UpgradeRequest<'a> {
+    pub bytes: &'a [u8],
+    pub head: &'a RequestHead,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub truncated: bool,
 }
 
 /// A header block being received (HEADERS or PUSH_PROMISE, then CONTINUATION).
@@ -141,6 +163,48 @@ impl H2Conn {
         }
     }
 
+    /// An HTTP/2 connection reached through the h2c upgrade: stream 1 is `request`, whole
+    /// and half-closed (its response comes as HTTP/2), and the client's `HTTP2-Settings`
+    /// count as its first SETTINGS. The client's bytes start with the preface, the
+    /// server's with its SETTINGS, as with prior knowledge. A request whose rewritten head
+    /// is beyond the limits opens no stream 1 (its response is then an orphan).
+    pub fn upgraded(
+        client: SocketAddr,
+        server: SocketAddr,
+        limits: H2Limits,
+        request: &UpgradeRequest<'_>,
+        stats: &mut CaptureStats,
+    ) -> Self {
+        let mut conn = Self::new(client, server, limits);
+        if let Some(settings) = upgrade::client_settings(request.head) {
+            // Whole settings by construction; a value the decoder cannot take is ignored.
+            let _ = conn.settings(0, &settings);
+        }
+        match upgrade::request(request.bytes, request.head, &limits.head) {
+            Some((bytes, head)) => {
+                let req = Part {
+                    ended: true,
+                    first_ns: request.first_ns,
+                    last_ns: request.last_ns,
+                    ..Part::default()
+                };
+                let written = Written {
+                    bytes,
+                    head,
+                    truncated: request.truncated,
+                };
+                let stream = Stream {
+                    req,
+                    written: Some(written),
+                    ..Stream::default()
+                };
+                conn.streams.insert(1, stream);
+            }
+            None => stats.over_limit_heads += 1,
+        }
+        conn
+    }
+
     /// Bytes held in memory.
     pub fn buffered(&self) -> usize {
         let parts = self.streams.values();
@@ -149,7 +213,11 @@ impl H2Conn {
             .map(FrameReader::buffered)
             .sum::<usize>()
             + parts
-                .map(|s| s.req.body.len() + s.res.body.len())
+                .map(|s| {
+                    s.req.body.len()
+                        + s.res.body.len()
+                        + s.written.as_ref().map_or(0, |w| w.bytes.len())
+                })
                 .sum::<usize>()
     }
 
@@ -435,22 +503,24 @@ impl H2Conn {
     /// Writes a stream as an exchange in HTTP/1.1 form; one that cannot be is counted.
     fn emit(&mut self, s: Stream, out: &mut Vec<CapturedExchange>, stats: &mut CaptureStats) {
         let (req, res) = (s.req, s.res);
-        let Some(req_fields) = &req.fields else {
-            return;
-        };
         if req.too_large || res.too_large {
             stats.too_large += 1;
             return;
         }
         let limits = &{ self.limits.head };
-        let (request, request_head) =
-            match form::request(req_fields, &req.body, req.trailers.as_ref(), limits) {
-                Ok(r) => r,
-                Err(e) => {
-                    self.bad(e, stats);
-                    return;
+        let (request, request_head, written_truncated) = match (s.written, &req.fields) {
+            (Some(w), _) => (w.bytes, w.head, w.truncated),
+            (None, Some(fields)) => {
+                match form::request(fields, &req.body, req.trailers.as_ref(), limits) {
+                    Ok((bytes, head)) => (bytes, head, false),
+                    Err(e) => {
+                        self.bad(e, stats);
+                        return;
+                    }
                 }
-            };
+            }
+            (None, None) => return,
+        };
         let response = res.fields.as_ref().and_then(|fields| {
             let head_request = request_head.method() == "HEAD";
             match form::response(
@@ -471,7 +541,7 @@ impl H2Conn {
                 }
             }
         });
-        let request_truncated = !req.ended && response.is_none();
+        let request_truncated = written_truncated || (!req.ended && response.is_none());
         let response_truncated = response.is_some() && !res.ended;
         if response.is_none() {
             stats.unanswered += 1;

@@ -404,3 +404,237 @@ fn a_table_size_update_is_honoured_up_to_what_settings_allowed() {
     let (ex, stats) = answer(0x10);
     assert_eq!((ex.len(), stats.h2_undecodable), (0, 1), "{stats:?}");
 }
+
+/// An HTTP/1.1 request asking for the h2c upgrade (RFC 7540 §3.2), as curl sends it.
+fn upgrade_request(settings: &str) -> Vec<u8> {
+    format!(
+        "GET /x HTTP/1.1\r\nHost: svc:50051\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+         Upgrade: h2c\r\nHTTP2-Settings: {settings}\r\nAccept: */*\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+const SWITCHING: &[u8] =
+    b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+
+/// The client's preface and SETTINGS after the 101.
+fn client_preface() -> Vec<u8> {
+    let mut client = PREFACE.to_vec();
+    client.extend(frame(SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100]));
+    client
+}
+
+/// HEADERS `:status 200` and a DATA frame ending stream `id` with `body`.
+fn answer(id: u32, body: &[u8]) -> Vec<u8> {
+    let mut b = frame(HEADERS, END_HEADERS, id, &[STATUS_200]);
+    b.extend(frame(DATA, END_STREAM, id, body));
+    b
+}
+
+#[test]
+fn an_upgraded_connection_records_stream_1_and_the_streams_after_it() {
+    let mut w = wire();
+    let mut p = w.open();
+    p.extend(w.send(true, &upgrade_request("AAMAAABkAAQAAP__"), &[])); // at 3000
+                                                                       // The server's SETTINGS in the same segment as the 101.
+    let mut server = SWITCHING.to_vec();
+    server.extend(frame(SETTINGS, 0, 0, &[]));
+    p.extend(w.send(false, &server, &[]));
+    let mut client = client_preface();
+    client.extend(frame(SETTINGS, ACK, 0, &[]));
+    client.extend(frame(HEADERS, END_HEADERS, 3, &post("/three")));
+    client.extend(frame(DATA, END_STREAM, 3, b"3-in"));
+    p.extend(w.send(true, &client, &[]));
+    let mut server = frame(SETTINGS, ACK, 0, &[]);
+    server.extend(answer(1, b"one-body"));
+    p.extend(w.send(false, &server, &[])); // at 6000
+    p.extend(w.send(false, &answer(3, b"three-body"), &[]));
+    p.push(w.fin(true));
+    p.push(w.fin(false));
+    let (ex, stats) = run(&p);
+    assert_eq!(
+        (stats.exchanges, stats.h2_connections, stats.h2_upgrades),
+        (2, 1, 1),
+        "{stats:?}"
+    );
+    assert_eq!((stats.tunnel_bytes, stats.non_http_bytes), (0, 0));
+    let one = &ex[0].exchange;
+    assert_eq!(
+        text(&one.request),
+        "GET /x HTTP/1.1\r\nHost: svc:50051\r\nAccept: */*\r\nX-Nprt-Protocol: HTTP/2\r\n\r\n"
+    );
+    assert_eq!(one.request_head.target(), "/x");
+    assert_eq!(one.request_head.head_len, one.request.len());
+    assert!(one.request_head.header("upgrade").is_none());
+    assert!(crate::recording::recorded_over_http2(&one.request_head));
+    let res = one.response.as_ref().unwrap();
+    assert_eq!(
+        text(&res.bytes),
+        "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\none-body"
+    );
+    assert_eq!((one.start_ns, res.latency_ns), (3000, 3000));
+    assert_eq!(ex[0].latency_last_byte_ns, Some(3000));
+    assert!(!ex[0].request_truncated && !ex[0].response_truncated);
+    let three = &ex[1].exchange;
+    assert!(text(&three.request).starts_with("POST /three HTTP/1.1\r\n"));
+    assert!(crate::recording::recorded_over_http2(&three.request_head));
+    assert_eq!(&three.request_body()[..], b"3-in");
+    let res = text(&three.response.as_ref().unwrap().bytes);
+    assert!(res.ends_with("\r\n\r\nthree-body"), "{res}");
+}
+
+#[test]
+fn the_switch_is_found_however_the_segments_fall() {
+    // The 101, the server's SETTINGS and stream 1's answer in one burst, cut anywhere; the
+    // client's preface before or after the 101 reaches the capture (a segment held back
+    // for a retransmission).
+    let mut server = SWITCHING.to_vec();
+    server.extend(frame(SETTINGS, 0, 0, &[]));
+    server.extend(answer(1, b"one-body"));
+    let mut client = client_preface();
+    client.extend(frame(HEADERS, END_HEADERS | END_STREAM, 3, &post("/three")));
+    for cut in 0..server.len() {
+        for preface_first in [false, true] {
+            let mut w = wire();
+            let mut p = w.open();
+            p.extend(w.send(true, &upgrade_request("AAMAAABk"), &[]));
+            let client = w.send(true, &client, &[]);
+            if preface_first {
+                p.extend(client.clone());
+            }
+            p.extend(w.send(false, &server, &[cut]));
+            if !preface_first {
+                p.extend(client);
+            }
+            p.extend(w.send(false, &answer(3, b"three-body"), &[]));
+            let (ex, stats) = run(&p);
+            let ctx = format!("cut {cut}, preface first {preface_first}: {stats:?}");
+            assert_eq!((ex.len(), stats.h2_upgrades), (2, 1), "{ctx}");
+            for (e, body) in ex.iter().zip(["one-body", "three-body"]) {
+                let res = e.exchange.response.as_ref().expect(&ctx);
+                assert!(text(&res.bytes).ends_with(body), "{ctx}");
+            }
+            assert_eq!(
+                (stats.h2_undecodable, stats.non_http_bytes),
+                (0, 0),
+                "{ctx}"
+            );
+        }
+    }
+}
+
+#[test]
+fn http2_settings_header_table_size_is_honoured_and_a_bad_one_ignored() {
+    // As with a SETTINGS frame: the server's encoder may grow its table to 8192 only if
+    // the client's HTTP2-Settings said so.
+    let answer_with = |settings: &str| {
+        let mut w = wire();
+        let mut p = w.open();
+        p.extend(w.send(true, &upgrade_request(settings), &[]));
+        let mut server = SWITCHING.to_vec();
+        server.extend(frame(SETTINGS, 0, 0, &[]));
+        server.extend(frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            1,
+            &[0x3f, 0xe1, 0x3f, STATUS_200],
+        ));
+        p.extend(w.send(false, &server, &[]));
+        p.extend(w.send(true, &client_preface(), &[]));
+        run(&p)
+    };
+    let (ex, stats) = answer_with("AAEAACAA"); // HEADER_TABLE_SIZE 8192
+    assert_eq!((ex.len(), stats.h2_undecodable), (1, 0), "{stats:?}");
+    assert!(ex[0].exchange.response.is_some());
+    for settings in ["AAEAABAA", "not*base64", "AAEA", ""] {
+        let (ex, stats) = answer_with(settings);
+        assert_eq!(
+            (ex.len(), stats.h2_undecodable, stats.h2_upgrades),
+            (0, 1, 1),
+            "{settings}: {stats:?}"
+        );
+    }
+}
+
+#[test]
+fn a_declined_upgrade_stays_http1_and_a_websocket_switch_tunnels() {
+    // Declined: a 200 over HTTP/1.1; the request sent after the upgrade request waits, then
+    // is framed as HTTP/1 as before. A request pipelined before it is answered first.
+    let mut w = wire();
+    let mut p = w.open();
+    let asked = upgrade_request("AAMAAABk");
+    let mut client = b"GET /a HTTP/1.1\r\nHost: svc\r\n\r\n".to_vec();
+    client.extend(&asked);
+    p.extend(w.send(true, &client, &[]));
+    p.extend(w.send(true, b"GET /b HTTP/1.1\r\nHost: svc\r\n\r\n", &[]));
+    let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\ndeclined";
+    p.extend(w.send(false, b"HTTP/1.1 204 No Content\r\n\r\n", &[]));
+    p.extend(w.send(false, ok, &[]));
+    p.extend(w.send(false, b"HTTP/1.1 204 No Content\r\n\r\n", &[]));
+    let (ex, stats) = run(&p);
+    assert_eq!(
+        (ex.len(), stats.h2_upgrades, stats.h2_connections),
+        (3, 0, 0)
+    );
+    assert_eq!(&ex[1].exchange.request[..], &asked[..]);
+    assert!(ex
+        .iter()
+        .all(|e| !crate::recording::recorded_over_http2(&e.exchange.request_head)));
+    assert!(text(&ex[1].exchange.response.as_ref().unwrap().bytes).ends_with("declined"));
+    assert_eq!(ex[2].exchange.request_head.target(), "/b");
+    assert_eq!((stats.non_http_bytes, stats.unanswered), (0, 0));
+
+    // WebSocket: the 101 is the exchange's response and what follows is tunnelled.
+    let mut w = wire();
+    let mut p = w.open();
+    let ws =
+        b"GET /chat HTTP/1.1\r\nHost: svc\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    p.extend(w.send(true, ws, &[]));
+    let switch =
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    let mut server = switch.to_vec();
+    server.extend([0x81, 0x03, b'h', b'e', b'y']);
+    p.extend(w.send(false, &server, &[]));
+    p.extend(w.send(true, &[0x81, 0x02, b'h', b'i'], &[]));
+    let (ex, stats) = run(&p);
+    assert_eq!(
+        (ex.len(), stats.h2_upgrades, stats.h2_connections),
+        (1, 0, 0)
+    );
+    assert_eq!(stats.tunnel_bytes, 9);
+    let res = ex[0].exchange.response.as_ref().unwrap();
+    assert_eq!((res.head.status, &res.bytes[..]), (101, &switch[..]));
+    assert!(!crate::recording::recorded_over_http2(
+        &ex[0].exchange.request_head
+    ));
+}
+
+#[test]
+fn a_request_pipelined_before_the_upgrade_keeps_its_http1_answer() {
+    // GET /a, then the upgrade request; the client's HTTP/2 bytes reach the capture before
+    // the server's answers (held back for a retransmission): they wait through /a's answer.
+    let mut w = wire();
+    let mut p = w.open();
+    let mut client = b"GET /a HTTP/1.1\r\nHost: svc\r\n\r\n".to_vec();
+    client.extend(upgrade_request("AAMAAABk"));
+    p.extend(w.send(true, &client, &[]));
+    let mut client = client_preface();
+    client.extend(frame(HEADERS, END_HEADERS | END_STREAM, 3, &post("/three")));
+    p.extend(w.send(true, &client, &[]));
+    let mut server = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec();
+    server.extend(SWITCHING);
+    server.extend(frame(SETTINGS, 0, 0, &[]));
+    p.extend(w.send(false, &server, &[]));
+    p.extend(w.send(false, &answer(3, b"three-body"), &[]));
+    p.extend(w.send(false, &answer(1, b"one-body"), &[]));
+    let (ex, stats) = run(&p);
+    assert_eq!((ex.len(), stats.h2_upgrades), (3, 1), "{stats:?}");
+    assert!(!crate::recording::recorded_over_http2(
+        &ex[0].exchange.request_head
+    ));
+    assert_eq!(ex[0].exchange.request_head.target(), "/a");
+    assert_eq!(ex[1].exchange.request_head.target(), "/three");
+    assert_eq!(ex[2].exchange.request_head.target(), "/x");
+    assert!(text(&ex[2].exchange.response.as_ref().unwrap().bytes).ends_with("one-body"));
+    assert_eq!((stats.non_http_bytes, stats.h2_undecodable), (0, 0));
+}
