@@ -107,7 +107,7 @@ fn check_recording(path: &Path, n: usize, ok: usize) {
     let o = run(&["inspect", path.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    assert!(text.contains("POST /echo.Echo/Call"), "{text}");
+    assert!(text.contains("  /echo.Echo/Call\n"), "{text}");
 }
 
 #[test]

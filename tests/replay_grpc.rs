@@ -112,7 +112,7 @@ fn a_canary_answering_unavailable_to_one_call_in_ten_fails() {
     assert!(text.starts_with("FAIL"), "{text}");
     // The failure rate finding: UNAVAILABLE counts as a failure like a 5xx.
     assert!(
-        text.contains("FAIL  POST /echo.Echo/Call: 5xx/no-response rate"),
+        text.contains("FAIL  /echo.Echo/Call: 5xx/no-response rate"),
         "{text}"
     );
 

@@ -29,7 +29,7 @@ pub use head::{
     Field, HeadLimits, Header, HttpError, RequestHead, ResponseHead, MAX_HEADERS,
 };
 pub use response::{Response, ResponseReader};
-pub use route::{route_key, route_key_into};
+pub use route::{is_grpc, request_route, request_route_into, route_key, route_key_into};
 
 /// Header fields that describe one connection hop, not the message (RFC 9110 §7.6.1): never
 /// forwarded by a proxy or a replay (nor are those the Connection header names).

@@ -24,6 +24,44 @@ pub fn route_key(method: &str, target: &str) -> String {
     key
 }
 
+/// The route key of a request, given its `content-type` value: a gRPC call
+/// (`application/grpc…`) is keyed by its method's name alone, `/package.Service/Method`, and
+/// any other request by [`route_key`].
+///
+/// A gRPC call is always a POST to a path that already names its handler, so the method adds
+/// nothing and the path is not normalised (`/ids.V1/Get` is a name, not an id); only a query
+/// or fragment, which gRPC never sends, is dropped.
+pub fn request_route(method: &str, target: &str, content_type: Option<&[u8]>) -> String {
+    let mut key = String::with_capacity(method.len() + 1 + target.len());
+    request_route_into(method, target, content_type, &mut key);
+    key
+}
+
+/// [`request_route`] written into `key` (cleared first), to reuse one buffer.
+pub fn request_route_into(
+    method: &str,
+    target: &str,
+    content_type: Option<&[u8]>,
+    key: &mut String,
+) {
+    if !content_type.is_some_and(is_grpc) {
+        route_key_into(method, target, key);
+        return;
+    }
+    key.clear();
+    let end = target.bytes().position(|b| b == b'?' || b == b'#');
+    let path = strip_origin(&target[..end.unwrap_or(target.len())]);
+    if !path.starts_with('/') {
+        key.push('/');
+    }
+    key.push_str(path);
+}
+
+/// Whether a `content-type` value is gRPC's (`application/grpc`, `application/grpc+proto`…).
+pub fn is_grpc(content_type: &[u8]) -> bool {
+    content_type.starts_with(b"application/grpc")
+}
+
 /// [`route_key`] written into `key` (cleared first), to reuse one buffer.
 pub fn route_key_into(method: &str, target: &str, key: &mut String) {
     key.clear();
@@ -95,7 +133,7 @@ fn is_uuid(bytes: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::route_key;
+    use super::{is_grpc, request_route, route_key};
 
     #[test]
     fn query_and_fragment_are_dropped() {
@@ -171,5 +209,45 @@ mod tests {
             route_key("CONNECT", "example.com:443"),
             "CONNECT example.com:443"
         );
+    }
+
+    #[test]
+    fn grpc_calls_are_keyed_by_their_method_name() {
+        let grpc = Some(&b"application/grpc"[..]);
+        assert_eq!(
+            request_route("POST", "/echo.Echo/Call", grpc),
+            "/echo.Echo/Call"
+        );
+        // Not normalised: digits and hex in a method name are part of the name.
+        assert_eq!(
+            request_route("POST", "/ids.V1/Get42", Some(b"application/grpc+proto")),
+            "/ids.V1/Get42"
+        );
+        assert_eq!(
+            request_route("POST", "/pkg.S/12345678?x=1#f", grpc),
+            "/pkg.S/12345678"
+        );
+        assert_eq!(
+            request_route("POST", "http://h:50051/pkg.S/M", grpc),
+            "/pkg.S/M"
+        );
+        assert_eq!(request_route("POST", "", grpc), "/");
+    }
+
+    #[test]
+    fn other_requests_keep_method_and_normalised_path() {
+        for content_type in [
+            None,
+            Some(&b"application/json"[..]),
+            Some(b"text/grpc"),
+            Some(b"application/grp"),
+        ] {
+            assert_eq!(
+                request_route("POST", "/users/7?x=1", content_type),
+                "POST /users/:id"
+            );
+        }
+        assert!(is_grpc(b"application/grpc-web"));
+        assert!(!is_grpc(b"Application/json"));
     }
 }

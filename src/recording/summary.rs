@@ -5,7 +5,7 @@
 //! keys are counted under [`OTHER`]. Summaries of parts of a recording [`Summary::merge`].
 
 use super::{Exchange, ReadStats};
-use crate::http::route_key;
+use crate::http::request_route;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -91,7 +91,7 @@ impl Summary {
         self.request_bytes += ex.request.len() as u64;
         let head = &ex.request_head;
         bump(&mut self.methods, head.method(), 1, METHOD_CAP);
-        let route = route_key(head.method(), head.target());
+        let route = request_route(head.method(), head.target(), head.header("content-type"));
         bump(&mut self.routes, &route, 1, self.route_cap);
         if let Some(res) = &ex.response {
             self.responses += 1;
@@ -321,6 +321,9 @@ mod tests {
             "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
         ] {
             let mut e = ex("POST", "/echo.Echo/Call", 1, None);
+            let req = "POST /echo.Echo/Call HTTP/1.1\r\nHost: x\r\ncontent-type: application/grpc\r\n\r\n";
+            e.request_head = parse_request_head(req.as_bytes()).unwrap().unwrap();
+            e.request = Bytes::from_static(req.as_bytes());
             e.response = Some(RecordedResponse {
                 head: parse_response_head(raw.as_bytes()).unwrap().unwrap(),
                 bytes: Bytes::from(raw),
@@ -331,6 +334,8 @@ mod tests {
         assert_eq!(s.grpc_status["OK"], 1);
         assert_eq!(s.grpc_status["UNAVAILABLE"], 1);
         assert_eq!(s.grpc_status.len(), 2, "a plain HTTP answer has none");
+        // A gRPC call's route is its method's name, without the POST.
+        assert_eq!(s.routes["/echo.Echo/Call"], 3);
         assert!(s.to_string().contains("gRPC status"), "{s}");
     }
 

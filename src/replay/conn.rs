@@ -144,7 +144,7 @@ impl Job {
     pub(crate) fn new(exchange: Arc<Exchange>, due: Instant) -> Self {
         let head = &exchange.request_head;
         let (route, method) = Names::with(|names| {
-            let route = names.route(head.method(), head.target());
+            let route = names.route(head.method(), head.target(), head.header("content-type"));
             (route, names.shared(head.method()))
         });
         Job {
@@ -220,10 +220,11 @@ impl Names {
         new
     }
 
-    /// The shared copy of the route key of `method` and `target`.
-    fn route(&mut self, method: &str, target: &str) -> Arc<str> {
+    /// The shared copy of the route key of `method` and `target` (a gRPC call's when
+    /// `content_type` is gRPC's).
+    fn route(&mut self, method: &str, target: &str, content_type: Option<&[u8]>) -> Arc<str> {
         let mut key = std::mem::take(&mut self.key);
-        crate::http::route_key_into(method, target, &mut key);
+        crate::http::request_route_into(method, target, content_type, &mut key);
         let route = self.shared(&key);
         self.key = key;
         route

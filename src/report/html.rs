@@ -271,14 +271,23 @@ fn route_section(out: &mut String, row: &RouteRow<'_>) {
             " (not judged: too few requests)"
         }
     );
+    // gRPC statuses only on routes with gRPC answers: an HTTP route's table is unchanged.
+    let grpc = !b.grpc_status.is_empty() || !c.grpc_status.is_empty();
     let _ = writeln!(
         out,
-        "<table><tr><th></th><th>requests</th><th>errors %</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th></tr>"
+        "<table><tr><th></th><th>requests</th><th>errors %</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th>{}</tr>",
+        if grpc { "<th class=\"l\">gRPC status</th>" } else { "" }
     );
     for (name, s) in [("baseline", b), ("candidate", c)] {
+        let grpc_cell = if grpc {
+            let counts = labels::grpc_counts(s).unwrap_or_else(|| "–".to_owned());
+            format!("<td class=\"l\">{}</td>", escape(&counts))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "<tr><td class=\"l\">{name}</td><td>{}</td><td>{:.2}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td></tr>",
+            "<tr><td class=\"l\">{name}</td><td>{}</td><td>{:.2}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td>{grpc_cell}</tr>",
             s.requests,
             s.failure_rate * 100.0,
             s.p50_ms,
@@ -560,6 +569,27 @@ fn chart(
 mod tests {
     use super::*;
     use crate::compare::tests::p99_regression;
+
+    #[test]
+    fn grpc_routes_show_their_statuses_by_name() {
+        let html = render(&crate::report::tests::grpc_verdict());
+        let section = |route: &str| {
+            let at = html.find(&format!("<h2>{route} ")).unwrap();
+            html[at..at + html[at..].find("</section>").unwrap()].to_owned()
+        };
+        let call = section("/echo.Echo/Call");
+        assert!(
+            call.contains("<th>max ms</th><th class=\"l\">gRPC status</th>"),
+            "{call}"
+        );
+        assert!(call.contains("<td class=\"l\">OK 300</td></tr>"), "{call}");
+        assert!(
+            call.contains("<td class=\"l\">UNAVAILABLE 31, OK 269</td></tr>"),
+            "{call}"
+        );
+        assert!(!section("GET /health").contains("gRPC"));
+        assert!(!render(&p99_regression().verdict()).contains("gRPC status"));
+    }
 
     #[test]
     fn self_contained_with_charts_matrix_and_findings() {

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use crate::compare::rules::significant;
-use crate::compare::{Check, CheckOutcome, Metric};
+use crate::compare::{Check, CheckOutcome, Metric, TargetSummary, Verdict};
 
 /// The readable name of a check (the metric of a check or a finding). Exhaustive on purpose:
 /// a new metric in `compare` does not compile until it has a name here.
@@ -240,6 +240,33 @@ pub fn summary(check: &Check) -> String {
     }
     let _ = write!(s, ", {}", test_name(&check.test));
     s
+}
+
+/// A target's gRPC answers by status name, `UNAVAILABLE 31, OK 269`: the other statuses by
+/// count, most first, then `OK`, so the failing ones are read first. `None` when the target
+/// gave no gRPC answer.
+pub fn grpc_counts(s: &TargetSummary) -> Option<String> {
+    if s.grpc_status.is_empty() {
+        return None;
+    }
+    let mut counts: Vec<(&str, u64)> = s
+        .grpc_status
+        .iter()
+        .map(|(name, n)| (name.as_str(), *n))
+        .collect();
+    counts.sort_by_key(|&(name, n)| (name == "OK", std::cmp::Reverse(n)));
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    Some(parts.join(", "))
+}
+
+/// Whether any target of `v` gave a gRPC answer: only then do the reports show gRPC statuses,
+/// so an HTTP-only report reads as it always did.
+pub fn any_grpc(v: &Verdict) -> bool {
+    v.sections()
+        .any(|s| !s.baseline.grpc_status.is_empty() || !s.candidate.grpc_status.is_empty())
 }
 
 #[cfg(test)]

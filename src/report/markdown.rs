@@ -25,49 +25,7 @@ pub fn render(v: &Verdict) -> String {
         v.thresholds.alpha,
         v.thresholds.correction,
     );
-    let _ = writeln!(
-        out,
-        "| route | requests | fail % (base → cand) | p50 ms | p99 ms | checks |\n|---|---:|---:|---:|---:|---|"
-    );
-    for row in routes::ordered(v) {
-        let section = row.section;
-        let (route, b, c) = (section.route, section.baseline, section.candidate);
-        let status = match row.outcome {
-            Outcome::Fail => {
-                let failed: Vec<String> = row
-                    .failed
-                    .iter()
-                    .map(|&m| match m {
-                        // The overall row names the failing resource metrics.
-                        Metric::Resource if row.is_overall() => format!(
-                            "{}: {}",
-                            check_name(m),
-                            cell(&resources::failing_names(&v.resources))
-                        ),
-                        m => check_name(m).to_owned(),
-                    })
-                    .collect();
-                format!("❌ {}", failed.join(", "))
-            }
-            Outcome::Inconclusive if row.held_back > 0 => {
-                "⚠️ failed, not held against the candidate (see the notes)".to_owned()
-            }
-            Outcome::Inconclusive => "not judged".to_owned(),
-            Outcome::Pass => "✅".to_owned(),
-        };
-        let _ = writeln!(
-            out,
-            "| `{}` | {} | {:.2} → {:.2} | {:.1} → {:.1} | {:.1} → {:.1} | {status} |",
-            cell(route),
-            c.requests,
-            b.failure_rate * 100.0,
-            c.failure_rate * 100.0,
-            b.p50_ms,
-            c.p50_ms,
-            b.p99_ms,
-            c.p99_ms,
-        );
-    }
+    route_table(&mut out, v);
     resource_table(&mut out, v);
     let failing: Vec<_> = v
         .findings
@@ -96,6 +54,63 @@ pub fn render(v: &Verdict) -> String {
         let _ = writeln!(out, "\n</details>");
     }
     out
+}
+
+/// One row per route, failing first: the numbers of both targets and the failing checks;
+/// their gRPC statuses by name when any target gave gRPC answers.
+fn route_table(out: &mut String, v: &Verdict) {
+    let grpc = labels::any_grpc(v);
+    let _ = writeln!(
+        out,
+        "| route | requests | fail % (base → cand) | p50 ms | p99 ms |{} checks |\n|---|---:|---:|---:|---:|{}---|",
+        if grpc { " gRPC status (base → cand) |" } else { "" },
+        if grpc { "---|" } else { "" },
+    );
+    for row in routes::ordered(v) {
+        let section = row.section;
+        let (route, b, c) = (section.route, section.baseline, section.candidate);
+        let status = match row.outcome {
+            Outcome::Fail => {
+                let failed: Vec<String> = row
+                    .failed
+                    .iter()
+                    .map(|&m| match m {
+                        // The overall row names the failing resource metrics.
+                        Metric::Resource if row.is_overall() => format!(
+                            "{}: {}",
+                            check_name(m),
+                            cell(&resources::failing_names(&v.resources))
+                        ),
+                        m => check_name(m).to_owned(),
+                    })
+                    .collect();
+                format!("❌ {}", failed.join(", "))
+            }
+            Outcome::Inconclusive if row.held_back > 0 => {
+                "⚠️ failed, not held against the candidate (see the notes)".to_owned()
+            }
+            Outcome::Inconclusive => "not judged".to_owned(),
+            Outcome::Pass => "✅".to_owned(),
+        };
+        let grpc_cell = if grpc {
+            let counts = |s| labels::grpc_counts(s).unwrap_or_else(|| "–".to_owned());
+            format!(" {} → {} |", counts(b), counts(c))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {:.2} → {:.2} | {:.1} → {:.1} | {:.1} → {:.1} |{grpc_cell} {status} |",
+            cell(route),
+            c.requests,
+            b.failure_rate * 100.0,
+            c.failure_rate * 100.0,
+            b.p50_ms,
+            c.p50_ms,
+            b.p99_ms,
+            c.p99_ms,
+        );
+    }
 }
 
 /// The resource metrics, one row each with the text report's numbers; an unjudged one says
@@ -180,6 +195,35 @@ mod tests {
         assert!(!md.contains("p99_latency"), "{md}");
         assert_eq!(cell("a|b`c"), "a\\|b'c");
         assert!(!md.contains("### Resources"), "no metrics, no table");
+    }
+
+    #[test]
+    fn grpc_statuses_get_a_column_only_in_reports_of_grpc_calls() {
+        let md = render(&crate::report::tests::grpc_verdict());
+        println!("{md}");
+        assert!(
+            md.contains("| p99 ms | gRPC status (base → cand) | checks |\n|---|---:|---:|---:|---:|---|---|"),
+            "{md}"
+        );
+        let call = md
+            .lines()
+            .find(|l| l.starts_with("| `/echo.Echo/Call`"))
+            .unwrap();
+        assert!(
+            call.contains(" | OK 300 → UNAVAILABLE 31, OK 269 | ❌ error rate"),
+            "{call}"
+        );
+        let health = md
+            .lines()
+            .find(|l| l.starts_with("| `GET /health`"))
+            .unwrap();
+        assert!(health.contains(" | – → – | "), "{health}");
+        let http = render(&p99_regression().verdict());
+        assert!(!http.contains("gRPC"), "{http}");
+        assert!(
+            http.contains("| p99 ms | checks |\n|---|---:|---:|---:|---:|---|\n"),
+            "{http}"
+        );
     }
 
     #[test]

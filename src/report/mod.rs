@@ -101,8 +101,37 @@ pub fn render(verdict: &Verdict, format: Format) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::compare::{Comparison, Options};
+    use crate::observation::Observation;
+
+    /// A comparison of gRPC calls on `/echo.Echo/Call` (every answer an HTTP 200): the
+    /// baseline answers all 300 `OK`, the candidate 31 of them `UNAVAILABLE`; plus an HTTP
+    /// route, so that a mixed report shows both.
+    pub(crate) fn grpc_verdict() -> Verdict {
+        let mut c = Comparison::new(Options::new("stable", "canary")).unwrap();
+        for i in 0..300u64 {
+            for (target, code) in [("stable", 0), ("canary", if i < 31 { 14 } else { 0 })] {
+                for (route, grpc_status) in [("/echo.Echo/Call", Some(code)), ("GET /health", None)]
+                {
+                    c.add(&Observation {
+                        id: format!("{route}#{i}").into(),
+                        target: target.into(),
+                        route: route.into(),
+                        method: if grpc_status.is_some() { "POST" } else { "GET" }.into(),
+                        status: Some(200),
+                        latency_us: 1000 + (i * 37) % 100 * 10,
+                        bytes: 20,
+                        error: None,
+                        at_ms: None,
+                        grpc_status,
+                    });
+                }
+            }
+        }
+        c.verdict()
+    }
 
     #[test]
     fn formats_parse_by_name() {

@@ -118,10 +118,20 @@ fn write_table(out: &mut String, v: &Verdict) -> std::fmt::Result {
         .max()
         .unwrap_or(0);
 
+    // gRPC statuses only in reports of gRPC calls: an HTTP-only table is unchanged.
+    let grpc = super::labels::any_grpc(v);
     writeln!(
         out,
-        "{:<route_width$}  {:<target_width$}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}",
-        "route", "target", "requests", "fail %", "p50 ms", "p90 ms", "p99 ms", "max ms"
+        "{:<route_width$}  {:<target_width$}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}{}",
+        "route",
+        "target",
+        "requests",
+        "fail %",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        if grpc { "  gRPC status" } else { "" }
     )?;
     for (route, judged, baseline, candidate) in &rows {
         let failing = |metric| {
@@ -143,6 +153,7 @@ fn write_table(out: &mut String, v: &Verdict) -> std::fmt::Result {
             baseline,
             [false; 2],
         )?;
+        grpc_cell(out, grpc, baseline);
         write_row(
             out,
             "",
@@ -152,6 +163,7 @@ fn write_table(out: &mut String, v: &Verdict) -> std::fmt::Result {
             candidate,
             [failing(Metric::FailureRate), failing(Metric::P99Latency)],
         )?;
+        grpc_cell(out, grpc, candidate);
     }
     writeln!(
         out,
@@ -210,6 +222,19 @@ fn write_row(
     out.truncate(trimmed);
     out.push('\n');
     Ok(())
+}
+
+/// Appends the gRPC status counts of `s` to the row just written, when the table has the
+/// column (`shown`) and the target gave gRPC answers. The row ends at its last cell, which is
+/// right-aligned, so the counts start in one column.
+fn grpc_cell(out: &mut String, shown: bool, s: &TargetSummary) {
+    let Some(counts) = super::labels::grpc_counts(s).filter(|_| shown) else {
+        return;
+    };
+    out.pop();
+    out.push_str("  ");
+    out.push_str(&counts);
+    out.push('\n');
 }
 
 fn count(findings: &[Finding], severity: Severity) -> usize {
@@ -309,6 +334,46 @@ mod tests {
         );
         assert!(text.lines().all(|l| l == l.trim_end()));
         assert!(!render(&p99_regression().verdict()).contains("\nresources"));
+    }
+
+    #[test]
+    fn grpc_statuses_are_shown_by_name_per_target() {
+        let text = render(&crate::report::tests::grpc_verdict());
+        println!("{text}");
+        let header = text.lines().find(|l| l.starts_with("route")).unwrap();
+        assert!(header.ends_with("max ms  gRPC status"), "{header}");
+        let mut rows = text
+            .lines()
+            .skip_while(|l| !l.starts_with("/echo.Echo/Call"));
+        let (baseline, candidate) = (rows.next().unwrap(), rows.next().unwrap());
+        assert!(baseline.ends_with(" OK 300"), "{baseline}");
+        // The failing status first, and in the same column as the baseline's.
+        assert!(
+            candidate.ends_with(" UNAVAILABLE 31, OK 269"),
+            "{candidate}"
+        );
+        assert_eq!(baseline.find(" OK 300"), candidate.find(" UNAVAILABLE"));
+        let overall = text.lines().find(|l| l.starts_with("(overall)")).unwrap();
+        assert!(overall.ends_with(" OK 300"), "{overall}");
+        // The HTTP route of the same report has no gRPC counts.
+        let health = text.lines().find(|l| l.starts_with("GET /health")).unwrap();
+        assert!(health.ends_with(char::is_numeric), "{health}");
+        assert!(!health.contains("OK"), "{health}");
+        assert!(text.lines().all(|l| l == l.trim_end()));
+    }
+
+    #[test]
+    fn http_only_reports_have_no_grpc_column() {
+        for v in [
+            p99_regression().verdict(),
+            same_distributions().verdict(),
+            crate::compare::tests::error_regression().verdict(),
+        ] {
+            let text = render(&v);
+            assert!(!text.contains("gRPC status"), "{text}");
+            let header = text.lines().find(|l| l.starts_with("route")).unwrap();
+            assert!(header.ends_with("max ms"), "{header}");
+        }
     }
 
     #[test]

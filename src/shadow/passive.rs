@@ -136,7 +136,9 @@ impl Feed {
         let method =
             hyper::Method::from_bytes(head.method().as_bytes()).map_err(|_| Skip::Unanswered)?;
         let path_and_query = path_and_query(head.target());
-        let route: Arc<str> = crate::http::route_key(head.method(), head.target()).into();
+        let content_type = head.header("content-type");
+        let route: Arc<str> =
+            crate::http::request_route(head.method(), head.target(), content_type).into();
         // To the response's first byte: the copies are timed to their response head too.
         let latency_ns = response.latency_ns;
         let primary = Observation {

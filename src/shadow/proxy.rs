@@ -236,7 +236,15 @@ fn start_mirror(
                     .fetch_add(1, Ordering::Relaxed)
                     .to_string()
                     .into(),
-                route: crate::http::route_key(&method, path_and_query).into(),
+                route: crate::http::request_route(
+                    &method,
+                    path_and_query,
+                    parts
+                        .headers
+                        .get(hyper::header::CONTENT_TYPE)
+                        .map(|v| v.as_bytes()),
+                )
+                .into(),
                 method,
             };
             let ticket = Arc::new(Ticket {

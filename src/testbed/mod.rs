@@ -66,7 +66,8 @@ impl RouteEffect {
 ///
 /// The pattern is compared with the request's route key (`GET /users/:id`) when it contains a
 /// space, and with its normalised path (`/users/:id`) otherwise; a trailing `*` makes it a
-/// prefix match.
+/// prefix match. A gRPC call's route key is its path (`/pkg.Service/Method`), so only a
+/// pattern without a method matches it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteRule {
     pub pattern: String,
@@ -146,13 +147,23 @@ impl TestbedConfig {
 
     /// Decides latency and status for a request, given two uniform random numbers in `0..1`.
     pub fn plan(&self, method: &str, target: &str, jitter_draw: f64, error_draw: f64) -> Plan {
-        let route = crate::http::route_key(method, target);
-        let path = route.split_once(' ').map_or(route.as_str(), |(_, p)| p);
+        self.plan_route(
+            &crate::http::route_key(method, target),
+            jitter_draw,
+            error_draw,
+        )
+    }
+
+    /// [`TestbedConfig::plan`] for a request whose route key is `route`: a gRPC call's
+    /// (`/pkg.Service/Method`, see [`crate::http::request_route`]) has no method part, so
+    /// only a rule without one (`/pkg.Service/*`) matches it.
+    pub fn plan_route(&self, route: &str, jitter_draw: f64, error_draw: f64) -> Plan {
+        let path = route.split_once(' ').map_or(route, |(_, p)| p);
         let mut latency = self.latency_ms;
         let mut error_rate = self.error_rate;
         let mut latency_set = false;
         let mut rate_set = false;
-        for rule in self.routes.iter().filter(|r| r.matches(&route, path)) {
+        for rule in self.routes.iter().filter(|r| r.matches(route, path)) {
             match rule.effect {
                 RouteEffect::LatencyMs(ms) if !latency_set => {
                     latency = ms;
@@ -245,8 +256,10 @@ async fn answer(
         .path_and_query()
         .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
     let encoding = req.headers().get("grpc-encoding").cloned();
+    let content_type = req.headers().get(hyper::header::CONTENT_TYPE);
+    let route = crate::http::request_route(&method, &target, content_type.map(|v| v.as_bytes()));
     let received = req.into_body().collect().await?.to_bytes();
-    let plan = config.plan(&method, &target, fastrand::f64(), fastrand::f64());
+    let plan = config.plan_route(&route, fastrand::f64(), fastrand::f64());
     let delay = plan.delay.saturating_sub(started.elapsed());
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -317,6 +330,22 @@ mod tests {
         assert_eq!(
             c.plan("GET", "/static/app.js", 0.0, 1.0).delay.as_millis(),
             0
+        );
+    }
+
+    #[test]
+    fn grpc_calls_match_rules_by_method_name() {
+        let c = config(&["/slow.Service/*=90ms", "POST /echo.Echo/Call=50ms"]);
+        let grpc = |path| crate::http::request_route("POST", path, Some(b"application/grpc"));
+        let ms = |route: String| c.plan_route(&route, 0.0, 1.0).delay.as_millis();
+        assert_eq!(ms(grpc("/slow.Service/Get")), 90);
+        // The route of a gRPC call has no method: a rule naming POST is not for it.
+        assert_eq!(ms(grpc("/echo.Echo/Call")), 2);
+        assert_eq!(
+            c.plan("POST", "/echo.Echo/Call", 0.0, 1.0)
+                .delay
+                .as_millis(),
+            50
         );
     }
 

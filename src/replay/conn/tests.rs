@@ -6,8 +6,8 @@ use super::*;
 #[test]
 fn names_are_shared_and_bounded() {
     let mut names = Names::default();
-    let a = names.route("GET", "/users/17?x=1");
-    let b = names.route("GET", "/users/42");
+    let a = names.route("GET", "/users/17?x=1", None);
+    let b = names.route("GET", "/users/42", None);
     assert_eq!(&*a, "GET /users/:id");
     assert!(Arc::ptr_eq(&a, &b), "one route, one copy");
     assert!(Arc::ptr_eq(&names.shared("GET"), &names.shared("GET")));
@@ -22,7 +22,7 @@ fn names_are_shared_and_bounded() {
         "past the cap, not kept"
     );
     assert!(
-        Arc::ptr_eq(&a, &names.route("GET", "/users/9")),
+        Arc::ptr_eq(&a, &names.route("GET", "/users/9", None)),
         "known ones still shared"
     );
 }
