@@ -19,7 +19,8 @@ pub struct Observation {
     pub id: Arc<str>,
     /// The target's name as given on the command line (`--target NAME=URL`).
     pub target: Arc<str>,
-    /// Route key (method + normalised path), see [`crate::http::route_key`].
+    /// Route key: method + normalised path, or a gRPC call's `/package.Service/Method`; see
+    /// [`crate::http::request_route`].
     pub route: Arc<str>,
     pub method: Arc<str>,
     /// Final status code, `None` when no response arrived.

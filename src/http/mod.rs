@@ -45,8 +45,6 @@ pub const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
 ];
 
-/// Whether a comma-separated field (`Connection: keep-alive, Upgrade`), read across all its
-/// lines, lists `token`, compared ASCII case-insensitively.
 /// The `grpc-status` of a gRPC answer's trailers (or of a trailers-only answer's headers).
 pub fn grpc_status(headers: &hyper::HeaderMap) -> Option<u8> {
     headers
@@ -58,6 +56,8 @@ pub fn grpc_status(headers: &hyper::HeaderMap) -> Option<u8> {
         .ok()
 }
 
+/// Whether a comma-separated field (`Connection: keep-alive, Upgrade`), read across all its
+/// lines, lists `token`, compared ASCII case-insensitively.
 pub fn lists_token<'a>(values: impl IntoIterator<Item = &'a [u8]>, token: &[u8]) -> bool {
     values.into_iter().any(|v| {
         v.split(|&b| b == b',')

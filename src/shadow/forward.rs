@@ -129,7 +129,7 @@ impl Default for MirrorPolicy {
 pub fn is_grpc(headers: &HeaderMap) -> bool {
     headers
         .get(hyper::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+        .is_some_and(|v| crate::http::is_grpc(v.as_bytes()))
 }
 
 impl MirrorPolicy {

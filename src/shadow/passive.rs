@@ -48,7 +48,10 @@ pub async fn run_mirror(
         judge: running.judge.clone(),
         metrics: Arc::clone(&metrics),
         stopped: Arc::clone(&running.stopped),
+        shadows: running.shadows.clone(),
     };
+    // Known before the first copy, so that it goes the right way.
+    running.shadows.probe().await;
     let capture_stop = Arc::clone(&stop);
     let mut capture = tokio::task::spawn_blocking(move || {
         crate::capture::live::watch(&live, &ports, limits, &capture_stop, |ex| feed.offer(&ex))
@@ -88,6 +91,7 @@ struct Feed {
     judge: JudgeHandle,
     metrics: Arc<Metrics>,
     stopped: Arc<AtomicBool>,
+    shadows: super::speaks::Servers,
 }
 
 impl Feed {
@@ -117,10 +121,14 @@ impl Feed {
         self.sender.accepting()?;
         let head = &exchange.request_head;
         let mut headers = header_map(head);
-        // Captured over HTTP/2 (gRPC): the copy goes over HTTP/2, without the marker.
-        let http2 = crate::recording::recorded_over_http2(head);
+        // Captured over HTTP/2: the copy goes over HTTP/2 (without the marker) when the
+        // canary speaks it, a gRPC call's always, as the shadow proxy sends them.
+        let came_http2 = crate::recording::recorded_over_http2(head);
+        let te_trailers = crate::http::lists_token(head.header_values("te"), b"trailers");
+        let grpc = came_http2 && (te_trailers || super::forward::is_grpc(&headers));
+        let http2 = grpc || (came_http2 && self.shadows.known());
         headers.remove(crate::recording::PROTOCOL_HEADER);
-        if http2 {
+        if http2 && te_trailers {
             // The one TE value HTTP/2 allows, which gRPC servers ask for; removed above as
             // hop-by-hop.
             headers.insert(hyper::header::TE, HeaderValue::from_static("trailers"));

@@ -25,8 +25,9 @@ pub struct TestbedSpec {
     /// Fraction of answers that are 500 errors (0 to 1).
     #[arg(long, value_name = "F")]
     pub error_rate: Option<f64>,
-    /// Latency of one route instead of --latency, e.g. '/api/items/:id=40ms' or
-    /// 'POST /orders=90ms' (repeatable; the first match wins).
+    /// Latency of one route instead of --latency, e.g. '/api/items/:id=40ms',
+    /// 'POST /orders=90ms' or a gRPC method '/pkg.Service/Get=40ms' (repeatable; the first
+    /// match wins).
     #[arg(long, value_name = "ROUTE=D")]
     #[serde(default)]
     pub route_latency: Vec<String>,
