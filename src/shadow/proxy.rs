@@ -135,10 +135,8 @@ async fn handle(
     // over HTTP/1.1 to one that does not (as every backend takes that). A gRPC call
     // (`TE: trailers`, or a gRPC content type) always goes over HTTP/2, `TE: trailers`
     // kept: a gRPC server refuses anything else, and its answer ends in trailers.
-    let te_trailers = parts
-        .headers
-        .get(hyper::header::TE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    let te = parts.headers.get_all(hyper::header::TE);
+    let te_trailers = crate::http::lists_token(te.iter().map(|v| v.as_bytes()), b"trailers");
     let came_http2 = parts.version == hyper::Version::HTTP_2;
     let grpc = came_http2 && (te_trailers || super::forward::is_grpc(&parts.headers));
     let http2 = grpc || (came_http2 && proxy.primary_speaks.known());

@@ -1,7 +1,7 @@
 //! HTTP/2 connections (h2c with prior knowledge, or reached through the HTTP/1.1 upgrade:
-//! [`upgrade`]) decoded into the same exchanges as HTTP/1: frames of both directions ([`frame`]), header blocks through one HPACK decoder
-//! per direction, streams paired by their id, each exchange written in HTTP/1.1 form
-//! ([`form`]) when its response ends.
+//! [`upgrade`]) decoded into the same exchanges as HTTP/1: frames of both directions
+//! ([`frame`]), header blocks through one HPACK decoder per direction, streams paired by
+//! their id, each exchange written in HTTP/1.1 form ([`form`]) when its response ends.
 //!
 //! HPACK state is the whole connection's history: a connection whose preface was not seen
 //! (joined mid-way), or whose bytes went missing, cannot be decoded, and is counted and
