@@ -8,13 +8,13 @@
 
 mod common;
 
+use common::mirror::Mirror;
 use common::{available, nprt, serial, Testbed};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 /// N unary calls on one channel (one HTTP/2 connection), one at a time with a pause between
@@ -117,85 +117,26 @@ fn drive(dir: &Path, port: u16) -> usize {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
-/// A running `nprt mirror --interface lo` for the primary's port; stderr is collected.
-struct Mirror {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Mirror {
-    fn start(port: u16, canary: &str, dir: &Path, extra: &[&str]) -> Mirror {
-        let mut command = nprt();
-        // The copies' latencies are taken in nprt's threads, the captured ones by the kernel:
-        // on a machine whose cores are all busy, nprt waiting for a core would add to the
-        // canary's latencies alone. At a higher priority (root runs this test) it does not.
-        // SAFETY: setpriority is async-signal-safe and touches only the child.
-        unsafe {
-            command.pre_exec(|| {
-                libc::setpriority(libc::PRIO_PROCESS, 0, -10);
-                Ok(())
-            });
-        }
-        let mut child = command
-            .args(["mirror", "--interface", "lo", "--port", &port.to_string()])
-            .args(["--shadow", canary, "--grpc-mirror", "echo.Echo/*"])
-            .arg("--observations")
-            .arg(dir.join("obs.ndjson"))
-            .arg("--report")
-            .arg(dir.join("reports"))
-            .args(["--duration", "120s"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("nprt mirror starts");
-        let pipe = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (ready, wait) = mpsc::channel();
-        let text = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if line.starts_with("capturing on") {
-                    let _ = ready.send(());
-                }
-                let mut t = text.lock().unwrap();
-                t.push_str(&line);
-                t.push('\n');
-            }
+/// `nprt mirror --interface lo` for the primary's port, sending copies of `echo.Echo/*` calls
+/// to `canary`, its observations and reports into `dir`.
+fn start_mirror(port: u16, canary: &str, dir: &Path, extra: &[&str]) -> Mirror {
+    let mut command = nprt();
+    // The copies' latencies are taken in nprt's threads, the captured ones by the kernel:
+    // on a machine whose cores are all busy, nprt waiting for a core would add to the
+    // canary's latencies alone. At a higher priority (root runs this test) it does not.
+    // SAFETY: setpriority is async-signal-safe and touches only the child.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setpriority(libc::PRIO_PROCESS, 0, -10);
+            Ok(())
         });
-        if wait.recv_timeout(Duration::from_secs(20)).is_err() {
-            let _ = child.kill();
-            panic!("mirror did not start: {}", stderr.lock().unwrap());
-        }
-        Mirror { child, stderr }
     }
-
-    /// SIGTERM (once the copies in flight are answered), then the exit code, stdout and
-    /// stderr.
-    fn stop(mut self) -> (Option<i32>, String, String) {
-        std::thread::sleep(Duration::from_millis(500));
-        let pid = i32::try_from(self.child.id()).unwrap();
-        // SAFETY: plain system call on the child we spawned.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let mut out = String::new();
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        let status = self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        let err = self.stderr.lock().unwrap().clone();
-        (status.code(), out, err)
-    }
-}
-
-impl Drop for Mirror {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    let (obs, reports) = (dir.join("obs.ndjson"), dir.join("reports"));
+    let mut args = vec!["--grpc-mirror", "echo.Echo/*", "--duration", "120s"];
+    args.extend(["--observations", obs.to_str().unwrap()]);
+    args.extend(["--report", reports.to_str().unwrap()]);
+    args.extend(extra);
+    Mirror::start(command, port, canary, &args)
 }
 
 /// One observation as the test reads it.
@@ -244,7 +185,7 @@ fn calls_copied_to_a_healthy_grpc_canary_are_answered_over_http2_and_pass() {
     let primary = SlowEcho::start(dir.path(), Duration::from_millis(5));
     // A grpcio server refuses HTTP/1.1: an answer with a gRPC status is one over HTTP/2.
     let canary = SlowEcho::start(dir.path(), Duration::from_millis(5));
-    let mirror = Mirror::start(
+    let mirror = start_mirror(
         primary.port,
         &format!("http://127.0.0.1:{}", canary.port),
         dir.path(),
@@ -294,7 +235,7 @@ fn a_canary_answering_unavailable_to_one_call_in_ten_fails_the_mirror() {
     let canary = Testbed::start(&["--grpc", "--latency", "5ms", "--error-rate", "0.1"]);
     // Every call copied, also after the live judge's fail: the report's failure rate is then
     // judged on all of them.
-    let mirror = Mirror::start(primary.port, &canary.url, dir.path(), &["--keep-mirroring"]);
+    let mirror = start_mirror(primary.port, &canary.url, dir.path(), &["--keep-mirroring"]);
     assert_eq!(
         drive(dir.path(), primary.port),
         CALLS,

@@ -4,83 +4,17 @@
 
 mod common;
 
+use common::mirror::Mirror;
 use common::*;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 fn can_capture(what: &str) -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     available(&format!("root for live capture ({what})"), root)
-}
-
-/// A running `nprt mirror --interface lo`; stdout and stderr are collected.
-struct Mirror {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Mirror {
-    fn start(port: u16, shadow: &str, extra: &[&str]) -> Mirror {
-        let mut child = nprt()
-            .args(["mirror", "--interface", "lo", "--port", &port.to_string()])
-            .args(["--shadow", shadow])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("nprt mirror starts");
-        let pipe = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (ready, wait) = mpsc::channel();
-        let text = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if line.starts_with("capturing on") {
-                    let _ = ready.send(());
-                }
-                let mut t = text.lock().unwrap();
-                t.push_str(&line);
-                t.push('\n');
-            }
-        });
-        if wait.recv_timeout(Duration::from_secs(20)).is_err() {
-            let _ = child.kill();
-            panic!("mirror did not start: {}", stderr.lock().unwrap());
-        }
-        Mirror { child, stderr }
-    }
-
-    /// SIGTERM, then the exit code, stdout and stderr.
-    fn stop(mut self) -> (Option<i32>, String, String) {
-        // Packets still in flight on loopback reach the socket within milliseconds.
-        std::thread::sleep(Duration::from_millis(500));
-        let pid = i32::try_from(self.child.id()).unwrap();
-        // SAFETY: plain system call on the child we spawned.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let mut out = String::new();
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        let status = self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        let err = self.stderr.lock().unwrap().clone();
-        (status.code(), out, err)
-    }
-}
-
-impl Drop for Mirror {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn port_of(url: &str) -> u16 {
@@ -162,6 +96,7 @@ fn captured_requests_reach_the_shadow_and_are_paired_with_the_captured_answers()
     let dir = tempfile::tempdir().unwrap();
     let obs = dir.path().join("obs.ndjson");
     let mirror = Mirror::start(
+        nprt(),
         port_of(&primary.url),
         &canary.url,
         &["--observations", obs.to_str().unwrap()],
@@ -205,6 +140,7 @@ fn a_failing_shadow_is_judged_a_regression() {
     let dir = tempfile::tempdir().unwrap();
     let reports = dir.path().join("reports");
     let mirror = Mirror::start(
+        nprt(),
         port_of(&primary.url),
         &canary.url,
         &["--report", reports.to_str().unwrap()],
@@ -233,6 +169,7 @@ fn with_a_baseline_copy_each_captured_request_goes_to_both_and_the_canary_is_jud
     let obs = dir.path().join("obs.ndjson");
     let reports = dir.path().join("reports");
     let mirror = Mirror::start(
+        nprt(),
         port_of(&primary.url),
         &canary.url,
         &[

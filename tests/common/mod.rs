@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 pub mod grpc;
+pub mod mirror;
 pub mod prometheus;
 
 use std::io::{BufRead, BufReader, Read};
