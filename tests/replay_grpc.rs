@@ -306,3 +306,34 @@ fn over_https_the_calls_go_by_alpn_h2() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn an_http1_recording_replayed_to_an_http2_only_target_names_the_mismatch() {
+    if !common::nghttpd::nghttpd() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::nghttpd::Nghttpd::start(dir.path());
+    let demo = common::demo_recording();
+    let (stable, canary) = (
+        format!("stable={}", server.url),
+        format!("canary={}", server.url),
+    );
+    let out = run(&[
+        "replay",
+        demo.to_str().unwrap(),
+        "--target",
+        &stable,
+        "--target",
+        &canary,
+        "--limit",
+        "5",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("the target answered in HTTP/2 (it does not speak HTTP/1.x)")
+            && err.contains("replay with --h2"),
+        "{err}"
+    );
+}

@@ -6,6 +6,7 @@ mod common;
 
 use std::process::Command;
 
+use common::nghttpd::Nghttpd;
 use common::{available, Shadow, Testbed};
 
 fn tool(name: &str) -> bool {
@@ -114,50 +115,9 @@ fn nghttp_upgrades_and_gets_the_primarys_answer() {
     assert!(err.contains("requests 1, mirrored 1,"), "{err}");
 }
 
-/// `nghttpd --no-tls` serving `dir` on a free loopback port: a server that speaks HTTP/2
-/// with prior knowledge and nothing else.
-struct Nghttpd {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Nghttpd {
-    fn start(dir: &std::path::Path) -> Nghttpd {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("nghttpd")
-            .args(["--no-tls", "-a", "127.0.0.1", "-d"])
-            .arg(dir)
-            .arg(port.to_string())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("nghttpd starts");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "nghttpd listens");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        Nghttpd {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Nghttpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn http2_clients_reach_a_primary_that_speaks_only_http2() {
-    if !tool("curl") || !tool("nghttpd") {
+    if !tool("curl") || !common::nghttpd::nghttpd() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

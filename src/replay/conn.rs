@@ -299,9 +299,16 @@ impl Wire {
                     .end()
                     .map_err(|e| WireError::Failed(format!("response: {e}")))?;
             } else {
-                let used = reader
-                    .feed(&self.buf)
-                    .map_err(|e| WireError::Failed(format!("response: {e}")))?;
+                let used = reader.feed(&self.buf).map_err(|e| {
+                    if reader.is_untouched() && answers_in_http2(&self.buf) {
+                        return WireError::Failed(
+                            "response: the target answered in HTTP/2 (it does not speak \
+                             HTTP/1.x); the exchange was recorded over HTTP/1.1: replay with --h2"
+                                .into(),
+                        );
+                    }
+                    WireError::Failed(format!("response: {e}"))
+                })?;
                 self.buf.advance(used);
             }
             if let Some(response) = reader.finished() {
@@ -575,6 +582,12 @@ async fn connect(endpoint: &Endpoint) -> Result<Live, String> {
 }
 
 /// A short reason with the root cause, e.g. `connect: Connection refused (os error 111)`.
+/// Whether a server's first bytes are an HTTP/2 frame head rather than a status line: a
+/// SETTINGS or GOAWAY frame on stream 0 (what an HTTP/2-only server sends an HTTP/1.1 client).
+fn answers_in_http2(first: &[u8]) -> bool {
+    first.len() >= 9 && matches!(first[3], 0x4 | 0x7) && first[5..9] == [0, 0, 0, 0]
+}
+
 fn describe(what: &str, error: &(dyn std::error::Error + 'static)) -> String {
     let mut root = error;
     while let Some(source) = root.source() {

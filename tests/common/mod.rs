@@ -3,6 +3,7 @@
 
 pub mod grpc;
 pub mod mirror;
+pub mod nghttpd;
 pub mod prometheus;
 
 use std::io::{BufRead, BufReader, Read};
