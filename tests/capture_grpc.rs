@@ -116,7 +116,7 @@ fn grpc_calls_captured_by_tcpdump_become_http1_form_exchanges() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let server = common::grpc::EchoServer::start(dir.path(), 7);
+    let server = common::grpc::echo_server(dir.path(), 7);
     let port = server.port;
     let pcap = dir.path().join("grpc.pcap");
     let mut dump = Command::new("tcpdump")
@@ -183,7 +183,7 @@ fn grpc_calls_captured_live_on_lo_become_http1_form_exchanges() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let server = common::grpc::EchoServer::start(dir.path(), 7);
+    let server = common::grpc::echo_server(dir.path(), 7);
     let port = server.port;
     let out = dir.path().join("live.gor");
     let mut capture = nprt()

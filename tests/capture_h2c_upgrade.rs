@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{nprt, run, stderr, stdout};
+use common::{nprt, run, stderr, stdout, PyServer};
 use nprt::recording::{recorded_over_http2, Exchange, GorReader, ReadOptions};
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -49,36 +49,9 @@ asyncio.run(serve(app, config))
 /// upgrade (stream 1), the others are streams 3, 5, 7.
 const ROUTES: [&str; 4] = ["/first", "/second", "/third", "/fourth"];
 
-/// The hypercorn server; killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let script = dir.join("app.py");
-        std::fs::write(&script, APP).unwrap();
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().expect("the server prints its port");
-        Server { child, port }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The hypercorn server on a free loopback port.
+fn server(dir: &Path) -> PyServer {
+    PyServer::start(dir, "app.py", APP, &[])
 }
 
 fn tools() -> bool {
@@ -198,7 +171,7 @@ fn an_h2c_upgrade_captured_by_tcpdump_is_decoded_as_http2() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+    let server = server(dir.path());
     let port = server.port;
     let pcap = dir.path().join("upgrade.pcap");
     let mut dump = Command::new("tcpdump")
@@ -248,7 +221,7 @@ fn an_h2c_upgrade_captured_live_on_lo_is_decoded_as_http2() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+    let server = server(dir.path());
     let port = server.port;
     let out = dir.path().join("live.gor");
     let mut capture = nprt()

@@ -9,12 +9,11 @@
 mod common;
 
 use common::mirror::Mirror;
-use common::{available, nprt, serial, Testbed};
+use common::{available, nprt, serial, PyServer, Testbed};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// N unary calls on one channel (one HTTP/2 connection), one at a time with a pause between
@@ -59,36 +58,10 @@ print(port, flush=True)
 server.wait_for_termination()
 "#;
 
-/// A [`SLOW_ECHO`] server on a free loopback port; killed when dropped.
-struct SlowEcho {
-    child: Child,
-    port: u16,
-}
-
-impl SlowEcho {
-    fn start(dir: &Path, delay: Duration) -> SlowEcho {
-        let script = dir.join("slow_echo.py");
-        std::fs::write(&script, SLOW_ECHO).unwrap();
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .arg(delay.as_secs_f64().to_string())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().expect("the server prints its port");
-        SlowEcho { child, port }
-    }
-}
-
-impl Drop for SlowEcho {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A [`SLOW_ECHO`] server on a free loopback port taking `delay` per call.
+fn slow_echo(dir: &Path, delay: Duration) -> PyServer {
+    let delay = delay.as_secs_f64().to_string();
+    PyServer::start(dir, "slow_echo.py", SLOW_ECHO, &[&delay])
 }
 
 /// Calls made by each test.
@@ -182,9 +155,9 @@ fn calls_copied_to_a_healthy_grpc_canary_are_answered_over_http2_and_pass() {
     }
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let primary = SlowEcho::start(dir.path(), Duration::from_millis(5));
+    let primary = slow_echo(dir.path(), Duration::from_millis(5));
     // A grpcio server refuses HTTP/1.1: an answer with a gRPC status is one over HTTP/2.
-    let canary = SlowEcho::start(dir.path(), Duration::from_millis(5));
+    let canary = slow_echo(dir.path(), Duration::from_millis(5));
     let mirror = start_mirror(
         primary.port,
         &format!("http://127.0.0.1:{}", canary.port),
@@ -231,7 +204,7 @@ fn a_canary_answering_unavailable_to_one_call_in_ten_fails_the_mirror() {
     }
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let primary = SlowEcho::start(dir.path(), Duration::from_millis(5));
+    let primary = slow_echo(dir.path(), Duration::from_millis(5));
     let canary = Testbed::start(&["--grpc", "--latency", "5ms", "--error-rate", "0.1"]);
     // Every call copied, also after the live judge's fail: the report's failure rate is then
     // judged on all of them.

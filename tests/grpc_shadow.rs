@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::grpc::EchoServer;
+use common::grpc::echo_server;
 
 use std::path::Path;
 use std::process::Command;
@@ -54,9 +54,9 @@ fn every_grpc_call_through_the_shadow_gets_the_primarys_answer_with_its_trailers
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let primary = EchoServer::start(dir.path(), 0);
+    let primary = echo_server(dir.path(), 0);
     let port = primary.port;
-    let canary = EchoServer::start(dir.path(), 0);
+    let canary = echo_server(dir.path(), 0);
     let canary_port = canary.port;
     let direct = calls(dir.path(), &format!("127.0.0.1:{port}"), 30);
     assert_eq!(direct.len(), 30);
@@ -90,9 +90,9 @@ fn a_shadow_to_a_canary_failing_one_grpc_call_in_ten_fails_while_clients_see_non
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let primary = EchoServer::start(dir.path(), 0);
+    let primary = echo_server(dir.path(), 0);
     let port = primary.port;
-    let canary = EchoServer::start(dir.path(), 10);
+    let canary = echo_server(dir.path(), 10);
     let canary_port = canary.port;
     let shadow = common::Shadow::start(
         &format!("http://127.0.0.1:{port}"),

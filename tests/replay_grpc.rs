@@ -221,7 +221,7 @@ fn a_real_grpc_server_answers_every_replayed_call_ok() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let server = common::grpc::EchoServer::start(dir.path(), 0);
+    let server = common::grpc::echo_server(dir.path(), 0);
     let url = format!("http://127.0.0.1:{}", server.port);
     let rec = grpc_recording(dir.path(), 200, false);
     let (out, lines) = replay(&rec, &[("grpcio", &url)], &[]);

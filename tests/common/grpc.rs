@@ -1,9 +1,8 @@
 //! Python's grpcio (PyPI) for the gRPC tests: whether it is there, and a real gRPC server in
 //! a few lines — no code generation, a generic handler.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 /// A unary echo on `/echo.Echo/Call`: `echo:` and the message reversed, with trailing
 /// metadata `x-echo-trailer`. A message starting with "fail" is answered UNAVAILABLE with
@@ -41,35 +40,12 @@ pub fn grpcio() -> bool {
     super::available("python3 with grpcio (pip install grpcio)", present)
 }
 
-/// The echo server; killed when dropped.
-pub struct EchoServer {
-    child: Child,
-    pub port: u16,
-}
-
-impl EchoServer {
-    /// Starts it on a free loopback port; `fail_every` > 0 fails every N-th call.
-    pub fn start(dir: &Path, fail_every: u32) -> EchoServer {
-        let script = dir.join("echo_server.py");
-        std::fs::write(&script, ECHO_SERVER).unwrap();
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .arg(fail_every.to_string())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().expect("the server prints its port");
-        EchoServer { child, port }
-    }
-}
-
-impl Drop for EchoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The echo server on a free loopback port; `fail_every` > 0 fails every N-th call.
+pub fn echo_server(dir: &Path, fail_every: u32) -> super::PyServer {
+    super::PyServer::start(
+        dir,
+        "echo_server.py",
+        ECHO_SERVER,
+        &[&fail_every.to_string()],
+    )
 }

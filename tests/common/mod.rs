@@ -285,3 +285,40 @@ impl Drop for Shadow {
         let _ = self.child.wait();
     }
 }
+
+/// A Python server: `script` written into `dir` as `name` and run with `args`; it prints its
+/// port on its first line. Killed when dropped.
+pub struct PyServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl PyServer {
+    pub fn start(dir: &Path, name: &str, script: &str, args: &[&str]) -> PyServer {
+        let path = dir.join(name);
+        std::fs::write(&path, script).unwrap();
+        let mut child = Command::new("python3")
+            .arg(&path)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} prints its port, not {line:?}"));
+        PyServer { child, port }
+    }
+}
+
+impl Drop for PyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
