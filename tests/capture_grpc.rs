@@ -7,11 +7,12 @@
 
 mod common;
 
-use common::{nprt, run, stderr, stdout};
+use common::tcpdump::{terminate, Tcpdump};
+use common::{capture_pcap_port, nprt, run, stderr, stdout};
 use nprt::recording::{Exchange, GorReader, ReadOptions};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// N calls on one channel (one connection, so its HPACK table is used), 4 at a time so
@@ -56,13 +57,6 @@ fn calls(dir: &Path, port: u16, n: usize) -> usize {
         String::from_utf8_lossy(&out.stderr)
     );
     text.trim().parse().unwrap()
-}
-
-/// Sends SIGTERM to a child we spawned and waits for it.
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    // SAFETY: plain system call on the child we spawned.
-    unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGTERM) };
-    child.wait().unwrap()
 }
 
 fn read(path: &Path) -> Vec<Exchange> {
@@ -119,46 +113,16 @@ fn grpc_calls_captured_by_tcpdump_become_http1_form_exchanges() {
     let server = common::grpc::echo_server(dir.path(), 7);
     let port = server.port;
     let pcap = dir.path().join("grpc.pcap");
-    let mut dump = Command::new("tcpdump")
-        .args([
-            "-i",
-            "lo",
-            "-U",
-            "--immediate-mode",
-            "-B",
-            "65536",
-            "-w",
-            pcap.to_str().unwrap(),
-        ])
-        .arg(format!("tcp port {port}"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut dump_err = BufReader::new(dump.stderr.take().unwrap());
-    let mut line = String::new();
-    dump_err.read_line(&mut line).unwrap();
-    assert!(line.contains("listening on"), "{line}");
+    let dump = Tcpdump::start(&pcap, port);
     let ok = calls(dir.path(), port, 300);
     assert!((250..300).contains(&ok), "{ok} calls OK");
-    // tcpdump hands packets over in blocks; the last block needs time to be written.
-    std::thread::sleep(Duration::from_millis(1500));
-    terminate(&mut dump);
+    let (all_seen, dumped) = dump.stop(Duration::from_millis(1500));
 
     let out = dir.path().join("grpc.gor");
-    let o = run(&[
-        "capture",
-        "--pcap",
-        pcap.to_str().unwrap(),
-        "--port",
-        &port.to_string(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let o = capture_pcap_port(&pcap, port, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
-    let mut dumped = String::new();
-    std::io::Read::read_to_string(&mut dump_err, &mut dumped).unwrap();
-    if !dumped.contains("\n0 packets dropped by kernel") {
+    if !all_seen {
         // On a loaded machine tcpdump may miss packets: the connection then has a hole,
         // its HPACK state is lost, and it must be given up, never decoded wrong.
         eprintln!("tcpdump dropped packets ({dumped}); checking the give-up path");

@@ -9,11 +9,12 @@
 
 mod common;
 
-use common::{nprt, run, stderr, stdout, PyServer};
+use common::tcpdump::{terminate, Tcpdump};
+use common::{capture_pcap_port, nprt, run, stderr, stdout, PyServer};
 use nprt::recording::{recorded_over_http2, Exchange, GorReader, ReadOptions};
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// An ASGI app served by hypercorn on a free loopback port (a socket bound here, handed to
@@ -95,13 +96,6 @@ fn requests(port: u16) {
     assert_eq!(body, want);
 }
 
-/// Sends SIGTERM to a child we spawned and waits for it.
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    // SAFETY: plain system call on the child we spawned.
-    unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGTERM) };
-    child.wait().unwrap()
-}
-
 fn read(path: &Path) -> Vec<Exchange> {
     let mut r = GorReader::open(path, ReadOptions::default()).unwrap();
     let mut ex = r.by_ref().collect::<Result<Vec<_>, _>>().unwrap();
@@ -174,37 +168,15 @@ fn an_h2c_upgrade_captured_by_tcpdump_is_decoded_as_http2() {
     let server = server(dir.path());
     let port = server.port;
     let pcap = dir.path().join("upgrade.pcap");
-    let mut dump = Command::new("tcpdump")
-        .args(["-i", "lo", "-U", "--immediate-mode", "-B", "65536", "-w"])
-        .arg(&pcap)
-        .arg(format!("tcp port {port}"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut dump_err = BufReader::new(dump.stderr.take().unwrap());
-    let mut line = String::new();
-    dump_err.read_line(&mut line).unwrap();
-    assert!(line.contains("listening on"), "{line}");
+    let dump = Tcpdump::start(&pcap, port);
     requests(port);
-    // tcpdump hands packets over in blocks; the last block needs time to be written.
-    std::thread::sleep(Duration::from_millis(1000));
-    terminate(&mut dump);
+    let (all_seen, dumped) = dump.stop(Duration::from_millis(1000));
 
     let out = dir.path().join("upgrade.gor");
-    let o = run(&[
-        "capture",
-        "--pcap",
-        pcap.to_str().unwrap(),
-        "--port",
-        &port.to_string(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let o = capture_pcap_port(&pcap, port, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
-    let mut dumped = String::new();
-    dump_err.read_to_string(&mut dumped).unwrap();
-    if !dumped.contains("\n0 packets dropped by kernel") {
+    if !all_seen {
         // On a loaded machine tcpdump may miss packets: a connection with a hole cannot be
         // decoded (HPACK state lost) and must be given up, never decoded wrong.
         eprintln!("tcpdump dropped packets ({dumped}); checking nothing was made up");

@@ -6,7 +6,8 @@
 
 mod common;
 
-use common::{nprt, run, stderr, stdout, Testbed};
+use common::tcpdump::Tcpdump;
+use common::{capture_pcap_port, nprt, run, stderr, stdout, Testbed};
 use nprt::http::{frame_response, Framed};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -354,37 +355,16 @@ fn tcpdump_files_are_read_by_capture_pcap() {
     let (port, answered) = special_server();
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("t.pcap");
-    let mut dump = Command::new("tcpdump")
-        .args(["-i", "lo", "-U", "-w", pcap.to_str().unwrap()])
-        .arg(format!("tcp port {port}"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(dump.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("listening on"), "{line}");
+    let dump = Tcpdump::start(&pcap, port);
     let mut c = Client::connect(port);
     for path in ["/a", "/chunked", "/204", "/big"] {
         c.get("GET", path);
     }
     drop(c);
-    std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: plain system call on the child we spawned.
-    unsafe { libc::kill(i32::try_from(dump.id()).unwrap(), libc::SIGTERM) };
-    dump.wait().unwrap();
+    dump.stop(Duration::from_millis(300));
 
     let out = dir.path().join("t.gor");
-    let o = run(&[
-        "capture",
-        "--pcap",
-        pcap.to_str().unwrap(),
-        "--port",
-        &port.to_string(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let o = capture_pcap_port(&pcap, port, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(exchanges(&inspect(&out)), answered.load(Ordering::SeqCst));
 }

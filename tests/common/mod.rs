@@ -5,6 +5,7 @@ pub mod grpc;
 pub mod mirror;
 pub mod nghttpd;
 pub mod prometheus;
+pub mod tcpdump;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -198,15 +199,20 @@ impl TcpConn {
 
 /// Runs `nprt capture` on the pcap file `input` for server port 18080 into `out`.
 pub fn capture_pcap(input: &Path, out: &Path, extra: &[&str]) -> Output {
+    capture_pcap_port(input, 18080, out, extra)
+}
+
+/// Runs `nprt capture` on the pcap file `input` for server port `port` into `out`.
+pub fn capture_pcap_port(input: &Path, port: u16, out: &Path, extra: &[&str]) -> Output {
+    let port = port.to_string();
     let mut args = vec![
         "capture",
         "--pcap",
         input.to_str().unwrap(),
         "--port",
-        "18080",
-        "--output",
-        out.to_str().unwrap(),
+        &port,
     ];
+    args.extend(["--output", out.to_str().unwrap()]);
     args.extend_from_slice(extra);
     run(&args)
 }
