@@ -7,12 +7,12 @@
 
 mod common;
 
-use common::tcpdump::{terminate, Tcpdump};
-use common::{capture_pcap_port, nprt, run, stderr, stdout};
+use common::live::Live;
+use common::tcpdump::Tcpdump;
+use common::{capture_pcap_port, run, stderr, stdout};
 use nprt::recording::{Exchange, GorReader, ReadOptions};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// N calls on one channel (one connection, so its HPACK table is used), 4 at a time so
@@ -150,22 +150,10 @@ fn grpc_calls_captured_live_on_lo_become_http1_form_exchanges() {
     let server = common::grpc::echo_server(dir.path(), 7);
     let port = server.port;
     let out = dir.path().join("live.gor");
-    let mut capture = nprt()
-        .args(["capture", "--interface", "lo", "--port", &port.to_string()])
-        .args(["--output", out.to_str().unwrap()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(capture.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().starts_with("capturing on") {
-            break;
-        }
-    }
+    let cap = Live::capture(port, &out, &[]);
     let ok = calls(dir.path(), port, 100);
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(terminate(&mut capture).success());
-    let err: String = lines.map_while(Result::ok).collect::<Vec<_>>().join("\n");
+    let (code, _, err) = cap.stop();
+    assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("exchanges 100: 0 without response"), "{err}");
     check_recording(&out, 100, ok);
 }

@@ -9,10 +9,10 @@
 
 mod common;
 
-use common::tcpdump::{terminate, Tcpdump};
-use common::{capture_pcap_port, nprt, run, stderr, stdout, PyServer};
+use common::live::Live;
+use common::tcpdump::Tcpdump;
+use common::{capture_pcap_port, run, stderr, stdout, PyServer};
 use nprt::recording::{recorded_over_http2, Exchange, GorReader, ReadOptions};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -196,22 +196,10 @@ fn an_h2c_upgrade_captured_live_on_lo_is_decoded_as_http2() {
     let server = server(dir.path());
     let port = server.port;
     let out = dir.path().join("live.gor");
-    let mut capture = nprt()
-        .args(["capture", "--interface", "lo", "--port", &port.to_string()])
-        .args(["--output", out.to_str().unwrap()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(capture.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().starts_with("capturing on") {
-            break;
-        }
-    }
+    let cap = Live::capture(port, &out, &[]);
     requests(port);
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(terminate(&mut capture).success());
-    let err: String = lines.map_while(Result::ok).collect::<Vec<_>>().join("\n");
+    let (code, _, err) = cap.stop();
+    assert_eq!(code, Some(0), "{err}");
     check_stats(&err);
     check_recording(&out, &err);
 }

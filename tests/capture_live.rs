@@ -6,15 +6,16 @@
 
 mod common;
 
+use common::live::Live;
 use common::tcpdump::Tcpdump;
-use common::{capture_pcap_port, nprt, run, stderr, stdout, Testbed};
+use common::{capture_pcap_port, run, stderr, stdout, Testbed};
 use nprt::http::{frame_response, Framed};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Whether live capture can run here; panics under CI=true when it cannot.
@@ -30,56 +31,6 @@ fn can_capture(what: &str) -> bool {
     );
     eprintln!("skipping {what}: live capture needs root or CAP_NET_RAW");
     false
-}
-
-/// A running `nprt capture --interface lo`; its stderr is collected.
-struct LiveCapture {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl LiveCapture {
-    fn start(port: u16, out: &Path, extra: &[&str]) -> LiveCapture {
-        let mut child = nprt()
-            .args(["capture", "--interface", "lo", "--port", &port.to_string()])
-            .args(["--output", out.to_str().unwrap()])
-            .args(extra)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("nprt capture starts");
-        let pipe = child.stderr.take().expect("piped stderr");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (ready, wait) = mpsc::channel();
-        let text = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if line.starts_with("capturing on") {
-                    let _ = ready.send(());
-                }
-                let mut t = text.lock().unwrap();
-                t.push_str(&line);
-                t.push('\n');
-            }
-        });
-        if wait.recv_timeout(Duration::from_secs(20)).is_err() {
-            let _ = child.kill();
-            panic!("capture did not start: {}", stderr.lock().unwrap());
-        }
-        LiveCapture { child, stderr }
-    }
-
-    /// SIGTERM, then the exit status and everything printed.
-    fn stop(mut self) -> (Option<i32>, String) {
-        // Packets still in flight on loopback reach the socket within milliseconds.
-        std::thread::sleep(Duration::from_millis(300));
-        let pid = i32::try_from(self.child.id()).unwrap();
-        // SAFETY: plain system call on the child we spawned.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let status = self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        let text = self.stderr.lock().unwrap().clone();
-        (status.code(), text)
-    }
 }
 
 /// Exchanges in a recording, by `nprt inspect --json`.
@@ -239,7 +190,7 @@ fn live_capture_sees_every_exchange_of_a_real_conversation() {
     let (port, answered) = special_server();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("live.gor");
-    let cap = LiveCapture::start(port, &out, &[]);
+    let cap = Live::capture(port, &out, &[]);
 
     let mut c = Client::connect(port);
     assert_eq!(c.get("GET", "/a"), 200);
@@ -273,7 +224,7 @@ fn live_capture_sees_every_exchange_of_a_real_conversation() {
     drop(c2);
     drop(c);
 
-    let (code, text) = cap.stop();
+    let (code, _, text) = cap.stop();
     assert_eq!(code, Some(0), "{text}");
     let want = answered.load(Ordering::SeqCst);
     assert_eq!(want, 11);
@@ -297,7 +248,7 @@ fn live_capture_of_a_burst_counts_every_exchange() {
     let port: u16 = testbed.url.rsplit(':').next().unwrap().parse().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("burst.gor");
-    let cap = LiveCapture::start(port, &out, &[]);
+    let cap = Live::capture(port, &out, &[]);
     let (threads, per) = (8, 1000);
     let handles: Vec<_> = (0..threads)
         .map(|t| {
@@ -312,7 +263,7 @@ fn live_capture_of_a_burst_counts_every_exchange() {
     for h in handles {
         h.join().unwrap();
     }
-    let (code, text) = cap.stop();
+    let (code, _, text) = cap.stop();
     assert_eq!(code, Some(0), "{text}");
     assert!(
         text.contains(&format!("wrote {} exchanges", threads * per)),
@@ -329,12 +280,12 @@ fn duration_and_max_exchanges_stop_the_capture() {
     let (port, _) = special_server();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("max.gor");
-    let mut cap = LiveCapture::start(port, &out, &["--max-exchanges", "3", "--duration", "20s"]);
+    let mut cap = Live::capture(port, &out, &["--max-exchanges", "3", "--duration", "20s"]);
     let mut c = Client::connect(port);
     for i in 0..5 {
         c.get("GET", &format!("/x/{i}"));
     }
-    let status = cap.child.wait().unwrap();
+    let status = cap.wait();
     assert!(status.success());
     assert_eq!(exchanges(&inspect(&out)), 3);
 }
@@ -399,13 +350,13 @@ fn libpcap_engine_captures_a_conversation() {
     let (port, answered) = special_server();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("lp.gor");
-    let cap = LiveCapture::start(port, &out, &["--engine", "libpcap"]);
+    let cap = Live::capture(port, &out, &["--engine", "libpcap"]);
     let mut c = Client::connect(port);
     for path in ["/a", "/chunked", "/204", "/big"] {
         c.get("GET", path);
     }
     drop(c);
-    let (code, text) = cap.stop();
+    let (code, _, text) = cap.stop();
     assert_eq!(code, Some(0), "{text}");
     assert_eq!(exchanges(&inspect(&out)), answered.load(Ordering::SeqCst));
 }

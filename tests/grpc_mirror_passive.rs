@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::mirror::Mirror;
+use common::live::Live;
 use common::{available, nprt, serial, PyServer, Testbed};
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
@@ -92,7 +92,7 @@ fn drive(dir: &Path, port: u16) -> usize {
 
 /// `nprt mirror --interface lo` for the primary's port, sending copies of `echo.Echo/*` calls
 /// to `canary`, its observations and reports into `dir`.
-fn start_mirror(port: u16, canary: &str, dir: &Path, extra: &[&str]) -> Mirror {
+fn start_mirror(port: u16, canary: &str, dir: &Path, extra: &[&str]) -> Live {
     let mut command = nprt();
     // The copies' latencies are taken in nprt's threads, the captured ones by the kernel:
     // on a machine whose cores are all busy, nprt waiting for a core would add to the
@@ -109,7 +109,7 @@ fn start_mirror(port: u16, canary: &str, dir: &Path, extra: &[&str]) -> Mirror {
     args.extend(["--observations", obs.to_str().unwrap()]);
     args.extend(["--report", reports.to_str().unwrap()]);
     args.extend(extra);
-    Mirror::start(command, port, canary, &args)
+    Live::mirror(command, port, canary, &args)
 }
 
 /// One observation as the test reads it.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::mirror::Mirror;
+use common::live::Live;
 use common::*;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -95,7 +95,7 @@ fn captured_requests_reach_the_shadow_and_are_paired_with_the_captured_answers()
     let canary = Testbed::start(&["--latency", "3ms"]);
     let dir = tempfile::tempdir().unwrap();
     let obs = dir.path().join("obs.ndjson");
-    let mirror = Mirror::start(
+    let mirror = Live::mirror(
         nprt(),
         port_of(&primary.url),
         &canary.url,
@@ -139,7 +139,7 @@ fn a_failing_shadow_is_judged_a_regression() {
     let canary = Testbed::start(&["--error-rate", "0.5"]);
     let dir = tempfile::tempdir().unwrap();
     let reports = dir.path().join("reports");
-    let mirror = Mirror::start(
+    let mirror = Live::mirror(
         nprt(),
         port_of(&primary.url),
         &canary.url,
@@ -168,7 +168,7 @@ fn with_a_baseline_copy_each_captured_request_goes_to_both_and_the_canary_is_jud
     let dir = tempfile::tempdir().unwrap();
     let obs = dir.path().join("obs.ndjson");
     let reports = dir.path().join("reports");
-    let mirror = Mirror::start(
+    let mirror = Live::mirror(
         nprt(),
         port_of(&primary.url),
         &canary.url,

@@ -2,7 +2,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 pub mod grpc;
-pub mod mirror;
+pub mod live;
 pub mod nghttpd;
 pub mod prometheus;
 pub mod tcpdump;
