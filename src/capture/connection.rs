@@ -76,9 +76,17 @@ struct Route<'a> {
     res: &'a mut Reader,
     out: &'a mut Vec<CapturedExchange>,
     stats: &'a mut CaptureStats,
+    how: Sniffing,
+}
+
+/// What telling a connection's protocol needs besides its bytes.
+#[derive(Debug, Clone, Copy)]
+struct Sniffing {
+    client: SocketAddr,
+    server: SocketAddr,
+    h2_limits: H2Limits,
     midstream: bool,
     max_held: usize,
-    new_h2: &'a dyn Fn() -> H2Conn,
 }
 
 impl Route<'_> {
@@ -127,10 +135,11 @@ impl Route<'_> {
         };
         // Joined mid-way, two frame headers come within the default frame size; the bytes
         // are looked at again with each segment, so few are held.
-        let max_held = if self.midstream {
-            self.max_held.min(MAX_HELD_MIDSTREAM)
+        let how = self.how;
+        let max_held = if how.midstream {
+            how.max_held.min(MAX_HELD_MIDSTREAM)
         } else {
-            self.max_held
+            how.max_held
         };
         if held.bytes > max_held {
             return Some(Proto::Http1);
@@ -142,11 +151,12 @@ impl Route<'_> {
         let head = &up[..up.len().min(frame::PREFACE.len())];
         if !up.is_empty() && frame::PREFACE.starts_with(head) {
             if head.len() == frame::PREFACE.len() {
-                return Some(Proto::H2(Box::new((self.new_h2)())));
+                let h2 = H2Conn::new(how.client, how.server, how.h2_limits);
+                return Some(Proto::H2(Box::new(h2)));
             }
             return None;
         }
-        if !self.midstream {
+        if !how.midstream {
             // From its start, HTTP/2 is told by the preface alone; until the client has
             // said something (an HTTP/2 server may send its SETTINGS first), wait.
             return (!up.is_empty()).then_some(Proto::Http1);
@@ -220,25 +230,13 @@ impl Connection {
         }
     }
 
-    /// Where reassembled bytes go, by the protocol.
-    fn route<'a>(
-        proto: &'a mut Proto,
-        req: &'a mut Reader,
-        res: &'a mut Reader,
-        out: &'a mut Vec<CapturedExchange>,
-        stats: &'a mut CaptureStats,
-        (midstream, max_held): (bool, usize),
-        new_h2: &'a dyn Fn() -> H2Conn,
-    ) -> Route<'a> {
-        Route {
-            proto,
-            req,
-            res,
-            out,
-            stats,
-            midstream,
-            max_held,
-            new_h2,
+    fn sniffing(&self) -> Sniffing {
+        Sniffing {
+            client: self.client,
+            server: self.server,
+            h2_limits: self.h2_limits,
+            midstream: self.midstream,
+            max_held: self.max_held,
         }
     }
 
@@ -288,6 +286,7 @@ impl Connection {
             }
             return;
         }
+        let how = self.sniffing();
         let stream = if to_server {
             &mut self.up
         } else {
@@ -304,17 +303,15 @@ impl Connection {
         } else {
             seg.seq
         };
-        let (client, server, h2_limits) = (self.client, self.server, self.h2_limits);
-        let new_h2 = move || H2Conn::new(client, server, h2_limits);
-        let mut route = Self::route(
-            &mut self.proto,
-            &mut self.req,
-            &mut self.res,
+        // Where reassembled bytes go, by the protocol (the reassemblers borrowed apart).
+        let mut route = Route {
+            how,
+            proto: &mut self.proto,
+            req: &mut self.req,
+            res: &mut self.res,
             out,
             stats,
-            (self.midstream, self.max_held),
-            &new_h2,
-        );
+        };
         stream.segment(seq, seg.payload, seg.missing, seg.fin, ts_ns, &mut |e| {
             route.event(to_server, e)
         });
@@ -349,17 +346,15 @@ impl Connection {
     /// holes are skipped, what is in progress is handed out cut short, and requests
     /// still waiting are written without a response.
     pub fn end(&mut self, clean: bool, out: &mut Vec<CapturedExchange>, stats: &mut CaptureStats) {
-        let (client, server, h2_limits) = (self.client, self.server, self.h2_limits);
-        let new_h2 = move || H2Conn::new(client, server, h2_limits);
-        let mut route = Self::route(
-            &mut self.proto,
-            &mut self.req,
-            &mut self.res,
+        // Where reassembled bytes go, by the protocol (the reassemblers borrowed apart).
+        let mut route = Route {
+            how: self.sniffing(),
+            proto: &mut self.proto,
+            req: &mut self.req,
+            res: &mut self.res,
             out,
             stats,
-            (self.midstream, self.max_held),
-            &new_h2,
-        );
+        };
         self.up.flush(&mut |e| route.event(true, e));
         self.down.flush(&mut |e| route.event(false, e));
         // Whatever is still held never told its protocol: it is read as HTTP/1.
