@@ -19,26 +19,8 @@ n=${1:-100000}
 inflight=${2:-64}
 rounds=${ROUNDS:-3}
 secs=${SECS:-2}
-work=$(mktemp -d)
-touch "$work/pids"
-trap 'kill $(cat "$work/pids") $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-
-if [ -z "${NPRT:-}" ]; then
-  cargo build --release -q
-fi
-nprt=${NPRT:-${CARGO_TARGET_DIR:-target}/release/nprt}
-
-# start NAME ARGS...: a background nprt process (its id kept for the exit trap and in
-# NAME.pid), waited for
-# until its first stdout line, which ends in its URL; url NAME prints that URL.
-start() {
-  local name=$1; shift
-  "$nprt" "$@" > "$work/$name.out" 2> "$work/$name.err" &
-  echo $! | tee "$work/$name.pid" >> "$work/pids"
-  for _ in $(seq 100); do grep -q "listening on" "$work/$name.out" 2>/dev/null && return; sleep 0.05; done
-  echo "$name did not start:"; cat "$work/$name.err"; exit 1
-}
-url() { awk '/listening on/ {print $NF}' "$work/$1.out"; }
+# work, nprt, start NAME ARGS... and url NAME.
+source benches/nprt_processes.sh
 
 # How the in-flight count is matched. `nprt replay --max --concurrency N` runs its N lanes on
 # min(cores, N) threads, and the lanes of one thread share one HTTP/2 connection per target:

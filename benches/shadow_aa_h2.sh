@@ -10,23 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rps=${1:-2000}
 runs=${2:-4}
-work=$(mktemp -d)
-touch "$work/pids"
-trap 'kill $(cat "$work/pids") 2>/dev/null || true; rm -rf "$work"' EXIT
-if [ -z "${NPRT:-}" ]; then
-  cargo build --release -q
-fi
-nprt=${NPRT:-${CARGO_TARGET_DIR:-target}/release/nprt}
-
-# start NAME ARGS...: a background nprt process, waited for until it listens.
-start() {
-  local name=$1; shift
-  "$nprt" "$@" > "$work/$name.out" 2> "$work/$name.err" &
-  echo $! | tee "$work/$name.pid" >> "$work/pids"
-  for _ in $(seq 100); do grep -q "listening on" "$work/$name.out" 2>/dev/null && return; sleep 0.05; done
-  echo "$name did not start:"; cat "$work/$name.err"; exit 1
-}
-url() { awk '/listening on/ {print $NF}' "$work/$1.out" | tail -1; }
+# work, nprt, start NAME ARGS... and url NAME.
+source benches/nprt_processes.sh
 
 start primary testbed --listen 127.0.0.1:0
 start canary testbed --listen 127.0.0.1:0
