@@ -37,31 +37,12 @@ for i in range(n):
 print(ok)
 "#;
 
-/// A unary echo on `/echo.Echo/Call` that takes `sys.argv[1]` seconds per call, like a real
-/// service. The copies are timed by nprt's HTTP/2 client, whose own share (~0.7 ms here) the
-/// capture does not see on the primary's side; next to the 0.5 ms of the plain echo server
-/// that used up most of the live judge's absolute latency allowance (1 ms).
-const SLOW_ECHO: &str = r#"
-import sys, time, grpc
-from concurrent import futures
-delay = float(sys.argv[1])
-def call(request, context):
-    time.sleep(delay)
-    return b"echo:" + request[::-1]
-handler = grpc.method_handlers_generic_handler(
-    "echo.Echo", {"Call": grpc.unary_unary_rpc_method_handler(call)})
-server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-server.add_generic_rpc_handlers((handler,))
-port = server.add_insecure_port("127.0.0.1:0")
-server.start()
-print(port, flush=True)
-server.wait_for_termination()
-"#;
-
-/// A [`SLOW_ECHO`] server on a free loopback port taking `delay` per call.
+/// The echo server taking `delay` per call, like a real service. The copies are timed by
+/// nprt's HTTP/2 client, whose own share (~0.7 ms here) the capture does not see on the
+/// primary's side; next to the 0.5 ms of the plain echo server that used up most of the live
+/// judge's absolute latency allowance (1 ms).
 fn slow_echo(dir: &Path, delay: Duration) -> PyServer {
-    let delay = delay.as_secs_f64().to_string();
-    PyServer::start(dir, "slow_echo.py", SLOW_ECHO, &[&delay])
+    common::grpc::echo_server_taking(dir, 0, delay)
 }
 
 /// Calls made by each test.

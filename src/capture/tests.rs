@@ -104,7 +104,7 @@ impl Wire {
     }
 }
 
-fn run(packets: &[Vec<u8>], ports: &[u16]) -> (Vec<CapturedExchange>, CaptureStats) {
+pub(crate) fn run(packets: &[Vec<u8>], ports: &[u16]) -> (Vec<CapturedExchange>, CaptureStats) {
     run_with(packets, ports, Limits::default())
 }
 

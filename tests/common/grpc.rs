@@ -6,15 +6,18 @@ use std::process::{Command, Stdio};
 
 /// A unary echo on `/echo.Echo/Call`: `echo:` and the message reversed, with trailing
 /// metadata `x-echo-trailer`. A message starting with "fail" is answered UNAVAILABLE with
-/// details (the trailer still set); with an argument N, so is every N-th call.
+/// details (the trailer still set); with an argument N, so is every N-th call. A second
+/// argument is the seconds each call takes.
 const ECHO_SERVER: &str = r#"
-import sys, grpc, itertools
+import sys, time, grpc, itertools
 from concurrent import futures
 
 every = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+delay = float(sys.argv[2]) if len(sys.argv) > 2 else 0
 calls = itertools.count(1)
 
 def call(request, context):
+    time.sleep(delay)
     context.set_trailing_metadata((("x-echo-trailer", "t-" + request[:8].hex()),))
     if request.startswith(b"fail") or (every and next(calls) % every == 0):
         context.abort(grpc.StatusCode.UNAVAILABLE, "asked to fail: %d bytes" % len(request))
@@ -42,10 +45,15 @@ pub fn grpcio() -> bool {
 
 /// The echo server on a free loopback port; `fail_every` > 0 fails every N-th call.
 pub fn echo_server(dir: &Path, fail_every: u32) -> super::PyServer {
-    super::PyServer::start(
-        dir,
-        "echo_server.py",
-        ECHO_SERVER,
-        &[&fail_every.to_string()],
-    )
+    echo_server_taking(dir, fail_every, std::time::Duration::ZERO)
+}
+
+/// [`echo_server`] taking `delay` per call, like a real service.
+pub fn echo_server_taking(
+    dir: &Path,
+    fail_every: u32,
+    delay: std::time::Duration,
+) -> super::PyServer {
+    let args = [fail_every.to_string(), delay.as_secs_f64().to_string()];
+    super::PyServer::start(dir, "echo_server.py", ECHO_SERVER, &[&args[0], &args[1]])
 }

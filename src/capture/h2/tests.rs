@@ -47,17 +47,7 @@ fn grpc_message(m: &[u8]) -> Vec<u8> {
 const STATUS_200: u8 = 0x88;
 
 fn run(packets: &[Vec<u8>]) -> (Vec<CapturedExchange>, CaptureStats) {
-    let mut cap = Capture::new(vec![50051], Limits::default());
-    for (i, p) in packets.iter().enumerate() {
-        cap.packet(
-            LinkType::Ethernet,
-            1_000 * (i as u64 + 1),
-            p,
-            p.len() as u32,
-        );
-    }
-    cap.finish();
-    (cap.take_exchanges(), cap.stats().clone())
+    crate::capture::tests::run(packets, &[50051])
 }
 
 fn text(b: &[u8]) -> String {
