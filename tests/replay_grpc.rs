@@ -7,12 +7,10 @@
 mod common;
 
 use bytes::Bytes;
-use common::{run, stderr, stdout, Testbed};
+use common::{run, stderr, stdout, PyServer, Testbed};
 use nprt::http::parse_request_head;
 use nprt::recording::{Exchange, GorWriter};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 /// The gRPC frame of `message`: flag 0, 4-byte big-endian length, the message.
 fn frame(message: &[u8]) -> Vec<u8> {
@@ -191,30 +189,6 @@ fn two_healthy_grpc_services_pass() {
     }
 }
 
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `python3 ARGS` and reads the first line it prints.
-fn python(args: &[&str]) -> (Process, String) {
-    let mut child = Command::new("python3")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (Process(child), line)
-}
-
 #[test]
 fn a_real_grpc_server_answers_every_replayed_call_ok() {
     if !common::grpc::grpcio() {
@@ -243,21 +217,24 @@ fn a_real_grpc_server_answers_every_replayed_call_ok() {
 fn a_target_speaking_only_http1_is_named_as_not_speaking_http2() {
     let dir = tempfile::tempdir().unwrap();
     // Python's http.server: HTTP/1.x only; it answers the HTTP/2 preface with an error.
-    let (_server, banner) = python(&[
-        "-u",
-        "-m",
-        "http.server",
-        "--bind",
-        "127.0.0.1",
-        "--directory",
-        dir.path().to_str().unwrap(),
-        "0",
-    ]);
-    let port = banner
-        .split_whitespace()
-        .skip_while(|w| *w != "port")
-        .nth(1)
-        .unwrap_or_else(|| panic!("{banner}"));
+    let server = PyServer::run(
+        &[
+            "-u",
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            dir.path().to_str().unwrap(),
+            "0",
+        ],
+        // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
+        |banner| {
+            let mut words = banner.split_whitespace().skip_while(|w| *w != "port");
+            words.nth(1)?.parse().ok()
+        },
+    );
+    let port = server.port;
     let rec = grpc_recording(dir.path(), 20, false);
     let stable = Testbed::start(&["--grpc"]);
     let old = format!("http://127.0.0.1:{port}");

@@ -292,19 +292,26 @@ impl Drop for Shadow {
     }
 }
 
-/// A Python server: `script` written into `dir` as `name` and run with `args`; it prints its
-/// port on its first line. Killed when dropped.
+/// A Python process serving on a free loopback port; killed when dropped.
 pub struct PyServer {
     child: Child,
     pub port: u16,
 }
 
 impl PyServer {
+    /// `script` written into `dir` as `name` and run with `args`; it prints its port on its
+    /// first line.
     pub fn start(dir: &Path, name: &str, script: &str, args: &[&str]) -> PyServer {
         let path = dir.join(name);
         std::fs::write(&path, script).unwrap();
+        let mut all = vec![path.to_str().unwrap()];
+        all.extend_from_slice(args);
+        PyServer::run(&all, |line| line.trim().parse().ok())
+    }
+
+    /// `python3 ARGS`, its port read from the first line it prints by `port_in`.
+    pub fn run(args: &[&str], port_in: impl Fn(&str) -> Option<u16>) -> PyServer {
         let mut child = Command::new("python3")
-            .arg(&path)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -314,10 +321,10 @@ impl PyServer {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} prints its port, not {line:?}"));
+        let Some(port) = port_in(&line) else {
+            let _ = child.kill();
+            panic!("python3 {args:?} printed no port but {line:?}");
+        };
         PyServer { child, port }
     }
 }
