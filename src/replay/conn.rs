@@ -545,7 +545,9 @@ async fn drive<F: Future>(driver: &mut Option<Driver>, fut: F) -> F::Output {
     .await
 }
 
-async fn connect(endpoint: &Endpoint) -> Result<Live, String> {
+/// A TCP connection to the endpoint within [`CONNECT_TIMEOUT`], without Nagle: requests are
+/// written whole, and waiting to coalesce them only adds latency.
+async fn connect_tcp(endpoint: &Endpoint) -> Result<TcpStream, String> {
     let tcp = tokio::time::timeout(
         CONNECT_TIMEOUT,
         TcpStream::connect((endpoint.host.as_str(), endpoint.port)),
@@ -553,8 +555,12 @@ async fn connect(endpoint: &Endpoint) -> Result<Live, String> {
     .await
     .map_err(|_| format!("connect: timed out after {} s", CONNECT_TIMEOUT.as_secs()))?
     .map_err(|e| describe("connect", &e))?;
-    // Requests are written whole; waiting to coalesce them only adds latency.
     let _ = tcp.set_nodelay(true);
+    Ok(tcp)
+}
+
+async fn connect(endpoint: &Endpoint) -> Result<Live, String> {
+    let tcp = connect_tcp(endpoint).await?;
     let (io, h2): (Box<dyn Io>, bool) = match &endpoint.tls {
         None => (Box::new(tcp), endpoint.h2),
         Some((connector, name)) => {

@@ -11,7 +11,7 @@
 //! preface in HTTP/1.x (or refuses `h2` in ALPN) is said to be one that does not speak
 //! HTTP/2, which every observation of it then carries.
 
-use super::{describe, Conn, Endpoint, Io, Job, CONNECT_TIMEOUT};
+use super::{describe, Conn, Endpoint, Io, Job};
 use crate::observation::Observation;
 use bytes::Bytes;
 use h2::client::SendRequest;
@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 pub(crate) use crate::recording::{recorded_over_http2 as marked, PROTOCOL_HEADER};
 
@@ -250,14 +249,7 @@ async fn open(endpoint: &Endpoint) -> Result<Live, String> {
     let refused = |why: &str| {
         format!("HTTP/2: the target does not speak HTTP/2 ({why}); the exchange was recorded over HTTP/2")
     };
-    let tcp = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        TcpStream::connect((endpoint.host.as_str(), endpoint.port)),
-    )
-    .await
-    .map_err(|_| format!("connect: timed out after {} s", CONNECT_TIMEOUT.as_secs()))?
-    .map_err(|e| describe("connect", &e))?;
-    let _ = tcp.set_nodelay(true);
+    let tcp = super::connect_tcp(endpoint).await?;
     let io: Box<dyn Io> = match &endpoint.h2_tls {
         None => Box::new(tcp),
         Some((connector, name)) => {
