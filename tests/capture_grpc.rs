@@ -43,19 +43,8 @@ fn root_and_tcpdump() -> bool {
 
 /// Makes `n` calls; returns how many were answered OK.
 fn calls(dir: &Path, port: u16, n: usize) -> usize {
-    let script = dir.join("client.py");
-    std::fs::write(&script, CLIENT).unwrap();
-    let out = Command::new("python3")
-        .arg(&script)
-        .args([&format!("127.0.0.1:{port}"), &n.to_string()])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let target = format!("127.0.0.1:{port}");
+    let text = common::grpc::run_client(dir, CLIENT, &[&target, &n.to_string()]);
     text.trim().parse().unwrap()
 }
 

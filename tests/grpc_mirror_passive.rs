@@ -13,7 +13,6 @@ use common::{available, nprt, serial, PyServer, Testbed};
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 /// N unary calls on one channel (one HTTP/2 connection), one at a time with a pause between
@@ -59,16 +58,9 @@ fn can_run() -> bool {
 
 /// Makes [`CALLS`] calls straight to the primary; returns how many were answered OK.
 fn drive(dir: &Path, port: u16) -> usize {
-    let script = dir.join("client.py");
-    std::fs::write(&script, CLIENT).unwrap();
-    let out = Command::new("python3")
-        .arg(&script)
-        .args([&format!("127.0.0.1:{port}"), &CALLS.to_string(), "0.002"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    let (target, calls) = (format!("127.0.0.1:{port}"), CALLS.to_string());
+    let text = common::grpc::run_client(dir, CLIENT, &[&target, &calls, "0.002"]);
+    text.trim().parse().unwrap()
 }
 
 /// `nprt mirror --interface lo` for the primary's port, sending copies of `echo.Echo/*` calls

@@ -29,20 +29,7 @@ for i in range(int(sys.argv[2])):
 "#;
 
 fn calls(dir: &Path, target: &str, n: usize) -> Vec<String> {
-    let script = dir.join("client.py");
-    std::fs::write(&script, CLIENT).unwrap();
-    let out = Command::new("python3")
-        .arg(&script)
-        .args([target, &n.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
+    common::grpc::run_client(dir, CLIENT, &[target, &n.to_string()])
         .lines()
         .map(str::to_owned)
         .collect()

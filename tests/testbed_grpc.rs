@@ -4,7 +4,6 @@
 mod common;
 
 use common::Testbed;
-use std::process::Command;
 
 /// Calls `METHOD` N times with distinct messages, printing per call: the outcome (`echo` when
 /// the answer is the request, else the answer's length), the status, the details and the
@@ -27,24 +26,8 @@ for i in range(int(sys.argv[3])):
 /// One line per call: (outcome, status, ms, details).
 fn calls(testbed: &Testbed, method: &str, n: usize) -> Vec<(String, String, f64, String)> {
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("client.py");
-    std::fs::write(&script, CLIENT).unwrap();
-    let out = Command::new("python3")
-        .arg(&script)
-        .args([
-            testbed.url.trim_start_matches("http://"),
-            method,
-            &n.to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
+    let target = testbed.url.trim_start_matches("http://");
+    common::grpc::run_client(dir.path(), CLIENT, &[target, method, &n.to_string()])
         .lines()
         .map(|l| {
             let mut parts = l.splitn(4, ' ');

@@ -57,3 +57,21 @@ pub fn echo_server_taking(
     let args = [fail_every.to_string(), delay.as_secs_f64().to_string()];
     super::PyServer::start(dir, "echo_server.py", ECHO_SERVER, &[&args[0], &args[1]])
 }
+
+/// Writes the client `script` into `dir` and runs it with `args`; its stdout, once it
+/// succeeded (its stderr in the failure otherwise).
+pub fn run_client(dir: &Path, script: &str, args: &[&str]) -> String {
+    let path = dir.join("client.py");
+    std::fs::write(&path, script).unwrap();
+    let out = Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
