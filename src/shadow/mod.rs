@@ -280,8 +280,7 @@ pub async fn run_proxy(
     let primary_speaks = speaks::Servers::new([&primary], mirroring.extra_ca.as_deref())?;
     let (running, policy) = Running::start(mirroring, Arc::clone(&metrics))?;
     // Known before the first request, so that it goes the right way.
-    primary_speaks.probe().await;
-    running.shadows.probe().await;
+    tokio::join!(primary_speaks.probe(), running.shadows.probe());
     let proxy = Arc::new(proxy::Proxy {
         primary,
         primary_name: running.primary_name.clone(),

@@ -133,11 +133,19 @@ impl Servers {
         Ok(Servers(support))
     }
 
-    /// Probes every server (each bounded by the probe timeout), so that the first requests are
-    /// sent the right way.
+    /// Probes every server at once (bounded by the probe timeout), so that the first requests
+    /// are sent the right way.
     pub async fn probe(&self) {
-        for server in &self.0 {
-            server.speaks_http2().await;
+        let probes: Vec<_> = self
+            .0
+            .iter()
+            .map(|server| {
+                let server = Arc::clone(server);
+                tokio::spawn(async move { server.speaks_http2().await })
+            })
+            .collect();
+        for probe in probes {
+            let _ = probe.await;
         }
     }
 
