@@ -618,7 +618,9 @@ fn shard_summaries_merge_exactly() {
         "--jitter",
         "4ms",
         "--route-error-rate",
-        "/fast/*=0.1",
+        // Errors drawn at random: at 10% the paired test on the observations missed them
+        // about once in 40 runs, while the unpaired counts did not; at 20% both see them.
+        "/fast/*=0.2",
     ]);
     let path = |name: String| dir.path().join(name).display().to_string();
     let (mut observations, mut summaries) = (Vec::new(), Vec::new());
